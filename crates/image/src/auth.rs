@@ -1,0 +1,189 @@
+//! Registry credentials from rkt's configuration directories.
+//!
+//! rkt reads `auth.d/*.json` under the system config directory (`/usr/lib/rkt`) and then the
+//! local one (`/etc/rkt`), files in lexical order, later entries winning. Two kinds matter for
+//! registries:
+//!
+//! ```json
+//! {"rktKind":"dockerAuth","rktVersion":"v1","registries":["quay.io"],
+//!  "credentials":{"user":"u","password":"p"}}
+//! {"rktKind":"auth","rktVersion":"v1","domains":["example.com"],"type":"basic",
+//!  "credentials":{"user":"u","password":"p"}}
+//! ```
+//!
+//! `auth` entries of type `oauth` carry `{"token": …}` and are sent as a Bearer token.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+/// Credentials per registry host (with port, as written in the reference).
+#[derive(Debug, Default, Clone)]
+pub struct Credentials {
+    by_host: HashMap<String, Credential>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    rkt_kind: String,
+    rkt_version: String,
+}
+
+#[derive(Deserialize)]
+struct DockerAuth {
+    registries: Vec<String>,
+    credentials: UserPassword,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    domains: Vec<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    credentials: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct UserPassword {
+    user: String,
+    password: String,
+}
+
+impl Credentials {
+    /// Loads `auth.d` from the system directory, then the local one (which wins).
+    pub fn load(system_config: &Path, local_config: &Path) -> Result<Self> {
+        let mut creds = Credentials::default();
+        for dir in [system_config, local_config] {
+            creds.load_dir(&dir.join("auth.d"))?;
+        }
+        Ok(creds)
+    }
+
+    pub fn get(&self, host: &str) -> Option<&Credential> {
+        self.by_host.get(host)
+    }
+
+    pub fn insert(&mut self, host: &str, cred: Credential) {
+        self.by_host.insert(host.to_string(), cred);
+    }
+
+    fn load_dir(&mut self, dir: &Path) -> Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            self.parse_file(&text).with_context(|| {
+                format!(
+                    "invalid credentials file {}; expected rktKind \"dockerAuth\" or \"auth\", rktVersion \"v1\"",
+                    file.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn parse_file(&mut self, text: &str) -> Result<()> {
+        let header: Header = serde_json::from_str(text)?;
+        if header.rkt_version != "v1" {
+            bail!("unsupported rktVersion {:?}", header.rkt_version);
+        }
+        match header.rkt_kind.as_str() {
+            "dockerAuth" => {
+                let d: DockerAuth = serde_json::from_str(text)?;
+                for r in d.registries {
+                    self.insert(
+                        &r,
+                        Credential::Basic {
+                            user: d.credentials.user.clone(),
+                            password: d.credentials.password.clone(),
+                        },
+                    );
+                }
+            }
+            "auth" => {
+                let a: Auth = serde_json::from_str(text)?;
+                let cred = match a.kind.as_str() {
+                    "basic" => {
+                        let up: UserPassword = serde_json::from_value(a.credentials)?;
+                        Credential::Basic {
+                            user: up.user,
+                            password: up.password,
+                        }
+                    }
+                    "oauth" => {
+                        let token = a.credentials["token"]
+                            .as_str()
+                            .context("oauth credentials need a \"token\"")?;
+                        Credential::Bearer(token.to_string())
+                    }
+                    other => bail!("unsupported auth type {other:?} (basic and oauth are)"),
+                };
+                for d in a.domains {
+                    self.insert(&d, cred.clone());
+                }
+            }
+            other => bail!("unknown rktKind {other:?}"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_overrides_system_and_both_kinds_parse() {
+        let sys = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("auth.d")).unwrap();
+        std::fs::create_dir_all(local.path().join("auth.d")).unwrap();
+        std::fs::write(
+            sys.path().join("auth.d/a.json"),
+            r#"{"rktKind":"dockerAuth","rktVersion":"v1","registries":["r:5000","q.io"],"credentials":{"user":"sys","password":"x"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            local.path().join("auth.d/b.json"),
+            r#"{"rktKind":"auth","rktVersion":"v1","domains":["r:5000"],"type":"basic","credentials":{"user":"loc","password":"y"}}"#,
+        )
+        .unwrap();
+        let c = Credentials::load(sys.path(), local.path()).unwrap();
+        assert_eq!(
+            c.get("r:5000"),
+            Some(&Credential::Basic {
+                user: "loc".into(),
+                password: "y".into()
+            })
+        );
+        assert!(matches!(c.get("q.io"), Some(Credential::Basic { user, .. }) if user == "sys"));
+        assert!(c.get("other").is_none());
+    }
+
+    #[test]
+    fn bad_file_names_itself() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("auth.d")).unwrap();
+        std::fs::write(d.path().join("auth.d/z.json"), r#"{"rktKind":"nope","rktVersion":"v1"}"#)
+            .unwrap();
+        let e = Credentials::load(Path::new("/nonexistent"), d.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("z.json"), "{e:#}");
+    }
+}

@@ -1,0 +1,479 @@
+//! `rkt fetch` for Docker/OCI images: resolve, download, verify, render, publish.
+//!
+//! Layers download in parallel into the blob store, each hashed as it streams; the render
+//! applies them in order as soon as each one (and every one before it) is verified, so
+//! decompression and unpacking overlap the downloads that are still running. Nothing is
+//! unpacked before its digest has been checked.
+
+use crate::appc::{self, DockerImageConfig, Provenance};
+use crate::auth::Credentials;
+use crate::digest;
+use crate::reference::Reference;
+use crate::registry::{self, RawManifest, Registry};
+use crate::store::{self, ImageInfo, Store};
+use crate::unpack::{Compression, Tree};
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `--pull-policy`: when to ask the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Use a stored image of the same name and tag if there is one.
+    New,
+    /// Always ask the registry; reuse what is stored if it is the same image.
+    Update,
+    /// Never ask the registry.
+    Never,
+}
+
+impl std::str::FromStr for PullPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "new" => Ok(PullPolicy::New),
+            "update" => Ok(PullPolicy::Update),
+            "never" => Ok(PullPolicy::Never),
+            _ => Err(format!(
+                "invalid pull policy {s:?}; use \"new\", \"update\" or \"never\""
+            )),
+        }
+    }
+}
+
+/// Where download progress is reported.
+pub trait Progress: Send + Sync {
+    fn start(&self, what: &str, total: Option<u64>);
+    fn advance(&self, what: &str, bytes: u64);
+    fn finish(&self, what: &str);
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, _: &str, _: u64) {}
+    fn finish(&self, _: &str) {}
+}
+
+pub struct Fetcher {
+    pub store: Arc<Store>,
+    pub credentials: Credentials,
+    pub options: registry::Options,
+    pub policy: PullPolicy,
+    pub progress: Arc<dyn Progress>,
+    /// Downloads at once, per image.
+    pub parallel: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    manifests: Vec<IndexEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexEntry {
+    digest: String,
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    architecture: String,
+    os: String,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    media_type: String,
+    digest: String,
+    size: Option<u64>,
+}
+
+impl Fetcher {
+    /// Fetches one image and returns its ID (`sha512-` and 64 hex digits).
+    pub async fn fetch(&self, image: &str) -> Result<String> {
+        let reference = Reference::parse(image)?;
+        let name = reference.image_name();
+        if self.policy != PullPolicy::Update {
+            let stored = self.store.find_by_name(&name, reference.tag.as_deref())?;
+            let stored = stored.filter(|i| {
+                reference.digest.is_none() || reference.digest.as_deref() == Some(&i.manifest_digest)
+            });
+            match (stored, self.policy) {
+                (Some(info), _) => return Ok(info.id),
+                (None, PullPolicy::Never) => bail!(
+                    "image {reference} is not in the store and --pull-policy=never forbids fetching it; fetch it first or use --pull-policy=new"
+                ),
+                _ => {}
+            }
+        }
+        let credential = self.credentials.get(&reference.registry).cloned();
+        let registry = Arc::new(Registry::connect(&reference, credential, &self.options).await?);
+        let manifest = self.resolve_manifest(&registry, &reference).await?;
+        let id = digest::image_id(&manifest.bytes);
+        if self.store.has_image(&id) {
+            self.store.touch(&id)?;
+            return Ok(id);
+        }
+        self.pull(&registry, &reference, &manifest, &id)
+            .await
+            .with_context(|| format!("fetching {reference}"))?;
+        Ok(id)
+    }
+
+    /// Follows an index or manifest list to the manifest for this host's platform.
+    async fn resolve_manifest(&self, reg: &Registry, r: &Reference) -> Result<RawManifest> {
+        let top = reg.manifest(r.manifest_reference()).await?;
+        match top.media_type.as_str() {
+            registry::MEDIA_OCI_INDEX | registry::MEDIA_DOCKER_LIST => {
+                let index: Index = serde_json::from_slice(&top.bytes)
+                    .with_context(|| format!("parsing the image index of {r}"))?;
+                let (os, arch) = host_platform();
+                let entry = index
+                    .manifests
+                    .iter()
+                    .find(|m| {
+                        m.platform
+                            .as_ref()
+                            .is_some_and(|p| p.os == os && p.architecture == arch)
+                    })
+                    .ok_or_else(|| {
+                        let have: Vec<String> = index
+                            .manifests
+                            .iter()
+                            .filter_map(|m| m.platform.as_ref())
+                            .map(|p| format!("{}/{}", p.os, p.architecture))
+                            .collect();
+                        anyhow!(
+                            "image {r} has no variant for this host's platform {os}/{arch} (it has: {})",
+                            have.join(", ")
+                        )
+                    })?;
+                let m = reg.manifest(&entry.digest).await?;
+                match m.media_type.as_str() {
+                    registry::MEDIA_OCI_MANIFEST | registry::MEDIA_DOCKER_MANIFEST => Ok(m),
+                    other => bail!("image {r}: index entry {} has unsupported media type {other:?}", entry.digest),
+                }
+            }
+            registry::MEDIA_OCI_MANIFEST | registry::MEDIA_DOCKER_MANIFEST => Ok(top),
+            other => bail!(
+                "image {r} has a manifest of unsupported media type {other:?}; supported are OCI manifests and indexes and Docker schema2 manifests and manifest lists"
+            ),
+        }
+    }
+
+    /// Applies layers in order, each as soon as its download (and all before it) is done,
+    /// into a staging directory. Returns it with the image lock held.
+    async fn render(
+        &self,
+        id: &str,
+        layers: Vec<(String, Compression)>,
+        mut done: tokio::sync::mpsc::UnboundedReceiver<(usize, Result<PathBuf>)>,
+    ) -> Result<(PathBuf, store::Lock)> {
+        let lock = {
+            let (store, id) = (self.store.clone(), id.to_string());
+            tokio::task::spawn_blocking(move || store.lock(&format!("image-{id}"))).await??
+        };
+        let staged = self
+            .store
+            .tmp_dir()
+            .join(format!("render-{id}-{}", std::process::id()));
+        // We hold the image lock, so anything staged under this name is an earlier crash's.
+        crate::unpack::remove_tree(&staged)?;
+        let result = async {
+            let mut tree = Some(Tree::open(&staged.join("rootfs"))?);
+            let mut ready: Vec<Option<PathBuf>> = vec![None; layers.len()];
+            let mut next = 0;
+            while next < layers.len() {
+                let (i, res) = done
+                    .recv()
+                    .await
+                    .ok_or_else(|| anyhow!("a layer download ended without a result"))?;
+                ready[i] = Some(res?);
+                while let Some(path) = ready.get_mut(next).and_then(Option::take) {
+                    let (digest, c) = layers[next].clone();
+                    let mut t = tree.take().expect("tree is returned after each layer");
+                    let (t, res) = tokio::task::spawn_blocking(move || {
+                        let res = apply_blob(&mut t, &path, c)
+                            .with_context(|| format!("applying layer {digest}"));
+                        (t, res)
+                    })
+                    .await?;
+                    tree = Some(t);
+                    res?;
+                    next += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok((staged, lock)),
+            Err(e) => {
+                let _ = crate::unpack::remove_tree(&staged);
+                Err(e)
+            }
+        }
+    }
+
+    async fn pull(&self, reg: &Arc<Registry>, r: &Reference, raw: &RawManifest, id: &str) -> Result<()> {
+        let manifest: Manifest =
+            serde_json::from_slice(&raw.bytes).context("parsing the image manifest")?;
+        let mut plan = Vec::new();
+        for l in &manifest.layers {
+            crate::reference::validate_digest(&l.digest).map_err(|e| anyhow!("layer: {e}"))?;
+            let c = Compression::from_media_type(&l.media_type).ok_or_else(|| {
+                anyhow!(
+                    "layer {} has unknown media type {:?}; supported are OCI tar, tar+gzip, tar+zstd and Docker rootfs.diff.tar.gzip layers",
+                    l.digest,
+                    l.media_type
+                )
+            })?;
+            plan.push((l.clone(), c));
+        }
+        crate::reference::validate_digest(&manifest.config.digest)
+            .map_err(|e| anyhow!("config: {e}"))?;
+        let config_bytes = reg.small_blob(&manifest.config.digest).await?;
+        let config: DockerImageConfig =
+            serde_json::from_slice(&config_bytes).context("parsing the image config")?;
+        let appc_manifest = appc::from_docker(
+            &r.image_name(),
+            &config,
+            &Provenance {
+                original_name: &r.to_string(),
+                registry: &r.registry,
+                repository: &r.repository,
+                tag: r.tag.as_deref(),
+                config_digest: &manifest.config.digest,
+                manifest_digest: &raw.digest,
+            },
+        )
+        .map_err(|e| anyhow!("converting the image config: {e}"))?;
+
+        // Start every download now; the render below consumes them in layer order.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<PathBuf>)>();
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.parallel.max(1)));
+        let downloads: Vec<_> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, (layer, _))| {
+                let (store, progress, reg) = (self.store.clone(), self.progress.clone(), reg.clone());
+                let (layer, sem, tx) = (layer.clone(), sem.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let res = match sem.acquire().await {
+                        Ok(_permit) => {
+                            ensure_blob(&store, &reg, &layer.digest, layer.size, &*progress).await
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    let _ = tx.send((i, res));
+                })
+            })
+            .collect();
+        drop(tx);
+        let layers: Vec<(String, Compression)> =
+            plan.iter().map(|(l, c)| (l.digest.clone(), *c)).collect();
+        let rendered = self.render(id, layers, rx).await;
+        if rendered.is_err() {
+            // Stop what is still downloading; partial blobs stay for the next fetch to resume.
+            for d in &downloads {
+                d.abort();
+            }
+        }
+        for d in downloads {
+            let _ = d.await;
+        }
+        let (staged, _lock) = rendered?;
+
+        if self.store.has_image(id) {
+            // Another fetch finished the same image while we rendered.
+            crate::unpack::remove_tree(&staged)?;
+            return Ok(());
+        }
+        let blob_size: u64 = manifest.layers.iter().filter_map(|l| l.size).sum::<u64>()
+            + config_bytes.len() as u64;
+        let info = ImageInfo {
+            id: id.to_string(),
+            name: appc_manifest.name.clone(),
+            version: r.tag.clone(),
+            source: r.to_string(),
+            manifest_digest: raw.digest.clone(),
+            config_digest: manifest.config.digest.clone(),
+            layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+            import_time: store::now_nanos(),
+            last_used: store::now_nanos(),
+            size: blob_size + store::tree_size(&staged.join("rootfs")),
+        };
+        std::fs::write(
+            staged.join("manifest"),
+            serde_json::to_vec(&appc_manifest)?,
+        )?;
+        std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
+        self.store.commit(&staged, id)
+    }
+}
+
+
+/// Decompresses a verified blob and applies it to the tree.
+fn apply_blob(tree: &mut Tree, path: &std::path::Path, c: Compression) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let decoder = c.decoder(reader).context("starting decompression")?;
+    tree.apply_layer(decoder)
+}
+
+/// Makes sure the blob is in the store, verified: downloads it (resuming a partial download
+/// left by an earlier, interrupted fetch) unless it is there already. Concurrent fetches of the
+/// same blob serialize on its lock, so each blob is downloaded once.
+async fn ensure_blob(
+    store: &Arc<Store>,
+    reg: &Registry,
+    digest: &str,
+    size: Option<u64>,
+    progress: &dyn Progress,
+) -> Result<PathBuf> {
+    let hex = digest::hex_part(digest).to_string();
+    let lock = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.lock(&format!("blob-{hex}"))).await??
+    };
+    let final_path = store.blob_path(digest);
+    if final_path.exists() {
+        return Ok(final_path);
+    }
+    let partial = store.partial_blob_path(digest);
+    let short = &digest::hex_part(digest)[..12];
+    let what = format!("sha256:{short}");
+    progress.start(&what, size);
+    let res = download(reg, digest, size, &partial, progress, &what).await;
+    progress.finish(&what);
+    res?;
+    std::fs::rename(&partial, &final_path)
+        .with_context(|| format!("moving {} into place", partial.display()))?;
+    drop(lock);
+    Ok(final_path)
+}
+
+async fn download(
+    reg: &Registry,
+    digest: &str,
+    size: Option<u64>,
+    partial: &std::path::Path,
+    progress: &dyn Progress,
+    what: &str,
+) -> Result<()> {
+    let mut file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(partial)
+        .with_context(|| format!("opening {}", partial.display()))?;
+    // Hash what an earlier attempt left, so that we can continue where it stopped.
+    let mut hasher = Sha256::new();
+    let mut offset = hash_existing(&mut file, &mut hasher)?;
+    if size.is_some_and(|s| offset > s) {
+        file.set_len(0)?;
+        hasher = Sha256::new();
+        offset = 0;
+    }
+    progress.advance(what, offset);
+    let mut attempts_left = 5u32;
+    loop {
+        if size == Some(offset) && offset > 0 {
+            break;
+        }
+        let (resp, ranged) = reg.blob(digest, offset).await?;
+        if offset > 0 && !ranged {
+            file.set_len(0)?;
+            file.rewind()?;
+            hasher = Sha256::new();
+            offset = 0;
+        }
+        let mut stream = resp.bytes_stream();
+        let mut broken = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    file.write_all(&bytes).context("writing the blob")?;
+                    hasher.update(&bytes);
+                    offset += bytes.len() as u64;
+                    progress.advance(what, bytes.len() as u64);
+                    if size.is_some_and(|s| offset > s) {
+                        bail!("blob {digest} is longer than the {} bytes its manifest says", size.unwrap());
+                    }
+                }
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        match broken {
+            None if size.is_none_or(|s| s == offset) => break,
+            None => broken_retry(&mut attempts_left, anyhow!("connection closed at byte {offset} of {}", size.unwrap_or(0)))?,
+            Some(e) => broken_retry(&mut attempts_left, anyhow::Error::new(e))?,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    file.sync_data().ok();
+    let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+    if got != digest {
+        drop(file);
+        std::fs::remove_file(partial).ok();
+        bail!(
+            "blob {digest} does not match its digest (got {got}); the registry's copy is corrupt or was tampered with"
+        );
+    }
+    Ok(())
+}
+
+fn broken_retry(attempts_left: &mut u32, err: anyhow::Error) -> Result<()> {
+    if *attempts_left == 0 {
+        return Err(err.context("download kept breaking off; giving up"));
+    }
+    *attempts_left -= 1;
+    Ok(())
+}
+
+fn hash_existing(file: &mut std::fs::File, hasher: &mut Sha256) -> Result<u64> {
+    file.rewind()?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// This host's platform in OCI terms.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        other => other,
+    };
+    ("linux", arch)
+}

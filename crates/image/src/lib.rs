@@ -1,0 +1,16 @@
+//! Images for rkt: references, registry client, content store and rendered trees.
+//!
+//! The flow of `rkt fetch docker://…` is [`fetch::Fetcher::fetch`]: parse the
+//! [`reference::Reference`], [`registry::Registry::connect`] with credentials from
+//! [`auth::Credentials`], resolve the manifest for this platform, download and verify blobs
+//! into the [`store::Store`], apply them with [`unpack::Tree`], convert the config to an appc
+//! manifest with [`appc::from_docker`], and publish the image with one rename.
+
+pub mod appc;
+pub mod auth;
+pub mod digest;
+pub mod fetch;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;

@@ -1,0 +1,324 @@
+//! The image store under `<dir>/cas/`.
+//!
+//! ```text
+//! cas/blobs/sha256/<hex>            verified blobs (layers, configs), shared by all images
+//! cas/blobs/sha256/<hex>.partial    a download in progress or interrupted (resumed later)
+//! cas/images/<image-id>/            one directory per image, made visible by a single rename:
+//!     manifest                        the appc image manifest (`rkt image cat-manifest`)
+//!     info.json                       name, source, digests, times, sizes
+//!     rootfs/                         the rendered tree that pods use
+//! cas/locks/                        flock(2) files: one per blob and one per image
+//! cas/tmp/                          renders in progress; anything here is garbage once its
+//!                                   image lock is free
+//! ```
+//!
+//! An image exists exactly when `images/<id>/info.json` exists: it is written into the
+//! temporary directory before the rename, so a crash at any point leaves either a complete
+//! image or nothing visible, and the next fetch redoes the missing part.
+
+use crate::appc::ImageManifest;
+use anyhow::{bail, Context, Result};
+use rustix::fs::{flock, FlockOperation};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageInfo {
+    /// `sha512-` and 64 hex digits.
+    pub id: String,
+    /// appc name, e.g. `registry-1.docker.io/library/redis`.
+    pub name: String,
+    /// The `version` label (the tag), if any.
+    pub version: Option<String>,
+    /// What the user asked for, e.g. `docker://redis:3.2`.
+    pub source: String,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    pub layers: Vec<String>,
+    /// Nanoseconds since the epoch.
+    pub import_time: i64,
+    pub last_used: i64,
+    /// Bytes of the image's blobs plus its rendered tree, as rkt reported size.
+    pub size: u64,
+}
+
+impl ImageInfo {
+    /// `name:version`, as `rkt image list` shows it.
+    pub fn display_name(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}:{}", self.name, v),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A held flock(2); released when dropped.
+pub struct Lock {
+    _file: File,
+}
+
+pub struct Store {
+    cas: PathBuf,
+}
+
+pub fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens the store under `dir` (rkt's `--dir`), creating its directories.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let cas = dir.join("cas");
+        for sub in ["blobs/sha256", "images", "locks", "tmp"] {
+            let p = cas.join(sub);
+            std::fs::create_dir_all(&p).with_context(|| {
+                format!(
+                    "cannot create the image store directory {}; check --dir and that you are root",
+                    p.display()
+                )
+            })?;
+        }
+        Ok(Store { cas })
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.cas
+            .join("blobs/sha256")
+            .join(crate::digest::hex_part(digest))
+    }
+
+    pub fn partial_blob_path(&self, digest: &str) -> PathBuf {
+        let mut p = self.blob_path(digest).into_os_string();
+        p.push(".partial");
+        PathBuf::from(p)
+    }
+
+    pub fn image_dir(&self, id: &str) -> PathBuf {
+        self.cas.join("images").join(id)
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.image_dir(id).join("rootfs")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.cas.join("tmp")
+    }
+
+    /// Blocks until the named lock is held exclusively.
+    pub fn lock(&self, name: &str) -> Result<Lock> {
+        let path = self.cas.join("locks").join(format!("{name}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening lock {}", path.display()))?;
+        flock(&file, FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Takes the named lock only if nobody holds it.
+    pub fn try_lock(&self, name: &str) -> Result<Option<Lock>> {
+        let path = self.cas.join("locks").join(format!("{name}.lock"));
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(Lock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn has_image(&self, id: &str) -> bool {
+        self.image_dir(id).join("info.json").exists()
+    }
+
+    pub fn info(&self, id: &str) -> Result<ImageInfo> {
+        let p = self.image_dir(id).join("info.json");
+        let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", p.display()))
+    }
+
+    pub fn manifest(&self, id: &str) -> Result<ImageManifest> {
+        let bytes = self.manifest_bytes(id)?;
+        serde_json::from_slice(&bytes).context("parsing the image manifest")
+    }
+
+    pub fn manifest_bytes(&self, id: &str) -> Result<Vec<u8>> {
+        let p = self.image_dir(id).join("manifest");
+        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+    }
+
+    /// Records that an image was used now (rkt's "last used" column).
+    pub fn touch(&self, id: &str) -> Result<()> {
+        let mut info = self.info(id)?;
+        info.last_used = now_nanos();
+        write_atomic(
+            &self.image_dir(id).join("info.json"),
+            &serde_json::to_vec_pretty(&info)?,
+        )
+    }
+
+    /// All complete images, oldest import first.
+    pub fn list(&self) -> Result<Vec<ImageInfo>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.cas.join("images"))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str() else { continue };
+            // Skip ones removed meanwhile or not yet complete.
+            if let Ok(info) = self.info(id) {
+                out.push(info);
+            }
+        }
+        out.sort_by_key(|i| i.import_time);
+        Ok(out)
+    }
+
+    /// Finds the newest image with this name and version label (`--pull-policy=new|never`).
+    pub fn find_by_name(&self, name: &str, version: Option<&str>) -> Result<Option<ImageInfo>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|i| i.name == name && (version.is_none() || i.version.as_deref() == version))
+            .max_by_key(|i| i.import_time))
+    }
+
+    /// Resolves what a user typed (an ID, a unique ID prefix, `name`, `name:version`, or a
+    /// `docker://` reference) to one image.
+    pub fn resolve(&self, query: &str) -> Result<ImageInfo> {
+        let images = self.list()?;
+        if query.starts_with("sha512-") {
+            let hits: Vec<_> = images.iter().filter(|i| i.id.starts_with(query)).collect();
+            return match hits.len() {
+                0 => bail!("no image with ID {query:?} in the store; see `rkt image list`"),
+                1 => Ok(hits[0].clone()),
+                _ => bail!(
+                    "image ID prefix {query:?} matches {} images; give more of the ID",
+                    hits.len()
+                ),
+            };
+        }
+        let wanted = match crate::reference::Reference::parse(query) {
+            Ok(r) if query.starts_with("docker://") => (r.image_name(), r.tag),
+            _ => match query.rsplit_once(':') {
+                Some((n, v)) if !v.contains('/') => (n.to_string(), Some(v.to_string())),
+                _ => (query.to_string(), None),
+            },
+        };
+        images
+            .into_iter()
+            .filter(|i| {
+                (i.name == wanted.0 && (wanted.1.is_none() || i.version == wanted.1))
+                    || i.display_name() == query
+            })
+            .max_by_key(|i| i.import_time)
+            .with_context(|| format!("no image named {query:?} in the store; see `rkt image list`"))
+    }
+
+    /// Publishes a fully prepared image directory (with `info.json`, `manifest`, `rootfs/`)
+    /// under its ID. The caller holds the image's lock.
+    pub fn commit(&self, staged: &Path, id: &str) -> Result<()> {
+        let dest = self.image_dir(id);
+        std::fs::rename(staged, &dest)
+            .with_context(|| format!("moving {} to {}", staged.display(), dest.display()))?;
+        sync_dir(&self.cas.join("images"))
+    }
+
+    /// Removes an image. Its blobs go at the next `image gc`, if no other image uses them.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let _lock = self.lock(&format!("image-{id}"))?;
+        let dir = self.image_dir(id);
+        // Hide it first (one rename), then delete at leisure.
+        let graveyard = self
+            .tmp_dir()
+            .join(format!("rm-{id}-{}", std::process::id()));
+        std::fs::rename(&dir, &graveyard)
+            .with_context(|| format!("removing image {id}: moving {}", dir.display()))?;
+        crate::unpack::remove_tree(&graveyard)
+    }
+
+    /// Removes blobs no image refers to and leftovers of interrupted work. Partial downloads
+    /// younger than `keep_partial` are kept so that a later fetch can resume them.
+    pub fn sweep(&self, keep_partial: std::time::Duration) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        let used: std::collections::HashSet<String> = self
+            .list()?
+            .into_iter()
+            .flat_map(|i| {
+                let mut v = i.layers;
+                v.push(i.config_digest);
+                v
+            })
+            .map(|d| crate::digest::hex_part(&d).to_string())
+            .collect();
+        for entry in std::fs::read_dir(self.cas.join("blobs/sha256"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (hex, partial) = match name.strip_suffix(".partial") {
+                Some(h) => (h.to_string(), true),
+                None => (name.clone(), false),
+            };
+            let Some(_lock) = self.try_lock(&format!("blob-{hex}"))? else { continue };
+            let stale = if partial {
+                let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+                age >= keep_partial
+            } else {
+                !used.contains(&hex)
+            };
+            if stale {
+                std::fs::remove_file(entry.path())?;
+                removed.push(entry.path());
+            }
+        }
+        for entry in std::fs::read_dir(self.tmp_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // tmp entries are "<what>-<image-id>-<pid>"; a free image lock means abandoned.
+            let id = name.split('-').skip(1).take(2).collect::<Vec<_>>().join("-");
+            if let Some(_lock) = self.try_lock(&format!("image-{id}"))? {
+                crate::unpack::remove_tree(&entry.path())?;
+                removed.push(entry.path());
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Writes a file by rename, so readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Sum of the sizes of regular files under `path`, not following symlinks.
+pub fn tree_size(path: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+        rd.filter_map(|e| e.ok())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(path)
+}

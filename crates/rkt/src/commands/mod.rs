@@ -1,0 +1,5 @@
+//! One module per rkt subcommand.
+
+pub mod fetch;
+pub mod image;
+pub mod version;
