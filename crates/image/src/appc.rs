@@ -196,7 +196,11 @@ pub fn from_docker(
     })
 }
 
-fn app_from(rc: &DockerRunConfig, entrypoint: Vec<String>, cmd: Vec<String>) -> Result<App, String> {
+fn app_from(
+    rc: &DockerRunConfig,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+) -> Result<App, String> {
     let (user, group) = docker_user(rc.user.as_deref().unwrap_or(""));
     let environment = rc
         .env
@@ -240,7 +244,13 @@ pub fn sanitize_ac_name(s: &str) -> Result<String, String> {
     let out: String = s
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let out = out.trim_matches('-').to_string();
     if out.is_empty() {
@@ -354,7 +364,10 @@ mod tests {
     fn users_and_names() {
         assert_eq!(docker_user(""), ("0".into(), "0".into()));
         assert_eq!(docker_user("app:staff"), ("app".into(), "staff".into()));
-        assert_eq!(sanitize_ac_name("volume/var/lib/my_data").unwrap(), "volume-var-lib-my-data");
+        assert_eq!(
+            sanitize_ac_name("volume/var/lib/my_data").unwrap(),
+            "volume-var-lib-my-data"
+        );
         assert_eq!(appc_os_arch("linux", "arm64", None).1, "aarch64");
     }
 }

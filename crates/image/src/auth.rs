@@ -181,8 +181,11 @@ mod tests {
     fn bad_file_names_itself() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("auth.d")).unwrap();
-        std::fs::write(d.path().join("auth.d/z.json"), r#"{"rktKind":"nope","rktVersion":"v1"}"#)
-            .unwrap();
+        std::fs::write(
+            d.path().join("auth.d/z.json"),
+            r#"{"rktKind":"nope","rktVersion":"v1"}"#,
+        )
+        .unwrap();
         let e = Credentials::load(Path::new("/nonexistent"), d.path()).unwrap_err();
         assert!(format!("{e:#}").contains("z.json"), "{e:#}");
     }

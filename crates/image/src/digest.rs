@@ -35,7 +35,13 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         let id = image_id(b"");
-        assert_eq!(id, "sha512-cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce");
-        assert_eq!(short_image_id(&id), "sha512-cf83e1357eefb8bdf1542850d66d8007");
+        assert_eq!(
+            id,
+            "sha512-cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+        );
+        assert_eq!(
+            short_image_id(&id),
+            "sha512-cf83e1357eefb8bdf1542850d66d8007"
+        );
     }
 }

@@ -50,6 +50,8 @@ pub trait Progress: Send + Sync {
     fn start(&self, what: &str, total: Option<u64>);
     fn advance(&self, what: &str, bytes: u64);
     fn finish(&self, what: &str);
+    /// A download continues where an interrupted one stopped.
+    fn resumed(&self, _what: &str, _offset: u64) {}
 }
 
 pub struct NoProgress;
@@ -110,7 +112,8 @@ impl Fetcher {
         if self.policy != PullPolicy::Update {
             let stored = self.store.find_by_name(&name, reference.tag.as_deref())?;
             let stored = stored.filter(|i| {
-                reference.digest.is_none() || reference.digest.as_deref() == Some(&i.manifest_digest)
+                reference.digest.is_none()
+                    || reference.digest.as_deref() == Some(&i.manifest_digest)
             });
             match (stored, self.policy) {
                 (Some(info), _) => return Ok(info.id),
@@ -229,7 +232,13 @@ impl Fetcher {
         }
     }
 
-    async fn pull(&self, reg: &Arc<Registry>, r: &Reference, raw: &RawManifest, id: &str) -> Result<()> {
+    async fn pull(
+        &self,
+        reg: &Arc<Registry>,
+        r: &Reference,
+        raw: &RawManifest,
+        id: &str,
+    ) -> Result<()> {
         let manifest: Manifest =
             serde_json::from_slice(&raw.bytes).context("parsing the image manifest")?;
         let mut plan = Vec::new();
@@ -270,7 +279,8 @@ impl Fetcher {
             .iter()
             .enumerate()
             .map(|(i, (layer, _))| {
-                let (store, progress, reg) = (self.store.clone(), self.progress.clone(), reg.clone());
+                let (store, progress, reg) =
+                    (self.store.clone(), self.progress.clone(), reg.clone());
                 let (layer, sem, tx) = (layer.clone(), sem.clone(), tx.clone());
                 tokio::spawn(async move {
                     let res = match sem.acquire().await {
@@ -303,8 +313,8 @@ impl Fetcher {
             crate::unpack::remove_tree(&staged)?;
             return Ok(());
         }
-        let blob_size: u64 = manifest.layers.iter().filter_map(|l| l.size).sum::<u64>()
-            + config_bytes.len() as u64;
+        let blob_size: u64 =
+            manifest.layers.iter().filter_map(|l| l.size).sum::<u64>() + config_bytes.len() as u64;
         let info = ImageInfo {
             id: id.to_string(),
             name: appc_manifest.name.clone(),
@@ -317,15 +327,11 @@ impl Fetcher {
             last_used: store::now_nanos(),
             size: blob_size + store::tree_size(&staged.join("rootfs")),
         };
-        std::fs::write(
-            staged.join("manifest"),
-            serde_json::to_vec(&appc_manifest)?,
-        )?;
+        std::fs::write(staged.join("manifest"), serde_json::to_vec(&appc_manifest)?)?;
         std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
         self.store.commit(&staged, id)
     }
 }
-
 
 /// Decompresses a verified blob and applies it to the tree.
 fn apply_blob(tree: &mut Tree, path: &std::path::Path, c: Compression) -> Result<()> {
@@ -390,7 +396,10 @@ async fn download(
         hasher = Sha256::new();
         offset = 0;
     }
-    progress.advance(what, offset);
+    if offset > 0 {
+        progress.resumed(what, offset);
+        progress.advance(what, offset);
+    }
     let mut attempts_left = 5u32;
     loop {
         if size == Some(offset) && offset > 0 {
@@ -413,7 +422,10 @@ async fn download(
                     offset += bytes.len() as u64;
                     progress.advance(what, bytes.len() as u64);
                     if size.is_some_and(|s| offset > s) {
-                        bail!("blob {digest} is longer than the {} bytes its manifest says", size.unwrap());
+                        bail!(
+                            "blob {digest} is longer than the {} bytes its manifest says",
+                            size.unwrap()
+                        );
                     }
                 }
                 Err(e) => {
@@ -424,7 +436,13 @@ async fn download(
         }
         match broken {
             None if size.is_none_or(|s| s == offset) => break,
-            None => broken_retry(&mut attempts_left, anyhow!("connection closed at byte {offset} of {}", size.unwrap_or(0)))?,
+            None => broken_retry(
+                &mut attempts_left,
+                anyhow!(
+                    "connection closed at byte {offset} of {}",
+                    size.unwrap_or(0)
+                ),
+            )?,
             Some(e) => broken_retry(&mut attempts_left, anyhow::Error::new(e))?,
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -129,7 +129,10 @@ fn validate_repository(repo: &str) -> Result<(), String> {
             && component.chars().all(|c| {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
             })
-            && component.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+            && component
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric());
         if !ok {
             return Err(format!(
                 "repository component {component:?} must be lowercase letters, digits, '.', '_' or '-'"
@@ -209,7 +212,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["docker://", "docker://Upper/case", "docker://a//b", "docker://a:b@c"] {
+        for bad in [
+            "docker://",
+            "docker://Upper/case",
+            "docker://a//b",
+            "docker://a:b@c",
+        ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
     }

@@ -270,7 +270,9 @@ impl Store {
                 Some(h) => (h.to_string(), true),
                 None => (name.clone(), false),
             };
-            let Some(_lock) = self.try_lock(&format!("blob-{hex}"))? else { continue };
+            let Some(_lock) = self.try_lock(&format!("blob-{hex}"))? else {
+                continue;
+            };
             let stale = if partial {
                 let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
                 age >= keep_partial
@@ -286,7 +288,12 @@ impl Store {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             // tmp entries are "<what>-<image-id>-<pid>"; a free image lock means abandoned.
-            let id = name.split('-').skip(1).take(2).collect::<Vec<_>>().join("-");
+            let id = name
+                .split('-')
+                .skip(1)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("-");
             if let Some(_lock) = self.try_lock(&format!("image-{id}"))? {
                 crate::unpack::remove_tree(&entry.path())?;
                 removed.push(entry.path());
@@ -311,7 +318,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Sum of the sizes of regular files under `path`, not following symlinks.
 pub fn tree_size(path: &Path) -> u64 {
     fn walk(p: &Path) -> u64 {
-        let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
         rd.filter_map(|e| e.ok())
             .map(|e| match e.file_type() {
                 Ok(t) if t.is_dir() => walk(&e.path()),

@@ -39,7 +39,9 @@ impl Compression {
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                Some(Compression::Gzip)
+            }
             "application/vnd.oci.image.layer.v1.tar+zstd"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
                 Some(Compression::Zstd)
@@ -175,7 +177,11 @@ impl Tree {
                 let fd = fs::openat(
                     parent,
                     &name[..],
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )?;
                 let mut file = std::fs::File::from(fd);
@@ -196,7 +202,12 @@ impl Tree {
                     Some(fs::Gid::from_raw(meta.gid)),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )?;
-                fs::utimensat(parent, &name[..], &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+                fs::utimensat(
+                    parent,
+                    &name[..],
+                    &times(meta.mtime),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -213,7 +224,12 @@ impl Tree {
                 };
                 fs::mknodat(parent, &name[..], ft, Mode::from_raw_mode(0o600), dev)?;
                 set_owner_mode(parent, Some(&name), &meta)?;
-                fs::utimensat(parent, &name[..], &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+                fs::utimensat(
+                    parent,
+                    &name[..],
+                    &times(meta.mtime),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
             }
             other => bail!("unsupported tar entry type {other:?}"),
         }
@@ -248,7 +264,12 @@ impl Tree {
         Ok(())
     }
 
-    fn whiteout(&mut self, parent_path: &[u8], target: &[u8], created: &HashSet<Vec<u8>>) -> Result<()> {
+    fn whiteout(
+        &mut self,
+        parent_path: &[u8],
+        target: &[u8],
+        created: &HashSet<Vec<u8>>,
+    ) -> Result<()> {
         if self.open_parent(parent_path, false).is_err() {
             return Ok(()); // nothing below to hide
         }
@@ -301,7 +322,12 @@ impl Tree {
     /// Creates the missing directories of `path`, component by component, like umoci does for
     /// entries whose parents the archive never listed (mode 0755, owned by root).
     fn create_dirs(&self, path: &[u8]) -> Result<OwnedFd> {
-        let mut cur = fs::openat(self.root.as_fd(), ".", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let mut cur = fs::openat(
+            self.root.as_fd(),
+            ".",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut so_far = Vec::new();
         for comp in path.split(|b| *b == b'/') {
             so_far = join(&so_far, comp);
@@ -309,7 +335,8 @@ impl Tree {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(resolve_error(&so_far, e)),
             }
-            cur = open_dir_at(cur.as_fd(), comp).map_err(|_| resolve_error(&so_far, Errno::LOOP))?;
+            cur =
+                open_dir_at(cur.as_fd(), comp).map_err(|_| resolve_error(&so_far, Errno::LOOP))?;
         }
         Ok(cur)
     }
@@ -403,8 +430,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 fn list_dir(dir: BorrowedFd) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    let mut d = fs::Dir::read_from(dir)?;
-    while let Some(ent) = d.next() {
+    for ent in fs::Dir::read_from(dir)? {
         let ent = ent?;
         let name = ent.file_name().to_bytes();
         if name != b"." && name != b".." {
@@ -471,7 +497,10 @@ fn parse_pax_time(s: &str) -> Result<Timespec> {
         nanos.push('0');
     }
     let tv_nsec: i64 = if frac.is_empty() { 0 } else { nanos.parse()? };
-    Ok(Timespec { tv_sec, tv_nsec: tv_nsec as _ })
+    Ok(Timespec {
+        tv_sec,
+        tv_nsec: tv_nsec as _,
+    })
 }
 
 fn device<R: Read>(entry: &tar::Entry<R>) -> Result<fs::Dev> {
@@ -517,7 +546,9 @@ fn set_xattrs(fd: BorrowedFd, meta: &Meta) -> Result<()> {
 fn copy_data<R: Read>(entry: &mut tar::Entry<R>, out: &mut std::fs::File) -> Result<()> {
     let mut buf = vec![0u8; 128 * 1024];
     loop {
-        let n = entry.read(&mut buf).context("reading file data from the layer")?;
+        let n = entry
+            .read(&mut buf)
+            .context("reading file data from the layer")?;
         if n == 0 {
             return Ok(());
         }
@@ -531,7 +562,11 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("no file name in {}", path.display()))?;
-    let dir = fs::open(parent, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = fs::open(
+        parent,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     match remove_at(dir.as_fd(), name.as_encoded_bytes()) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
@@ -593,16 +628,20 @@ mod tests {
     fn whiteouts_respect_same_layer_entries() {
         let dir = tempfile::tempdir().unwrap();
         let mut t = Tree::open(&dir.path().join("root")).unwrap();
-        t.apply_layer(&layer(|b| {
-            file(b, "d/old", b"1");
-            file(b, "gone", b"2");
-        })[..])
+        t.apply_layer(
+            &layer(|b| {
+                file(b, "d/old", b"1");
+                file(b, "gone", b"2");
+            })[..],
+        )
         .unwrap();
-        t.apply_layer(&layer(|b| {
-            file(b, "d/new", b"3");
-            file(b, "d/.wh..wh..opq", b"");
-            file(b, ".wh.gone", b"");
-        })[..])
+        t.apply_layer(
+            &layer(|b| {
+                file(b, "d/new", b"3");
+                file(b, "d/.wh..wh..opq", b"");
+                file(b, ".wh.gone", b"");
+            })[..],
+        )
         .unwrap();
         let root = dir.path().join("root");
         assert!(root.join("d/new").exists());
@@ -617,10 +656,17 @@ mod tests {
         std::fs::create_dir(&outside).unwrap();
         let mut t = Tree::open(&dir.path().join("root")).unwrap();
         let e = t
-            .apply_layer(&layer(|b| {
-                raw_entry(b, "link", tar::EntryType::Symlink, outside.to_str().unwrap());
-                file(b, "link/pwned", b"x");
-            })[..])
+            .apply_layer(
+                &layer(|b| {
+                    raw_entry(
+                        b,
+                        "link",
+                        tar::EntryType::Symlink,
+                        outside.to_str().unwrap(),
+                    );
+                    file(b, "link/pwned", b"x");
+                })[..],
+            )
             .unwrap_err();
         assert!(format!("{e:#}").contains("symlink"), "{e:#}");
         assert!(!outside.join("pwned").exists());

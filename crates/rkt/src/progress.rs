@@ -38,6 +38,12 @@ impl Progress for Bars {
             b.inc(bytes);
         }
     }
+    fn resumed(&self, what: &str, offset: u64) {
+        let _ = self.multi.println(format!(
+            "Resuming {what} at {}",
+            crate::output::ibytes(offset)
+        ));
+    }
     fn finish(&self, what: &str) {
         if let Some(b) = self.bars.lock().unwrap().remove(what) {
             b.finish();
@@ -62,6 +68,9 @@ impl Progress for Lines {
         if let Some(n) = self.done.lock().unwrap().get_mut(what) {
             *n += bytes;
         }
+    }
+    fn resumed(&self, what: &str, offset: u64) {
+        eprintln!("Resuming {what} at {}", crate::output::ibytes(offset));
     }
     fn finish(&self, what: &str) {
         if let Some(n) = self.done.lock().unwrap().remove(what) {

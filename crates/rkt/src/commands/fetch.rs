@@ -77,7 +77,11 @@ pub fn fetcher(global: &GlobalArgs, policy: PullPolicy) -> Result<Fetcher> {
     // is waited for (a Go duration or seconds; default 30s per request).
     if let Ok(t) = std::env::var("RKT_REGISTRY_TIMEOUT") {
         options.timeout = flags::parse_duration(&t)
-            .or_else(|_| t.parse::<u64>().map(std::time::Duration::from_secs).map_err(|e| e.to_string()))
+            .or_else(|_| {
+                t.parse::<u64>()
+                    .map(std::time::Duration::from_secs)
+                    .map_err(|e| e.to_string())
+            })
             .map_err(anyhow::Error::msg)
             .context("RKT_REGISTRY_TIMEOUT")?;
     }

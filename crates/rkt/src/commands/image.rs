@@ -116,7 +116,11 @@ const FIELDS: [&str; 5] = ["id", "name", "importtime", "lastused", "size"];
 
 fn list(store: &Store, args: &ListArgs) -> Result<()> {
     let fields = option_list(&args.fields, &FIELDS, "--fields")?;
-    let sort = option_list(&args.sort, &["name", "importtime", "lastused", "size"], "--sort")?;
+    let sort = option_list(
+        &args.sort,
+        &["name", "importtime", "lastused", "size"],
+        "--sort",
+    )?;
     let desc = match args.order.as_str() {
         "asc" => false,
         "desc" => true,
@@ -197,7 +201,10 @@ fn option_list(s: &str, allowed: &[&str], flag: &str) -> Result<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for f in s.split(',').map(|f| f.trim().to_lowercase()) {
         if !allowed.contains(&f.as_str()) {
-            bail!("{flag}: unknown field {f:?}; accepted values: {}", allowed.join(", "));
+            bail!(
+                "{flag}: unknown field {f:?}; accepted values: {}",
+                allowed.join(", ")
+            );
         }
         if out.contains(&f) {
             bail!("{flag}: duplicated field {f:?}");
@@ -301,7 +308,10 @@ fn export(store: &Store, query: &str, out: &Path, overwrite: bool) -> Result<()>
         tar.append_data(&mut h, "manifest", &manifest[..])?;
         tar.append_dir_all("rootfs", store.rootfs(&info.id))
             .context("error writing to output ACI file")?;
-        tar.into_inner()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        tar.into_inner()?
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
         Ok(())
     })();
     match result {
@@ -323,7 +333,10 @@ fn render(store: &Store, args: &TreeArgs) -> Result<()> {
     }
     if out.exists() {
         if !args.overwrite {
-            bail!("output directory {} exists (try --overwrite)", out.display());
+            bail!(
+                "output directory {} exists (try --overwrite)",
+                out.display()
+            );
         }
         image::unpack::remove_tree(&out).context("error removing existing output dir")?;
     }

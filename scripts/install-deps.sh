@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building, testing and the demo need. Idempotent: it asks
+# apt only for what is missing. The Rust toolchain (cargo) must already be installed.
+set -euo pipefail
+
+packages=(
+  # building
+  gcc pkg-config
+  # the test harness: a real registry, fixture images built by umoci and pushed by skopeo
+  docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl python3 attr tar
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install a Rust toolchain (rustup, stable >= 1.85) first" >&2
+  exit 1
+fi
