@@ -7,7 +7,7 @@ packages=(
   # building
   gcc pkg-config
   # the test harness: a real registry, fixture images built by umoci and pushed by skopeo
-  docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl python3 attr tar
+  docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl python3 attr tar zstd gzip
 )
 
 missing=()

@@ -178,6 +178,28 @@ impl Fetcher {
         }
     }
 
+    /// The image config, through the blob store like every other blob, so that concurrent
+    /// fetches download it once. Read whole, so capped like a manifest.
+    async fn config_blob(&self, reg: &Arc<Registry>, desc: &Descriptor) -> Result<Vec<u8>> {
+        let limit = registry::MAX_MANIFEST_BYTES as u64;
+        let size = desc.size.unwrap_or(0);
+        if size > limit {
+            bail!(
+                "image config {} is {size} bytes, over the {limit}-byte limit; refusing it",
+                desc.digest
+            );
+        }
+        let path = ensure_blob(&self.store, reg, &desc.digest, desc.size, &NoProgress).await?;
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        if bytes.len() as u64 > limit {
+            bail!(
+                "image config {} is over the {limit}-byte limit; refusing it",
+                desc.digest
+            );
+        }
+        Ok(bytes)
+    }
+
     /// Applies layers in order, each as soon as its download (and all before it) is done,
     /// into a staging directory. Returns it with the image lock held.
     async fn render(
@@ -255,7 +277,7 @@ impl Fetcher {
         }
         crate::reference::validate_digest(&manifest.config.digest)
             .map_err(|e| anyhow!("config: {e}"))?;
-        let config_bytes = reg.small_blob(&manifest.config.digest).await?;
+        let config_bytes = self.config_blob(reg, &manifest.config).await?;
         let config: DockerImageConfig =
             serde_json::from_slice(&config_bytes).context("parsing the image config")?;
         let appc_manifest = appc::from_docker(

@@ -317,22 +317,6 @@ impl Registry {
         Ok((resp, partial))
     }
 
-    /// Fetches a small blob (an image config) whole, verifying its digest.
-    pub async fn small_blob(&self, digest: &str) -> Result<Vec<u8>> {
-        let (resp, _) = self.blob(digest, 0).await?;
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES)
-            .await
-            .with_context(|| format!("blob {digest} of {}", self.image))?;
-        let got = crate::digest::sha256_digest(&bytes);
-        if got != digest {
-            bail!(
-                "blob {digest} of {} does not match its digest (got {got}); the registry's copy is corrupt",
-                self.image
-            );
-        }
-        Ok(bytes)
-    }
-
     fn check_status(&self, resp: Response, what: &str) -> Result<Response> {
         let status = resp.status();
         if status.is_success() {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Print out more debug information to stderr
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
     pub debug: bool,
     /// rkt data directory
     #[arg(long, global = true, default_value = "/var/lib/rkt")]
@@ -26,7 +26,7 @@ pub struct GlobalArgs {
     #[arg(long = "insecure-options", global = true, default_value = "none", value_parser = InsecureOptions::parse)]
     pub insecure_options: InsecureOptions,
     /// Automatically trust gpg keys fetched from https (accepted for compatibility)
-    #[arg(long = "trust-keys-from-https", global = true, num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
+    #[arg(long = "trust-keys-from-https", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
     pub trust_keys_from_https: bool,
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 #[derive(Args, Debug)]
 pub struct FetchArgs {
     /// Print the full image hash after fetching
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     pub full: bool,
     /// When to fetch from the remote: new (only if not stored), update (always check), never
     #[arg(long = "pull-policy", default_value = "update")]
@@ -19,10 +19,10 @@ pub struct FetchArgs {
     #[arg(long)]
     pub signature: Vec<String>,
     /// Deprecated: same as --pull-policy=never
-    #[arg(long = "store-only", num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long = "store-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     pub store_only: bool,
     /// Deprecated: same as --pull-policy=update
-    #[arg(long = "no-store", num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long = "no-store", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     pub no_store: bool,
     /// Images to fetch: docker://[host[:port]/]repo[:tag|@sha256:…]
     #[arg(required = true, value_name = "IMAGE")]

@@ -26,7 +26,7 @@ pub enum ImageCommand {
     /// Inspect and print the image manifest
     CatManifest {
         /// Apply indent to format the output
-        #[arg(long = "pretty-print", num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
+        #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
         pretty_print: bool,
         #[arg(value_name = "IMAGE")]
         image: String,
@@ -34,7 +34,7 @@ pub enum ImageCommand {
     /// Export a stored image to an ACI file
     Export {
         /// Overwrite output ACI
-        #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
         overwrite: bool,
         #[arg(value_name = "IMAGE")]
         image: String,
@@ -59,10 +59,10 @@ pub struct ListArgs {
     #[arg(long, default_value = "asc")]
     order: String,
     /// Suppress a legend with the list
-    #[arg(long = "no-legend", num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long = "no-legend", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     no_legend: bool,
     /// Use long output format
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     full: bool,
     /// Output format: json or json-pretty; tabbed columns when empty
     #[arg(long, default_value = "", value_parser = flags::parse_format)]
@@ -72,10 +72,10 @@ pub struct ListArgs {
 #[derive(Args, Debug)]
 pub struct TreeArgs {
     /// Write only the root filesystem
-    #[arg(long = "rootfs-only", num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long = "rootfs-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     rootfs_only: bool,
     /// Overwrite the output directory
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     overwrite: bool,
     #[arg(value_name = "IMAGE")]
     image: String,
