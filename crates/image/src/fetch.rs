@@ -69,6 +69,8 @@ pub struct Fetcher {
     pub progress: Arc<dyn Progress>,
     /// Downloads at once, per image.
     pub parallel: usize,
+    /// `--debug`: say on stderr what is being done.
+    pub debug: bool,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +107,12 @@ struct Descriptor {
 }
 
 impl Fetcher {
+    fn debug(&self, msg: impl FnOnce() -> String) {
+        if self.debug {
+            eprintln!("fetch: {}", msg());
+        }
+    }
+
     /// Fetches one image and returns its ID (`sha512-` and 64 hex digits).
     pub async fn fetch(&self, image: &str) -> Result<String> {
         let reference = Reference::parse(image)?;
@@ -125,9 +133,12 @@ impl Fetcher {
         }
         let credential = self.credentials.get(&reference.registry).cloned();
         let registry = Arc::new(Registry::connect(&reference, credential, &self.options).await?);
+        self.debug(|| format!("talking to {}", registry.base_url()));
         let manifest = self.resolve_manifest(&registry, &reference).await?;
         let id = digest::image_id(&manifest.bytes);
+        self.debug(|| format!("{reference} is manifest {} ({}), image {id}", manifest.digest, manifest.media_type));
         if self.store.has_image(&id) {
+            self.debug(|| format!("image {id} is already in the store"));
             self.store.touch(&id)?;
             return Ok(id);
         }
@@ -231,6 +242,8 @@ impl Fetcher {
                 while let Some(path) = ready.get_mut(next).and_then(Option::take) {
                     let (digest, c) = layers[next].clone();
                     let mut t = tree.take().expect("tree is returned after each layer");
+                    let started = std::time::Instant::now();
+                    let shown = digest.clone();
                     let (t, res) = tokio::task::spawn_blocking(move || {
                         let res = apply_blob(&mut t, &path, c)
                             .with_context(|| format!("applying layer {digest}"));
@@ -239,6 +252,7 @@ impl Fetcher {
                     .await?;
                     tree = Some(t);
                     res?;
+                    self.debug(|| format!("applied layer {shown} in {:?}", started.elapsed()));
                     next += 1;
                 }
             }

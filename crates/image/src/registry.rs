@@ -124,6 +124,11 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Where the registry was reached: `https://host` or `http://host`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

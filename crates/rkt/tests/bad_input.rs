@@ -93,29 +93,10 @@ fn config_over_4_mib() {
     refused("bad/big-config", &["limit"]);
 }
 
-/// Starts one of the harness's single-purpose Python servers and returns it with its port.
-fn python_server(script: &str, args: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let portfile = dir.path().join("port");
-    let child = std::process::Command::new("python3")
-        .arg(common::harness(script))
-        .arg(&portfile)
-        .args(args)
-        .spawn()
-        .unwrap();
-    let port = (0..200)
-        .find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(25));
-            std::fs::read_to_string(&portfile).ok()
-        })
-        .unwrap_or_else(|| panic!("{script} did not start"));
-    (child, port.trim().to_string(), dir)
-}
-
 #[test]
 fn manifest_over_4_mib() {
     // Distribution itself will not serve a manifest this big, so a one-purpose server does.
-    let (mut server, port, _dir) = python_server("manifest_server.py", &["5000000"]);
+    let (mut server, port, _dir) = common::python_server("manifest_server.py", &["5000000"]);
     let rkt = Rkt::new();
     let image = format!("docker://127.0.0.1:{port}/huge:latest");
     let err = rkt.fails(&["fetch", &image]);
@@ -124,7 +105,7 @@ fn manifest_over_4_mib() {
     assert!(err.contains(&image) && err.contains("limit"), "{err}");
     assert!(rkt.image_dirs().is_empty());
     // Just under the limit is parsed (and then fails later, on its fake config).
-    let (mut server, port, _dir) = python_server("manifest_server.py", &["4000000"]);
+    let (mut server, port, _dir) = common::python_server("manifest_server.py", &["4000000"]);
     let err = rkt.fails(&["fetch", &format!("docker://127.0.0.1:{port}/huge:latest")]);
     server.kill().ok();
     server.wait().ok();
@@ -143,7 +124,7 @@ fn missing_image() {
 
 #[test]
 fn registry_that_hangs() {
-    let (mut server, port, _dir) = python_server("hang_server.py", &[]);
+    let (mut server, port, _dir) = common::python_server("hang_server.py", &[]);
     let mut rkt = Rkt::new();
     rkt.env.push(("RKT_REGISTRY_TIMEOUT".into(), "1s".into()));
     let image = format!("docker://127.0.0.1:{port}/x:latest");

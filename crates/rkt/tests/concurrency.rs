@@ -115,23 +115,8 @@ fn killed_fetch_leaves_nothing_visible_and_next_fetch_resumes() {
     let reg = Registry::start("plain");
     push_big_image(&reg);
     // Reach the registry through a proxy that passes 8 MB/s, so the kill lands mid-blob.
-    let dir = tempfile::tempdir().unwrap();
-    let portfile = dir.path().join("port");
-    let mut proxy = Command::new("python3")
-        .arg(common::harness("slow_proxy.py"))
-        .arg(&portfile)
-        .arg(reg.port.to_string())
-        .arg("8000000")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let port = loop {
-        if let Ok(p) = std::fs::read_to_string(&portfile) {
-            break p.trim().to_string();
-        }
-        assert!(Instant::now() < deadline, "proxy did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let port = reg.port.to_string();
+    let (mut proxy, port, _dir) = common::python_server("slow_proxy.py", &[&port, "8000000"]);
     let image = format!("docker://127.0.0.1:{port}/big:latest");
     let rkt = Rkt::new();
     let mut child = rkt

@@ -434,3 +434,20 @@ fn docker_images_need_insecure_image() {
     let err = rkt.fails(&["fetch", "example.com/app:1.0"]);
     assert!(err.contains("docker://"), "{err}");
 }
+
+#[test]
+fn retries_server_errors_and_resets() {
+    if !common::require_root() {
+        return;
+    }
+    let reg = plain();
+    // Two 503 answers, then two connections reset, then the real registry.
+    let target = reg.port.to_string();
+    let (mut proxy, port, _dir) = common::python_server("flaky_proxy.py", &[&target, "2", "2"]);
+    let rkt = Rkt::new();
+    let out = rkt.run(&["fetch", &format!("docker://127.0.0.1:{port}/busybox:latest")]);
+    proxy.kill().ok();
+    proxy.wait().ok();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(rkt.image_dirs().len(), 1);
+}

@@ -92,6 +92,7 @@ pub fn fetcher(global: &GlobalArgs, policy: PullPolicy) -> Result<Fetcher> {
         policy,
         progress: Arc::from(crate::progress::for_stderr()),
         parallel: 4,
+        debug: global.debug,
     })
 }
 

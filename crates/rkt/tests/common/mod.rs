@@ -245,3 +245,22 @@ impl Rkt {
         self.cas().join("images").join(full).join("rootfs")
     }
 }
+
+/// Starts one of the harness's single-purpose Python servers and returns it with its port.
+pub fn python_server(script: &str, args: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let portfile = dir.path().join("port");
+    let child = std::process::Command::new("python3")
+        .arg(harness(script))
+        .arg(&portfile)
+        .args(args)
+        .spawn()
+        .unwrap();
+    let port = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            std::fs::read_to_string(&portfile).ok()
+        })
+        .unwrap_or_else(|| panic!("{script} did not start"));
+    (child, port.trim().to_string(), dir)
+}
