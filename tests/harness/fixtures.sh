@@ -1,106 +1,186 @@
 #!/usr/bin/env bash
 # Builds the fixture images as one OCI image layout, OUTDIR/layout, with umoci (payload:
-# busybox from busybox-static). Cached: does nothing when OUTDIR/.done is newer than this
-# script. Tags:
-#   busybox      2 layers; config with entrypoint, cmd, env, workdir, user, ports, volumes
-#   special      whiteouts, an opaque directory, hardlinks, symlinks, a fifo, a char device,
-#                setuid/setgid, non-root owners, odd modes, an xattr, an old mtime
-#   multi-amd64, multi-arm64   one per platform, and `multi`: an OCI index of the two
+# busybox from busybox-static), one tag per image:
+#
+#   busybox      layer 1: /bin/busybox and applet symlinks, /etc/passwd and /etc/group (root;
+#                user and group `app`, 1000:1000; group `staff`, 50, member app); layer 2:
+#                /www/index.html "hello from rkt".
+#                Config: Entrypoint ["/bin/sh","-c"], Cmd ["echo hello"], Env PATH and FOO=bar,
+#                WorkingDir /www, User 1000:1000, ports 8080/tcp 53/udp, volumes /data and
+#                /var/tmp, label org.example.purpose=test, linux/amd64.
+#   special      the layer-application cases (see below)
+#   multi-amd64, multi-arm64   tiny images whose /platform says amd64 / arm64, configs to match
+#   multi        an OCI image index over the two, with platform fields (made with jq)
+#
+# Cached: does nothing when OUTDIR/.done is newer than this script. Builds into a scratch
+# layout and renames it into place, so an interrupted build leaves no half layout behind;
+# concurrent callers are serialized on OUTDIR/.lock.
+#
+# What umoci 0.4.7 emits (checked by looking into its layers):
+#   - a directory deleted and recreated between two `umoci repack`s gets per-file whiteouts
+#     (`replaced/.wh.a`, `replaced/.wh.sub`) next to its new contents, never `.wh..wh..opq`;
+#     so the opaque-directory case is a layer written here by tarfile and added with
+#     `umoci raw add-layer`: `opq/`, `opq/.wh..wh..opq`, `opq/fresh`, in that order;
+#   - user.* xattrs survive, as PAX `SCHILY.xattr.user.rkt.test=hello` records;
+#   - mtimes survive (old-mtime is 2001-02-03T00:00:00Z in the layer); whiteout entries are
+#     mode 0, uid 0, mtime 0; hardlinks become a tar hardlink entry (hard2 -> hard1);
+#     fifos and devices keep their type, device numbers and mode.
 set -euo pipefail
 out=${1:?usage: fixtures.sh OUTDIR}
-self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
-if [[ -f $out/.done && $out/.done -nt $self ]]; then exit 0; fi
-rm -rf "$out"
-mkdir -p "$out"
-L=$out/layout
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 
-umoci init --layout "$L"
+fresh() { [[ -f $out/.done && $out/.done -nt $self && -f $out/layout/index.json ]]; }
+fresh && exit 0
+
+for tool in umoci skopeo jq python3 setfattr mknod sha256sum flock; do
+  command -v "$tool" >/dev/null || { echo "fixtures.sh: $tool not found (see tests/harness/packages.txt)" >&2; exit 1; }
+done
+[[ -x /bin/busybox ]] || { echo "fixtures.sh: /bin/busybox not found (busybox-static)" >&2; exit 1; }
+[[ $(id -u) == 0 ]] || { echo "fixtures.sh: must run as root (mknod, chown)" >&2; exit 1; }
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+exec 9>"$out/.lock"
+flock 9
+fresh && exit 0 # built by whoever held the lock before us
+
+work=$(mktemp -d "$out/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+L=$work/layout
+log=$work/umoci.log
+run() { "$@" >>"$log" 2>&1 || { echo "fixtures.sh: failed: $*" >&2; tail -20 "$log" >&2; exit 1; }; }
+
+run umoci init --layout "$L"
 
 # new_image TAG: an empty image and its unpacked bundle in $work/TAG
 new_image() {
-  umoci new --image "$L:$1"
-  umoci unpack --image "$L:$1" "$work/$1" >/dev/null
+  run umoci new --image "$L:$1"
+  run umoci unpack --image "$L:$1" "$work/$1"
 }
-# --refresh-bundle: later repacks diff against the previous one, so layers hold only changes
-# (and deletions become whiteouts).
-repack() { umoci repack --refresh-bundle --image "$L:$1" "$work/$1"; }
+# --refresh-bundle: the next repack diffs against this one, so every layer holds only the
+# changes since the previous repack (deletions become whiteouts).
+repack() { run umoci repack --refresh-bundle --image "$L:$1" "$work/$1"; }
 
 busybox_layer() { # ROOTFS
-  local r=$1
+  local r=$1 c
   mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+  chmod 1777 "$r/tmp"
   cp /bin/busybox "$r/bin/busybox"
   for c in sh ls cat echo httpd sleep true false id env nc wget; do ln -s busybox "$r/bin/$c"; done
-  printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n' >"$r/etc/passwd"
-  printf 'root:x:0:\napp:x:1000:\nstaff:x:50:app\n' >"$r/etc/group"
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'app:x:1000:1000:app:/home/app:/bin/sh' >"$r/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'app:x:1000:' 'staff:x:50:app' >"$r/etc/group"
 }
 
-# busybox
+# --- busybox ---------------------------------------------------------------------------
 new_image busybox
 busybox_layer "$work/busybox/rootfs"
 repack busybox
 mkdir -p "$work/busybox/rootfs/www"
 echo "hello from rkt" >"$work/busybox/rootfs/www/index.html"
 repack busybox
-umoci config --image "$L:busybox" \
+run umoci config --image "$L:busybox" \
   --config.entrypoint /bin/sh --config.entrypoint -c --config.cmd "echo hello" \
   --config.env PATH=/usr/bin:/bin --config.env FOO=bar --config.workingdir /www \
   --config.user 1000:1000 --config.exposedports 8080/tcp --config.exposedports 53/udp \
   --config.volume /data --config.volume /var/tmp --config.label org.example.purpose=test \
   --os linux --architecture amd64
 
-# special: layer 1 lays things out, layer 2 deletes and replaces some of them
+# --- special ---------------------------------------------------------------------------
+# layer 1: busybox, and things later layers delete or replace
 new_image special
 r=$work/special/rootfs
 busybox_layer "$r"
-mkdir -p "$r/opaque/sub" "$r/keep"
-echo old1 >"$r/opaque/a"; echo old2 >"$r/opaque/sub/b"
-echo doomed >"$r/doomed"; echo kept >"$r/keep/file"
+echo doomed >"$r/doomed"
+mkdir -p "$r/replaced/sub" "$r/opq/sub" "$r/keep"
+echo old-a >"$r/replaced/a"
+echo old-b >"$r/replaced/sub/b"
+echo old >"$r/opq/old"
+echo old2 >"$r/opq/sub/old2"
+echo kept >"$r/keep/file"
 repack special
+# layer 2: a whiteout, a replaced directory (per-file whiteouts), and every odd file kind
 rm "$r/doomed"
-rm -rf "$r/opaque"; mkdir "$r/opaque"; echo new >"$r/opaque/c"
-echo data >"$r/hard1"; ln "$r/hard1" "$r/hard2"
-ln -s ../keep/file "$r/keep/rel-link"; ln -s /etc/passwd "$r/abs-link"; ln -s /nowhere "$r/dangling"
+rm -rf "$r/replaced"
+mkdir "$r/replaced"
+echo new-c >"$r/replaced/c"
+echo data >"$r/hard1"
+ln "$r/hard1" "$r/hard2"
+mkdir "$r/links"
+ln -s ../keep/file "$r/links/rel-link"
+ln -s /etc/passwd "$r/links/abs-link"
+ln -s /nowhere/at/all "$r/links/dangling"
 mkfifo "$r/fifo"
 mknod "$r/dev-null-copy" c 1 3
-echo suid >"$r/suid"; chmod 4755 "$r/suid"
-mkdir "$r/sgid-dir"; chmod 2775 "$r/sgid-dir"
-echo u1000 >"$r/owned-1000"; chown 1000:1000 "$r/owned-1000"
-echo u1234 >"$r/owned-1234"; chown 1234:5678 "$r/owned-1234"
-echo secret >"$r/mode-0600"; chmod 0600 "$r/mode-0600"
-echo x >"$r/xattr-file"; setfattr -n user.rkt.test -v hello "$r/xattr-file"
-echo old >"$r/old-mtime"; touch -h -d 2001-02-03 "$r/old-mtime"
+echo suid >"$r/suid"
+chmod 4755 "$r/suid"
+mkdir "$r/sgid-dir"
+chmod 2775 "$r/sgid-dir"
+echo u1000 >"$r/owned-1000"
+chown 1000:1000 "$r/owned-1000"
+echo u1234 >"$r/owned-1234"
+chown 1234:5678 "$r/owned-1234"
+echo secret >"$r/mode-0600"
+chmod 0600 "$r/mode-0600"
+echo x >"$r/xattr-file"
+setfattr -n user.rkt.test -v hello "$r/xattr-file"
+echo old >"$r/old-mtime"
+touch -d 2001-02-03T00:00:00Z "$r/old-mtime"
 repack special
-# umoci writes per-file whiteouts; an opaque directory marker comes from a layer that GNU tar
-# builds from files on disk, added with umoci raw add-layer.
-mkdir -p "$work/opq/keep"
-: >"$work/opq/keep/.wh..wh..opq"
-echo fresh >"$work/opq/keep/fresh"
-tar --numeric-owner --owner=0 --group=0 -C "$work/opq" -cf "$work/opq.tar" keep
-umoci raw add-layer --image "$L:special" "$work/opq.tar"
+# layer 3: an explicit opaque whiteout (umoci never writes one, see the top)
+python3 - "$work/opq.tar" <<'PY'
+import io, sys, tarfile, time
+now = int(time.time())
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, data in (("opq", None), ("opq/.wh..wh..opq", b""), ("opq/fresh", b"fresh\n")):
+        i = tarfile.TarInfo(name)
+        i.mtime = now
+        if data is None:
+            i.type, i.mode = tarfile.DIRTYPE, 0o755
+            t.addfile(i)
+        else:
+            i.mode, i.size = 0o644, len(data)
+            t.addfile(i, io.BytesIO(data))
+PY
+run umoci raw add-layer --image "$L:special" "$work/opq.tar"
 
-# multi-platform: two tiny images and an OCI index over them
+# --- multi-platform --------------------------------------------------------------------
 for arch in amd64 arm64; do
   new_image "multi-$arch"
   busybox_layer "$work/multi-$arch/rootfs"
   echo "$arch" >"$work/multi-$arch/rootfs/platform"
   repack "multi-$arch"
-  umoci config --image "$L:multi-$arch" --os linux --architecture "$arch"
+  run umoci config --image "$L:multi-$arch" --os linux --architecture "$arch" --config.cmd /bin/sh
 done
-entry() { # TAG ARCH -> index entry JSON for that tag's manifest
-  jq -c --arg t "$1" --arg a "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t)
+# entry TAG ARCH: the index entry for that tag's manifest
+entry() {
+  jq -ce --arg t "$1" --arg a "$2" '.manifests[]
+    | select(.annotations["org.opencontainers.image.ref.name"] == $t)
     | {mediaType, digest, size, platform: {architecture: $a, os: "linux"}}' "$L/index.json"
 }
-index=$(jq -cn --argjson a "$(entry multi-amd64 amd64)" --argjson b "$(entry multi-arm64 arm64)" \
-  '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [$a, $b]}')
-printf '%s' "$index" >"$work/index.json"
-hex=$(sha256sum "$work/index.json" | cut -d' ' -f1)
-cp "$work/index.json" "$L/blobs/sha256/$hex"
-size=$(stat -c %s "$work/index.json")
-jq --arg d "sha256:$hex" --argjson s "$size" '.manifests += [{mediaType: "application/vnd.oci.image.index.v1+json",
-   digest: $d, size: $s, annotations: {"org.opencontainers.image.ref.name": "multi"}}]' "$L/index.json" >"$work/top.json"
+jq -cjn --argjson a "$(entry multi-amd64 amd64)" --argjson b "$(entry multi-arm64 arm64)" \
+  '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [$a, $b]}' \
+  >"$work/multi-index.json"
+hex=$(sha256sum "$work/multi-index.json" | cut -d' ' -f1)
+cp "$work/multi-index.json" "$L/blobs/sha256/$hex"
+jq --arg d "sha256:$hex" --argjson s "$(stat -c %s "$work/multi-index.json")" \
+  '.manifests |= (map(select(.annotations["org.opencontainers.image.ref.name"] != "multi")) + [{
+     mediaType: "application/vnd.oci.image.index.v1+json", digest: $d, size: $s,
+     annotations: {"org.opencontainers.image.ref.name": "multi"}}])' \
+  "$L/index.json" >"$work/top.json"
 cp "$work/top.json" "$L/index.json"
 
-skopeo inspect --raw "oci:$L:multi" | jq -e '.manifests | length == 2' >/dev/null
+# --- checks ----------------------------------------------------------------------------
+skopeo inspect --raw "oci:$L:multi" |
+  jq -e '.mediaType == "application/vnd.oci.image.index.v1+json" and
+    ([.manifests[].platform.architecture] == ["amd64", "arm64"])' >/dev/null ||
+  { echo "fixtures.sh: oci:$L:multi is not the expected index" >&2; exit 1; }
+for t in busybox special multi-amd64 multi-arm64; do
+  skopeo inspect "oci:$L:$t" >/dev/null 2>>"$log" || { echo "fixtures.sh: skopeo cannot read $t" >&2; tail -5 "$log" >&2; exit 1; }
+done
+[[ $(skopeo inspect --config "oci:$L:multi-arm64" | jq -r .architecture) == arm64 ]] ||
+  { echo "fixtures.sh: multi-arm64's config does not say arm64" >&2; exit 1; }
+
+rm -rf "$out/layout" "$out/.done"
+mv "$L" "$out/layout"
+cp "$work/multi-index.json" "$out/multi-index.json"
 touch "$out/.done"

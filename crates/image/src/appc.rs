@@ -40,6 +40,10 @@ pub struct App {
     pub working_directory: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment: Vec<NameValue>,
+    /// appc isolators (`resource/memory`, `resource/cpu`, …), kept as JSON: stage0 writes
+    /// them into pod manifests and nothing here interprets them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolators: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mount_points: Vec<MountPoint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -221,6 +225,7 @@ fn app_from(
         group,
         working_directory: rc.working_dir.clone().unwrap_or_default(),
         environment,
+        isolators: Vec::new(),
         mount_points: mount_points(rc.volumes.iter().flat_map(|v| v.keys()))?,
         ports: ports(rc.exposed_ports.iter().flat_map(|p| p.keys()))?,
         user_labels: rc.labels.clone().unwrap_or_default(),

@@ -136,7 +136,12 @@ impl Fetcher {
         self.debug(|| format!("talking to {}", registry.base_url()));
         let manifest = self.resolve_manifest(&registry, &reference).await?;
         let id = digest::image_id(&manifest.bytes);
-        self.debug(|| format!("{reference} is manifest {} ({}), image {id}", manifest.digest, manifest.media_type));
+        self.debug(|| {
+            format!(
+                "{reference} is manifest {} ({}), image {id}",
+                manifest.digest, manifest.media_type
+            )
+        });
         if self.store.has_image(&id) {
             self.debug(|| format!("image {id} is already in the store"));
             self.store.touch(&id)?;

@@ -32,6 +32,65 @@ enum Command {
         #[command(subcommand)]
         command: commands::image::ImageCommand,
     },
+    /// Run image(s) in a pod: [pod flags] IMAGE [app flags] [-- args] [--- IMAGE …]
+    Run {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Prepare a pod to run later with run-prepared; prints its UUID
+    Prepare {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Run a prepared pod
+    RunPrepared {
+        #[command(flatten)]
+        runtime: commands::run::RuntimeArgs,
+        uuid: String,
+    },
+    /// Check the status of a pod
+    Status(commands::pods::StatusArgs),
+    /// List pods
+    List(commands::pods::ListArgs),
+    /// Stop running pods
+    Stop {
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+        force: bool,
+        #[arg(long = "uuid-file")]
+        uuid_file: Option<std::path::PathBuf>,
+        uuids: Vec<String>,
+    },
+    /// Remove pods and free their resources
+    Rm {
+        #[arg(long = "uuid-file")]
+        uuid_file: Option<std::path::PathBuf>,
+        uuids: Vec<String>,
+    },
+    /// Garbage collect exited pods
+    Gc {
+        #[arg(long = "grace-period", default_value = "30m0s", value_parser = flags::parse_duration)]
+        grace_period: std::time::Duration,
+        #[arg(long = "expire-prepared", default_value = "24h0m0s", value_parser = flags::parse_duration)]
+        expire_prepared: std::time::Duration,
+        #[arg(long = "mark-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
+        mark_only: bool,
+    },
+    /// Print a pod's manifest
+    CatManifest {
+        #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
+        pretty_print: bool,
+        #[arg(long = "uuid-file")]
+        uuid_file: Option<std::path::PathBuf>,
+        uuid: Option<String>,
+    },
 }
 
 /// rkt's exit status for its own failures.
@@ -55,6 +114,47 @@ fn main() {
         Command::Version => ("version", commands::version::run()),
         Command::Fetch(args) => ("fetch", commands::fetch::run(&cli.global, args)),
         Command::Image { command } => ("image", commands::image::run(&cli.global, command)),
+        Command::Run { args } => ("run", commands::run::run(&cli.global, &args)),
+        Command::Prepare { args } => ("prepare", commands::run::prepare(&cli.global, &args)),
+        Command::RunPrepared { runtime, uuid } => (
+            "run-prepared",
+            commands::run::run_prepared(&cli.global, &uuid, &runtime),
+        ),
+        Command::Status(a) => ("status", commands::pods::status(&cli.global, &a)),
+        Command::List(a) => ("list", commands::pods::list(&cli.global, &a)),
+        Command::Stop {
+            force,
+            uuid_file,
+            uuids,
+        } => (
+            "stop",
+            commands::pods::stop(&cli.global, force, uuid_file.as_deref(), &uuids),
+        ),
+        Command::Rm { uuid_file, uuids } => (
+            "rm",
+            commands::pods::rm(&cli.global, uuid_file.as_deref(), &uuids),
+        ),
+        Command::Gc {
+            grace_period,
+            expire_prepared,
+            mark_only,
+        } => (
+            "gc",
+            commands::pods::gc(&cli.global, grace_period, expire_prepared, mark_only),
+        ),
+        Command::CatManifest {
+            pretty_print,
+            uuid_file,
+            uuid,
+        } => (
+            "cat-manifest",
+            commands::pods::cat_manifest(
+                &cli.global,
+                pretty_print,
+                uuid_file.as_deref(),
+                uuid.as_deref(),
+            ),
+        ),
     };
     if let Err(e) = result {
         eprintln!("{name}: {}", output::error_chain(&e));

@@ -79,6 +79,16 @@ fn blob_digest_mismatch() {
 }
 
 #[test]
+fn layer_swapped_for_another_valid_gzip() {
+    refused("bad/digest-mismatch", &["does not match its digest"]);
+}
+
+#[test]
+fn schema1_refused() {
+    refused("bad/schema1", &["schema1"]);
+}
+
+#[test]
 fn truncated_gzip() {
     refused("bad/truncated-gzip", &["applying layer"]);
 }

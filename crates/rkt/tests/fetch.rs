@@ -445,9 +445,16 @@ fn retries_server_errors_and_resets() {
     let target = reg.port.to_string();
     let (mut proxy, port, _dir) = common::python_server("flaky_proxy.py", &[&target, "2", "2"]);
     let rkt = Rkt::new();
-    let out = rkt.run(&["fetch", &format!("docker://127.0.0.1:{port}/busybox:latest")]);
+    let out = rkt.run(&[
+        "fetch",
+        &format!("docker://127.0.0.1:{port}/busybox:latest"),
+    ]);
     proxy.kill().ok();
     proxy.wait().ok();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(rkt.image_dirs().len(), 1);
 }

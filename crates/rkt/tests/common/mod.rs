@@ -23,6 +23,8 @@ pub fn run_script(script: &str, args: &[&str]) -> String {
     let out = Command::new("bash")
         .arg(harness(script))
         .args(args)
+        // Registries end with this test process (statics are never dropped).
+        .env("HARNESS_OWNER_PID", std::process::id().to_string())
         .output()
         .unwrap_or_else(|e| panic!("running {script}: {e}"));
     assert!(
@@ -247,7 +249,10 @@ impl Rkt {
 }
 
 /// Starts one of the harness's single-purpose Python servers and returns it with its port.
-pub fn python_server(script: &str, args: &[&str]) -> (std::process::Child, String, tempfile::TempDir) {
+pub fn python_server(
+    script: &str,
+    args: &[&str],
+) -> (std::process::Child, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let portfile = dir.path().join("port");
     let child = std::process::Command::new("python3")

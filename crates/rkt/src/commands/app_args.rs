@@ -1,0 +1,374 @@
+//! rkt's argument grammar for `run` and `prepare`: pod flags, then images, each followed by
+//! the flags that apply to it alone; `--` ends rkt's parsing for an app (the rest are the
+//! app's arguments) and `---` resumes it for the next image. Flags take `--f=v` or `--f v`;
+//! booleans take only `--f` or `--f=bool`, as Go's pflag did.
+
+use crate::flags::parse_bool;
+use anyhow::{bail, Result};
+
+/// Flags of the whole pod.
+#[derive(Debug, Default)]
+pub struct PodArgs {
+    pub net: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opt: Vec<String>,
+    pub dns_domain: Option<String>,
+    pub hostname: Option<String>,
+    pub hosts_entries: Vec<String>,
+    pub volumes: Vec<String>,
+    /// `--mount` before any image: applies to every app.
+    pub mounts: Vec<String>,
+    pub ports: Vec<String>,
+    pub set_env: Vec<String>,
+    pub set_env_file: Vec<String>,
+    pub inherit_env: bool,
+    pub no_overlay: bool,
+    pub uuid_file_save: Option<String>,
+    pub pull_policy: Option<String>,
+    pub quiet: bool,
+    pub interactive: bool,
+}
+
+/// One app: its image and the flags that followed it.
+#[derive(Debug, Default, Clone)]
+pub struct AppArgs {
+    pub image: String,
+    pub exec: Option<String>,
+    pub args: Vec<String>,
+    pub name: Option<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub supplementary_gids: Vec<u32>,
+    pub working_dir: Option<String>,
+    pub readonly_rootfs: bool,
+    pub memory: Option<String>,
+    pub cpu: Option<String>,
+    pub cpu_shares: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+    pub environment: Vec<String>,
+    pub mounts: Vec<String>,
+}
+
+const POD_VALUE_FLAGS: &[&str] = &[
+    "net",
+    "dns",
+    "dns-search",
+    "dns-opt",
+    "dns-domain",
+    "hostname",
+    "hosts-entry",
+    "volume",
+    "port",
+    "set-env",
+    "set-env-file",
+    "uuid-file-save",
+    "pull-policy",
+    "stage1-url",
+    "stage1-path",
+    "stage1-name",
+    "stage1-hash",
+    "stage1-from-dir",
+    "pod-manifest",
+    "ipc",
+    "private-users",
+    "signature",
+    "caps-retain",
+    "caps-remove",
+    "cap-retain",
+    "cap-remove",
+    "seccomp",
+    "user-annotation",
+    "user-label",
+    "stdin",
+    "stdout",
+    "stderr",
+];
+const BOOL_FLAGS: &[&str] = &[
+    "inherit-env",
+    "no-overlay",
+    "quiet",
+    "interactive",
+    "readonly-rootfs",
+    "mds-register",
+    "store-only",
+    "no-store",
+];
+const GLOBAL_FLAGS: &[&str] = &[
+    "dir",
+    "debug",
+    "insecure-options",
+    "local-config",
+    "system-config",
+    "user-config",
+    "trust-keys-from-https",
+];
+const APP_VALUE_FLAGS: &[&str] = &[
+    "exec",
+    "name",
+    "user",
+    "group",
+    "supplementary-gids",
+    "working-dir",
+    "memory",
+    "cpu",
+    "cpu-shares",
+    "oom-score-adj",
+    "environment",
+    "mount",
+];
+
+pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
+    let mut pod = PodArgs::default();
+    let mut apps: Vec<AppArgs> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let tok = &raw[i];
+        i += 1;
+        if tok == "---" {
+            continue;
+        }
+        if tok == "--" {
+            let Some(app) = apps.last_mut() else {
+                bail!("\"--\" must follow an image: it starts that image's arguments");
+            };
+            while i < raw.len() && raw[i] != "---" {
+                app.args.push(raw[i].clone());
+                i += 1;
+            }
+            continue;
+        }
+        let Some(flag) = tok.strip_prefix("--") else {
+            if tok.starts_with('-') && tok.len() > 1 {
+                bail!("unknown shorthand flag {tok:?}");
+            }
+            apps.push(AppArgs {
+                image: tok.clone(),
+                ..Default::default()
+            });
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.to_string(), None),
+        };
+        if BOOL_FLAGS.contains(&name.as_str()) {
+            let v = match inline {
+                Some(v) => parse_bool(&v).map_err(anyhow::Error::msg)?,
+                None => true,
+            };
+            set_bool(&mut pod, apps.last_mut(), &name, v)?;
+            continue;
+        }
+        if GLOBAL_FLAGS.contains(&name.as_str()) {
+            bail!("--{name} is a global flag: put it before the subcommand (rkt --{name}=… run …)");
+        }
+        let is_app = APP_VALUE_FLAGS.contains(&name.as_str());
+        if !is_app && !POD_VALUE_FLAGS.contains(&name.as_str()) {
+            bail!("unknown flag: --{name}");
+        }
+        let value = match inline {
+            Some(v) => v,
+            None if i < raw.len() => {
+                i += 1;
+                raw[i - 1].clone()
+            }
+            None => bail!("flag needs an argument: --{name}"),
+        };
+        if is_app {
+            set_app_flag(&mut pod, apps.last_mut(), &name, value)?;
+        } else {
+            set_pod_flag(&mut pod, &name, value)?;
+        }
+    }
+    if apps.is_empty() {
+        bail!("must provide at least one image");
+    }
+    Ok((pod, apps))
+}
+
+fn set_bool(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: bool) -> Result<()> {
+    match name {
+        "inherit-env" => pod.inherit_env = v,
+        "no-overlay" => pod.no_overlay = v,
+        "quiet" => pod.quiet = v,
+        "interactive" => pod.interactive = v,
+        "readonly-rootfs" => match app {
+            Some(a) => a.readonly_rootfs = v,
+            None => bail!("--readonly-rootfs must follow the image it applies to"),
+        },
+        _ => {} // accepted for compatibility, no effect here
+    }
+    Ok(())
+}
+
+fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
+    match name {
+        "net" => pod.net.extend(v.split(',').map(str::to_string)),
+        "dns" => pod.dns.push(v),
+        "dns-search" => pod.dns_search.push(v),
+        "dns-opt" => pod.dns_opt.push(v),
+        "dns-domain" => pod.dns_domain = Some(v),
+        "hostname" => pod.hostname = Some(v),
+        "hosts-entry" => pod.hosts_entries.push(v),
+        "volume" => pod.volumes.push(v),
+        "port" => pod.ports.push(v),
+        "set-env" => pod.set_env.push(v),
+        "set-env-file" => pod.set_env_file.push(v),
+        "uuid-file-save" => pod.uuid_file_save = Some(v),
+        "pull-policy" => pod.pull_policy = Some(v),
+        "caps-retain" | "caps-remove" | "cap-retain" | "cap-remove" | "seccomp"
+        | "private-users" | "pod-manifest" => {
+            bail!("--{name} is not supported by this rkt yet")
+        }
+        _ => {} // stage1 selection, signatures, annotations: accepted, no effect here
+    }
+    Ok(())
+}
+
+fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: String) -> Result<()> {
+    let Some(app) = app else {
+        if name == "mount" {
+            pod.mounts.push(v);
+            return Ok(());
+        }
+        bail!("--{name} must follow the image it applies to");
+    };
+    match name {
+        "exec" => app.exec = Some(v),
+        "name" => app.name = Some(v),
+        "user" => app.user = Some(v),
+        "group" => app.group = Some(v),
+        "supplementary-gids" => {
+            for g in v.split(',').filter(|g| !g.is_empty()) {
+                app.supplementary_gids.push(g.parse().map_err(|_| {
+                    anyhow::anyhow!("--supplementary-gids: {g:?} is not a group ID")
+                })?);
+            }
+        }
+        "working-dir" => app.working_dir = Some(v),
+        "memory" => app.memory = Some(v),
+        "cpu" => app.cpu = Some(v),
+        "cpu-shares" => {
+            app.cpu_shares = Some(
+                v.parse()
+                    .map_err(|_| anyhow::anyhow!("--cpu-shares: {v:?} is not a number"))?,
+            )
+        }
+        "oom-score-adj" => {
+            app.oom_score_adj = Some(
+                v.parse()
+                    .map_err(|_| anyhow::anyhow!("--oom-score-adj: {v:?} is not a number"))?,
+            )
+        }
+        "environment" => app.environment.push(v),
+        "mount" => app.mounts.push(v),
+        _ => unreachable!("listed in APP_VALUE_FLAGS"),
+    }
+    Ok(())
+}
+
+/// A Kubernetes quantity in bytes: `16Mi`, `50M`, `1G`, `1048576`.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let (num, mult) = split_suffix(
+        s,
+        &[
+            ("Ki", 1 << 10),
+            ("Mi", 1 << 20),
+            ("Gi", 1 << 30),
+            ("Ti", 1 << 40),
+            ("Pi", 1 << 50),
+            ("Ei", 1 << 60),
+            ("k", 1_000),
+            ("K", 1_000),
+            ("M", 1_000_000),
+            ("G", 1_000_000_000),
+            ("T", 1_000_000_000_000),
+            ("P", 1_000_000_000_000_000),
+            ("E", 1_000_000_000_000_000_000),
+        ],
+    );
+    let n: f64 = num
+        .parse()
+        .ok()
+        .filter(|n: &f64| *n >= 0.0 && n.is_finite())
+        .ok_or_else(|| {
+            anyhow::anyhow!("invalid quantity {s:?}; use bytes or a quantity such as 512Mi or 1G")
+        })?;
+    Ok((n * mult as f64) as u64)
+}
+
+/// A CPU quantity in millicores: `500m`, `2`, `1.5`.
+pub fn parse_millicores(s: &str) -> Result<u64> {
+    let err =
+        || anyhow::anyhow!("invalid CPU quantity {s:?}; use cores or millicores such as 500m or 2");
+    if let Some(m) = s.strip_suffix('m') {
+        return m.parse::<u64>().map_err(|_| err()).and_then(|v| {
+            if v == 0 {
+                Err(err())
+            } else {
+                Ok(v)
+            }
+        });
+    }
+    let cores: f64 = s.parse().map_err(|_| err())?;
+    if cores <= 0.0 || !cores.is_finite() {
+        return Err(err());
+    }
+    Ok((cores * 1000.0).round() as u64)
+}
+
+fn split_suffix<'a>(s: &'a str, table: &[(&str, u64)]) -> (&'a str, u64) {
+    for (suffix, mult) in table {
+        if let Some(n) = s.strip_suffix(suffix) {
+            return (n, *mult);
+        }
+    }
+    (s, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn grammar() {
+        let (pod, apps) = parse(&args(
+            "--net=host --set-env=A=1 img1 --exec /bin/ov --memory 64Mi -- --loglevel v --- img2 --port=p:80 -- --interval 30s",
+        ))
+        .unwrap();
+        assert_eq!(pod.net, ["host"]);
+        assert_eq!(pod.set_env, ["A=1"]);
+        assert_eq!(pod.ports, ["p:80"]);
+        assert_eq!(apps.len(), 2);
+        assert_eq!(apps[0].exec.as_deref(), Some("/bin/ov"));
+        assert_eq!(apps[0].memory.as_deref(), Some("64Mi"));
+        assert_eq!(apps[0].args, ["--loglevel", "v"]);
+        assert_eq!(apps[1].image, "img2");
+        assert_eq!(apps[1].args, ["--interval", "30s"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse(&args("--bogus img")).is_err());
+        assert!(parse(&args("--exec /x img")).is_err());
+        assert!(parse(&args("--net=host")).is_err());
+        assert!(parse(&args("img --memory")).is_err());
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(parse_bytes("16Mi").unwrap(), 16 << 20);
+        assert_eq!(parse_bytes("50M").unwrap(), 50_000_000);
+        assert_eq!(parse_bytes("1024").unwrap(), 1024);
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_millicores("500m").unwrap(), 500);
+        assert_eq!(parse_millicores("2").unwrap(), 2000);
+        assert!(parse_millicores("0m").is_err());
+        assert!(parse_millicores("x").is_err());
+    }
+}

@@ -1,0 +1,742 @@
+//! `rkt run`, `rkt prepare` and `rkt run-prepared`: stage0. It fetches images, writes the pod
+//! manifest and the stage1 plan into the pod directory, then (for run) replaces itself with
+//! the stage1 supervisor, which keeps the PID and the pod lock.
+//!
+//! Single-app pods only so far; contained networks (`--net=default` and CNI) are not here yet.
+
+use super::app_args::{self, AppArgs, PodArgs};
+use crate::flags::GlobalArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use image::appc::NameValue;
+use image::fetch::PullPolicy;
+use image::store::Store;
+use pod::manifest::{Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
+use pod::{PodLock, Pods, State};
+use serde::{Deserialize, Serialize};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// What `prepare` resolves once and `run-prepared` uses: everything but the runtime flags.
+#[derive(Serialize, Deserialize)]
+struct Prepared {
+    app: String,
+    image_rootfs: String,
+    overlay: bool,
+    exec: Vec<String>,
+    env: Vec<String>,
+    workdir: String,
+    uid: u32,
+    gid: u32,
+    supplementary_gids: Vec<u32>,
+    readonly_rootfs: bool,
+    mounts: Vec<(String, String, bool)>,
+    memory: Option<u64>,
+    cpu_quota_us: Option<u64>,
+    cpu_shares: Option<u64>,
+    oom_score_adj: Option<i32>,
+}
+
+/// The flags `run-prepared` takes (and `run` shares).
+#[derive(Debug, Default, clap::Args)]
+pub struct RuntimeArgs {
+    /// Networks: host, none (contained networks are not supported yet)
+    #[arg(long, value_delimiter = ',')]
+    pub net: Vec<String>,
+    /// DNS server IPs, or "host" or "none"
+    #[arg(long)]
+    pub dns: Vec<String>,
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    #[arg(long = "dns-opt")]
+    pub dns_opt: Vec<String>,
+    #[arg(long = "dns-domain")]
+    pub dns_domain: Option<String>,
+    /// The pod's hostname (default rkt-<uuid>)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// IP=HOST entries for /etc/hosts, or "host"
+    #[arg(long = "hosts-entry")]
+    pub hosts_entries: Vec<String>,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
+    pub interactive: bool,
+    #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
+    pub mds_register: bool,
+}
+
+pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
+    let (pod_args, apps) = app_args::parse(raw)?;
+    let pods = Pods::open(&global.dir)?;
+    let (mut pod, lock) = pods.create()?;
+    let result = prepare_pod(global, &pod.path, &pod_args, &apps);
+    if let Err(e) = result {
+        discard(&pod.path);
+        return Err(e);
+    }
+    save_uuid(&pod_args, &pod.uuid)?;
+    pods.transition(&mut pod, "run", State::Running)?;
+    let runtime = RuntimeArgs {
+        net: pod_args.net.clone(),
+        dns: pod_args.dns.clone(),
+        dns_search: pod_args.dns_search.clone(),
+        dns_opt: pod_args.dns_opt.clone(),
+        dns_domain: pod_args.dns_domain.clone(),
+        hostname: pod_args.hostname.clone(),
+        hosts_entries: pod_args.hosts_entries.clone(),
+        ..Default::default()
+    };
+    launch(&pod.path, &pod.uuid, &runtime, lock)
+}
+
+pub fn prepare(global: &GlobalArgs, raw: &[String]) -> Result<()> {
+    let (pod_args, apps) = app_args::parse(raw)?;
+    if !pod_args.net.is_empty() || !pod_args.dns.is_empty() || pod_args.hostname.is_some() {
+        bail!("--net, --dns and --hostname are flags of run-prepared, not of prepare");
+    }
+    let pods = Pods::open(&global.dir)?;
+    let (mut pod, lock) = pods.create()?;
+    if let Err(e) = prepare_pod(global, &pod.path, &pod_args, &apps) {
+        discard(&pod.path);
+        return Err(e);
+    }
+    save_uuid(&pod_args, &pod.uuid)?;
+    pods.transition(&mut pod, "prepared", State::Prepared)?;
+    drop(lock);
+    println!("{}", pod.uuid);
+    Ok(())
+}
+
+pub fn run_prepared(global: &GlobalArgs, uuid: &str, runtime: &RuntimeArgs) -> Result<()> {
+    let pods = Pods::open(&global.dir)?;
+    let mut pod = pods.find(uuid)?;
+    if pod.state != State::Prepared {
+        bail!(
+            "pod {} is not prepared (it is {})",
+            pod.uuid,
+            pod.state.as_str()
+        );
+    }
+    let lock = pod::try_lock_dir(&pod.path)?
+        .ok_or_else(|| anyhow!("pod {} is locked by another rkt", pod.uuid))?;
+    pods.transition(&mut pod, "run", State::Running)?;
+    launch(&pod.path, &pod.uuid, runtime, lock)
+}
+
+/// Removes a pod that failed to prepare, so that nothing half-made stays behind.
+fn discard(path: &Path) {
+    let _ = std::fs::remove_dir_all(path);
+}
+
+fn save_uuid(pod_args: &PodArgs, uuid: &str) -> Result<()> {
+    if let Some(f) = &pod_args.uuid_file_save {
+        std::fs::write(f, uuid).with_context(|| format!("writing the UUID to {f}"))?;
+    }
+    Ok(())
+}
+
+/// Fetches the image, resolves the app, writes the pod manifest and `stage1/prepared.json`.
+fn prepare_pod(
+    global: &GlobalArgs,
+    dir: &Path,
+    pod_args: &PodArgs,
+    apps: &[AppArgs],
+) -> Result<()> {
+    if apps.len() > 1 {
+        bail!("pods with several apps are not supported by this rkt yet; run one image per pod");
+    }
+    if !pod_args.ports.is_empty() {
+        bail!("--port needs a contained network, which this rkt does not support yet");
+    }
+    let app = &apps[0];
+    // Check every flag before fetching anything, so bad input fails fast and says why.
+    for v in &pod_args.volumes {
+        parse_volume(v)?;
+    }
+    let memory = app
+        .memory
+        .as_deref()
+        .map(app_args::parse_bytes)
+        .transpose()?;
+    let millicores = app
+        .cpu
+        .as_deref()
+        .map(app_args::parse_millicores)
+        .transpose()?;
+    let policy: PullPolicy = pod_args
+        .pull_policy
+        .as_deref()
+        .unwrap_or("new")
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let image_id = resolve_image(global, &app.image, policy)?;
+    let store = Store::open(&global.dir)?;
+    store.touch(&image_id)?;
+    let manifest = store.manifest(&image_id)?;
+    let image_app = manifest.app.clone().ok_or_else(|| {
+        anyhow!(
+            "image {} has no app to run (its manifest has no \"app\")",
+            app.image
+        )
+    })?;
+    let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
+    let image_rootfs = store.rootfs(&image_id);
+
+    let mut exec = match &app.exec {
+        Some(e) => vec![e.clone()],
+        None => image_app.exec.clone(),
+    };
+    if app.exec.is_some() || !app.args.is_empty() {
+        // --exec replaces the whole command; arguments after `--` replace the image's.
+        exec.truncate(1);
+        exec.extend(app.args.iter().cloned());
+    }
+    if exec.is_empty() {
+        bail!(
+            "image {} has no exec; give the command with --exec",
+            app.image
+        );
+    }
+    let env = environment(pod_args, app, &image_app.environment, &name)?;
+    let user = app.user.clone().unwrap_or(image_app.user.clone());
+    let group = app.group.clone().unwrap_or(image_app.group.clone());
+    let uid = resolve_id(&image_rootfs, &user, "passwd", "user")?;
+    let gid = resolve_id(&image_rootfs, &group, "group", "group")?;
+
+    let (volumes, mounts) = volumes(dir, pod_args, app, &image_app.mount_points)?;
+    let mut isolators = Vec::new();
+    if let Some(m) = memory {
+        isolators.push(
+            serde_json::json!({"name": "resource/memory", "value": {"limit": m.to_string()}}),
+        );
+    }
+    if let Some(c) = millicores {
+        isolators
+            .push(serde_json::json!({"name": "resource/cpu", "value": {"limit": format!("{c}m")}}));
+    }
+    let mut runtime_app = image_app.clone();
+    runtime_app.exec = exec.clone();
+    runtime_app.user = uid.to_string();
+    runtime_app.group = gid.to_string();
+    runtime_app.isolators = isolators;
+    let pod_manifest = PodManifest::new(
+        vec![RuntimeApp {
+            name: name.clone(),
+            image: RuntimeImage {
+                name: manifest.name.clone(),
+                id: image_id.clone(),
+                labels: manifest.labels.clone(),
+            },
+            app: runtime_app,
+            read_only_root_fs: app.readonly_rootfs,
+            mounts: mounts
+                .iter()
+                .map(|(vol, target, _, _)| Mount {
+                    volume: vol.clone(),
+                    path: target.clone(),
+                })
+                .collect(),
+        }],
+        volumes,
+        Vec::new(),
+    );
+    std::fs::write(dir.join("pod"), serde_json::to_vec(&pod_manifest)?)?;
+    let appsinfo = dir.join("appsinfo").join(&name);
+    std::fs::create_dir_all(&appsinfo)?;
+    std::fs::write(appsinfo.join("treeStoreID"), &image_id)?;
+
+    let overlay = !pod_args.no_overlay;
+    if !overlay {
+        copy_rootfs(
+            &image_rootfs,
+            &dir.join("stage1/rootfs/opt/stage2")
+                .join(&name)
+                .join("rootfs"),
+        )?;
+    }
+    let prepared = Prepared {
+        app: name,
+        image_rootfs: image_rootfs.display().to_string(),
+        overlay,
+        exec,
+        env,
+        workdir: app
+            .working_dir
+            .clone()
+            .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into()),
+        uid,
+        gid,
+        supplementary_gids: app.supplementary_gids.clone(),
+        readonly_rootfs: app.readonly_rootfs,
+        mounts: mounts.into_iter().map(|(_, t, s, ro)| (s, t, ro)).collect(),
+        memory,
+        cpu_quota_us: millicores.map(|m| m * 100),
+        cpu_shares: app.cpu_shares,
+        oom_score_adj: app.oom_score_adj,
+    };
+    std::fs::create_dir_all(dir.join("stage1"))?;
+    std::fs::write(
+        dir.join("stage1/prepared.json"),
+        serde_json::to_vec(&prepared)?,
+    )?;
+    Ok(())
+}
+
+/// Fetches or finds the image for an app argument.
+fn resolve_image(global: &GlobalArgs, image: &str, policy: PullPolicy) -> Result<String> {
+    if image.starts_with("docker://") {
+        crate::flags::require_insecure_image(&global.insecure_options, image)?;
+        let fetcher = super::fetch::fetcher(global, policy)?;
+        return super::fetch::runtime()?.block_on(fetcher.fetch(image));
+    }
+    let store = Store::open(&global.dir)?;
+    Ok(store
+        .resolve(image)
+        .with_context(|| {
+            format!("image {image:?} is not in the store, and only docker:// images can be fetched")
+        })?
+        .id)
+}
+
+/// rkt names an app after the last component of its image name.
+fn app_name(image_name: &str) -> String {
+    let last = image_name.rsplit('/').next().unwrap_or(image_name);
+    image::appc::sanitize_ac_name(last).unwrap_or_else(|_| "app".into())
+}
+
+/// appc's environment, by rkt's precedence: host (with --inherit-env), image,
+/// --set-env-file, --set-env, --environment; then AC_APP_NAME and container.
+fn environment(
+    pod: &PodArgs,
+    app: &AppArgs,
+    image_env: &[NameValue],
+    name: &str,
+) -> Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(n, _)| n == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    };
+    set(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    if pod.inherit_env {
+        for (k, v) in std::env::vars() {
+            set(&k, &v);
+        }
+    }
+    for e in image_env {
+        set(&e.name, &e.value);
+    }
+    for f in &pod.set_env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("--set-env-file {f}"))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set-env-file {f}: line {line:?} is not NAME=VALUE"))?;
+            set(k, v);
+        }
+    }
+    for kv in pod.set_env.iter().chain(&app.environment) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("environment {kv:?} is not NAME=VALUE"))?;
+        set(k, v);
+    }
+    set("AC_APP_NAME", name);
+    set("container", "rkt");
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// A user or group: a number, a name from the image's /etc/passwd or /etc/group, or an
+/// absolute path whose owner (or group) is used.
+fn resolve_id(rootfs: &Path, spec: &str, db: &str, what: &str) -> Result<u32> {
+    if let Ok(n) = spec.parse::<u32>() {
+        return Ok(n);
+    }
+    if spec.starts_with('/') {
+        use std::os::unix::fs::MetadataExt;
+        let p = rootfs.join(spec.trim_start_matches('/'));
+        let md = std::fs::symlink_metadata(&p)
+            .with_context(|| format!("{what} {spec:?}: no such file in the image"))?;
+        return Ok(if what == "user" { md.uid() } else { md.gid() });
+    }
+    let file = rootfs.join("etc").join(db);
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id = f.nth(1)?;
+            (name == spec).then(|| id.parse().ok()).flatten()
+        })
+        .next()
+        .ok_or_else(|| anyhow!("{what} {spec:?} not found in the image's /etc/{db}; give a number or a name the image defines"))
+}
+
+/// Matches volumes to mount points and `--mount`s. Returns the manifest's volumes and the
+/// mounts as (volume, target, host source, read-only).
+#[allow(clippy::type_complexity)]
+fn volumes(
+    dir: &Path,
+    pod: &PodArgs,
+    app: &AppArgs,
+    mount_points: &[image::appc::MountPoint],
+) -> Result<(Vec<Volume>, Vec<(String, String, String, bool)>)> {
+    let mut vols: Vec<Volume> = pod
+        .volumes
+        .iter()
+        .map(|v| parse_volume(v))
+        .collect::<Result<_>>()?;
+    let mut wanted: Vec<(String, String)> = Vec::new(); // (volume, target)
+    for m in pod.mounts.iter().chain(&app.mounts) {
+        let mut volume = None;
+        let mut target = None;
+        for kv in m.split(',') {
+            match kv.split_once('=') {
+                Some(("volume", v)) => volume = Some(v.to_string()),
+                Some(("target", t)) => target = Some(t.to_string()),
+                _ => bail!("invalid --mount {m:?}; use volume=NAME,target=PATH"),
+            }
+        }
+        match (volume, target) {
+            (Some(v), Some(t)) if t.starts_with('/') => {
+                wanted.retain(|(_, old)| *old != t); // a per-app mount wins over a global one
+                wanted.push((v, t));
+            }
+            _ => {
+                bail!("invalid --mount {m:?}; use volume=NAME,target=PATH with an absolute target")
+            }
+        }
+    }
+    for mp in mount_points {
+        if !wanted.iter().any(|(_, t)| *t == mp.path) {
+            wanted.push((mp.name.clone(), mp.path.clone()));
+        }
+    }
+    let mut mounts = Vec::new();
+    for (vol, target) in wanted {
+        if !vols.iter().any(|v| v.name == vol) {
+            let from_mount_point = mount_points.iter().any(|m| m.name == vol);
+            if !from_mount_point {
+                bail!("--mount names volume {vol:?}, but no --volume defines it");
+            }
+            vols.push(Volume {
+                name: vol.clone(),
+                kind: "empty".into(),
+                source: None,
+                read_only: None,
+                recursive: None,
+                mode: Some("0755".into()),
+                uid: Some(0),
+                gid: Some(0),
+            });
+        }
+        let v = vols.iter().find(|v| v.name == vol).expect("just ensured");
+        let source = match v.kind.as_str() {
+            "host" => v.source.clone().expect("host volumes have a source"),
+            _ => {
+                // Relative to the pod directory, which moves between state directories.
+                make_empty_volume(&dir.join("volumes").join(&v.name), v)?;
+                format!("volumes/{}", v.name)
+            }
+        };
+        mounts.push((vol, target, source, v.read_only.unwrap_or(false)));
+    }
+    Ok((vols, mounts))
+}
+
+fn make_empty_volume(p: &Path, v: &Volume) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p)?;
+    let mode = u32::from_str_radix(v.mode.as_deref().unwrap_or("0755"), 8)
+        .map_err(|_| anyhow!("volume {}: invalid mode {:?}", v.name, v.mode))?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    std::os::unix::fs::chown(p, v.uid, v.gid)?;
+    Ok(())
+}
+
+/// `NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]` or
+/// `NAME,kind=empty[,mode=0755][,uid=0][,gid=0]`.
+fn parse_volume(s: &str) -> Result<Volume> {
+    let bad = |why: &str| {
+        anyhow!("invalid --volume {s:?}: {why}; use NAME,kind=host,source=PATH or NAME,kind=empty")
+    };
+    let mut parts = s.split(',');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty() && !n.contains('='))
+        .ok_or_else(|| bad("no name"))?;
+    let mut v = Volume {
+        name: name.to_string(),
+        kind: String::new(),
+        source: None,
+        read_only: None,
+        recursive: None,
+        mode: None,
+        uid: None,
+        gid: None,
+    };
+    for kv in parts {
+        let (k, val) = kv
+            .split_once('=')
+            .ok_or_else(|| bad(&format!("{kv:?} is not key=value")))?;
+        let boolean = |x: &str| crate::flags::parse_bool(x).map_err(|e| bad(&e));
+        let number = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| bad(&format!("{k}={x} is not a number")))
+        };
+        match k {
+            "kind" => v.kind = val.to_string(),
+            "source" => v.source = Some(val.to_string()),
+            "readOnly" => v.read_only = Some(boolean(val)?),
+            "recursive" => v.recursive = Some(boolean(val)?),
+            "mode" => v.mode = Some(val.to_string()),
+            "uid" => v.uid = Some(number(val)?),
+            "gid" => v.gid = Some(number(val)?),
+            _ => return Err(bad(&format!("unknown key {k:?}"))),
+        }
+    }
+    match v.kind.as_str() {
+        "host" => {
+            let src = v
+                .source
+                .as_deref()
+                .ok_or_else(|| bad("kind=host needs source=PATH"))?;
+            if !src.starts_with('/') {
+                return Err(bad("source must be an absolute path"));
+            }
+            if !Path::new(src).exists() {
+                return Err(bad(&format!("source {src} does not exist")));
+            }
+        }
+        "empty" => {
+            v.mode.get_or_insert_with(|| "0755".into());
+            v.uid.get_or_insert(0);
+            v.gid.get_or_insert(0);
+        }
+        _ => return Err(bad("kind must be host or empty")),
+    }
+    Ok(v)
+}
+
+fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("running cp -a for --no-overlay")?;
+    if !status.success() {
+        bail!("copying the image for --no-overlay failed: {status}");
+    }
+    Ok(())
+}
+
+/// Writes the runtime parts (hostname, DNS, hosts, the plan) and execs the supervisor, which
+/// inherits the pod lock. Returns only on failure.
+fn launch(dir: &Path, uuid: &str, rt: &RuntimeArgs, lock: PodLock) -> Result<()> {
+    let prepared: Prepared = serde_json::from_slice(
+        &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
+    )?;
+    let net = match rt.net.as_slice() {
+        [] => bail!("the default network needs CNI, which this rkt does not support yet; use --net=host or --net=none"),
+        [n] if n == "host" || n == "none" => n.clone(),
+        other => bail!("network(s) {other:?} need CNI, which this rkt does not support yet; use --net=host or --net=none"),
+    };
+    let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
+    let etc = dir.join("stage1/etc");
+    std::fs::create_dir_all(&etc)?;
+    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(etc.join("hosts"), hosts_file(&rt.hosts_entries, &hostname)?)?;
+    if let Some(resolv) = resolv_conf(rt, &net)? {
+        std::fs::write(etc.join("resolv.conf"), resolv)?;
+    }
+    let mut plan = Vec::new();
+    let mut rec = |k: &str, v: &str| {
+        plan.extend_from_slice(k.as_bytes());
+        plan.push(b'=');
+        plan.extend_from_slice(v.as_bytes());
+        plan.push(0);
+    };
+    rec("app", &prepared.app);
+    rec("image_rootfs", &prepared.image_rootfs);
+    rec("overlay", if prepared.overlay { "1" } else { "0" });
+    for a in &prepared.exec {
+        rec("exec", a);
+    }
+    for e in &prepared.env {
+        rec("env", e);
+    }
+    rec("workdir", &prepared.workdir);
+    rec("uid", &prepared.uid.to_string());
+    rec("gid", &prepared.gid.to_string());
+    for g in &prepared.supplementary_gids {
+        rec("supplementary_gid", &g.to_string());
+    }
+    rec("hostname", &hostname);
+    rec("net", &net);
+    rec(
+        "readonly_rootfs",
+        if prepared.readonly_rootfs { "1" } else { "0" },
+    );
+    for (src, target, ro) in &prepared.mounts {
+        rec(
+            "mount",
+            &format!("{src}\t{target}\t{}", if *ro { 1 } else { 0 }),
+        );
+    }
+    rec("cgroup", &format!("rkt/{uuid}"));
+    if let Some(m) = prepared.memory {
+        rec("memory", &m.to_string());
+    }
+    if let Some(q) = prepared.cpu_quota_us {
+        rec("cpu_quota_us", &q.to_string());
+    }
+    if let Some(s) = prepared.cpu_shares {
+        rec("cpu_shares", &s.to_string());
+    }
+    if let Some(o) = prepared.oom_score_adj {
+        rec("oom_score_adj", &o.to_string());
+    }
+    std::fs::write(dir.join("stage1/plan"), &plan)?;
+
+    let stage1 = stage1_path()?;
+    let fd = lock.raw_fd();
+    // The lock must survive exec: the supervisor holds it for the pod's life.
+    clear_cloexec(fd)?;
+    let err = std::process::Command::new(&stage1)
+        .arg(dir)
+        .env("RKT_LOCK_FD", fd.to_string())
+        .exec();
+    Err(anyhow!(
+        "starting the stage1 supervisor {}: {err}",
+        stage1.display()
+    ))
+}
+
+fn clear_cloexec(fd: i32) -> Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if r != 0 {
+        bail!("fcntl on the pod lock: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `rkt-stage1` beside the `rkt` binary.
+fn stage1_path() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding the rkt binary")?;
+    let p = exe.with_file_name("rkt-stage1");
+    if !p.exists() {
+        bail!(
+            "stage1 supervisor not found at {}; install rkt-stage1 beside rkt",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn hosts_file(entries: &[String], hostname: &str) -> Result<String> {
+    if entries.iter().any(|e| e == "host") {
+        return std::fs::read_to_string("/etc/hosts").context("reading the host's /etc/hosts");
+    }
+    let mut out = format!("127.0.0.1\tlocalhost localhost.localdomain {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for e in entries {
+        let (ip, host) = e
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --hosts-entry {e:?}; use IP=HOSTNAME or host"))?;
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| anyhow!("invalid --hosts-entry {e:?}: {ip:?} is not an IP address"))?;
+        out.push_str(&format!("{ip}\t{host}\n"));
+    }
+    Ok(out)
+}
+
+/// The pod's resolv.conf: from --dns and friends; the host's with --dns=host (or with
+/// --net=host and no DNS flags); none with --dns=none (the image's stays).
+fn resolv_conf(rt: &RuntimeArgs, net: &str) -> Result<Option<String>> {
+    let special = rt.dns.iter().any(|d| d == "host" || d == "none");
+    if special && rt.dns.len() > 1 {
+        bail!("--dns=host and --dns=none must be used alone");
+    }
+    let host = || std::fs::read_to_string("/etc/resolv.conf").ok();
+    match rt.dns.first().map(String::as_str) {
+        Some("host") => return Ok(host()),
+        Some("none") => return Ok(None),
+        None if rt.dns_search.is_empty() && rt.dns_opt.is_empty() && rt.dns_domain.is_none() => {
+            return Ok(if net == "host" { host() } else { None });
+        }
+        _ => {}
+    }
+    let mut out = String::new();
+    for ip in &rt.dns {
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| anyhow!("invalid --dns {ip:?}: not an IP address (or host, none)"))?;
+        out.push_str(&format!("nameserver {ip}\n"));
+    }
+    if let Some(d) = &rt.dns_domain {
+        out.push_str(&format!("domain {d}\n"));
+    }
+    if !rt.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", rt.dns_search.join(" ")));
+    }
+    if !rt.dns_opt.is_empty() {
+        out.push_str(&format!("options {}\n", rt.dns_opt.join(" ")));
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_syntax() {
+        let v = parse_volume("data,kind=host,source=/tmp,readOnly=true").unwrap();
+        assert_eq!((v.kind.as_str(), v.read_only), ("host", Some(true)));
+        let v = parse_volume("scratch,kind=empty,mode=0700,uid=5").unwrap();
+        assert_eq!(
+            (v.mode.as_deref(), v.uid, v.gid),
+            (Some("0700"), Some(5), Some(0))
+        );
+        for bad in [
+            "",
+            "x,kind=host",
+            "x,kind=host,source=rel",
+            "x,kind=weird",
+            "x,kind=empty,uid=a",
+            "x,bogus",
+        ] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_and_hosts() {
+        let rt = RuntimeArgs {
+            dns: vec!["8.8.8.8".into()],
+            dns_search: vec!["a.b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            resolv_conf(&rt, "none").unwrap().unwrap(),
+            "nameserver 8.8.8.8\nsearch a.b\n"
+        );
+        let rt = RuntimeArgs {
+            dns: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert!(resolv_conf(&rt, "none").is_err());
+        let h = hosts_file(&["10.0.0.1=db".into()], "rkt-x").unwrap();
+        assert!(h.contains("10.0.0.1\tdb\n") && h.contains("rkt-x"));
+        assert!(hosts_file(&["bad".into()], "h").is_err());
+    }
+}

@@ -1,0 +1,497 @@
+//! Pods for real: namespaces, overlayfs, cgroups, the supervisor and the pod lifecycle.
+
+mod common;
+
+use common::{Registry, Rkt};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| Registry::with_fixtures("plain"))
+}
+
+fn busybox() -> String {
+    registry().image("busybox:latest")
+}
+
+fn out(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// No mount of this store is left in the host's mount table.
+fn assert_no_mounts(rkt: &Rkt) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = rkt.dir.path().display().to_string();
+    assert!(
+        !table.contains(&dir),
+        "mounts left behind:\n{}",
+        table
+            .lines()
+            .filter(|l| l.contains(&dir))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn pod_dirs(rkt: &Rkt) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in [
+        "embryo",
+        "prepare",
+        "prepared",
+        "run",
+        "exited-garbage",
+        "garbage",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(rkt.dir.path().join("pods").join(d)) {
+            v.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| format!("{d}/{}", e.file_name().to_string_lossy())),
+            );
+        }
+    }
+    v
+}
+
+#[test]
+fn run_passes_output_and_exit_status_through() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &busybox(),
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(o.status.code(), Some(7), "{stderr}");
+    assert_eq!(stdout.trim(), "out");
+    assert!(stderr.contains("err"), "{stderr}");
+    // The image's own command (sh -c "echo hello") when nothing overrides it.
+    let o = rkt.run(&["run", "--net=host", &busybox()]);
+    assert_eq!(out(&o).0.trim(), "hello");
+    assert!(o.status.success());
+    assert_no_mounts(&rkt);
+}
+
+#[test]
+fn app_sees_its_environment_identity_and_files() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let env_file = rkt.config.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROMFILE=1\nFOO=file\n").unwrap();
+    let script = "echo $FOO $FROMFILE $SET $APPENV $AC_APP_NAME $container; id -u; id -g; id -G; pwd; \
+                  hostname; grep -c 10.1.2.3 /etc/hosts; cat /etc/resolv.conf; cat /proc/1/cmdline | tr '\\0' ' '";
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        "--hostname=podhost",
+        "--hosts-entry=10.1.2.3=db",
+        "--dns=192.0.2.53",
+        "--dns-search=example.test",
+        &format!("--set-env-file={}", env_file.display()),
+        "--set-env=SET=s",
+        &busybox(),
+        "--user=app",
+        "--group=staff",
+        "--supplementary-gids=7,8",
+        "--working-dir=/tmp",
+        "--environment=APPENV=e",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        script,
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Image env FOO=bar is overridden by the env file, set-env and environment are added.
+    assert_eq!(lines[0], "file 1 s e busybox rkt");
+    assert_eq!(lines[1], "1000");
+    assert_eq!(lines[2], "50");
+    assert_eq!(lines[3], "50 7 8");
+    assert_eq!(lines[4], "/tmp");
+    assert_eq!(lines[5], "podhost");
+    assert_eq!(lines[6], "1");
+    assert!(
+        stdout.contains("nameserver 192.0.2.53") && stdout.contains("search example.test"),
+        "{stdout}"
+    );
+    // PID 1 of the pod is its own init, not a host process.
+    assert!(lines.last().unwrap().contains("rkt-stage1"), "{stdout}");
+}
+
+#[test]
+fn volumes_and_mounts() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host\n").unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &format!("--volume=shared,kind=host,source={}", host.path().display()),
+        &format!(
+            "--volume=locked,kind=host,source={},readOnly=true",
+            ro.path().display()
+        ),
+        "--volume=scratch,kind=empty,mode=0700,uid=1000",
+        &busybox(),
+        "--user=0",
+        "--group=0",
+        "--mount=volume=shared,target=/shared",
+        "--mount=volume=locked,target=/locked",
+        "--mount=volume=scratch,target=/scratch",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "cat /shared/in; echo back > /shared/out; touch /locked/x 2>/dev/null || echo ro; \
+         stat -c '%a %u' /scratch; test -d /data && test -d /var/tmp && echo implicit",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["from host", "ro", "700 1000", "implicit"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out")).unwrap(),
+        "back\n"
+    );
+    assert!(!ro.path().join("x").exists());
+    assert_no_mounts(&rkt);
+}
+
+#[test]
+fn prepare_run_prepared_status_stop_rm() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let uuid_file = rkt.config.path().join("uuid");
+    let uuid = rkt.ok(&[
+        "prepare",
+        "--quiet",
+        &format!("--uuid-file-save={}", uuid_file.display()),
+        &busybox(),
+        "--exec",
+        "/bin/sleep",
+        "--memory=32Mi",
+        "--cpu=500m",
+        "--",
+        "60",
+    ]);
+    let uuid = uuid.trim().to_string();
+    assert_eq!(std::fs::read_to_string(&uuid_file).unwrap(), uuid);
+    assert!(rkt
+        .ok(&["status", &uuid[..8]])
+        .starts_with("state=prepared\n"));
+
+    let mut child = rkt
+        .cmd()
+        .args(["run-prepared", "--net=none", &uuid])
+        .spawn()
+        .unwrap();
+    let status = rkt.ok(&[
+        "status",
+        "--wait-ready=10s",
+        &format!("--uuid-file={}", uuid_file.display()),
+    ]);
+    assert!(status.starts_with("state=running\n"), "{status}");
+    assert!(status.contains("exited=false"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&rkt.ok(&["status", "--format=json", &uuid])).unwrap();
+    assert_eq!(json["name"], uuid.as_str());
+    assert_eq!(json["state"], "running");
+    assert_eq!(json["apps"][0]["name"], "busybox");
+    // Limits are in the pod's cgroups while it runs.
+    let mem = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/rkt/{uuid}/memory.limit_in_bytes"
+    ));
+    if let Ok(mem) = mem {
+        assert_eq!(mem.trim(), (32 << 20).to_string());
+        let quota =
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/rkt/{uuid}/cpu.cfs_quota_us"))
+                .unwrap();
+        assert_eq!(quota.trim(), "50000");
+    }
+    let list = rkt.ok(&["list", "--no-legend"]);
+    assert!(
+        list.starts_with(&uuid[..8]) && list.contains("running"),
+        "{list}"
+    );
+
+    // Removing a running pod is refused; stopping it forwards SIGTERM to the app.
+    let err = rkt.fails(&["rm", &uuid]);
+    assert!(err.contains("stop it first"), "{err}");
+    let started = Instant::now();
+    assert_eq!(rkt.ok(&["stop", &uuid]).trim(), format!("{uuid:?}"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let code = child.wait().unwrap().code();
+    assert_eq!(
+        code,
+        Some(143),
+        "rkt run-prepared exits with the app's status (SIGTERM)"
+    );
+    let status = rkt.ok(&["status", &uuid]);
+    assert!(
+        status.contains("state=exited") && status.contains("app-busybox=143"),
+        "{status}"
+    );
+    let err = rkt.ok(&["stop", &uuid]);
+    assert!(err.is_empty());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/rkt/{uuid}")).exists());
+
+    assert_eq!(rkt.ok(&["rm", &uuid]).trim(), format!("{uuid:?}"));
+    assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
+    assert_no_mounts(&rkt);
+}
+
+#[test]
+fn memory_limit_is_enforced() {
+    if !common::require_root() || !std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        eprintln!("skipped: needs root and the cgroup v1 memory controller");
+        return;
+    }
+    let rkt = Rkt::new();
+    // A shell string that doubles until it cannot.
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &busybox(),
+        "--memory=16Mi",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "a=x; while :; do a=\"$a$a\"; done",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(137),
+        "an app past its memory limit is OOM-killed (SIGKILL)"
+    );
+}
+
+#[test]
+fn cpu_quota_throttles_a_busy_loop() {
+    if !common::require_root()
+        || !std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists()
+    {
+        eprintln!("skipped: needs root and the cgroup v1 cpu controller");
+        return;
+    }
+    let rkt = Rkt::new();
+    let uuid_file = rkt.config.path().join("uuid");
+    let mut child = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            &format!("--uuid-file-save={}", uuid_file.display()),
+            &busybox(),
+            "--cpu=500m",
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            "while :; do :; done",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !uuid_file.exists() {
+        assert!(Instant::now() < deadline, "the pod never got a UUID");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rkt.ok(&[
+        "status",
+        "--wait-ready=10s",
+        &format!("--uuid-file={}", uuid_file.display()),
+    ]);
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    let usage = || -> u64 {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/cpu,cpuacct/rkt/{uuid}/cpuacct.usage"
+        ))
+        .or_else(|_| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct/rkt/{uuid}/cpuacct.usage"))
+        })
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+    };
+    let before = usage();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = usage() - before;
+    rkt.ok(&["stop", "--force", &uuid]);
+    child.wait().unwrap();
+    if before == 0 && used == 0 {
+        eprintln!("skipped: cpuacct is not mounted with cpu here");
+        return;
+    }
+    let cores = used as f64 / 2e9;
+    assert!(
+        (0.3..0.7).contains(&cores),
+        "a busy loop under --cpu=500m used {cores:.2} cores"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_no_pod() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    rkt.ok(&["fetch", &busybox()]);
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--net=none", "--bogus", "IMG"], "unknown flag"),
+        (
+            &["run", "--net=none", "--volume=v,kind=nope", "IMG"],
+            "--volume",
+        ),
+        (&["run", "--net=none", "IMG", "--mount=volume=v"], "--mount"),
+        (
+            &["run", "--net=none", "IMG", "--mount=volume=nov,target=/x"],
+            "no --volume defines it",
+        ),
+        (
+            &["run", "--net=none", "IMG", "--memory=lots"],
+            "invalid quantity",
+        ),
+        (
+            &["run", "--net=none", "IMG", "--cpu=fast"],
+            "invalid CPU quantity",
+        ),
+        (
+            &["run", "--net=none", "IMG", "--user=nobody-here"],
+            "not found in the image",
+        ),
+        (
+            &[
+                "run",
+                "--net=none",
+                "--pull-policy=never",
+                "docker://127.0.0.1:1/missing:1",
+            ],
+            "--pull-policy=never",
+        ),
+        (&["run", "--net=default", "IMG", "--exec=/bin/true"], "CNI"),
+    ];
+    for (args, expect) in cases {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if *a == "IMG" {
+                    busybox()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = rkt.fails(&args);
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+        let left: Vec<String> = pod_dirs(&rkt)
+            .into_iter()
+            .filter(|p| !p.starts_with("run/"))
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    // A pod that failed to start is explained by `list` (exited), and gc clears it.
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
+}
+
+#[test]
+fn ambiguous_uuid_prefix_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let mut uuids: Vec<String> = Vec::new();
+    // Prepare pods until two share a first character.
+    let prefix = loop {
+        let u = rkt
+            .ok(&["prepare", &busybox(), "--exec=/bin/true"])
+            .trim()
+            .to_string();
+        if let Some(p) = uuids.iter().find(|p| p[..1] == u[..1]) {
+            break p[..1].to_string();
+        }
+        uuids.push(u);
+    };
+    let err = rkt.fails(&["status", &prefix]);
+    assert!(err.contains("matches"), "{err}");
+    rkt.ok(&["gc", "--expire-prepared=0s", "--grace-period=0s"]);
+    assert!(pod_dirs(&rkt).is_empty());
+}
+
+#[test]
+fn run_rm_cycles_leave_nothing_behind() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let uuid_file = rkt.config.path().join("uuid");
+    let cycles: usize = std::env::var("RKT_TEST_CYCLES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100);
+    for _ in 0..cycles {
+        rkt.ok(&[
+            "run",
+            "--net=none",
+            &format!("--uuid-file-save={}", uuid_file.display()),
+            &busybox(),
+            "--exec=/bin/true",
+        ]);
+        rkt.ok(&["rm", &format!("--uuid-file={}", uuid_file.display())]);
+    }
+    assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
+    assert_no_mounts(&rkt);
+    let leftover: Vec<_> = ["memory", "cpu", "cpuacct"]
+        .iter()
+        .filter_map(|c| std::fs::read_dir(format!("/sys/fs/cgroup/{c}/rkt")).ok())
+        .flat_map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.path())
+        })
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::read_to_string(&uuid_file).is_ok_and(|u| u == name)
+        })
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+}
+
+#[test]
+fn version_is_rkts_five_lines() {
+    let rkt = Rkt::new();
+    let v = rkt.ok(&["version"]);
+    let lines: Vec<&str> = v.lines().collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0], "rkt Version: 1.30.0");
+    assert_eq!(lines[1], "appc Version: 0.8.11");
+}

@@ -1,0 +1,180 @@
+//! The pod's cgroups: memory and CPU limits, on cgroup v1 (and hybrid hosts, where memory and
+//! cpu live on v1) and on the unified v2 hierarchy.
+
+use crate::plan::Plan;
+use std::path::{Path, PathBuf};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+pub struct Cgroups {
+    dirs: Vec<PathBuf>,
+}
+
+/// Which hierarchy the memory and cpu controllers are on below `root`.
+pub fn is_v1(root: &Path) -> bool {
+    root.join("memory/memory.limit_in_bytes").exists() || root.join("memory/tasks").exists()
+}
+
+impl Cgroups {
+    pub fn create(plan: &Plan) -> Result<Cgroups, String> {
+        Cgroups::create_under(Path::new(ROOT), plan)
+    }
+
+    /// Creates the pod's cgroups below `root` (a real or, in tests, a fake cgroupfs) and
+    /// writes the plan's limits.
+    pub fn create_under(root: &Path, plan: &Plan) -> Result<Cgroups, String> {
+        if plan.cgroup.is_empty() {
+            return Ok(Cgroups { dirs: Vec::new() });
+        }
+        if is_v1(root) {
+            let mem = root.join("memory").join(&plan.cgroup);
+            let cpu = root.join("cpu").join(&plan.cgroup);
+            mkdir(&mem)?;
+            mkdir(&cpu)?;
+            if let Some(m) = plan.memory_limit {
+                write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
+            }
+            if let Some(q) = plan.cpu_quota_us {
+                write(&cpu.join("cpu.cfs_period_us"), "100000")?;
+                write(&cpu.join("cpu.cfs_quota_us"), &q.to_string())?;
+            }
+            if let Some(s) = plan.cpu_shares {
+                write(&cpu.join("cpu.shares"), &s.to_string())?;
+            }
+            let mut dirs = vec![mem, cpu];
+            // cpuacct (CPU usage, for status and stats) when it is its own hierarchy; where it
+            // is co-mounted with cpu, the cpu directory already is it.
+            let acct = root.join("cpuacct");
+            if acct.join("cpuacct.usage").exists() && !root.join("cpu/cpuacct.usage").exists() {
+                let d = acct.join(&plan.cgroup);
+                mkdir(&d)?;
+                dirs.push(d);
+            }
+            Ok(Cgroups { dirs })
+        } else {
+            enable_controllers(root, &plan.cgroup)?;
+            let dir = root.join(&plan.cgroup);
+            mkdir(&dir)?;
+            if let Some(m) = plan.memory_limit {
+                write(&dir.join("memory.max"), &m.to_string())?;
+            }
+            if let Some(q) = plan.cpu_quota_us {
+                write(&dir.join("cpu.max"), &format!("{q} 100000"))?;
+            }
+            if let Some(s) = plan.cpu_shares {
+                write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+            }
+            Ok(Cgroups { dirs: vec![dir] })
+        }
+    }
+
+    /// Removes the pod's cgroups once nothing is left in them.
+    pub fn remove(&self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+
+    /// Moves `pid` into every cgroup of the pod.
+    pub fn add(&self, pid: libc::pid_t) -> Result<(), String> {
+        for d in &self.dirs {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// v2 needs each ancestor to delegate the controllers to its children.
+fn enable_controllers(root: &Path, rel: &str) -> Result<(), String> {
+    let mut dir = root.to_path_buf();
+    for comp in Path::new(rel)
+        .parent()
+        .into_iter()
+        .flat_map(|p| p.components())
+    {
+        let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +cpu");
+        dir.push(comp);
+        mkdir(&dir)?;
+    }
+    let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +cpu");
+    Ok(())
+}
+
+/// The conversion runc and systemd use from v1 shares (2..262144) to v2 weight (1..10000).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262144);
+    1 + ((s - 2) * 9999) / 262142
+}
+
+fn mkdir(p: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(p).map_err(|e| format!("creating cgroup {}: {e}", p.display()))
+}
+
+fn write(p: &Path, v: &str) -> Result<(), String> {
+    std::fs::write(p, v).map_err(|e| format!("writing {v} to {}: {e}", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            cgroup: "rkt/pod1".into(),
+            memory_limit: Some(64 << 20),
+            cpu_quota_us: Some(50000),
+            cpu_shares: Some(1024),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn v2_limits_on_a_fake_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        let cg = Cgroups::create_under(root.path(), &plan()).unwrap();
+        let dir = root.path().join("rkt/pod1");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cpu.max")).unwrap(),
+            "50000 100000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cpu.weight")).unwrap(),
+            "39"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("rkt/cgroup.subtree_control")).unwrap(),
+            "+memory +cpu"
+        );
+        cg.add(42).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cgroup.procs")).unwrap(),
+            "42"
+        );
+    }
+
+    #[test]
+    fn v1_limits_on_a_fake_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("memory")).unwrap();
+        std::fs::write(root.path().join("memory/tasks"), "").unwrap();
+        Cgroups::create_under(root.path(), &plan()).unwrap();
+        let mem = root.path().join("memory/rkt/pod1");
+        let cpu = root.path().join("cpu/rkt/pod1");
+        assert_eq!(
+            std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
+            "67108864"
+        );
+        assert_eq!(
+            std::fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap(),
+            "50000"
+        );
+        assert_eq!(
+            std::fs::read_to_string(cpu.join("cpu.shares")).unwrap(),
+            "1024"
+        );
+    }
+}

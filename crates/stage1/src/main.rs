@@ -1,0 +1,194 @@
+//! `rkt-stage1`: the per-pod supervisor.
+//!
+//! `rkt run` and `rkt run-prepared` prepare a pod directory and then `exec` this program with
+//! the pod directory as its argument and the pod lock as file descriptor `RKT_LOCK_FD`; exec
+//! keeps the PID, so the process that started the pod becomes its supervisor and holds the
+//! lock for the pod's life (a free lock means the pod exited).
+//!
+//! Process tree:
+//!
+//! ```text
+//! supervisor (host namespaces; holds the lock, owns the cgroup, forwards signals, exits with
+//!  |          the app's status)
+//!  └─ pod init (PID 1 of new mount/PID/UTS/IPC[/net] namespaces; pivot_root into the app's
+//!      |         root, forwards signals, reaps, records the exit status)
+//!      └─ app
+//! ```
+//!
+//! The plan comes from `<pod>/stage1/plan`, written by stage0: `key=value` records separated
+//! by NUL bytes, so that arguments may hold any byte but NUL. No JSON and no allocation-heavy
+//! dependencies here: this process stays resident for the pod's life.
+
+mod cgroup;
+mod mounts;
+mod plan;
+mod sys;
+
+use plan::Plan;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// Signals forwarded from the supervisor to the pod, and from the pod init to the app.
+const FORWARDED: [libc::c_int; 5] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 2 {
+        eprintln!("usage: rkt-stage1 POD_DIR");
+        std::process::exit(254);
+    }
+    let pod = PathBuf::from(&args[1]);
+    match supervise(&pod) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("stage1: {e}");
+            std::process::exit(254);
+        }
+    }
+}
+
+fn supervise(pod: &Path) -> Result<i32, String> {
+    let plan = Plan::load(&pod.join("stage1/plan"))?;
+    let status_dir = pod.join("stage1/rootfs/rkt/status");
+    std::fs::create_dir_all(&status_dir)
+        .map_err(|e| format!("creating {}: {e}", status_dir.display()))?;
+    write_file(&pod.join("ppid"), &std::process::id().to_string())?;
+    let cgroups = cgroup::Cgroups::create(&plan)?;
+    // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
+    let mask = sys::block_signals(&FORWARDED)?;
+
+    let (ready_r, ready_w) = sys::pipe()?;
+    let flags = libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | if plan.net == "host" {
+            0
+        } else {
+            libc::CLONE_NEWNET
+        };
+    let child = sys::clone_process(flags)?;
+    if child == 0 {
+        // Pod init. Wait until the supervisor has placed us in the cgroups.
+        sys::close(ready_w);
+        let mut b = [0u8; 1];
+        let _ = sys::read(ready_r, &mut b);
+        sys::close(ready_r);
+        let code = match pod_init(pod, &plan, &status_dir, &mask) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("stage1: {e}");
+                254
+            }
+        };
+        std::process::exit(code);
+    }
+    sys::close(ready_r);
+    let joined = cgroups.add(child);
+    if let Some(adj) = plan.oom_score_adj {
+        // Inherited by the app.
+        let _ = std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string());
+    }
+    write_file(&pod.join("pid"), &child.to_string())?;
+    sys::write(ready_w, b"x");
+    sys::close(ready_w);
+    joined?;
+    let code = forward_until_exit(child, &mask);
+    cgroups.remove();
+    Ok(code)
+}
+
+/// Forwards queued signals to `child` until it exits; returns its exit code the way a shell
+/// reports it (128 + signal when killed).
+fn forward_until_exit(child: libc::pid_t, mask: &libc::sigset_t) -> i32 {
+    loop {
+        if let Some(code) = sys::try_wait(child) {
+            return code;
+        }
+        if let Some(sig) = sys::wait_signal(mask, 100) {
+            // SAFETY: sending a signal to our own child.
+            unsafe { libc::kill(child, sig) };
+        }
+    }
+}
+
+/// PID 1 of the pod: builds the root filesystem, starts the app, forwards signals to it,
+/// reaps everything, and records the app's exit status.
+fn pod_init(
+    pod: &Path,
+    plan: &Plan,
+    status_dir: &Path,
+    mask: &libc::sigset_t,
+) -> Result<i32, String> {
+    let status = sys::open_dir(status_dir)?;
+    // The pod lock stays with the supervisor and this init, never with the app.
+    if let Some(fd) = std::env::var("RKT_LOCK_FD")
+        .ok()
+        .and_then(|f| f.parse().ok())
+    {
+        sys::set_cloexec(fd);
+    }
+    sys::sethostname(&plan.hostname)?;
+    let root = mounts::build_root(pod, plan)?;
+    mounts::enter_root(&root)?;
+    sys::touch_at(status, &format!("{}-created", plan.app))?;
+    let app = sys::fork()?;
+    if app == 0 {
+        let err = exec_app(plan, mask);
+        eprintln!("stage1: app {:?}: {err}", plan.app);
+        std::process::exit(254);
+    }
+    sys::touch_at(status, &format!("{}-started", plan.app))?;
+    let code = forward_until_exit(app, mask);
+    // Reap whatever else is left (orphans re-parented to us) without blocking.
+    while sys::reap_any() {}
+    sys::write_at(status, &plan.app, &code.to_string())?;
+    Ok(code)
+}
+
+/// Drops to the app's user and execs it. Returns only on failure.
+fn exec_app(plan: &Plan, mask: &libc::sigset_t) -> String {
+    if let Err(e) = sys::unblock_signals(mask) {
+        return e;
+    }
+    if let Err(e) = sys::set_ids(plan.uid, plan.gid, &plan.supplementary_gids) {
+        return e;
+    }
+    if let Err(e) = std::env::set_current_dir(&plan.workdir) {
+        return format!("working directory {:?}: {e}", plan.workdir);
+    }
+    let Some(prog) = resolve(&plan.exec[0], &plan.env) else {
+        return format!("executable {:?} not found in the image", plan.exec[0]);
+    };
+    let argv: Vec<CString> = plan.exec.iter().map(|a| cstr(a)).collect();
+    let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
+    sys::execve(&cstr(&prog), &argv, &envp)
+}
+
+/// Looks `name` up in the app's PATH unless it already names a path.
+fn resolve(name: &str, env: &[String]) -> Option<String> {
+    if name.contains('/') {
+        return Some(name.to_string());
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| sys::is_executable(p))
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s.as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
+}
+
+fn write_file(path: &Path, content: &str) -> Result<(), String> {
+    std::fs::write(path, content).map_err(|e| format!("writing {}: {e}", path.display()))
+}

@@ -1,0 +1,110 @@
+//! The run plan stage0 writes for stage1: `key=value` records separated by NUL bytes. Keys
+//! that repeat (`exec`, `env`, `gid`, `mount`) build lists in order.
+
+use std::path::Path;
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub app: String,
+    /// The image's rendered tree (overlay lower layer, or the copy with --no-overlay).
+    pub image_rootfs: String,
+    pub overlay: bool,
+    pub exec: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub supplementary_gids: Vec<u32>,
+    pub hostname: String,
+    /// `host` shares the host's network namespace; anything else gets a new, empty one.
+    pub net: String,
+    pub readonly_rootfs: bool,
+    /// Bind mounts: (host path, path in the app, read-only).
+    pub mounts: Vec<(String, String, bool)>,
+    /// Where the cgroups go, relative to each controller's root (e.g. `rkt/<uuid>`).
+    pub cgroup: String,
+    pub memory_limit: Option<u64>,
+    /// CFS quota in microseconds per 100 ms period.
+    pub cpu_quota_us: Option<u64>,
+    pub cpu_shares: Option<u64>,
+    pub oom_score_adj: Option<i32>,
+}
+
+impl Plan {
+    pub fn load(path: &Path) -> Result<Plan, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Plan::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Plan, String> {
+        let mut p = Plan {
+            workdir: "/".into(),
+            net: "host".into(),
+            overlay: true,
+            ..Default::default()
+        };
+        for rec in bytes.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            let rec = std::str::from_utf8(rec).map_err(|_| "record is not UTF-8".to_string())?;
+            let (k, v) = rec
+                .split_once('=')
+                .ok_or_else(|| format!("bad record {rec:?}"))?;
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("{k}: not a number: {v:?}"))
+            };
+            match k {
+                "app" => p.app = v.into(),
+                "image_rootfs" => p.image_rootfs = v.into(),
+                "overlay" => p.overlay = v == "1",
+                "exec" => p.exec.push(v.into()),
+                "env" => p.env.push(v.into()),
+                "workdir" => p.workdir = v.into(),
+                "uid" => p.uid = num(v)? as u32,
+                "gid" => p.gid = num(v)? as u32,
+                "supplementary_gid" => p.supplementary_gids.push(num(v)? as u32),
+                "hostname" => p.hostname = v.into(),
+                "net" => p.net = v.into(),
+                "readonly_rootfs" => p.readonly_rootfs = v == "1",
+                "mount" => {
+                    let mut f = v.splitn(3, '\t');
+                    let (src, dst, ro) = (f.next(), f.next(), f.next());
+                    match (src, dst, ro) {
+                        (Some(s), Some(d), Some(r)) => {
+                            p.mounts.push((s.into(), d.into(), r == "1"))
+                        }
+                        _ => return Err(format!("bad mount record {v:?}")),
+                    }
+                }
+                "cgroup" => p.cgroup = v.into(),
+                "memory" => p.memory_limit = Some(num(v)?),
+                "cpu_quota_us" => p.cpu_quota_us = Some(num(v)?),
+                "cpu_shares" => p.cpu_shares = Some(num(v)?),
+                "oom_score_adj" => {
+                    p.oom_score_adj =
+                        Some(v.parse().map_err(|_| format!("bad oom_score_adj {v:?}"))?)
+                }
+                _ => return Err(format!("unknown key {k:?}")),
+            }
+        }
+        if p.app.is_empty() || p.exec.is_empty() || p.image_rootfs.is_empty() {
+            return Err("plan lacks app, exec or image_rootfs".into());
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_lists_in_order() {
+        let p = super::Plan::parse(
+            b"app=a\0image_rootfs=/r\0exec=/bin/sh\0exec=-c\0exec=echo\nhi\0env=A=1\0mount=/h\t/c\t1\0memory=1024\0",
+        )
+        .unwrap();
+        assert_eq!(p.exec, ["/bin/sh", "-c", "echo\nhi"]);
+        assert_eq!(p.env, ["A=1"]);
+        assert_eq!(p.mounts, [("/h".into(), "/c".into(), true)]);
+        assert_eq!(p.memory_limit, Some(1024));
+        assert!(super::Plan::parse(b"app=a\0bogus=1\0").is_err());
+    }
+}

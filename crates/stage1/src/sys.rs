@@ -1,0 +1,294 @@
+//! Thin, checked wrappers over the system calls stage1 needs. Each error names the call.
+
+use std::ffi::{CStr, CString};
+use std::io::Error;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn err(what: &str) -> String {
+    format!("{what}: {}", Error::last_os_error())
+}
+
+fn path_c(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("/nonexistent").unwrap())
+}
+
+pub fn pipe() -> Result<(i32, i32), String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(err("pipe2"));
+    }
+    Ok((fds[0], fds[1]))
+}
+
+pub fn close(fd: i32) {
+    // SAFETY: closing a descriptor we own.
+    unsafe { libc::close(fd) };
+}
+
+pub fn read(fd: i32, buf: &mut [u8]) -> isize {
+    // SAFETY: buf is valid for buf.len() bytes.
+    unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+pub fn write(fd: i32, buf: &[u8]) {
+    // SAFETY: buf is valid for buf.len() bytes.
+    unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+}
+
+/// clone(2) without a new stack: like fork, into new namespaces. Single-threaded callers only.
+pub fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
+    // SAFETY: raw clone with a null stack duplicates the calling (single-threaded) process like
+    // fork does; the child continues on its copy of the stack.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    if pid < 0 {
+        return Err(err("clone (new namespaces)"));
+    }
+    Ok(pid as libc::pid_t)
+}
+
+pub fn fork() -> Result<libc::pid_t, String> {
+    // SAFETY: the process is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(err("fork"));
+    }
+    Ok(pid)
+}
+
+/// Blocks `signals` and SIGCHLD; returns the mask, for sigtimedwait.
+pub fn block_signals(signals: &[libc::c_int]) -> Result<libc::sigset_t, String> {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in signals.iter().chain([libc::SIGCHLD].iter()) {
+            libc::sigaddset(&mut set, *s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(err("sigprocmask"));
+        }
+        Ok(set)
+    }
+}
+
+pub fn unblock_signals(set: &libc::sigset_t) -> Result<(), String> {
+    // SAFETY: set is a valid sigset.
+    if unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut()) } != 0 {
+        return Err(err("sigprocmask"));
+    }
+    Ok(())
+}
+
+/// Waits up to `ms` for a blocked signal. Returns a signal to forward (not SIGCHLD).
+pub fn wait_signal(set: &libc::sigset_t, ms: i64) -> Option<libc::c_int> {
+    let ts = libc::timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    // SAFETY: set and ts are valid; info may be null.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0 && sig != libc::SIGCHLD).then_some(sig)
+}
+
+/// Non-blocking wait for `pid`; its exit code (128 + signal if killed) once it has exited.
+pub fn try_wait(pid: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: status is a valid int.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r != pid {
+        return if r < 0 { Some(254) } else { None };
+    }
+    if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Some(128 + libc::WTERMSIG(status))
+    } else {
+        None
+    }
+}
+
+/// Reaps one exited child, if any; false when there is none left to reap now.
+pub fn reap_any() -> bool {
+    let mut status = 0;
+    // SAFETY: status is a valid int.
+    unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 }
+}
+
+pub fn open_dir(p: &Path) -> Result<i32, String> {
+    let c = path_c(p);
+    // SAFETY: c is a valid C string.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(err(&format!("open {}", p.display())));
+    }
+    Ok(fd)
+}
+
+pub fn write_at(dir: i32, name: &str, content: &str) -> Result<(), String> {
+    let c = CString::new(name).map_err(|_| "bad file name".to_string())?;
+    // SAFETY: c is a valid C string, dir an open directory.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return Err(err(&format!("writing status {name}")));
+    }
+    write(fd, content.as_bytes());
+    close(fd);
+    Ok(())
+}
+
+pub fn touch_at(dir: i32, name: &str) -> Result<(), String> {
+    write_at(dir, name, "")
+}
+
+pub fn sethostname(name: &str) -> Result<(), String> {
+    // SAFETY: name is valid for name.len() bytes.
+    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
+        return Err(err("sethostname"));
+    }
+    Ok(())
+}
+
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+    let groups: Vec<libc::gid_t> = groups.to_vec();
+    // SAFETY: groups is valid for its length.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            return Err(err("setgroups"));
+        }
+        if libc::setgid(gid) != 0 {
+            return Err(err(&format!("setgid {gid}")));
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(err(&format!("setuid {uid}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn execve(prog: &CStr, argv: &[CString], envp: &[CString]) -> String {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: null-terminated arrays of valid C strings.
+    unsafe { libc::execve(prog.as_ptr(), a.as_ptr(), e.as_ptr()) };
+    err(&format!("exec {prog:?}"))
+}
+
+pub fn is_executable(p: &str) -> bool {
+    let Ok(c) = CString::new(p) else { return false };
+    // SAFETY: c is a valid C string.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+pub fn mount(
+    src: &str,
+    target: &Path,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<(), String> {
+    let s = CString::new(src).unwrap_or_default();
+    let t = path_c(target);
+    let f = CString::new(fstype).unwrap_or_default();
+    let d = CString::new(data).unwrap_or_default();
+    // SAFETY: valid C strings; null pointers where the kernel accepts them.
+    let r = unsafe {
+        libc::mount(
+            if src.is_empty() {
+                std::ptr::null()
+            } else {
+                s.as_ptr()
+            },
+            t.as_ptr(),
+            if fstype.is_empty() {
+                std::ptr::null()
+            } else {
+                f.as_ptr()
+            },
+            flags,
+            if data.is_empty() {
+                std::ptr::null()
+            } else {
+                d.as_ptr().cast()
+            },
+        )
+    };
+    if r != 0 {
+        return Err(err(&format!(
+            "mount {fstype} {src:?} on {}",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
+pub fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> Result<(), String> {
+    let c = path_c(p);
+    // SAFETY: c is a valid C string.
+    if unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | mode,
+            libc::makedev(major, minor),
+        )
+    } != 0
+    {
+        return Err(err(&format!("mknod {}", p.display())));
+    }
+    // mknod's mode is masked by the umask.
+    // SAFETY: as above.
+    unsafe { libc::chmod(c.as_ptr(), mode) };
+    Ok(())
+}
+
+pub fn pivot_into(root: &Path) -> Result<(), String> {
+    let c = path_c(root);
+    let dot = CString::new(".").unwrap();
+    // SAFETY: valid C strings. pivot_root(".", ".") stacks the old root under the new one,
+    // and the detach right after removes it.
+    unsafe {
+        if libc::chdir(c.as_ptr()) != 0 {
+            return Err(err("chdir to the new root"));
+        }
+        if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
+            return Err(err("pivot_root"));
+        }
+        if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
+            return Err(err("detaching the old root"));
+        }
+        let slash = CString::new("/").unwrap();
+        if libc::chdir(slash.as_ptr()) != 0 {
+            return Err(err("chdir /"));
+        }
+    }
+    Ok(())
+}
+
+pub fn set_cloexec(fd: i32) {
+    // SAFETY: fcntl on a descriptor number; harmless if it is not open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
