@@ -10,6 +10,16 @@ pub struct Cgroups {
     dirs: Vec<PathBuf>,
 }
 
+/// The supervisor removes the pod's cgroups when it ends, on every path (the pod init is a
+/// clone that leaves through `process::exit`, which runs no destructors).
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// Which hierarchy the memory and cpu controllers are on below `root`.
 pub fn is_v1(root: &Path) -> bool {
     root.join("memory/memory.limit_in_bytes").exists() || root.join("memory/tasks").exists()
@@ -65,13 +75,6 @@ impl Cgroups {
                 write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
             }
             Ok(Cgroups { dirs: vec![dir] })
-        }
-    }
-
-    /// Removes the pod's cgroups once nothing is left in them.
-    pub fn remove(&self) {
-        for d in &self.dirs {
-            let _ = std::fs::remove_dir(d);
         }
     }
 

@@ -100,7 +100,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     sys::close(ready_w);
     joined?;
     let code = forward_until_exit(child, &mask);
-    cgroups.remove();
+    drop(cgroups);
     Ok(code)
 }
 

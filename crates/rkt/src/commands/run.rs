@@ -284,6 +284,16 @@ fn prepare_pod(
 /// Fetches or finds the image for an app argument.
 fn resolve_image(global: &GlobalArgs, image: &str, policy: PullPolicy) -> Result<String> {
     if image.starts_with("docker://") {
+        // A stored image is used as it is; only a fetch needs --insecure-options=image.
+        if policy != PullPolicy::Update {
+            let r = image::reference::Reference::parse(image)?;
+            let store = Store::open(&global.dir)?;
+            if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
+                if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
+                    return Ok(info.id);
+                }
+            }
+        }
         crate::flags::require_insecure_image(&global.insecure_options, image)?;
         let fetcher = super::fetch::fetcher(global, policy)?;
         return super::fetch::runtime()?.block_on(fetcher.fetch(image));

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Pod start-up benchmark and per-pod memory.
+#
+#   bench/run.sh        ROUNDS=20 by default; RKT=path/to/rkt (default target/release/rkt)
+#
+# 1. Start latency from a cached image, alternating round by round:
+#    - rkt:    rkt run --net=none IMAGE --memory=64Mi --cpu=500m --exec /bin/true
+#    - runc:   runc run of an equivalent OCI bundle (umoci unpack of the same image, same
+#              limits, its own network namespace); runc run creates, starts, waits, deletes
+#    - podman: podman run --rm --network=none --memory=64m --cpus=0.5 IMAGE /bin/true
+#              (with runc: crun refuses this machine's hybrid cgroup layout)
+#    The rkt pod is removed (rkt rm) after each timed run, untimed.
+# 2. The start latency of the 200th pod while 199 others keep running, against the first.
+# 3. Memory of a running pod's own processes (supervisor and pod init, not the app):
+#    RSS and USS (private pages) from /proc/PID/smaps_rollup.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+ROUNDS=${ROUNDS:-20}
+RKT=${RKT:-$root/target/release/rkt}
+RUNNING=${RUNNING:-199}
+
+need=()
+for p in runc podman umoci skopeo docker-registry jq python3; do
+  command -v "$p" >/dev/null || need+=("$p")
+done
+if ((${#need[@]})); then
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc podman umoci skopeo docker-registry jq python3 >/dev/null
+fi
+[[ -x $RKT && -x $(dirname "$RKT")/rkt-stage1 ]] || cargo build --release --locked -p rkt -p stage1
+
+work=$(mktemp -d /var/tmp/rkt-bench-run.XXXXXX)
+# podman: crun refuses this host's hybrid cgroups, so runc; and podman's default rlimits
+# (nofile and nproc far above this machine's hard limits) make runc fail, so none are set.
+printf '[containers]\ndefault_ulimits = []\n' >"$work/containers.conf"
+export CONTAINERS_CONF=$work/containers.conf
+P=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" --runtime=runc)
+R=("$RKT" --dir="$work/rkt" --insecure-options=image,http)
+cleanup() {
+  for u in $("${R[@]}" list --no-legend --full 2>/dev/null | awk '$1 ~ /-/ {print $1}'); do
+    "${R[@]}" stop --force "$u" >/dev/null 2>&1 || true
+    "${R[@]}" rm "$u" >/dev/null 2>&1 || true
+  done
+  "${P[@]}" system reset -f >/dev/null 2>&1 || true
+  tests/harness/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Time a command in milliseconds (monotonic clock, around the process only).
+ms() {
+  python3 -c 'import subprocess,sys,time
+t=time.monotonic_ns(); r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print((time.monotonic_ns()-t)/1e6 if r.returncode==0 else -1)' "$@"
+}
+
+echo "preparing: registry, image, bundle" >&2
+port=$(tests/harness/registry.sh start plain "$work/registry")
+tests/harness/fixtures.sh "$work/fixtures" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/fixtures/layout:busybox" "docker://127.0.0.1:$port/bench/busybox:latest"
+image=docker://127.0.0.1:$port/bench/busybox:latest
+"${R[@]}" fetch "$image" >/dev/null 2>&1
+"${P[@]}" pull -q --tls-verify=false "127.0.0.1:$port/bench/busybox:latest" >/dev/null
+umoci unpack --image "$work/fixtures/layout:busybox" "$work/bundle" >/dev/null
+jq '.process.args = ["/bin/true"] | .process.terminal = false | .process.user = {uid: 0, gid: 0}
+    | .linux.resources = {memory: {limit: 67108864}, cpu: {quota: 50000, period: 100000}}' \
+  "$work/bundle/config.json" >"$work/config.json"
+mv "$work/config.json" "$work/bundle/config.json"
+
+declare -A times
+for ((i = 1; i <= ROUNDS; i++)); do
+  t=$(ms "${R[@]}" run --net=none --uuid-file-save="$work/uuid" "$image" --memory=64Mi --cpu=500m --exec /bin/true)
+  "${R[@]}" rm --uuid-file="$work/uuid" >/dev/null
+  times[rkt]+="$t "
+  times[runc]+="$(ms runc run --bundle "$work/bundle" "bench-$i") "
+  times[podman]+="$(ms "${P[@]}" run --rm --network=none --memory=64m --cpus=0.5 "127.0.0.1:$port/bench/busybox:latest" /bin/true) "
+done
+
+echo "starting $RUNNING pods that keep running" >&2
+first=$(ms "${R[@]}" run --net=none --uuid-file-save="$work/uuid" "$image" --exec /bin/true)
+"${R[@]}" rm --uuid-file="$work/uuid" >/dev/null
+for ((i = 1; i <= RUNNING; i++)); do
+  "${R[@]}" run --net=none --uuid-file-save="$work/u$i" "$image" --exec /bin/sleep -- 3600 >/dev/null 2>&1 &
+done
+for ((i = 1; i <= RUNNING; i++)); do
+  until [[ -s $work/u$i ]]; do sleep 0.02; done
+  "${R[@]}" status --wait-ready=30s --uuid-file="$work/u$i" >/dev/null
+done
+nth=$(ms "${R[@]}" run --net=none --uuid-file-save="$work/uuid" "$image" --exec /bin/true)
+"${R[@]}" rm --uuid-file="$work/uuid" >/dev/null
+
+# Memory of one running pod's own processes.
+u=$(cat "$work/u1")
+podpath=$(ls -d "$work"/rkt/pods/run/"$u")
+sup=$(cat "$podpath/ppid")
+init=$(cat "$podpath/pid")
+mem() { awk '/^Rss:/ {r=$2} /^Private_(Clean|Dirty):/ {u+=$2} END {print r, u}' "/proc/$1/smaps_rollup"; }
+read -r sup_rss sup_uss <<<"$(mem "$sup")"
+read -r init_rss init_uss <<<"$(mem "$init")"
+
+stats() {
+  tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.1f %.1f %.1f", m, v[1], v[NR]}'
+}
+read -r rkt_med _ <<<"$(stats "${times[rkt]}")"
+mkdir -p bench/results
+{
+  echo "| tool | median (ms) | min | max | median / rkt's |"
+  echo "|---|---|---|---|---|"
+  for t in rkt runc podman; do
+    read -r med min max <<<"$(stats "${times[$t]}")"
+    echo "| $t | $med | $min | $max | $(awk -v a="$med" -v b="$rkt_med" 'BEGIN{printf "%.2f", a/b}') |"
+  done
+  echo
+  echo "| start latency | ms |"
+  echo "|---|---|"
+  echo "| first pod | $first |"
+  echo "| pod $((RUNNING + 1)), with $RUNNING running | $nth ($(awk -v a="$nth" -v b="$first" 'BEGIN{printf "%.2f", a/b}')× the first) |"
+  echo
+  echo "| per running pod (not counting the app) | RSS KiB | USS KiB |"
+  echo "|---|---|---|"
+  echo "| supervisor (rkt-stage1, host side) | $sup_rss | $sup_uss |"
+  echo "| pod init (rkt-stage1, PID 1 in the pod) | $init_rss | $init_uss |"
+  echo "| total | $((sup_rss + init_rss)) | $((sup_uss + init_uss)) |"
+  echo
+  echo "Machine: $(nproc) CPUs, kernel $(uname -r), $(date -u +%F). Rounds: $ROUNDS, alternating."
+  echo "Versions: $(runc --version | head -1); $(podman --version)."
+  echo "Command: \`ROUNDS=$ROUNDS bench/run.sh\`"
+} | tee "bench/results/run-$(date -u +%F).md"
