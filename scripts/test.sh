@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+# The binaries first: rkt's integration tests run rkt-stage1 from beside rkt, and cargo test
+# builds the binaries of a package only for that package's own tests.
+cargo build --workspace --locked
 cargo test --workspace --locked 2>&1

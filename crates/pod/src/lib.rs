@@ -15,6 +15,7 @@
 //!
 //! Transitions are `rename(2)`s of the pod directory, made while holding its lock.
 
+pub mod caps;
 pub mod manifest;
 pub mod status;
 

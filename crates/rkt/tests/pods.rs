@@ -495,3 +495,77 @@ fn version_is_rkts_five_lines() {
     assert_eq!(lines[0], "rkt Version: 1.30.0");
     assert_eq!(lines[1], "appc Version: 0.8.11");
 }
+
+/// The app's capability bound, effective set and no_new_privs, from inside the pod.
+fn security_of(rkt: &Rkt, extra: &[&str]) -> String {
+    let image = busybox();
+    let mut args = vec!["run", "--net=none", image.as_str(), "--user=0", "--group=0"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--exec", "/bin/sh", "--", "-c",
+        // busybox applets by name: the image links only a few of them.
+        "B=/bin/busybox; $B grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; \
+         echo timer_list-bytes=$($B wc -c </proc/timer_list); \
+         $B awk '$5 == \"/proc/sys\" { split($6, o, \",\"); print \"procsys-\" o[1] }' /proc/self/mountinfo",
+    ]);
+    let o = rkt.run(&args);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    stdout
+}
+
+#[test]
+fn security_defaults_and_their_relaxation() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let s = security_of(&rkt, &[]);
+    assert!(
+        s.contains("CapBnd:\t00000000a80425fb"),
+        "appc's 14 default capabilities: {s}"
+    );
+    assert!(s.contains("CapEff:\t00000000a80425fb"), "{s}");
+    assert!(s.contains("NoNewPrivs:\t1"), "{s}");
+    assert!(
+        s.contains("timer_list-bytes=0\n"),
+        "/proc/timer_list is masked: {s}"
+    );
+    assert!(
+        s.contains("procsys-ro"),
+        "/proc/sys is mounted read-only: {s}"
+    );
+
+    let s = security_of(&rkt, &["--caps-retain=CAP_CHOWN,CAP_NET_ADMIN"]);
+    assert!(s.contains("CapBnd:\t0000000000001001"), "{s}");
+    let s = security_of(&rkt, &["--caps-remove=CAP_NET_RAW"]);
+    assert!(s.contains("CapBnd:\t00000000a80405fb"), "{s}");
+    let err = rkt.fails(&["run", "--net=none", &busybox(), "--caps-retain=CAP_BOGUS"]);
+    assert!(err.contains("CAP_BOGUS"), "{err}");
+
+    let mut relaxed = Rkt::new();
+    relaxed.insecure = "image,http,capabilities,paths".into();
+    let s = security_of(&relaxed, &[]);
+    assert!(!s.contains("CapBnd:\t00000000a80425fb"), "{s}");
+    assert!(s.contains("NoNewPrivs:\t0"), "{s}");
+    assert!(!s.contains("procsys-ro"), "{s}");
+    assert!(!s.contains("timer_list-bytes=0\n"), "{s}");
+}
+
+#[test]
+fn stored_docker_image_runs_without_insecure_image() {
+    if !common::require_root() {
+        return;
+    }
+    let mut rkt = Rkt::new();
+    rkt.ok(&["fetch", &busybox()]);
+    rkt.insecure = "http".into();
+    rkt.ok(&["run", "--net=none", &busybox(), "--exec=/bin/true"]);
+    let err = rkt.fails(&[
+        "run",
+        "--net=none",
+        &registry().image("special:latest"),
+        "--exec=/bin/true",
+    ]);
+    assert!(err.contains("--insecure-options=image"), "{err}");
+}

@@ -19,6 +19,7 @@
 //! by NUL bytes, so that arguments may hold any byte but NUL. No JSON and no allocation-heavy
 //! dependencies here: this process stays resident for the pod's life.
 
+mod caps;
 mod cgroup;
 mod mounts;
 mod plan;
@@ -157,8 +158,23 @@ fn exec_app(plan: &Plan, mask: &libc::sigset_t) -> String {
     if let Err(e) = sys::unblock_signals(mask) {
         return e;
     }
+    if let Some(keep) = &plan.caps {
+        if let Err(e) = caps::limit_bounding_set(keep) {
+            return e;
+        }
+    }
     if let Err(e) = sys::set_ids(plan.uid, plan.gid, &plan.supplementary_gids) {
         return e;
+    }
+    if let (Some(keep), 0) = (&plan.caps, plan.uid) {
+        if let Err(e) = caps::set_process_caps(keep) {
+            return e;
+        }
+    }
+    if plan.no_new_privs {
+        if let Err(e) = caps::set_no_new_privs() {
+            return e;
+        }
     }
     if let Err(e) = std::env::set_current_dir(&plan.workdir) {
         return format!("working directory {:?}: {e}", plan.workdir);

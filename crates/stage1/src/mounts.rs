@@ -50,6 +50,9 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
         )?;
     }
     mount_kernel_fs(&root)?;
+    if plan.mask_paths {
+        mask_kernel_paths(&root)?;
+    }
     mount_dev(&root)?;
     for name in ["hostname", "hosts", "resolv.conf"] {
         let src = pod.join("stage1/etc").join(name);
@@ -97,6 +100,62 @@ fn mount_kernel_fs(root: &Path) -> Result<(), String> {
         NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
         "",
     )?;
+    Ok(())
+}
+
+/// Files that leak host information or control the host: hidden behind /dev/null.
+const MASKED_FILES: [&str; 6] = [
+    "proc/kcore",
+    "proc/keys",
+    "proc/timer_list",
+    "proc/sched_debug",
+    "proc/latency_stats",
+    "proc/timer_stats",
+];
+/// Directories hidden behind an empty read-only tmpfs.
+const MASKED_DIRS: [&str; 3] = ["proc/acpi", "proc/scsi", "sys/firmware"];
+/// Kernel tunables that stay readable but not writable.
+const READ_ONLY: [&str; 5] = [
+    "proc/sys",
+    "proc/sysrq-trigger",
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+];
+
+fn mask_kernel_paths(root: &Path) -> Result<(), String> {
+    for f in MASKED_FILES {
+        let p = root.join(f);
+        if p.exists() {
+            sys::mount("/dev/null", &p, "", libc::MS_BIND, "")?;
+        }
+    }
+    for d in MASKED_DIRS {
+        let p = root.join(d);
+        if p.is_dir() {
+            sys::mount(
+                "tmpfs",
+                &p,
+                "tmpfs",
+                libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+                "size=0",
+            )?;
+        }
+    }
+    for r in READ_ONLY {
+        let p = root.join(r);
+        if p.exists() {
+            let s = p.display().to_string();
+            sys::mount(&s, &p, "", libc::MS_BIND | libc::MS_REC, "")?;
+            sys::mount(
+                "",
+                &p,
+                "",
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                "",
+            )?;
+        }
+    }
     Ok(())
 }
 

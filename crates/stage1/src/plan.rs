@@ -28,6 +28,12 @@ pub struct Plan {
     pub cpu_quota_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// Capabilities the app keeps (bounding, effective, permitted, inheritable); None keeps
+    /// them all (`--insecure-options=capabilities`).
+    pub caps: Option<Vec<u32>>,
+    pub no_new_privs: bool,
+    /// Mask and make read-only the kernel paths an app has no business with.
+    pub mask_paths: bool,
 }
 
 impl Plan {
@@ -76,6 +82,16 @@ impl Plan {
                     }
                 }
                 "cgroup" => p.cgroup = v.into(),
+                "caps" => {
+                    let list = v.split(',').filter(|c| !c.is_empty());
+                    p.caps = Some(
+                        list.map(num)
+                            .map(|c| c.map(|c| c as u32))
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+                "no_new_privs" => p.no_new_privs = v == "1",
+                "mask_paths" => p.mask_paths = v == "1",
                 "memory" => p.memory_limit = Some(num(v)?),
                 "cpu_quota_us" => p.cpu_quota_us = Some(num(v)?),
                 "cpu_shares" => p.cpu_shares = Some(num(v)?),

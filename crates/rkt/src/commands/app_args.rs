@@ -48,6 +48,8 @@ pub struct AppArgs {
     pub oom_score_adj: Option<i32>,
     pub environment: Vec<String>,
     pub mounts: Vec<String>,
+    pub caps_retain: Option<String>,
+    pub caps_remove: Option<String>,
 }
 
 const POD_VALUE_FLAGS: &[&str] = &[
@@ -73,10 +75,6 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "ipc",
     "private-users",
     "signature",
-    "caps-retain",
-    "caps-remove",
-    "cap-retain",
-    "cap-remove",
     "seccomp",
     "user-annotation",
     "user-label",
@@ -116,6 +114,10 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "oom-score-adj",
     "environment",
     "mount",
+    "caps-retain",
+    "caps-remove",
+    "cap-retain",
+    "cap-remove",
 ];
 
 pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
@@ -217,8 +219,7 @@ fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
         "set-env-file" => pod.set_env_file.push(v),
         "uuid-file-save" => pod.uuid_file_save = Some(v),
         "pull-policy" => pod.pull_policy = Some(v),
-        "caps-retain" | "caps-remove" | "cap-retain" | "cap-remove" | "seccomp"
-        | "private-users" | "pod-manifest" => {
+        "seccomp" | "private-users" | "pod-manifest" => {
             bail!("--{name} is not supported by this rkt yet")
         }
         _ => {} // stage1 selection, signatures, annotations: accepted, no effect here
@@ -262,6 +263,8 @@ fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: Str
             )
         }
         "environment" => app.environment.push(v),
+        "caps-retain" | "cap-retain" => app.caps_retain = Some(v),
+        "caps-remove" | "cap-remove" => app.caps_remove = Some(v),
         "mount" => app.mounts.push(v),
         _ => unreachable!("listed in APP_VALUE_FLAGS"),
     }

@@ -34,6 +34,9 @@ struct Prepared {
     cpu_quota_us: Option<u64>,
     cpu_shares: Option<u64>,
     oom_score_adj: Option<i32>,
+    /// Capabilities kept; None with --insecure-options=capabilities.
+    caps: Option<Vec<u32>>,
+    mask_paths: bool,
 }
 
 /// The flags `run-prepared` takes (and `run` shares).
@@ -161,6 +164,7 @@ fn prepare_pod(
         .as_deref()
         .map(app_args::parse_millicores)
         .transpose()?;
+    let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
     let policy: PullPolicy = pod_args
         .pull_policy
         .as_deref()
@@ -211,6 +215,11 @@ fn prepare_pod(
     if let Some(c) = millicores {
         isolators
             .push(serde_json::json!({"name": "resource/cpu", "value": {"limit": format!("{c}m")}}));
+    }
+    let insecure = &global.insecure_options;
+    if !insecure.capabilities {
+        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
+        isolators.push(serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}}));
     }
     let mut runtime_app = image_app.clone();
     runtime_app.exec = exec.clone();
@@ -272,6 +281,8 @@ fn prepare_pod(
         cpu_quota_us: millicores.map(|m| m * 100),
         cpu_shares: app.cpu_shares,
         oom_score_adj: app.oom_score_adj,
+        caps: (!insecure.capabilities).then_some(caps),
+        mask_paths: !insecure.paths,
     };
     std::fs::create_dir_all(dir.join("stage1"))?;
     std::fs::write(
@@ -616,6 +627,17 @@ fn launch(dir: &Path, uuid: &str, rt: &RuntimeArgs, lock: PodLock) -> Result<()>
     if let Some(o) = prepared.oom_score_adj {
         rec("oom_score_adj", &o.to_string());
     }
+    if let Some(caps) = &prepared.caps {
+        let list: Vec<String> = caps.iter().map(u32::to_string).collect();
+        rec("caps", &list.join(","));
+    }
+    // No app gains privileges through setuid binaries or file capabilities, unless
+    // --insecure-options=capabilities lifted the capability limits too.
+    rec(
+        "no_new_privs",
+        if prepared.caps.is_some() { "1" } else { "0" },
+    );
+    rec("mask_paths", if prepared.mask_paths { "1" } else { "0" });
     std::fs::write(dir.join("stage1/plan"), &plan)?;
 
     let stage1 = stage1_path()?;
