@@ -77,6 +77,34 @@ fn run_passes_output_and_exit_status_through() {
     assert_eq!(o.status.code(), Some(7), "{stderr}");
     assert_eq!(stdout.trim(), "out");
     assert!(stderr.contains("err"), "{stderr}");
+    // --no-overlay: the app writes into a copy of the image, never into the image itself.
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        "--no-overlay",
+        &busybox(),
+        "--user=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo changed > /www/index.html; cat /www/index.html",
+    ]);
+    assert_eq!(out(&o).0.trim(), "changed", "{}", out(&o).1);
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &busybox(),
+        "--exec",
+        "/bin/cat",
+        "--",
+        "/www/index.html",
+    ]);
+    assert_eq!(
+        out(&o).0.trim(),
+        "hello from rkt",
+        "the stored image was modified"
+    );
     // The image's own command (sh -c "echo hello") when nothing overrides it.
     let o = rkt.run(&["run", "--net=host", &busybox()]);
     assert_eq!(out(&o).0.trim(), "hello");

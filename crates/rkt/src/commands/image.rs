@@ -355,7 +355,7 @@ fn render(store: &Store, args: &TreeArgs) -> Result<()> {
             std::fs::write(staged.join("manifest"), store.manifest_bytes(&info.id)?)?;
             staged.join("rootfs")
         };
-        copy_tree(&store.rootfs(&info.id), &rootfs_dest)
+        super::copy_tree(&store.rootfs(&info.id), &rootfs_dest)
     })();
     match result {
         Ok(()) => std::fs::rename(&staged, &out).context("moving the output into place"),
@@ -364,20 +364,4 @@ fn render(store: &Store, args: &TreeArgs) -> Result<()> {
             Err(e)
         }
     }
-}
-
-/// `cp -a`: coreutils already copies every file type, owner, mode, time, xattr and hardlink
-/// exactly, which is what an extracted tree must keep.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(from)
-        .arg(to)
-        .status()
-        .context("running cp -a")?;
-    if !status.success() {
-        bail!("error copying ACI rootfs: cp -a exited with {status}");
-    }
-    Ok(())
 }

@@ -194,6 +194,15 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<()> {
     Ok(())
 }
 
+/// The pods named by `--uuid-file` or by UUIDs (prefixes allowed).
+fn targets(pods: &Pods, uuid_file: Option<&Path>, uuids: &[String]) -> Result<Vec<Pod>> {
+    match uuid_file {
+        Some(f) => Ok(vec![pods.find_from(None, Some(f))?]),
+        None if uuids.is_empty() => bail!("give at least one pod UUID, or --uuid-file"),
+        None => uuids.iter().map(|u| pods.find(u)).collect(),
+    }
+}
+
 pub fn stop(
     global: &GlobalArgs,
     force: bool,
@@ -201,11 +210,7 @@ pub fn stop(
     uuids: &[String],
 ) -> Result<()> {
     let pods = Pods::open(&global.dir)?;
-    let targets: Vec<Pod> = match uuid_file {
-        Some(f) => vec![pods.find_from(None, Some(f))?],
-        None if uuids.is_empty() => bail!("give at least one pod UUID, or --uuid-file"),
-        None => uuids.iter().map(|u| pods.find(u)).collect::<Result<_>>()?,
-    };
+    let targets = targets(&pods, uuid_file, uuids)?;
     let mut failed = 0;
     for pod in targets {
         if pod.state != State::Running {
@@ -256,11 +261,7 @@ fn stop_one(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
 
 pub fn rm(global: &GlobalArgs, uuid_file: Option<&Path>, uuids: &[String]) -> Result<()> {
     let pods = Pods::open(&global.dir)?;
-    let targets: Vec<Pod> = match uuid_file {
-        Some(f) => vec![pods.find_from(None, Some(f))?],
-        None if uuids.is_empty() => bail!("give at least one pod UUID, or --uuid-file"),
-        None => uuids.iter().map(|u| pods.find(u)).collect::<Result<_>>()?,
-    };
+    let targets = targets(&pods, uuid_file, uuids)?;
     let mut failed = 0;
     for pod in targets {
         match remove(&pod) {

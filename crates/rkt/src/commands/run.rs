@@ -254,7 +254,7 @@ fn prepare_pod(
 
     let overlay = !pod_args.no_overlay;
     if !overlay {
-        copy_rootfs(
+        super::copy_tree(
             &image_rootfs,
             &dir.join("stage1/rootfs/opt/stage2")
                 .join(&name)
@@ -542,23 +542,6 @@ fn parse_volume(s: &str) -> Result<Volume> {
         _ => return Err(bad("kind must be host or empty")),
     }
     Ok(v)
-}
-
-fn copy_rootfs(from: &Path, to: &Path) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(from)
-        .arg(to)
-        .status()
-        .context("running cp -a for --no-overlay")?;
-    if !status.success() {
-        bail!("copying the image for --no-overlay failed: {status}");
-    }
-    Ok(())
 }
 
 /// Writes the runtime parts (hostname, DNS, hosts, the plan) and execs the supervisor, which
