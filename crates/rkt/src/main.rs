@@ -83,6 +83,16 @@ enum Command {
         #[arg(long = "mark-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
         mark_only: bool,
     },
+    /// Run a command in a running pod, confined like its app
+    Enter {
+        /// The app to enter (required when the pod has several)
+        #[arg(long)]
+        app: Option<String>,
+        uuid: String,
+        /// The command and its arguments (default /bin/bash)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -141,6 +151,10 @@ fn main() {
         } => (
             "gc",
             commands::pods::gc(&cli.global, grace_period, expire_prepared, mark_only),
+        ),
+        Command::Enter { app, uuid, command } => (
+            "enter",
+            commands::pods::enter(&cli.global, app.as_deref(), &uuid, &command),
         ),
         Command::CatManifest {
             pretty_print,

@@ -21,6 +21,7 @@
 
 mod caps;
 mod cgroup;
+mod enter;
 mod mounts;
 mod plan;
 mod sys;
@@ -30,7 +31,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 /// Signals forwarded from the supervisor to the pod, and from the pod init to the app.
-const FORWARDED: [libc::c_int; 5] = [
+pub(crate) const FORWARDED: [libc::c_int; 5] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
@@ -40,12 +41,13 @@ const FORWARDED: [libc::c_int; 5] = [
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 2 {
-        eprintln!("usage: rkt-stage1 POD_DIR");
-        std::process::exit(254);
-    }
-    let pod = PathBuf::from(&args[1]);
-    match supervise(&pod) {
+    let result = match args.get(1).map(String::as_str) {
+        // rkt enter: rkt-stage1 enter POD_DIR CMD [ARGS…]
+        Some("enter") if args.len() >= 4 => enter::run(Path::new(&args[2]), &args[3..]),
+        Some(pod) if args.len() == 2 => supervise(&PathBuf::from(pod)),
+        _ => Err("usage: rkt-stage1 POD_DIR | rkt-stage1 enter POD_DIR CMD [ARGS…]".into()),
+    };
+    match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("stage1: {e}");
@@ -107,7 +109,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
 
 /// Forwards queued signals to `child` until it exits; returns its exit code the way a shell
 /// reports it (128 + signal when killed).
-fn forward_until_exit(child: libc::pid_t, mask: &libc::sigset_t) -> i32 {
+pub(crate) fn forward_until_exit(child: libc::pid_t, mask: &libc::sigset_t) -> i32 {
     loop {
         if let Some(code) = sys::try_wait(child) {
             return code;
@@ -158,6 +160,13 @@ fn exec_app(plan: &Plan, mask: &libc::sigset_t) -> String {
     if let Err(e) = sys::unblock_signals(mask) {
         return e;
     }
+    exec_as_app(plan, &plan.exec)
+}
+
+/// Applies the app's capability bound and set, user, groups, no_new_privs and working
+/// directory, then execs `argv` with the app's environment. Used for the app itself and for
+/// `rkt enter`, so that an entered process is confined exactly like the app.
+fn exec_as_app(plan: &Plan, argv: &[String]) -> String {
     if let Some(keep) = &plan.caps {
         if let Err(e) = caps::limit_bounding_set(keep) {
             return e;
@@ -179,10 +188,10 @@ fn exec_app(plan: &Plan, mask: &libc::sigset_t) -> String {
     if let Err(e) = std::env::set_current_dir(&plan.workdir) {
         return format!("working directory {:?}: {e}", plan.workdir);
     }
-    let Some(prog) = resolve(&plan.exec[0], &plan.env) else {
-        return format!("executable {:?} not found in the image", plan.exec[0]);
+    let Some(prog) = resolve(&argv[0], &plan.env) else {
+        return format!("executable {:?} not found in the image", argv[0]);
     };
-    let argv: Vec<CString> = plan.exec.iter().map(|a| cstr(a)).collect();
+    let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
     sys::execve(&cstr(&prog), &argv, &envp)
 }

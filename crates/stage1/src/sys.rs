@@ -292,3 +292,21 @@ pub fn set_cloexec(fd: i32) {
     // SAFETY: fcntl on a descriptor number; harmless if it is not open.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
 }
+
+pub fn open_path(p: &Path) -> Result<i32, String> {
+    let c = path_c(p);
+    // SAFETY: c is a valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(err(&format!("open {}", p.display())));
+    }
+    Ok(fd)
+}
+
+pub fn setns(fd: i32, nstype: libc::c_int) -> Result<(), String> {
+    // SAFETY: setns on a namespace descriptor we opened.
+    if unsafe { libc::setns(fd, nstype) } != 0 {
+        return Err(err("setns"));
+    }
+    Ok(())
+}

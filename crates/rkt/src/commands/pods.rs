@@ -361,6 +361,48 @@ pub fn gc(
     Ok(())
 }
 
+/// Replaces this process with `rkt-stage1 enter`, which joins the pod and runs the command.
+pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let pods = Pods::open(&global.dir)?;
+    let pod = pods.find(uuid)?;
+    if pod.state != State::Running {
+        bail!(
+            "pod {} is not running (it is {})",
+            pod.uuid,
+            pod.state.as_str()
+        );
+    }
+    let apps: Vec<String> = pod.manifest()?.apps.into_iter().map(|a| a.name).collect();
+    match app {
+        Some(a) if !apps.iter().any(|n| n == a) => {
+            bail!(
+                "pod {} has no app {a:?} (it has: {})",
+                pod.uuid,
+                apps.join(", ")
+            )
+        }
+        None if apps.len() > 1 => bail!(
+            "Pod contains multiple apps: {}; choose one with --app",
+            apps.join(", ")
+        ),
+        _ => {}
+    }
+    let default = ["/bin/bash".to_string()];
+    let command = if command.is_empty() {
+        &default[..]
+    } else {
+        command
+    };
+    let stage1 = super::run::stage1_path()?;
+    let err = std::process::Command::new(&stage1)
+        .arg("enter")
+        .arg(&pod.path)
+        .args(command)
+        .exec();
+    Err(anyhow::anyhow!("starting {}: {err}", stage1.display()))
+}
+
 pub fn cat_manifest(
     global: &GlobalArgs,
     pretty: bool,

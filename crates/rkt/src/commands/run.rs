@@ -647,7 +647,7 @@ fn clear_cloexec(fd: i32) -> Result<()> {
 }
 
 /// `rkt-stage1` beside the `rkt` binary.
-fn stage1_path() -> Result<PathBuf> {
+pub fn stage1_path() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the rkt binary")?;
     let p = exe.with_file_name("rkt-stage1");
     if !p.exists() {

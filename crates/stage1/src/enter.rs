@@ -1,0 +1,72 @@
+//! `rkt enter`: runs a command inside a running pod, confined exactly like its app: the pod's
+//! namespaces (mount, PID, UTS, IPC, network), its cgroups, the app's capability bound and
+//! set, user, groups and no_new_privs. rkt's own `enter` gave entered processes every
+//! capability, no seccomp filter and the host's cgroups (CVE-2019-10144, -10145, -10147).
+
+use crate::plan::Plan;
+use crate::{sys, FORWARDED};
+use std::path::Path;
+
+/// Namespaces joined, in this order; `mnt` last, since joining it changes what paths mean.
+const NAMESPACES: [(&str, libc::c_int); 5] = [
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("pid", libc::CLONE_NEWPID),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+pub fn run(pod: &Path, argv: &[String]) -> Result<i32, String> {
+    let plan = Plan::load(&pod.join("stage1/plan"))?;
+    let pid: i32 = std::fs::read_to_string(pod.join("pid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or("the pod has no running init (no pid file)")?;
+    join_cgroups(&plan)?;
+    // Open every namespace first: after joining the mount namespace, /proc is the pod's.
+    let mut fds = Vec::new();
+    for (name, flag) in NAMESPACES {
+        let p = format!("/proc/{pid}/ns/{name}");
+        let fd = sys::open_path(Path::new(&p))?;
+        fds.push((name, flag, fd));
+    }
+    for (name, flag, fd) in fds {
+        sys::setns(fd, flag).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
+        sys::close(fd);
+    }
+    let mask = sys::block_signals(&FORWARDED)?;
+    // The PID namespace applies to children: the command runs in a fork.
+    let child = sys::fork()?;
+    if child == 0 {
+        let err = match sys::unblock_signals(&mask) {
+            Ok(()) => crate::exec_as_app(&plan, argv),
+            Err(e) => e,
+        };
+        eprintln!("enter: {err}");
+        std::process::exit(254);
+    }
+    Ok(crate::forward_until_exit(child, &mask))
+}
+
+/// Moves this process into the pod's cgroups (v1 controllers, or the v2 directory), so that
+/// what it starts counts against the pod's limits.
+fn join_cgroups(plan: &Plan) -> Result<(), String> {
+    if plan.cgroup.is_empty() {
+        return Ok(());
+    }
+    let me = std::process::id().to_string();
+    let root = Path::new("/sys/fs/cgroup");
+    let dirs: Vec<_> = if crate::cgroup::is_v1(root) {
+        ["memory", "cpu", "cpuacct"]
+            .iter()
+            .map(|c| root.join(c).join(&plan.cgroup))
+            .collect()
+    } else {
+        vec![root.join(&plan.cgroup)]
+    };
+    for d in dirs.iter().filter(|d| d.is_dir()) {
+        std::fs::write(d.join("cgroup.procs"), &me)
+            .map_err(|e| format!("joining cgroup {}: {e}", d.display()))?;
+    }
+    Ok(())
+}
