@@ -17,6 +17,7 @@
 
 pub mod caps;
 pub mod manifest;
+pub mod seccomp;
 pub mod status;
 
 use anyhow::{anyhow, bail, Context, Result};

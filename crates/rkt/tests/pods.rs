@@ -532,7 +532,7 @@ fn security_of(rkt: &Rkt, extra: &[&str]) -> String {
     args.extend_from_slice(&[
         "--exec", "/bin/sh", "--", "-c",
         // busybox applets by name: the image links only a few of them.
-        "B=/bin/busybox; $B grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; \
+        "B=/bin/busybox; $B grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
          echo timer_list-bytes=$($B wc -c </proc/timer_list); \
          $B awk '$5 == \"/proc/sys\" { split($6, o, \",\"); print \"procsys-\" o[1] }' /proc/self/mountinfo",
     ]);
@@ -572,7 +572,7 @@ fn security_defaults_and_their_relaxation() {
     assert!(err.contains("CAP_BOGUS"), "{err}");
 
     let mut relaxed = Rkt::new();
-    relaxed.insecure = "image,http,capabilities,paths".into();
+    relaxed.insecure = "image,http,capabilities,paths,seccomp".into();
     let s = security_of(&relaxed, &[]);
     assert!(!s.contains("CapBnd:\t00000000a80425fb"), "{s}");
     assert!(s.contains("NoNewPrivs:\t0"), "{s}");
@@ -600,7 +600,7 @@ fn stored_docker_image_runs_without_insecure_image() {
 
 /// `rkt enter` joins the pod's namespaces and cgroups and keeps the app's confinement: what
 /// rkt's CVE-2019-10144 (all capabilities), -10145 (no seccomp) and -10147 (host cgroups) let
-/// entered processes escape. (There is no seccomp filter yet for the app either.)
+/// entered processes escape.
 #[test]
 fn enter_is_confined_like_the_app() {
     if !common::require_root() {
@@ -642,7 +642,7 @@ fn enter_is_confined_like_the_app() {
         "/bin/busybox",
         "sh",
         "-c",
-        "B=/bin/busybox; $B grep -E '^(CapBnd|CapEff|NoNewPrivs)' /proc/self/status; $B hostname; \
+        "B=/bin/busybox; $B grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/self/status; $B hostname; \
          $B cat /proc/self/cgroup; $B cat /proc/1/comm; $B cat /www/index.html; exit 3",
     ]);
     let (stdout, stderr) = out(&o);
@@ -657,6 +657,10 @@ fn enter_is_confined_like_the_app() {
     );
     assert!(stdout.contains("CapEff:\t00000000a80425fb"), "{stdout}");
     assert!(stdout.contains("NoNewPrivs:\t1"), "{stdout}");
+    assert!(
+        stdout.contains("Seccomp:\t2"),
+        "the app's seccomp filter (CVE-2019-10145): {stdout}"
+    );
     assert!(
         stdout.contains("\ninside\n"),
         "the pod's UTS namespace: {stdout}"
@@ -679,4 +683,65 @@ fn enter_is_confined_like_the_app() {
     child.wait().unwrap();
     let err = rkt.fails(&["enter", &uuid, "/bin/true"]);
     assert!(err.contains("not running"), "{err}");
+}
+
+#[test]
+fn seccomp_default_kills_and_custom_lists_refuse() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = busybox();
+    // sethostname is not on the default list: the app dies of SIGSYS (128 + 31), as in rkt.
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &image,
+        "--user=0",
+        "--exec",
+        "/bin/busybox",
+        "--",
+        "hostname",
+        "changed",
+    ]);
+    assert_eq!(o.status.code(), Some(159), "{}", out(&o).1);
+    // With errno=, the call fails instead, and the app goes on.
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &image,
+        if cfg!(target_arch = "x86_64") {
+            "--seccomp=mode=remove,errno=EPERM,mkdir,mkdirat"
+        } else {
+            "--seccomp=mode=remove,errno=EPERM,mkdirat"
+        },
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "/bin/busybox mkdir /tmp/x 2>/dev/null || echo mkdir-refused; echo alive",
+    ]);
+    assert_eq!(out(&o).0, "mkdir-refused\nalive\n", "{}", out(&o).1);
+    // --insecure-options=seccomp: no filter.
+    let mut relaxed = Rkt::new();
+    relaxed.insecure = "image,http,seccomp".into();
+    let o = relaxed.run(&[
+        "run",
+        "--net=none",
+        &image,
+        "--exec",
+        "/bin/busybox",
+        "--",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out(&o).0.trim(), "Seccomp:\t0", "{}", out(&o).1);
+    let err = rkt.fails(&[
+        "run",
+        "--net=none",
+        &image,
+        "--seccomp=mode=retain,nosuchcall",
+    ]);
+    assert!(err.contains("nosuchcall"), "{err}");
 }

@@ -1,4 +1,5 @@
-//! Capabilities and no_new_privs for the app, applied between fork and exec.
+//! Capabilities, no_new_privs and the seccomp filter for the app, applied between fork and
+//! exec.
 
 /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
 const CAP_V3: u32 = 0x2008_0522;
@@ -69,6 +70,54 @@ pub fn set_no_new_privs() -> Result<(), String> {
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Installs a seccomp filter allowing exactly `allowed`; other calls kill the process with
+/// SIGSYS, or fail with `errno`. Needs no_new_privs (or CAP_SYS_ADMIN); install it last.
+pub fn install_seccomp(allowed: &[i64], errno: Option<i32>) -> Result<(), String> {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    let arch: TargetArch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp: {e:?}"))?;
+    let rules = allowed.iter().map(|n| (*n, Vec::new())).collect();
+    let refuse = match errno {
+        Some(e) => SeccompAction::Errno(e as u32),
+        None => SeccompAction::KillProcess,
+    };
+    let filter = SeccompFilter::new(rules, refuse, SeccompAction::Allow, arch)
+        .map_err(|e| format!("building the seccomp filter: {e}"))?;
+    let prog: BpfProgram = filter
+        .try_into()
+        .map_err(|e| format!("compiling the seccomp filter: {e:?}"))?;
+    // prctl directly rather than seccompiler::apply_filter, which would also set
+    // no_new_privs: a root app with CAP_SYS_ADMIN (--insecure-options=capabilities) may go
+    // without it, and the caller decides.
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const seccompiler::sock_filter,
+    }
+    let fprog = SockFprog {
+        len: u16::try_from(prog.len()).map_err(|_| "seccomp filter too long".to_string())?,
+        filter: prog.as_ptr(),
+    };
+    // SAFETY: fprog points at `prog`, which outlives the call.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &fprog as *const SockFprog as libc::c_ulong,
+            0,
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "installing the seccomp filter: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }

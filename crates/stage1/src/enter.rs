@@ -1,6 +1,6 @@
 //! `rkt enter`: runs a command inside a running pod, confined exactly like its app: the pod's
 //! namespaces (mount, PID, UTS, IPC, network), its cgroups, the app's capability bound and
-//! set, user, groups and no_new_privs. rkt's own `enter` gave entered processes every
+//! set, user, groups, no_new_privs and seccomp filter. rkt's own `enter` gave entered processes every
 //! capability, no seccomp filter and the host's cgroups (CVE-2019-10144, -10145, -10147).
 
 use crate::plan::Plan;

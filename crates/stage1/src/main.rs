@@ -180,7 +180,9 @@ fn exec_as_app(plan: &Plan, argv: &[String]) -> String {
             return e;
         }
     }
-    if plan.no_new_privs {
+    // As rkt did: a non-root app under seccomp always gets no_new_privs (the kernel needs it
+    // to accept the filter from an unprivileged process).
+    if plan.no_new_privs || (plan.seccomp.is_some() && plan.uid != 0) {
         if let Err(e) = caps::set_no_new_privs() {
             return e;
         }
@@ -193,6 +195,12 @@ fn exec_as_app(plan: &Plan, argv: &[String]) -> String {
     };
     let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
+    // Last, so that nothing stage1 still does is filtered; execve itself is on every list.
+    if let Some((allowed, errno)) = &plan.seccomp {
+        if let Err(e) = caps::install_seccomp(allowed, *errno) {
+            return e;
+        }
+    }
     sys::execve(&cstr(&prog), &argv, &envp)
 }
 

@@ -32,6 +32,9 @@ pub struct Plan {
     /// them all (`--insecure-options=capabilities`).
     pub caps: Option<Vec<u32>>,
     pub no_new_privs: bool,
+    /// System calls the app may make, and the errno for the others (None: kill with SIGSYS).
+    /// No filter at all when None (`--insecure-options=seccomp`).
+    pub seccomp: Option<(Vec<i64>, Option<i32>)>,
     /// Mask and make read-only the kernel paths an app has no business with.
     pub mask_paths: bool,
 }
@@ -91,6 +94,29 @@ impl Plan {
                     );
                 }
                 "no_new_privs" => p.no_new_privs = v == "1",
+                "seccomp" => {
+                    // `kill:N,N,…` or `errno=E:N,N,…`
+                    let (action, list) = v
+                        .split_once(':')
+                        .ok_or_else(|| format!("bad seccomp record {v:?}"))?;
+                    let errno = match action {
+                        "kill" => None,
+                        a => Some(
+                            a.strip_prefix("errno=")
+                                .and_then(|e| e.parse().ok())
+                                .ok_or_else(|| format!("bad seccomp action {a:?}"))?,
+                        ),
+                    };
+                    let nums = list
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(|n| {
+                            n.parse::<i64>()
+                                .map_err(|_| format!("bad syscall number {n:?}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    p.seccomp = Some((nums, errno));
+                }
                 "mask_paths" => p.mask_paths = v == "1",
                 "memory" => p.memory_limit = Some(num(v)?),
                 "cpu_quota_us" => p.cpu_quota_us = Some(num(v)?),

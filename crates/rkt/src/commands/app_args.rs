@@ -50,6 +50,7 @@ pub struct AppArgs {
     pub mounts: Vec<String>,
     pub caps_retain: Option<String>,
     pub caps_remove: Option<String>,
+    pub seccomp: Option<String>,
 }
 
 const POD_VALUE_FLAGS: &[&str] = &[
@@ -75,7 +76,6 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "ipc",
     "private-users",
     "signature",
-    "seccomp",
     "user-annotation",
     "user-label",
     "stdin",
@@ -118,6 +118,7 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "caps-remove",
     "cap-retain",
     "cap-remove",
+    "seccomp",
 ];
 
 pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
@@ -219,7 +220,7 @@ fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
         "set-env-file" => pod.set_env_file.push(v),
         "uuid-file-save" => pod.uuid_file_save = Some(v),
         "pull-policy" => pod.pull_policy = Some(v),
-        "seccomp" | "private-users" | "pod-manifest" => {
+        "private-users" | "pod-manifest" => {
             bail!("--{name} is not supported by this rkt yet")
         }
         _ => {} // stage1 selection, signatures, annotations: accepted, no effect here
@@ -265,6 +266,7 @@ fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: Str
         "environment" => app.environment.push(v),
         "caps-retain" | "cap-retain" => app.caps_retain = Some(v),
         "caps-remove" | "cap-remove" => app.caps_remove = Some(v),
+        "seccomp" => app.seccomp = Some(v),
         "mount" => app.mounts.push(v),
         _ => unreachable!("listed in APP_VALUE_FLAGS"),
     }

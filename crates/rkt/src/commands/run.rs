@@ -37,6 +37,8 @@ struct Prepared {
     /// Capabilities kept; None with --insecure-options=capabilities.
     caps: Option<Vec<u32>>,
     mask_paths: bool,
+    /// Allowed system calls and the errno for the rest; None with --insecure-options=seccomp.
+    seccomp: Option<(Vec<i64>, Option<i32>)>,
 }
 
 /// The flags `run-prepared` takes (and `run` shares).
@@ -165,6 +167,7 @@ fn prepare_pod(
         .map(app_args::parse_millicores)
         .transpose()?;
     let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
+    let seccomp = pod::seccomp::filter(app.seccomp.as_deref())?;
     let policy: PullPolicy = pod_args
         .pull_policy
         .as_deref()
@@ -283,6 +286,7 @@ fn prepare_pod(
         oom_score_adj: app.oom_score_adj,
         caps: (!insecure.capabilities).then_some(caps),
         mask_paths: !insecure.paths,
+        seccomp: (!insecure.seccomp).then_some((seccomp.allowed, seccomp.errno)),
     };
     std::fs::create_dir_all(dir.join("stage1"))?;
     std::fs::write(
@@ -621,6 +625,11 @@ fn launch(dir: &Path, uuid: &str, rt: &RuntimeArgs, lock: PodLock) -> Result<()>
         if prepared.caps.is_some() { "1" } else { "0" },
     );
     rec("mask_paths", if prepared.mask_paths { "1" } else { "0" });
+    if let Some((allowed, errno)) = &prepared.seccomp {
+        let action = errno.map_or("kill".to_string(), |e| format!("errno={e}"));
+        let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
+        rec("seccomp", &format!("{action}:{}", list.join(",")));
+    }
     std::fs::write(dir.join("stage1/plan"), &plan)?;
 
     let stage1 = stage1_path()?;
