@@ -485,7 +485,7 @@ fn run_rm_cycles_leave_nothing_behind() {
     let cycles: usize = std::env::var("RKT_TEST_CYCLES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(500);
     for _ in 0..cycles {
         rkt.ok(&[
             "run",
@@ -744,4 +744,102 @@ fn seccomp_default_kills_and_custom_lists_refuse() {
         "--seccomp=mode=retain,nosuchcall",
     ]);
     assert!(err.contains("nosuchcall"), "{err}");
+}
+
+#[test]
+fn app_flags_and_listing_formats() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    // --readonly-rootfs, --name, --inherit-env, --oom-score-adj, --cpu-shares.
+    let o = rkt
+        .cmd()
+        .env("FROM_HOST", "yes")
+        .args([
+            "run", "--net=none", "--inherit-env", &busybox(), "--name=web", "--readonly-rootfs",
+            "--oom-score-adj=500", "--cpu-shares=256", "--user=0", "--exec", "/bin/sh", "--", "-c",
+            "echo $FROM_HOST $AC_APP_NAME; cat /proc/self/oom_score_adj; \
+             touch /www/x 2>/dev/null && echo writable || echo read-only; touch /data/ok && echo volume-writable",
+        ])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert_eq!(stdout, "yes web\n500\nread-only\nvolume-writable\n");
+
+    // status --wait blocks until the pod exits; list --full and JSON.
+    let uuid_file = rkt.config.path().join("uuid");
+    let mut child = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            &format!("--uuid-file-save={}", uuid_file.display()),
+            &busybox(),
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "1",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !uuid_file.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let status = rkt.ok(&[
+        "status",
+        "--wait",
+        &format!("--uuid-file={}", uuid_file.display()),
+    ]);
+    assert!(
+        status.contains("state=exited") && status.contains("app-busybox=0"),
+        "{status}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "--wait returned before the pod exited"
+    );
+    child.wait().unwrap();
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    let full = rkt.ok(&["list", "--full"]);
+    let header: Vec<&str> = full
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "UUID",
+            "APP",
+            "IMAGE NAME",
+            "IMAGE ID",
+            "STATE",
+            "CREATED",
+            "STARTED",
+            "NETWORKS"
+        ]
+    );
+    assert!(full.contains(&uuid) && full.contains("sha512-"), "{full}");
+    let json: serde_json::Value =
+        serde_json::from_str(&rkt.ok(&["list", "--format=json"])).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == uuid.as_str() && p["state"] == "exited"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&rkt.ok(&["cat-manifest", &uuid])).unwrap();
+    assert_eq!(manifest["acKind"], "PodManifest");
+    assert_eq!(
+        manifest["apps"][0]["app"]["exec"],
+        serde_json::json!(["/bin/sleep", "1"])
+    );
+    rkt.ok(&["gc", "--grace-period=0s"]);
 }
