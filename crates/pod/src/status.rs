@@ -36,6 +36,10 @@ pub struct AppStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub image_id: String,
+    /// Not in rkt's v1 API: set when the kernel's OOM killer ended the app (Nomad's driver
+    /// reports it as OOMKilled).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
     pub mounts: Vec<serde_json::Value>,
     pub user_annotations: BTreeMap<String, String>,
     pub user_labels: BTreeMap<String, String>,
@@ -84,6 +88,7 @@ impl PodStatus {
                         .map(nanos),
                     exit_code,
                     image_id: a.image.id.clone(),
+                    oom_killed: status_dir.join(format!("{}-oom-killed", a.name)).exists(),
                     mounts: Vec::new(),
                     user_annotations: BTreeMap::new(),
                     user_labels: BTreeMap::new(),

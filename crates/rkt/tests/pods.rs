@@ -249,6 +249,7 @@ fn prepare_run_prepared_status_stop_rm() {
     assert_eq!(json["name"], uuid.as_str());
     assert_eq!(json["state"], "running");
     assert_eq!(json["apps"][0]["name"], "busybox");
+    assert!(json["apps"][0]["oom_killed"].is_null(), "{json}");
     // Limits are in the pod's cgroups while it runs.
     let mem = std::fs::read_to_string(format!(
         "/sys/fs/cgroup/memory/rkt/{uuid}/memory.limit_in_bytes"
@@ -315,6 +316,16 @@ fn memory_limit_is_enforced() {
         o.status.code(),
         Some(137),
         "an app past its memory limit is OOM-killed (SIGKILL)"
+    );
+    let uuid = rkt.ok(&["list", "--no-legend", "--full"]);
+    let uuid = uuid.split_whitespace().next().unwrap().to_string();
+    let status = rkt.ok(&["status", &uuid]);
+    assert!(status.contains("app-busybox=137"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&rkt.ok(&["status", "--format=json", &uuid])).unwrap();
+    assert_eq!(
+        json["apps"][0]["oom_killed"], true,
+        "status says OOM: {json}"
     );
 }
 

@@ -10,6 +10,24 @@ pub struct Cgroups {
     dirs: Vec<PathBuf>,
 }
 
+impl Cgroups {
+    /// Whether the kernel's OOM killer killed a process of the pod (v1 `memory.oom_control`,
+    /// v2 `memory.events`). Read before the cgroups go.
+    pub fn oom_killed(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            ["memory.oom_control", "memory.events"].iter().any(|f| {
+                std::fs::read_to_string(d.join(f)).is_ok_and(|t| {
+                    t.lines().any(|l| {
+                        l.strip_prefix("oom_kill ")
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                            .is_some_and(|n| n > 0)
+                    })
+                })
+            })
+        })
+    }
+}
+
 /// The supervisor removes the pod's cgroups when it ends, on every path (the pod init is a
 /// clone that leaves through `process::exit`, which runs no destructors).
 impl Drop for Cgroups {

@@ -103,6 +103,10 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     sys::close(ready_w);
     joined?;
     let code = forward_until_exit(child, &mask);
+    if cgroups.oom_killed() {
+        // For status: the app was killed for outgrowing its memory limit.
+        let _ = std::fs::write(status_dir.join(format!("{}-oom-killed", plan.app)), b"");
+    }
     drop(cgroups);
     Ok(code)
 }
