@@ -854,3 +854,61 @@ fn app_flags_and_listing_formats() {
     );
     rkt.ok(&["gc", "--grace-period=0s"]);
 }
+
+/// The pod outlives its supervisor: after a SIGKILL of rkt-stage1 on the host side, the pod's
+/// init still holds the lock and runs the app; stop still works and the exit is recorded.
+#[test]
+fn pod_survives_a_killed_supervisor() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let uuid_file = rkt.config.path().join("uuid");
+    let mut child = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            &format!("--uuid-file-save={}", uuid_file.display()),
+            &busybox(),
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !uuid_file.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rkt.ok(&[
+        "status",
+        "--wait-ready=10s",
+        &format!("--uuid-file={}", uuid_file.display()),
+    ]);
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    child.kill().unwrap(); // the supervisor: `rkt run` became it by exec
+    child.wait().unwrap();
+    let status = rkt.ok(&["status", &uuid]);
+    assert!(status.starts_with("state=running"), "{status}");
+    let started = Instant::now();
+    rkt.ok(&["stop", &uuid]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "SIGTERM reached the app"
+    );
+    let status = rkt.ok(&["status", &uuid]);
+    assert!(
+        status.contains("state=exited") && status.contains("app-busybox=143"),
+        "{status}"
+    );
+    rkt.ok(&["rm", &uuid]);
+    for c in ["memory", "cpu", "cpuacct"] {
+        assert!(
+            !std::path::Path::new(&format!("/sys/fs/cgroup/{c}/rkt/{uuid}")).exists(),
+            "{c} cgroup left"
+        );
+    }
+}

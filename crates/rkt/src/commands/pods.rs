@@ -231,13 +231,16 @@ pub fn stop(
     Ok(())
 }
 
-/// SIGTERM to the supervisor (it forwards to the app), then SIGKILL to the pod's init, which
+/// SIGTERM to the pod's init (it forwards it to the app), then SIGKILL to the init, which
 /// takes every process of the pod's PID namespace with it.
 fn stop_one(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
     let running = || -> Result<bool> { Ok(pods.find(&pod.uuid)?.state == State::Running) };
     if !force {
-        if let Some(sup) = pod.supervisor_pid() {
-            send_signal(sup, libc::SIGTERM);
+        // To the pod's init, which forwards it to the app: that works even when the
+        // supervisor is gone (SIGKILLed), since the init holds the pod lock as well.
+        match pod.pid().or(pod.supervisor_pid()) {
+            Some(pid) => send_signal(pid, libc::SIGTERM),
+            None => bail!("the pod has no init PID yet"),
         }
         let start = Instant::now();
         while running()? && start.elapsed() < STOP_TIMEOUT {
