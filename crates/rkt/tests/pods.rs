@@ -37,16 +37,37 @@ fn assert_no_mounts(rkt: &Rkt) {
     );
 }
 
+/// Starts `rkt run --net=none POD_FLAGS busybox APP_ARGS` in the background and returns it
+/// with the pod's UUID once the pod is running.
+fn start_pod(rkt: &Rkt, pod_flags: &[&str], app_args: &[&str]) -> (std::process::Child, String) {
+    let uuid_file = rkt.config.path().join(format!("uuid-{}", rand_suffix()));
+    let image = busybox();
+    let save = format!("--uuid-file-save={}", uuid_file.display());
+    let mut args = vec!["run", "--net=none", save.as_str()];
+    args.extend_from_slice(pod_flags);
+    args.push(&image);
+    args.extend_from_slice(app_args);
+    let child = rkt.cmd().args(&args).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !uuid_file.exists() {
+        assert!(Instant::now() < deadline, "the pod never got a UUID");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    (child, uuid)
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
 fn pod_dirs(rkt: &Rkt) -> Vec<String> {
     let mut v = Vec::new();
-    for d in [
-        "embryo",
-        "prepare",
-        "prepared",
-        "run",
-        "exited-garbage",
-        "garbage",
-    ] {
+    for d in pod::STATE_DIRS {
         if let Ok(rd) = std::fs::read_dir(rkt.dir.path().join("pods").join(d)) {
             v.extend(
                 rd.filter_map(|e| e.ok())
@@ -338,34 +359,18 @@ fn cpu_quota_throttles_a_busy_loop() {
         return;
     }
     let rkt = Rkt::new();
-    let uuid_file = rkt.config.path().join("uuid");
-    let mut child = rkt
-        .cmd()
-        .args([
-            "run",
-            "--net=none",
-            &format!("--uuid-file-save={}", uuid_file.display()),
-            &busybox(),
+    let (mut child, uuid) = start_pod(
+        &rkt,
+        &[],
+        &[
             "--cpu=500m",
             "--exec",
             "/bin/sh",
             "--",
             "-c",
             "while :; do :; done",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !uuid_file.exists() {
-        assert!(Instant::now() < deadline, "the pod never got a UUID");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    rkt.ok(&[
-        "status",
-        "--wait-ready=10s",
-        &format!("--uuid-file={}", uuid_file.display()),
-    ]);
-    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+        ],
+    );
     let usage = || -> u64 {
         std::fs::read_to_string(format!(
             "/sys/fs/cgroup/cpu,cpuacct/rkt/{uuid}/cpuacct.usage"
@@ -618,35 +623,11 @@ fn enter_is_confined_like_the_app() {
         return;
     }
     let rkt = Rkt::new();
-    let uuid_file = rkt.config.path().join("uuid");
-    let mut child = rkt
-        .cmd()
-        .args([
-            "run",
-            "--net=none",
-            "--hostname=inside",
-            &format!("--uuid-file-save={}", uuid_file.display()),
-            &busybox(),
-            "--user=0",
-            "--group=0",
-            "--exec",
-            "/bin/sleep",
-            "--",
-            "60",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !uuid_file.exists() {
-        assert!(Instant::now() < deadline, "the pod never got a UUID");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    rkt.ok(&[
-        "status",
-        "--wait-ready=10s",
-        &format!("--uuid-file={}", uuid_file.display()),
-    ]);
-    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    let (mut child, uuid) = start_pod(
+        &rkt,
+        &["--hostname=inside"],
+        &["--user=0", "--group=0", "--exec", "/bin/sleep", "--", "60"],
+    );
     let o = rkt.run(&[
         "enter",
         &uuid[..8],
@@ -863,32 +844,7 @@ fn pod_survives_a_killed_supervisor() {
         return;
     }
     let rkt = Rkt::new();
-    let uuid_file = rkt.config.path().join("uuid");
-    let mut child = rkt
-        .cmd()
-        .args([
-            "run",
-            "--net=none",
-            &format!("--uuid-file-save={}", uuid_file.display()),
-            &busybox(),
-            "--exec",
-            "/bin/sleep",
-            "--",
-            "60",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !uuid_file.exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    rkt.ok(&[
-        "status",
-        "--wait-ready=10s",
-        &format!("--uuid-file={}", uuid_file.display()),
-    ]);
-    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    let (mut child, uuid) = start_pod(&rkt, &[], &["--exec", "/bin/sleep", "--", "60"]);
     child.kill().unwrap(); // the supervisor: `rkt run` became it by exec
     child.wait().unwrap();
     let status = rkt.ok(&["status", &uuid]);
