@@ -456,15 +456,19 @@ fn bad_input_is_refused_and_leaves_no_pod() {
             err.contains(expect),
             "{args:?}: expected {expect:?} in {err}"
         );
-        let left: Vec<String> = pod_dirs(&rkt)
-            .into_iter()
-            .filter(|p| !p.starts_with("run/"))
-            .collect();
-        assert!(left.is_empty(), "{args:?} left {left:?}");
+        assert!(
+            pod_dirs(&rkt).is_empty(),
+            "{args:?} left {:?}",
+            pod_dirs(&rkt)
+        );
     }
-    // A pod that failed to start is explained by `list` (exited), and gc clears it.
-    rkt.ok(&["gc", "--grace-period=0s"]);
-    assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
+    // A refused run-prepared leaves the pod prepared.
+    let uuid = rkt.ok(&["prepare", &busybox(), "--exec=/bin/true"]);
+    let err = rkt.fails(&["run-prepared", "--net=default", uuid.trim()]);
+    assert!(err.contains("CNI"), "{err}");
+    assert!(rkt
+        .ok(&["status", uuid.trim()])
+        .starts_with("state=prepared"));
 }
 
 #[test]

@@ -77,8 +77,6 @@ pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
         discard(&pod.path);
         return Err(e);
     }
-    save_uuid(&pod_args, &pod.uuid)?;
-    pods.transition(&mut pod, "run", State::Running)?;
     let runtime = RuntimeArgs {
         net: pod_args.net.clone(),
         dns: pod_args.dns.clone(),
@@ -89,7 +87,15 @@ pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
         hosts_entries: pod_args.hosts_entries.clone(),
         ..Default::default()
     };
-    launch(&pod.path, &pod.uuid, &runtime, lock)
+    if let Err(e) = write_runtime(&pod.path, &pod.uuid, &runtime) {
+        discard(&pod.path);
+        return Err(e);
+    }
+    save_uuid(&pod_args, &pod.uuid)?;
+    pods.transition(&mut pod, "run", State::Running)?;
+    let err = exec_stage1(&pod.path, lock);
+    discard(&pod.path);
+    Err(err)
 }
 
 pub fn prepare(global: &GlobalArgs, raw: &[String]) -> Result<()> {
@@ -122,8 +128,10 @@ pub fn run_prepared(global: &GlobalArgs, uuid: &str, runtime: &RuntimeArgs) -> R
     }
     let lock = pod::try_lock_dir(&pod.path)?
         .ok_or_else(|| anyhow!("pod {} is locked by another rkt", pod.uuid))?;
+    // Refused runtime flags leave the pod prepared, as it was.
+    write_runtime(&pod.path, &pod.uuid, runtime)?;
     pods.transition(&mut pod, "run", State::Running)?;
-    launch(&pod.path, &pod.uuid, runtime, lock)
+    Err(exec_stage1(&pod.path, lock))
 }
 
 /// Removes a pod that failed to prepare, so that nothing half-made stays behind.
@@ -550,7 +558,10 @@ fn parse_volume(s: &str) -> Result<Volume> {
 
 /// Writes the runtime parts (hostname, DNS, hosts, the plan) and execs the supervisor, which
 /// inherits the pod lock. Returns only on failure.
-fn launch(dir: &Path, uuid: &str, rt: &RuntimeArgs, lock: PodLock) -> Result<()> {
+/// Writes the runtime parts (hostname, DNS, hosts, the plan for stage1). Everything that can
+/// be refused is refused here, before the pod moves to `run/`.
+fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
+    stage1_path()?;
     let prepared: Prepared = serde_json::from_slice(
         &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
     )?;
@@ -631,19 +642,26 @@ fn launch(dir: &Path, uuid: &str, rt: &RuntimeArgs, lock: PodLock) -> Result<()>
         rec("seccomp", &format!("{action}:{}", list.join(",")));
     }
     std::fs::write(dir.join("stage1/plan"), &plan)?;
+    Ok(())
+}
 
-    let stage1 = stage1_path()?;
+/// Replaces this process with the supervisor, which inherits the pod lock. Returns only on
+/// failure.
+fn exec_stage1(dir: &Path, lock: PodLock) -> anyhow::Error {
+    let stage1 = match stage1_path() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
     let fd = lock.raw_fd();
     // The lock must survive exec: the supervisor holds it for the pod's life.
-    clear_cloexec(fd)?;
+    if let Err(e) = clear_cloexec(fd) {
+        return e;
+    }
     let err = std::process::Command::new(&stage1)
         .arg(dir)
         .env("RKT_LOCK_FD", fd.to_string())
         .exec();
-    Err(anyhow!(
-        "starting the stage1 supervisor {}: {err}",
-        stage1.display()
-    ))
+    anyhow!("starting the stage1 supervisor {}: {err}", stage1.display())
 }
 
 fn clear_cloexec(fd: i32) -> Result<()> {
