@@ -872,3 +872,135 @@ fn pod_survives_a_killed_supervisor() {
         );
     }
 }
+
+/// Several apps in one pod share its namespaces; each has its own root, limits and exit
+/// status; when one fails the others are stopped and the pod exits with the failure.
+#[test]
+fn several_apps_share_a_pod() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = busybox();
+    let o = rkt.run(&[
+        "run", "--net=none", "--hostname=shared", &image, "--name=a", "--user=0", "--exec", "/bin/sh", "--", "-c",
+        "echo a-$(/bin/busybox hostname) > /tmp/mine; /bin/busybox sleep 1; cat /tmp/mine",
+        "---", &image, "--name=b", "--user=0", "--exec", "/bin/sh", "--", "-c",
+        "/bin/busybox sleep 0.3; test -e /tmp/mine && echo b-sees-a || echo b-own-root; \
+         for p in /proc/[0-9]*; do /bin/busybox tr '\\0' ' ' < $p/cmdline; echo; done | /bin/busybox grep -c '^/bin/busybox sleep 1 $'",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("a-shared"),
+        "app a's own files and the pod's hostname: {stdout}"
+    );
+    assert!(
+        stdout.contains("b-own-root"),
+        "each app has its own root: {stdout}"
+    );
+    assert!(
+        stdout.contains("\n1\n") || stdout.starts_with("1\n"),
+        "b sees a's process (one PID namespace): {stdout}"
+    );
+    let uuid = rkt.ok(&["list", "--no-legend", "--full"]);
+    let uuid = uuid.split_whitespace().next().unwrap().to_string();
+    let status = rkt.ok(&["status", &uuid]);
+    assert!(
+        status.contains("app-a=0") && status.contains("app-b=0"),
+        "{status}"
+    );
+    let list = rkt.ok(&["list", "--no-legend"]);
+    assert_eq!(list.lines().count(), 2, "one row per app: {list}");
+
+    // b fails: a is stopped, and the pod exits with b's status.
+    let started = Instant::now();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &image,
+        "--name=a",
+        "--exec",
+        "/bin/sleep",
+        "--",
+        "30",
+        "---",
+        &image,
+        "--name=b",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", out(&o).1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A per-app memory limit applies to that app only.
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &image,
+        "--name=calm",
+        "--exec",
+        "/bin/sleep",
+        "--",
+        "30",
+        "---",
+        &image,
+        "--name=hog",
+        "--memory=16Mi",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "a=x; while :; do a=\"$a$a\"; done",
+    ]);
+    assert_eq!(o.status.code(), Some(137), "{}", out(&o).1);
+
+    // enter needs --app in such a pod; duplicate names are refused.
+    let (mut child, uuid) = start_pod(
+        &rkt,
+        &[],
+        &[
+            "--name=x",
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "30",
+            "---",
+            &image,
+            "--name=y",
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "30",
+        ],
+    );
+    let err = rkt.fails(&["enter", &uuid, "/bin/true"]);
+    assert!(err.contains("Pod contains multiple apps"), "{err}");
+    let o = rkt.run(&[
+        "enter",
+        "--app=y",
+        &uuid,
+        "/bin/busybox",
+        "cat",
+        "/proc/1/comm",
+    ]);
+    assert_eq!(out(&o).0.trim(), "rkt-stage1", "{}", out(&o).1);
+    rkt.ok(&["stop", &uuid]);
+    child.wait().unwrap();
+    let err = rkt.fails(&[
+        "run",
+        "--net=none",
+        &image,
+        "--name=z",
+        "---",
+        &image,
+        "--name=z",
+    ]);
+    assert!(err.contains("two apps are named"), "{err}");
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
+    assert_no_mounts(&rkt);
+}

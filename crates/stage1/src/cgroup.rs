@@ -1,30 +1,36 @@
 //! The pod's cgroups: memory and CPU limits, on cgroup v1 (and hybrid hosts, where memory and
 //! cpu live on v1) and on the unified v2 hierarchy.
 
-use crate::plan::Plan;
+use crate::plan::{AppPlan, Plan};
 use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
 pub struct Cgroups {
+    /// The pod's own directories, one per hierarchy.
     dirs: Vec<PathBuf>,
+    /// Per app (in plan order): its child directories, when it has limits of its own.
+    app_dirs: Vec<Vec<PathBuf>>,
 }
 
 impl Cgroups {
     /// Whether the kernel's OOM killer killed a process of the pod (v1 `memory.oom_control`,
     /// v2 `memory.events`). Read before the cgroups go.
     pub fn oom_killed(&self) -> bool {
-        self.dirs.iter().any(|d| {
-            ["memory.oom_control", "memory.events"].iter().any(|f| {
-                std::fs::read_to_string(d.join(f)).is_ok_and(|t| {
-                    t.lines().any(|l| {
-                        l.strip_prefix("oom_kill ")
-                            .and_then(|n| n.trim().parse::<u64>().ok())
-                            .is_some_and(|n| n > 0)
+        self.dirs
+            .iter()
+            .chain(self.app_dirs.iter().flatten())
+            .any(|d| {
+                ["memory.oom_control", "memory.events"].iter().any(|f| {
+                    std::fs::read_to_string(d.join(f)).is_ok_and(|t| {
+                        t.lines().any(|l| {
+                            l.strip_prefix("oom_kill ")
+                                .and_then(|n| n.trim().parse::<u64>().ok())
+                                .is_some_and(|n| n > 0)
+                        })
                     })
                 })
             })
-        })
     }
 }
 
@@ -32,7 +38,8 @@ impl Cgroups {
 /// clone that leaves through `process::exit`, which runs no destructors).
 impl Drop for Cgroups {
     fn drop(&mut self) {
-        for d in &self.dirs {
+        // Children before their parent.
+        for d in self.app_dirs.iter().flatten().chain(&self.dirs) {
             let _ = std::fs::remove_dir(d);
         }
     }
@@ -48,52 +55,34 @@ impl Cgroups {
         Cgroups::create_under(Path::new(ROOT), plan)
     }
 
-    /// Creates the pod's cgroups below `root` (a real or, in tests, a fake cgroupfs) and
-    /// writes the plan's limits.
+    /// Creates the pod's cgroups below `root` (a real or, in tests, a fake cgroupfs). A
+    /// single-app pod's limits go on the pod's cgroups; in a pod of several apps each app with
+    /// limits gets a child cgroup of its own (`<pod>/<app>`), which it joins itself.
     pub fn create_under(root: &Path, plan: &Plan) -> Result<Cgroups, String> {
+        let mut cg = Cgroups {
+            dirs: Vec::new(),
+            app_dirs: Vec::new(),
+        };
         if plan.cgroup.is_empty() {
-            return Ok(Cgroups { dirs: Vec::new() });
+            return Ok(cg);
         }
-        if is_v1(root) {
-            let mem = root.join("memory").join(&plan.cgroup);
-            let cpu = root.join("cpu").join(&plan.cgroup);
-            mkdir(&mem)?;
-            mkdir(&cpu)?;
-            if let Some(m) = plan.memory_limit {
-                write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
-            }
-            if let Some(q) = plan.cpu_quota_us {
-                write(&cpu.join("cpu.cfs_period_us"), "100000")?;
-                write(&cpu.join("cpu.cfs_quota_us"), &q.to_string())?;
-            }
-            if let Some(s) = plan.cpu_shares {
-                write(&cpu.join("cpu.shares"), &s.to_string())?;
-            }
-            let mut dirs = vec![mem, cpu];
-            // cpuacct (CPU usage, for status and stats) when it is its own hierarchy; where it
-            // is co-mounted with cpu, the cpu directory already is it.
-            let acct = root.join("cpuacct");
-            if acct.join("cpuacct.usage").exists() && !root.join("cpu/cpuacct.usage").exists() {
-                let d = acct.join(&plan.cgroup);
-                mkdir(&d)?;
-                dirs.push(d);
-            }
-            Ok(Cgroups { dirs })
-        } else {
-            enable_controllers(root, &plan.cgroup)?;
-            let dir = root.join(&plan.cgroup);
-            mkdir(&dir)?;
-            if let Some(m) = plan.memory_limit {
-                write(&dir.join("memory.max"), &m.to_string())?;
-            }
-            if let Some(q) = plan.cpu_quota_us {
-                write(&dir.join("cpu.max"), &format!("{q} 100000"))?;
-            }
-            if let Some(s) = plan.cpu_shares {
-                write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-            }
-            Ok(Cgroups { dirs: vec![dir] })
+        let single = plan.apps.len() == 1;
+        cg.dirs = controller_dirs(root, &plan.cgroup)?;
+        if single {
+            set_limits(root, &cg.dirs, &plan.apps[0])?;
+            cg.app_dirs.push(Vec::new());
+            return Ok(cg);
         }
+        for app in &plan.apps {
+            if !app.has_limits() {
+                cg.app_dirs.push(Vec::new());
+                continue;
+            }
+            let dirs = controller_dirs(root, &format!("{}/{}", plan.cgroup, app.name))?;
+            set_limits(root, &dirs, app)?;
+            cg.app_dirs.push(dirs);
+        }
+        Ok(cg)
     }
 
     /// Moves `pid` into every cgroup of the pod.
@@ -103,6 +92,63 @@ impl Cgroups {
         }
         Ok(())
     }
+
+    /// The `cgroup.procs` files of app `i`'s own cgroups (empty when it has none).
+    pub fn app_procs(&self, i: usize) -> Vec<PathBuf> {
+        self.app_dirs
+            .get(i)
+            .map(|d| d.iter().map(|d| d.join("cgroup.procs")).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The pod's (or an app's) directory in each hierarchy: memory, cpu and a separately mounted
+/// cpuacct on v1; one directory on v2.
+fn controller_dirs(root: &Path, rel: &str) -> Result<Vec<PathBuf>, String> {
+    let dirs = if is_v1(root) {
+        let mut dirs = vec![root.join("memory").join(rel), root.join("cpu").join(rel)];
+        // cpuacct (CPU usage, for status and stats) when it is its own hierarchy; where it is
+        // co-mounted with cpu, the cpu directory already is it.
+        if root.join("cpuacct/cpuacct.usage").exists() && !root.join("cpu/cpuacct.usage").exists() {
+            dirs.push(root.join("cpuacct").join(rel));
+        }
+        dirs
+    } else {
+        enable_controllers(root, rel)?;
+        vec![root.join(rel)]
+    };
+    for d in &dirs {
+        mkdir(d)?;
+    }
+    Ok(dirs)
+}
+
+fn set_limits(root: &Path, dirs: &[PathBuf], app: &AppPlan) -> Result<(), String> {
+    if is_v1(root) {
+        let (mem, cpu) = (&dirs[0], &dirs[1]);
+        if let Some(m) = app.memory_limit {
+            write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
+        }
+        if let Some(q) = app.cpu_quota_us {
+            write(&cpu.join("cpu.cfs_period_us"), "100000")?;
+            write(&cpu.join("cpu.cfs_quota_us"), &q.to_string())?;
+        }
+        if let Some(s) = app.cpu_shares {
+            write(&cpu.join("cpu.shares"), &s.to_string())?;
+        }
+    } else {
+        let dir = &dirs[0];
+        if let Some(m) = app.memory_limit {
+            write(&dir.join("memory.max"), &m.to_string())?;
+        }
+        if let Some(q) = app.cpu_quota_us {
+            write(&dir.join("cpu.max"), &format!("{q} 100000"))?;
+        }
+        if let Some(s) = app.cpu_shares {
+            write(&dir.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// v2 needs each ancestor to delegate the controllers to its children.
@@ -142,9 +188,13 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             cgroup: "rkt/pod1".into(),
-            memory_limit: Some(64 << 20),
-            cpu_quota_us: Some(50000),
-            cpu_shares: Some(1024),
+            apps: vec![AppPlan {
+                name: "a".into(),
+                memory_limit: Some(64 << 20),
+                cpu_quota_us: Some(50000),
+                cpu_shares: Some(1024),
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -175,6 +225,26 @@ mod tests {
             std::fs::read_to_string(dir.join("cgroup.procs")).unwrap(),
             "42"
         );
+    }
+
+    #[test]
+    fn several_apps_get_child_cgroups_with_their_limits() {
+        let root = tempfile::tempdir().unwrap();
+        let mut p = plan();
+        p.apps.push(AppPlan {
+            name: "b".into(),
+            ..Default::default()
+        });
+        let cg = Cgroups::create_under(root.path(), &p).unwrap();
+        let a = root.path().join("rkt/pod1/a");
+        assert_eq!(
+            std::fs::read_to_string(a.join("memory.max")).unwrap(),
+            "67108864"
+        );
+        assert!(!root.path().join("rkt/pod1/memory.max").exists());
+        assert!(!root.path().join("rkt/pod1/b").exists());
+        assert_eq!(cg.app_procs(0), [a.join("cgroup.procs")]);
+        assert!(cg.app_procs(1).is_empty());
     }
 
     #[test]

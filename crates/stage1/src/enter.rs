@@ -16,8 +16,15 @@ const NAMESPACES: [(&str, libc::c_int); 5] = [
     ("mnt", libc::CLONE_NEWNS),
 ];
 
-pub fn run(pod: &Path, argv: &[String]) -> Result<i32, String> {
+pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
     let plan = Plan::load(&pod.join("stage1/plan"))?;
+    let app_plan = plan
+        .apps
+        .iter()
+        .find(|a| a.name == app)
+        .ok_or_else(|| format!("the pod has no app {app:?}"))?;
+    // With several apps, the pod's root is stage1's and each app is chrooted below it.
+    let chroot = plan.apps.len() > 1;
     let pid: i32 = std::fs::read_to_string(pod.join("pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -39,7 +46,7 @@ pub fn run(pod: &Path, argv: &[String]) -> Result<i32, String> {
     let child = sys::fork()?;
     if child == 0 {
         let err = match sys::unblock_signals(&mask) {
-            Ok(()) => crate::exec_as_app(&plan, argv),
+            Ok(()) => crate::exec_as_app(app_plan, argv, chroot),
             Err(e) => e,
         };
         eprintln!("enter: {err}");

@@ -26,7 +26,7 @@ mod mounts;
 mod plan;
 mod sys;
 
-use plan::Plan;
+use plan::{AppPlan, Plan};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -42,10 +42,10 @@ pub(crate) const FORWARDED: [libc::c_int; 5] = [
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
-        // rkt enter: rkt-stage1 enter POD_DIR CMD [ARGS…]
-        Some("enter") if args.len() >= 4 => enter::run(Path::new(&args[2]), &args[3..]),
+        // rkt enter: rkt-stage1 enter POD_DIR APP CMD [ARGS…]
+        Some("enter") if args.len() >= 5 => enter::run(Path::new(&args[2]), &args[3], &args[4..]),
         Some(pod) if args.len() == 2 => supervise(&PathBuf::from(pod)),
-        _ => Err("usage: rkt-stage1 POD_DIR | rkt-stage1 enter POD_DIR CMD [ARGS…]".into()),
+        _ => Err("usage: rkt-stage1 POD_DIR | rkt-stage1 enter POD_DIR APP CMD [ARGS…]".into()),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -83,7 +83,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         let mut b = [0u8; 1];
         let _ = sys::read(ready_r, &mut b);
         sys::close(ready_r);
-        let code = match pod_init(pod, &plan, &status_dir, &mask) {
+        let code = match pod_init(pod, &plan, &status_dir, &mask, &cgroups) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("stage1: {e}");
@@ -94,18 +94,21 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     }
     sys::close(ready_r);
     let joined = cgroups.add(child);
-    if let Some(adj) = plan.oom_score_adj {
-        // Inherited by the app.
-        let _ = std::fs::write(format!("/proc/{child}/oom_score_adj"), adj.to_string());
-    }
     write_file(&pod.join("pid"), &child.to_string())?;
     sys::write(ready_w, b"x");
     sys::close(ready_w);
     joined?;
     let code = forward_until_exit(child, &mask);
     if cgroups.oom_killed() {
-        // For status: the app was killed for outgrowing its memory limit.
-        let _ = std::fs::write(status_dir.join(format!("{}-oom-killed", plan.app)), b"");
+        // For status: an app was killed for outgrowing its memory limit (with several apps,
+        // the ones that died of SIGKILL).
+        for app in &plan.apps {
+            let killed = std::fs::read_to_string(status_dir.join(&app.name))
+                .is_ok_and(|c| c.trim() == "137");
+            if plan.apps.len() == 1 || killed {
+                let _ = std::fs::write(status_dir.join(format!("{}-oom-killed", app.name)), b"");
+            }
+        }
     }
     drop(cgroups);
     Ok(code)
@@ -125,52 +128,108 @@ pub(crate) fn forward_until_exit(child: libc::pid_t, mask: &libc::sigset_t) -> i
     }
 }
 
-/// PID 1 of the pod: builds the root filesystem, starts the app, forwards signals to it,
-/// reaps everything, and records the app's exit status.
+/// PID 1 of the pod: builds the root filesystem, starts the apps, forwards signals to them,
+/// reaps everything, and records each app's exit status. When an app fails, the others are
+/// stopped and the pod exits with the failed app's status, as rkt's pods did.
 fn pod_init(
     pod: &Path,
     plan: &Plan,
     status_dir: &Path,
     mask: &libc::sigset_t,
+    cgroups: &cgroup::Cgroups,
 ) -> Result<i32, String> {
     let status = sys::open_dir(status_dir)?;
-    // The pod lock stays with the supervisor and this init, never with the app.
+    // The pod lock stays with the supervisor and this init, never with the apps.
     if let Some(fd) = std::env::var("RKT_LOCK_FD")
         .ok()
         .and_then(|f| f.parse().ok())
     {
         sys::set_cloexec(fd);
     }
+    // Each app's own cgroups, opened while the host's /sys/fs/cgroup is still in view.
+    let app_cgroups: Vec<Vec<i32>> = (0..plan.apps.len())
+        .map(|i| {
+            cgroups
+                .app_procs(i)
+                .iter()
+                .map(|p| sys::open_write(p))
+                .collect()
+        })
+        .collect::<Result<_, _>>()?;
     sys::sethostname(&plan.hostname)?;
     let root = mounts::build_root(pod, plan)?;
     mounts::enter_root(&root)?;
-    sys::touch_at(status, &format!("{}-created", plan.app))?;
-    let app = sys::fork()?;
-    if app == 0 {
-        let err = exec_app(plan, mask);
-        eprintln!("stage1: app {:?}: {err}", plan.app);
-        std::process::exit(254);
+    let chroot = plan.apps.len() > 1;
+    let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
+    for (i, app) in plan.apps.iter().enumerate() {
+        sys::touch_at(status, &format!("{}-created", app.name))?;
+        let pid = sys::fork()?;
+        if pid == 0 {
+            for fd in &app_cgroups[i] {
+                // A PID is read in the writer's PID namespace: our own, as the pod sees it.
+                sys::write(*fd, std::process::id().to_string().as_bytes());
+            }
+            let err = match sys::unblock_signals(mask) {
+                Ok(()) => exec_as_app(app, &app.exec, chroot),
+                Err(e) => e,
+            };
+            eprintln!("stage1: app {:?}: {err}", app.name);
+            std::process::exit(254);
+        }
+        sys::touch_at(status, &format!("{}-started", app.name))?;
+        running.push((i, pid));
     }
-    sys::touch_at(status, &format!("{}-started", plan.app))?;
-    let code = forward_until_exit(app, mask);
+    let mut failed: Option<i32> = None;
+    let mut kill_at: Option<std::time::Instant> = None;
+    while !running.is_empty() {
+        if let Some((pid, code)) = sys::wait_any() {
+            if let Some(pos) = running.iter().position(|(_, p)| *p == pid) {
+                let (i, _) = running.remove(pos);
+                sys::write_at(status, &plan.apps[i].name, &code.to_string())?;
+                if code != 0 && failed.is_none() {
+                    failed = Some(code);
+                    for (_, p) in &running {
+                        // SAFETY: signalling our own children.
+                        unsafe { libc::kill(*p, libc::SIGTERM) };
+                    }
+                    kill_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
+                }
+            }
+            continue;
+        }
+        if kill_at.is_some_and(|t| std::time::Instant::now() >= t) {
+            for (_, p) in &running {
+                // SAFETY: as above.
+                unsafe { libc::kill(*p, libc::SIGKILL) };
+            }
+        }
+        if let Some(sig) = sys::wait_signal(mask, 100) {
+            for (_, p) in &running {
+                // SAFETY: as above.
+                unsafe { libc::kill(*p, sig) };
+            }
+        }
+    }
     // Reap whatever else is left (orphans re-parented to us) without blocking.
     while sys::reap_any() {}
-    sys::write_at(status, &plan.app, &code.to_string())?;
-    Ok(code)
-}
-
-/// Drops to the app's user and execs it. Returns only on failure.
-fn exec_app(plan: &Plan, mask: &libc::sigset_t) -> String {
-    if let Err(e) = sys::unblock_signals(mask) {
-        return e;
-    }
-    exec_as_app(plan, &plan.exec)
+    Ok(failed.unwrap_or(0))
 }
 
 /// Applies the app's capability bound and set, user, groups, no_new_privs and working
 /// directory, then execs `argv` with the app's environment. Used for the app itself and for
 /// `rkt enter`, so that an entered process is confined exactly like the app.
-fn exec_as_app(plan: &Plan, argv: &[String]) -> String {
+fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
+    if chroot {
+        if let Err(e) = sys::chroot(&mounts::app_root_in_pod(plan)) {
+            return e;
+        }
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        // Before capabilities go: lowering it needs CAP_SYS_RESOURCE.
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+            return format!("oom_score_adj: {e}");
+        }
+    }
     if let Some(keep) = &plan.caps {
         if let Err(e) = caps::limit_bounding_set(keep) {
             return e;

@@ -1,7 +1,7 @@
 //! The pod's root filesystem, built inside its own mount namespace: everything mounted here
 //! disappears with the namespace when the pod ends, so no mount can leak onto the host.
 
-use crate::plan::Plan;
+use crate::plan::{AppPlan, Plan};
 use crate::sys;
 use std::path::{Path, PathBuf};
 
@@ -17,19 +17,48 @@ const DEVICES: [(&str, u32, u32, u32); 6] = [
     ("tty", 0o666, 5, 0),
 ];
 
-/// Mounts the app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
-/// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
+/// Builds the pod's root in its own mount namespace. A single app's root is the pod's root
+/// (pivot_root goes straight into it); with several apps, the pod's root is
+/// `stage1/rootfs` and each app's root lies below it at `opt/stage2/<app>/rootfs`, where the
+/// app is chrooted. Returns the path to pivot into.
 pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
     // Nothing we mount may propagate back to the host.
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    if let [app] = plan.apps.as_slice() {
+        return build_app_root(pod, app);
+    }
+    let stage1 = pod.join("stage1/rootfs");
+    mkdir(&stage1)?;
+    // A mount point of its own, for pivot_root; first, so that it does not hide the apps'.
+    sys::mount(
+        &stage1.display().to_string(),
+        &stage1,
+        "",
+        libc::MS_BIND | libc::MS_REC,
+        "",
+    )?;
+    for app in &plan.apps {
+        build_app_root(pod, app)?;
+    }
+    Ok(stage1)
+}
+
+/// Where an app's root is, seen from the pod's root when the pod has several apps.
+pub fn app_root_in_pod(app: &AppPlan) -> String {
+    format!("/opt/stage2/{}/rootfs", app.name)
+}
+
+/// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
+/// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
+fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
     let root = pod
         .join("stage1/rootfs/opt/stage2")
-        .join(&plan.app)
+        .join(&plan.name)
         .join("rootfs");
     mkdir(&root)?;
     if plan.overlay {
-        let upper = pod.join("overlay").join(&plan.app).join("upper");
-        let work = pod.join("overlay").join(&plan.app).join("work");
+        let upper = pod.join("overlay").join(&plan.name).join("upper");
+        let work = pod.join("overlay").join(&plan.name).join("work");
         mkdir(&upper)?;
         mkdir(&work)?;
         let opts = format!(

@@ -3,9 +3,21 @@
 
 use std::path::Path;
 
+/// The pod: what all its apps share, and the apps.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub app: String,
+    pub hostname: String,
+    /// `host` shares the host's network namespace; anything else gets a new, empty one.
+    pub net: String,
+    /// Where the cgroups go, relative to each controller's root (e.g. `rkt/<uuid>`).
+    pub cgroup: String,
+    pub apps: Vec<AppPlan>,
+}
+
+/// One app of the pod. Its records follow its `app=NAME` record.
+#[derive(Debug, Default)]
+pub struct AppPlan {
+    pub name: String,
     /// The image's rendered tree (overlay lower layer, or the copy with --no-overlay).
     pub image_rootfs: String,
     pub overlay: bool,
@@ -15,14 +27,9 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub supplementary_gids: Vec<u32>,
-    pub hostname: String,
-    /// `host` shares the host's network namespace; anything else gets a new, empty one.
-    pub net: String,
     pub readonly_rootfs: bool,
     /// Bind mounts: (host path, path in the app, read-only).
     pub mounts: Vec<(String, String, bool)>,
-    /// Where the cgroups go, relative to each controller's root (e.g. `rkt/<uuid>`).
-    pub cgroup: String,
     pub memory_limit: Option<u64>,
     /// CFS quota in microseconds per 100 ms period.
     pub cpu_quota_us: Option<u64>,
@@ -39,6 +46,12 @@ pub struct Plan {
     pub mask_paths: bool,
 }
 
+impl AppPlan {
+    pub fn has_limits(&self) -> bool {
+        self.memory_limit.is_some() || self.cpu_quota_us.is_some() || self.cpu_shares.is_some()
+    }
+}
+
 impl Plan {
     pub fn load(path: &Path) -> Result<Plan, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -46,10 +59,8 @@ impl Plan {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Plan, String> {
-        let mut p = Plan {
-            workdir: "/".into(),
+        let mut pod = Plan {
             net: "host".into(),
-            overlay: true,
             ..Default::default()
         };
         for rec in bytes.split(|b| *b == 0).filter(|r| !r.is_empty()) {
@@ -62,7 +73,34 @@ impl Plan {
                     .map_err(|_| format!("{k}: not a number: {v:?}"))
             };
             match k {
-                "app" => p.app = v.into(),
+                "hostname" => {
+                    pod.hostname = v.into();
+                    continue;
+                }
+                "net" => {
+                    pod.net = v.into();
+                    continue;
+                }
+                "cgroup" => {
+                    pod.cgroup = v.into();
+                    continue;
+                }
+                "app" => {
+                    pod.apps.push(AppPlan {
+                        name: v.into(),
+                        workdir: "/".into(),
+                        overlay: true,
+                        ..Default::default()
+                    });
+                    continue;
+                }
+                _ => {}
+            }
+            let p = pod
+                .apps
+                .last_mut()
+                .ok_or_else(|| format!("record {k:?} before any app"))?;
+            match k {
                 "image_rootfs" => p.image_rootfs = v.into(),
                 "overlay" => p.overlay = v == "1",
                 "exec" => p.exec.push(v.into()),
@@ -71,8 +109,6 @@ impl Plan {
                 "uid" => p.uid = num(v)? as u32,
                 "gid" => p.gid = num(v)? as u32,
                 "supplementary_gid" => p.supplementary_gids.push(num(v)? as u32),
-                "hostname" => p.hostname = v.into(),
-                "net" => p.net = v.into(),
                 "readonly_rootfs" => p.readonly_rootfs = v == "1",
                 "mount" => {
                     let mut f = v.splitn(3, '\t');
@@ -84,7 +120,6 @@ impl Plan {
                         _ => return Err(format!("bad mount record {v:?}")),
                     }
                 }
-                "cgroup" => p.cgroup = v.into(),
                 "caps" => {
                     let list = v.split(',').filter(|c| !c.is_empty());
                     p.caps = Some(
@@ -128,10 +163,15 @@ impl Plan {
                 _ => return Err(format!("unknown key {k:?}")),
             }
         }
-        if p.app.is_empty() || p.exec.is_empty() || p.image_rootfs.is_empty() {
-            return Err("plan lacks app, exec or image_rootfs".into());
+        if pod.apps.is_empty() {
+            return Err("plan has no app".into());
         }
-        Ok(p)
+        for a in &pod.apps {
+            if a.exec.is_empty() || a.image_rootfs.is_empty() {
+                return Err(format!("app {:?} lacks exec or image_rootfs", a.name));
+            }
+        }
+        Ok(pod)
     }
 }
 
@@ -143,10 +183,27 @@ mod tests {
             b"app=a\0image_rootfs=/r\0exec=/bin/sh\0exec=-c\0exec=echo\nhi\0env=A=1\0mount=/h\t/c\t1\0memory=1024\0",
         )
         .unwrap();
+        let p = &p.apps[0];
         assert_eq!(p.exec, ["/bin/sh", "-c", "echo\nhi"]);
         assert_eq!(p.env, ["A=1"]);
         assert_eq!(p.mounts, [("/h".into(), "/c".into(), true)]);
         assert_eq!(p.memory_limit, Some(1024));
         assert!(super::Plan::parse(b"app=a\0bogus=1\0").is_err());
+        assert!(
+            super::Plan::parse(b"exec=/x\0").is_err(),
+            "app records before any app"
+        );
+    }
+
+    #[test]
+    fn several_apps_and_pod_records() {
+        let p = super::Plan::parse(
+            b"hostname=h\0app=a\0image_rootfs=/r\0exec=/a\0net=none\0app=b\0image_rootfs=/s\0exec=/b\0uid=5\0",
+        )
+        .unwrap();
+        assert_eq!((p.hostname.as_str(), p.net.as_str()), ("h", "none"));
+        assert_eq!(p.apps.len(), 2);
+        assert_eq!((p.apps[0].exec[0].as_str(), p.apps[0].uid), ("/a", 0));
+        assert_eq!((p.apps[1].exec[0].as_str(), p.apps[1].uid), ("/b", 5));
     }
 }

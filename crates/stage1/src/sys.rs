@@ -310,3 +310,45 @@ pub fn setns(fd: i32, nstype: libc::c_int) -> Result<(), String> {
     }
     Ok(())
 }
+
+pub fn open_write(p: &Path) -> Result<i32, String> {
+    let c = path_c(p);
+    // SAFETY: c is a valid C string.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(err(&format!("open {}", p.display())));
+    }
+    Ok(fd)
+}
+
+pub fn chroot(dir: &str) -> Result<(), String> {
+    let c = CString::new(dir).map_err(|_| "bad chroot path".to_string())?;
+    let slash = CString::new("/").unwrap();
+    // SAFETY: valid C strings.
+    unsafe {
+        if libc::chroot(c.as_ptr()) != 0 {
+            return Err(err(&format!("chroot {dir}")));
+        }
+        if libc::chdir(slash.as_ptr()) != 0 {
+            return Err(err("chdir /"));
+        }
+    }
+    Ok(())
+}
+
+/// Waits up to a moment for any child to exit; its PID and exit code (128 + signal if killed).
+pub fn wait_any() -> Option<(libc::pid_t, i32)> {
+    let mut status = 0;
+    // SAFETY: status is a valid int.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    if libc::WIFEXITED(status) {
+        Some((pid, libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some((pid, 128 + libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}

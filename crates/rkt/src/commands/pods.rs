@@ -377,7 +377,7 @@ pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[Stri
         );
     }
     let apps: Vec<String> = pod.manifest()?.apps.into_iter().map(|a| a.name).collect();
-    match app {
+    let app = match app {
         Some(a) if !apps.iter().any(|n| n == a) => {
             bail!(
                 "pod {} has no app {a:?} (it has: {})",
@@ -385,12 +385,13 @@ pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[Stri
                 apps.join(", ")
             )
         }
+        Some(a) => a.to_string(),
         None if apps.len() > 1 => bail!(
             "Pod contains multiple apps: {}; choose one with --app",
             apps.join(", ")
         ),
-        _ => {}
-    }
+        None => apps.first().cloned().unwrap_or_default(),
+    };
     let default = ["/bin/bash".to_string()];
     let command = if command.is_empty() {
         &default[..]
@@ -401,6 +402,7 @@ pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[Stri
     let err = std::process::Command::new(&stage1)
         .arg("enter")
         .arg(&pod.path)
+        .arg(&app)
         .args(command)
         .exec();
     Err(anyhow::anyhow!("starting {}: {err}", stage1.display()))

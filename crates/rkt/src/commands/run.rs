@@ -41,6 +41,12 @@ struct Prepared {
     seccomp: Option<(Vec<i64>, Option<i32>)>,
 }
 
+/// Every app of a prepared pod, in order.
+#[derive(Serialize, Deserialize)]
+struct PreparedPod {
+    apps: Vec<Prepared>,
+}
+
 /// The flags `run-prepared` takes (and `run` shares).
 #[derive(Debug, Default, clap::Args)]
 pub struct RuntimeArgs {
@@ -153,17 +159,50 @@ fn prepare_pod(
     pod_args: &PodArgs,
     apps: &[AppArgs],
 ) -> Result<()> {
-    if apps.len() > 1 {
-        bail!("pods with several apps are not supported by this rkt yet; run one image per pod");
-    }
     if !pod_args.ports.is_empty() {
         bail!("--port needs a contained network, which this rkt does not support yet");
     }
-    let app = &apps[0];
-    // Check every flag before fetching anything, so bad input fails fast and says why.
+    // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     for v in &pod_args.volumes {
         parse_volume(v)?;
     }
+    let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
+    let mut volumes: Vec<Volume> = Vec::new();
+    let mut prepared = Vec::new();
+    for app in apps {
+        let (runtime_app, app_volumes, p) = prepare_app(global, dir, pod_args, app)?;
+        if runtime_apps.iter().any(|a| a.name == runtime_app.name) {
+            bail!(
+                "two apps are named {:?}; give one of them another with --name",
+                runtime_app.name
+            );
+        }
+        for v in app_volumes {
+            if !volumes.iter().any(|known| known.name == v.name) {
+                volumes.push(v);
+            }
+        }
+        runtime_apps.push(runtime_app);
+        prepared.push(p);
+    }
+    let pod_manifest = PodManifest::new(runtime_apps, volumes, Vec::new());
+    std::fs::write(dir.join("pod"), serde_json::to_vec(&pod_manifest)?)?;
+    std::fs::create_dir_all(dir.join("stage1"))?;
+    std::fs::write(
+        dir.join("stage1/prepared.json"),
+        serde_json::to_vec(&PreparedPod { apps: prepared })?,
+    )?;
+    Ok(())
+}
+
+/// Resolves one app: its image (fetched if needed), command, environment, user, volumes and
+/// limits. Returns its pod-manifest entry, the volumes it uses, and what stage1 needs.
+fn prepare_app(
+    global: &GlobalArgs,
+    dir: &Path,
+    pod_args: &PodArgs,
+    app: &AppArgs,
+) -> Result<(RuntimeApp, Vec<Volume>, Prepared)> {
     let memory = app
         .memory
         .as_deref()
@@ -237,28 +276,23 @@ fn prepare_pod(
     runtime_app.user = uid.to_string();
     runtime_app.group = gid.to_string();
     runtime_app.isolators = isolators;
-    let pod_manifest = PodManifest::new(
-        vec![RuntimeApp {
-            name: name.clone(),
-            image: RuntimeImage {
-                name: manifest.name.clone(),
-                id: image_id.clone(),
-                labels: manifest.labels.clone(),
-            },
-            app: runtime_app,
-            read_only_root_fs: app.readonly_rootfs,
-            mounts: mounts
-                .iter()
-                .map(|(vol, target, _, _)| Mount {
-                    volume: vol.clone(),
-                    path: target.clone(),
-                })
-                .collect(),
-        }],
-        volumes,
-        Vec::new(),
-    );
-    std::fs::write(dir.join("pod"), serde_json::to_vec(&pod_manifest)?)?;
+    let runtime_app = RuntimeApp {
+        name: name.clone(),
+        image: RuntimeImage {
+            name: manifest.name.clone(),
+            id: image_id.clone(),
+            labels: manifest.labels.clone(),
+        },
+        app: runtime_app,
+        read_only_root_fs: app.readonly_rootfs,
+        mounts: mounts
+            .iter()
+            .map(|(vol, target, _, _)| Mount {
+                volume: vol.clone(),
+                path: target.clone(),
+            })
+            .collect(),
+    };
     let appsinfo = dir.join("appsinfo").join(&name);
     std::fs::create_dir_all(&appsinfo)?;
     std::fs::write(appsinfo.join("treeStoreID"), &image_id)?;
@@ -296,12 +330,7 @@ fn prepare_pod(
         mask_paths: !insecure.paths,
         seccomp: (!insecure.seccomp).then_some((seccomp.allowed, seccomp.errno)),
     };
-    std::fs::create_dir_all(dir.join("stage1"))?;
-    std::fs::write(
-        dir.join("stage1/prepared.json"),
-        serde_json::to_vec(&prepared)?,
-    )?;
-    Ok(())
+    Ok((runtime_app, volumes, prepared))
 }
 
 /// Fetches or finds the image for an app argument.
@@ -562,7 +591,7 @@ fn parse_volume(s: &str) -> Result<Volume> {
 /// be refused is refused here, before the pod moves to `run/`.
 fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
     stage1_path()?;
-    let prepared: Prepared = serde_json::from_slice(
+    let pod: PreparedPod = serde_json::from_slice(
         &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
     )?;
     let net = match rt.net.as_slice() {
@@ -585,9 +614,22 @@ fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
         plan.extend_from_slice(v.as_bytes());
         plan.push(0);
     };
+    rec("hostname", &hostname);
+    rec("net", &net);
+    rec("cgroup", &format!("rkt/{uuid}"));
+    for app in &pod.apps {
+        app_records(app, &mut rec);
+    }
+    std::fs::write(dir.join("stage1/plan"), &plan)?;
+    Ok(())
+}
+
+/// One app's section of the stage1 plan: everything after its `app=NAME` record.
+fn app_records(prepared: &Prepared, rec: &mut impl FnMut(&str, &str)) {
+    let flag = |b: bool| if b { "1" } else { "0" };
     rec("app", &prepared.app);
     rec("image_rootfs", &prepared.image_rootfs);
-    rec("overlay", if prepared.overlay { "1" } else { "0" });
+    rec("overlay", flag(prepared.overlay));
     for a in &prepared.exec {
         rec("exec", a);
     }
@@ -600,19 +642,10 @@ fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
     for g in &prepared.supplementary_gids {
         rec("supplementary_gid", &g.to_string());
     }
-    rec("hostname", &hostname);
-    rec("net", &net);
-    rec(
-        "readonly_rootfs",
-        if prepared.readonly_rootfs { "1" } else { "0" },
-    );
+    rec("readonly_rootfs", flag(prepared.readonly_rootfs));
     for (src, target, ro) in &prepared.mounts {
-        rec(
-            "mount",
-            &format!("{src}\t{target}\t{}", if *ro { 1 } else { 0 }),
-        );
+        rec("mount", &format!("{src}\t{target}\t{}", flag(*ro)));
     }
-    rec("cgroup", &format!("rkt/{uuid}"));
     if let Some(m) = prepared.memory {
         rec("memory", &m.to_string());
     }
@@ -631,18 +664,13 @@ fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
     }
     // No app gains privileges through setuid binaries or file capabilities, unless
     // --insecure-options=capabilities lifted the capability limits too.
-    rec(
-        "no_new_privs",
-        if prepared.caps.is_some() { "1" } else { "0" },
-    );
-    rec("mask_paths", if prepared.mask_paths { "1" } else { "0" });
+    rec("no_new_privs", flag(prepared.caps.is_some()));
+    rec("mask_paths", flag(prepared.mask_paths));
     if let Some((allowed, errno)) = &prepared.seccomp {
         let action = errno.map_or("kill".to_string(), |e| format!("errno={e}"));
         let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
         rec("seccomp", &format!("{action}:{}", list.join(",")));
     }
-    std::fs::write(dir.join("stage1/plan"), &plan)?;
-    Ok(())
 }
 
 /// Replaces this process with the supervisor, which inherits the pod lock. Returns only on
