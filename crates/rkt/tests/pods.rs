@@ -1004,3 +1004,45 @@ fn several_apps_share_a_pod() {
     assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
     assert_no_mounts(&rkt);
 }
+
+/// `recursive=false` binds a host volume without the mounts below it; the default is
+/// recursive, as in rkt's default stage1.
+#[test]
+fn host_volume_recursion() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let host = tempfile::tempdir().unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    std::fs::write(sub.join("inner"), "x").unwrap();
+    let look = |recursive: &str| {
+        let o = rkt.run(&[
+            "run",
+            "--net=none",
+            &format!(
+                "--volume=v,kind=host,source={},recursive={recursive}",
+                host.path().display()
+            ),
+            &busybox(),
+            "--mount=volume=v,target=/v",
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            "test -e /v/sub/inner && echo sees-submount || echo no-submount",
+        ]);
+        out(&o).0
+    };
+    let (with, without) = (look("true"), look("false"));
+    let _ = std::process::Command::new("umount").arg(&sub).status();
+    assert_eq!(with.trim(), "sees-submount");
+    assert_eq!(without.trim(), "no-submount");
+}

@@ -89,13 +89,13 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
             bind_file(&src, &root.join("etc").join(name), false)?;
         }
     }
-    for (src, target, ro) in &plan.mounts {
+    for (src, target, ro, recursive) in &plan.mounts {
         let dest = beneath(&root, target);
         // Relative sources are the pod's own (empty) volumes.
         let src = pod.join(src);
         if src.is_dir() {
             mkdir(&dest)?;
-            bind(&src, &dest, *ro)?;
+            bind(&src, &dest, *ro, *recursive)?;
         } else {
             bind_file(&src, &dest, *ro)?;
         }
@@ -248,9 +248,10 @@ fn mkdir(p: &Path) -> Result<(), String> {
     std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
 }
 
-fn bind(src: &Path, dest: &Path, ro: bool) -> Result<(), String> {
+fn bind(src: &Path, dest: &Path, ro: bool, recursive: bool) -> Result<(), String> {
     let s = src.display().to_string();
-    sys::mount(&s, dest, "", libc::MS_BIND | libc::MS_REC, "")?;
+    let rec = if recursive { libc::MS_REC } else { 0 };
+    sys::mount(&s, dest, "", libc::MS_BIND | rec, "")?;
     if ro {
         sys::mount(
             "",
@@ -278,5 +279,5 @@ fn bind_file(src: &Path, dest: &Path, ro: bool) -> Result<(), String> {
     if !dest.exists() {
         std::fs::write(dest, b"").map_err(|e| format!("creating {}: {e}", dest.display()))?;
     }
-    bind(src, dest, ro)
+    bind(src, dest, ro, false)
 }

@@ -28,8 +28,8 @@ pub struct AppPlan {
     pub gid: u32,
     pub supplementary_gids: Vec<u32>,
     pub readonly_rootfs: bool,
-    /// Bind mounts: (host path, path in the app, read-only).
-    pub mounts: Vec<(String, String, bool)>,
+    /// Bind mounts: (host path, path in the app, read-only, recursive).
+    pub mounts: Vec<(String, String, bool, bool)>,
     pub memory_limit: Option<u64>,
     /// CFS quota in microseconds per 100 ms period.
     pub cpu_quota_us: Option<u64>,
@@ -111,12 +111,19 @@ impl Plan {
                 "supplementary_gid" => p.supplementary_gids.push(num(v)? as u32),
                 "readonly_rootfs" => p.readonly_rootfs = v == "1",
                 "mount" => {
-                    let mut f = v.splitn(3, '\t');
-                    let (src, dst, ro) = (f.next(), f.next(), f.next());
-                    match (src, dst, ro) {
-                        (Some(s), Some(d), Some(r)) => {
-                            p.mounts.push((s.into(), d.into(), r == "1"))
+                    // SOURCE \t TARGET \t 1|0 (read-only) [\t rec|norec]
+                    let f: Vec<&str> = v.split('\t').collect();
+                    match f.as_slice() {
+                        [s, d, ro] => {
+                            p.mounts
+                                .push((s.to_string(), d.to_string(), *ro == "1", true))
                         }
+                        [s, d, ro, rec] => p.mounts.push((
+                            s.to_string(),
+                            d.to_string(),
+                            *ro == "1",
+                            *rec != "norec",
+                        )),
                         _ => return Err(format!("bad mount record {v:?}")),
                     }
                 }
@@ -186,7 +193,7 @@ mod tests {
         let p = &p.apps[0];
         assert_eq!(p.exec, ["/bin/sh", "-c", "echo\nhi"]);
         assert_eq!(p.env, ["A=1"]);
-        assert_eq!(p.mounts, [("/h".into(), "/c".into(), true)]);
+        assert_eq!(p.mounts, [("/h".into(), "/c".into(), true, true)]);
         assert_eq!(p.memory_limit, Some(1024));
         assert!(super::Plan::parse(b"app=a\0bogus=1\0").is_err());
         assert!(

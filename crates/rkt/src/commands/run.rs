@@ -29,7 +29,8 @@ struct Prepared {
     gid: u32,
     supplementary_gids: Vec<u32>,
     readonly_rootfs: bool,
-    mounts: Vec<(String, String, bool)>,
+    /// (host source, target, read-only, recursive)
+    mounts: Vec<(String, String, bool, bool)>,
     memory: Option<u64>,
     cpu_quota_us: Option<u64>,
     cpu_shares: Option<u64>,
@@ -287,7 +288,7 @@ fn prepare_app(
         read_only_root_fs: app.readonly_rootfs,
         mounts: mounts
             .iter()
-            .map(|(vol, target, _, _)| Mount {
+            .map(|(vol, target, _, _, _)| Mount {
                 volume: vol.clone(),
                 path: target.clone(),
             })
@@ -321,7 +322,10 @@ fn prepare_app(
         gid,
         supplementary_gids: app.supplementary_gids.clone(),
         readonly_rootfs: app.readonly_rootfs,
-        mounts: mounts.into_iter().map(|(_, t, s, ro)| (s, t, ro)).collect(),
+        mounts: mounts
+            .into_iter()
+            .map(|(_, t, s, ro, rec)| (s, t, ro, rec))
+            .collect(),
         memory,
         cpu_quota_us: millicores.map(|m| m * 100),
         cpu_shares: app.cpu_shares,
@@ -440,14 +444,14 @@ fn resolve_id(rootfs: &Path, spec: &str, db: &str, what: &str) -> Result<u32> {
 }
 
 /// Matches volumes to mount points and `--mount`s. Returns the manifest's volumes and the
-/// mounts as (volume, target, host source, read-only).
+/// mounts as (volume, target, host source, read-only, recursive).
 #[allow(clippy::type_complexity)]
 fn volumes(
     dir: &Path,
     pod: &PodArgs,
     app: &AppArgs,
     mount_points: &[image::appc::MountPoint],
-) -> Result<(Vec<Volume>, Vec<(String, String, String, bool)>)> {
+) -> Result<(Vec<Volume>, Vec<(String, String, String, bool, bool)>)> {
     let mut vols: Vec<Volume> = pod
         .volumes
         .iter()
@@ -506,7 +510,14 @@ fn volumes(
                 format!("volumes/{}", v.name)
             }
         };
-        mounts.push((vol, target, source, v.read_only.unwrap_or(false)));
+        // rkt's default (its coreos flavour): recursive binds.
+        mounts.push((
+            vol,
+            target,
+            source,
+            v.read_only.unwrap_or(false),
+            v.recursive.unwrap_or(true),
+        ));
     }
     Ok((vols, mounts))
 }
@@ -643,8 +654,12 @@ fn app_records(prepared: &Prepared, rec: &mut impl FnMut(&str, &str)) {
         rec("supplementary_gid", &g.to_string());
     }
     rec("readonly_rootfs", flag(prepared.readonly_rootfs));
-    for (src, target, ro) in &prepared.mounts {
-        rec("mount", &format!("{src}\t{target}\t{}", flag(*ro)));
+    for (src, target, ro, recursive) in &prepared.mounts {
+        let rec_flag = if *recursive { "rec" } else { "norec" };
+        rec(
+            "mount",
+            &format!("{src}\t{target}\t{}\t{rec_flag}", flag(*ro)),
+        );
     }
     if let Some(m) = prepared.memory {
         rec("memory", &m.to_string());
