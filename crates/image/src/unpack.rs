@@ -202,12 +202,7 @@ impl Tree {
                     Some(fs::Gid::from_raw(meta.gid)),
                     AtFlags::SYMLINK_NOFOLLOW,
                 )?;
-                fs::utimensat(
-                    parent,
-                    &name[..],
-                    &times(meta.mtime),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
+                set_times_at(parent, &name, meta.mtime)?;
             }
             tar::EntryType::Link => {
                 let target = entry
@@ -224,12 +219,7 @@ impl Tree {
                 };
                 fs::mknodat(parent, &name[..], ft, Mode::from_raw_mode(0o600), dev)?;
                 set_owner_mode(parent, Some(&name), &meta)?;
-                fs::utimensat(
-                    parent,
-                    &name[..],
-                    &times(meta.mtime),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )?;
+                set_times_at(parent, &name, meta.mtime)?;
             }
             other => bail!("unsupported tar entry type {other:?}"),
         }
@@ -508,6 +498,12 @@ fn device<R: Read>(entry: &tar::Entry<R>) -> Result<fs::Dev> {
     let major = h.device_major()?.unwrap_or(0);
     let minor = h.device_minor()?.unwrap_or(0);
     Ok(fs::makedev(major, minor))
+}
+
+/// Sets an entry's times without following it (symlinks keep their own).
+fn set_times_at(parent: BorrowedFd, name: &[u8], mtime: Timespec) -> Result<()> {
+    fs::utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
 }
 
 fn times(mtime: Timespec) -> Timestamps {

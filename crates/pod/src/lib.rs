@@ -299,7 +299,8 @@ impl Pod {
     }
 }
 
-fn mtime(p: &Path) -> Option<SystemTime> {
+/// A file's modification time: rkt keeps pod and app timestamps as marker files.
+pub fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).ok()?.modified().ok()
 }
 

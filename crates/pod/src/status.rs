@@ -57,10 +57,6 @@ pub fn nanos(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-fn file_time(p: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(p).ok()?.modified().ok()
-}
-
 impl PodStatus {
     pub fn of(pod: &Pod) -> PodStatus {
         let manifest = pod.manifest().ok();
@@ -70,7 +66,7 @@ impl PodStatus {
             .flat_map(|m| m.apps.iter())
             .map(|a| {
                 let exit_code = pod.exit_code(&a.name);
-                let started = file_time(&status_dir.join(format!("{}-started", a.name)));
+                let started = crate::mtime(&status_dir.join(format!("{}-started", a.name)));
                 let state = match (exit_code, started, pod.state) {
                     (Some(_), _, _) => "exited",
                     (None, Some(_), State::Running) => "running",
@@ -80,11 +76,11 @@ impl PodStatus {
                 AppStatus {
                     name: a.name.clone(),
                     state: state.into(),
-                    created_at: file_time(&status_dir.join(format!("{}-created", a.name)))
+                    created_at: crate::mtime(&status_dir.join(format!("{}-created", a.name)))
                         .map(nanos),
                     started_at: started.map(nanos),
                     finished_at: exit_code
-                        .and(file_time(&status_dir.join(&a.name)))
+                        .and(crate::mtime(&status_dir.join(&a.name)))
                         .map(nanos),
                     exit_code,
                     image_id: a.image.id.clone(),

@@ -40,13 +40,7 @@ fn basic_auth_with_docker_auth_file() {
     let err = rkt.fails(&["fetch", &image]);
     assert!(err.contains("auth.d"), "{err}");
 
-    rkt.write_auth(
-        "reg.json",
-        &format!(
-            r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{}"],"credentials":{{"user":"tester","password":"wrong"}}}}"#,
-            reg.host()
-        ),
-    );
+    rkt.write_docker_auth("reg.json", &reg.host(), "tester", "wrong");
     let err = rkt.fails(&["fetch", &image]);
     assert!(err.contains("denied") || err.contains("401"), "{err}");
 
@@ -73,23 +67,11 @@ fn token_auth_anonymous_and_credentialed() {
     let err = rkt.fails(&["fetch", &reg.image("busybox:latest")]);
     assert!(err.contains("denied"), "{err}");
 
-    rkt.write_auth(
-        "bad.json",
-        &format!(
-            r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{}"],"credentials":{{"user":"tester","password":"nope"}}}}"#,
-            reg.host()
-        ),
-    );
+    rkt.write_docker_auth("bad.json", &reg.host(), "tester", "nope");
     let err = rkt.fails(&["fetch", &reg.image("busybox:latest")]);
     assert!(err.contains("token server"), "{err}");
 
-    rkt.write_auth(
-        "bad.json",
-        &format!(
-            r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{}"],"credentials":{{"user":"tester","password":"secret"}}}}"#,
-            reg.host()
-        ),
-    );
+    rkt.write_docker_auth("bad.json", &reg.host(), "tester", "secret");
     let id = rkt.ok(&["fetch", &reg.image("busybox:latest")]);
     assert!(rkt.rootfs(&id).join("www/index.html").exists());
 }

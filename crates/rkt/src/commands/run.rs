@@ -222,8 +222,8 @@ fn prepare_app(
         .unwrap_or("new")
         .parse()
         .map_err(anyhow::Error::msg)?;
-    let image_id = resolve_image(global, &app.image, policy)?;
     let store = Store::open(&global.dir)?;
+    let image_id = resolve_image(global, &store, &app.image, policy)?;
     store.touch(&image_id)?;
     let manifest = store.manifest(&image_id)?;
     let image_app = manifest.app.clone().ok_or_else(|| {
@@ -338,12 +338,16 @@ fn prepare_app(
 }
 
 /// Fetches or finds the image for an app argument.
-fn resolve_image(global: &GlobalArgs, image: &str, policy: PullPolicy) -> Result<String> {
+fn resolve_image(
+    global: &GlobalArgs,
+    store: &Store,
+    image: &str,
+    policy: PullPolicy,
+) -> Result<String> {
     if image.starts_with("docker://") {
         // A stored image is used as it is; only a fetch needs --insecure-options=image.
         if policy != PullPolicy::Update {
             let r = image::reference::Reference::parse(image)?;
-            let store = Store::open(&global.dir)?;
             if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
                 if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
                     return Ok(info.id);
@@ -354,7 +358,6 @@ fn resolve_image(global: &GlobalArgs, image: &str, policy: PullPolicy) -> Result
         let fetcher = super::fetch::fetcher(global, policy)?;
         return super::fetch::runtime()?.block_on(fetcher.fetch(image));
     }
-    let store = Store::open(&global.dir)?;
     Ok(store
         .resolve(image)
         .with_context(|| {

@@ -210,6 +210,16 @@ impl Rkt {
         std::fs::write(d.join(name), json).unwrap();
     }
 
+    /// A `dockerAuth` credentials file for one registry.
+    pub fn write_docker_auth(&self, name: &str, registry: &str, user: &str, password: &str) {
+        self.write_auth(
+            name,
+            &format!(
+                r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{registry}"],"credentials":{{"user":"{user}","password":"{password}"}}}}"#
+            ),
+        );
+    }
+
     pub fn cas(&self) -> PathBuf {
         self.dir.path().join("cas")
     }
