@@ -8,6 +8,9 @@ packages=(
   gcc pkg-config
   # the test harness: a real registry, fixture images built by umoci and pushed by skopeo
   docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl python3 attr tar zstd gzip
+  # pod networks: the real CNI plugins, iptables for masquerading and forwarded ports, and
+  # iproute2 for the tests' own "other host" namespace
+  containernetworking-plugins iptables iproute2
 )
 
 missing=()

@@ -94,7 +94,11 @@ impl PodStatus {
         PodStatus {
             name: pod.uuid.clone(),
             state: pod.state.as_str().into(),
-            networks: Vec::new(),
+            // rkt's net-info.json records are the v1 API's network objects as they are.
+            networks: std::fs::read(pod.path.join("net-info.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
             app_names: apps.iter().map(|a| a.name.clone()).collect(),
             apps,
             created_at: pod.created().map(secs),

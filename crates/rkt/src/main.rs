@@ -101,6 +101,9 @@ enum Command {
         uuid_file: Option<std::path::PathBuf>,
         uuid: Option<String>,
     },
+    /// Undo a pod's network (run by the pod's supervisor when the pod exits)
+    #[command(hide = true, name = "net-teardown")]
+    NetTeardown { pod_dir: std::path::PathBuf },
 }
 
 /// rkt's exit status for its own failures.
@@ -130,6 +133,9 @@ fn main() {
             "run-prepared",
             commands::run::run_prepared(&cli.global, &uuid, &runtime),
         ),
+        Command::NetTeardown { pod_dir } => {
+            ("net-teardown", commands::pods::net_teardown(&pod_dir))
+        }
         Command::Status(a) => ("status", commands::pods::status(&cli.global, &a)),
         Command::List(a) => ("list", commands::pods::list(&cli.global, &a)),
         Command::Stop {

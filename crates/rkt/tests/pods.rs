@@ -437,7 +437,10 @@ fn bad_input_is_refused_and_leaves_no_pod() {
             ],
             "--pull-policy=never",
         ),
-        (&["run", "--net=default", "IMG", "--exec=/bin/true"], "CNI"),
+        (
+            &["run", "--net=nosuch", "IMG", "--exec=/bin/true"],
+            "network \"nosuch\" not found",
+        ),
     ];
     for (args, expect) in cases {
         let args: Vec<String> = args
@@ -464,8 +467,8 @@ fn bad_input_is_refused_and_leaves_no_pod() {
     }
     // A refused run-prepared leaves the pod prepared.
     let uuid = rkt.ok(&["prepare", &busybox(), "--exec=/bin/true"]);
-    let err = rkt.fails(&["run-prepared", "--net=default", uuid.trim()]);
-    assert!(err.contains("CNI"), "{err}");
+    let err = rkt.fails(&["run-prepared", "--net=nosuch", uuid.trim()]);
+    assert!(err.contains("not found"), "{err}");
     assert!(rkt
         .ok(&["status", uuid.trim()])
         .starts_with("state=prepared"));

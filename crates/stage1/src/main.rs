@@ -66,15 +66,22 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
 
+    // A contained pod joins the namespace stage0 attached to its networks; opened here,
+    // while the host's /run is in view.
+    let netns = plan
+        .netns
+        .as_deref()
+        .map(|p| sys::open_path(Path::new(p)))
+        .transpose()?;
     let (ready_r, ready_w) = sys::pipe()?;
     let flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWIPC
-        | if plan.net == "host" {
-            0
-        } else {
+        | if plan.net == "none" {
             libc::CLONE_NEWNET
+        } else {
+            0
         };
     let child = sys::clone_process(flags)?;
     if child == 0 {
@@ -83,7 +90,9 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         let mut b = [0u8; 1];
         let _ = sys::read(ready_r, &mut b);
         sys::close(ready_r);
-        let code = match pod_init(pod, &plan, &status_dir, &mask, &cgroups) {
+        let code = match join_network(&plan, netns)
+            .and_then(|()| pod_init(pod, &plan, &status_dir, &mask, &cgroups))
+        {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("stage1: {e}");
@@ -110,8 +119,32 @@ fn supervise(pod: &Path) -> Result<i32, String> {
             }
         }
     }
+    if let Some(rkt) = &plan.net_teardown {
+        // CNI DEL and the forwarded ports belong to the host side: undone before the pod
+        // lock is released, so that whoever takes it next finds the network gone.
+        let done = std::process::Command::new(rkt)
+            .arg("net-teardown")
+            .arg(pod)
+            .status();
+        if !done.is_ok_and(|s| s.success()) {
+            eprintln!("stage1: undoing the pod's network failed; rkt rm or rkt gc will retry");
+        }
+    }
     drop(cgroups);
     Ok(code)
+}
+
+/// Puts the pod init into its network namespace (when contained) and brings up loopback
+/// (unless the pod shares the host's network).
+fn join_network(plan: &Plan, netns: Option<i32>) -> Result<(), String> {
+    if let Some(fd) = netns {
+        sys::setns(fd, libc::CLONE_NEWNET)?;
+        sys::close(fd);
+    }
+    if plan.net != "host" {
+        sys::loopback_up()?;
+    }
+    Ok(())
 }
 
 /// Forwards queued signals to `child` until it exits; returns its exit code the way a shell

@@ -7,8 +7,12 @@ use std::path::Path;
 #[derive(Debug, Default)]
 pub struct Plan {
     pub hostname: String,
-    /// `host` shares the host's network namespace; anything else gets a new, empty one.
+    /// `host` shares the host's network namespace; `none` gets a new one with only loopback;
+    /// `contained` joins the namespace stage0 pinned at `netns` and attached to its networks.
     pub net: String,
+    pub netns: Option<String>,
+    /// The `rkt` binary, run as `rkt net-teardown POD_DIR` once the pod has exited.
+    pub net_teardown: Option<String>,
     /// Where the cgroups go, relative to each controller's root (e.g. `rkt/<uuid>`).
     pub cgroup: String,
     pub apps: Vec<AppPlan>,
@@ -83,6 +87,14 @@ impl Plan {
                 }
                 "cgroup" => {
                     pod.cgroup = v.into();
+                    continue;
+                }
+                "netns" => {
+                    pod.netns = Some(v.into());
+                    continue;
+                }
+                "net_teardown" => {
+                    pod.net_teardown = Some(v.into());
                     continue;
                 }
                 "app" => {
@@ -205,10 +217,12 @@ mod tests {
     #[test]
     fn several_apps_and_pod_records() {
         let p = super::Plan::parse(
-            b"hostname=h\0app=a\0image_rootfs=/r\0exec=/a\0net=none\0app=b\0image_rootfs=/s\0exec=/b\0uid=5\0",
+            b"hostname=h\0netns=/run/netns/x\0net_teardown=/bin/rkt\0app=a\0image_rootfs=/r\0exec=/a\0net=none\0app=b\0image_rootfs=/s\0exec=/b\0uid=5\0",
         )
         .unwrap();
         assert_eq!((p.hostname.as_str(), p.net.as_str()), ("h", "none"));
+        assert_eq!(p.netns.as_deref(), Some("/run/netns/x"));
+        assert_eq!(p.net_teardown.as_deref(), Some("/bin/rkt"));
         assert_eq!(p.apps.len(), 2);
         assert_eq!((p.apps[0].exec[0].as_str(), p.apps[0].uid), ("/a", 0));
         assert_eq!((p.apps[1].exec[0].as_str(), p.apps[1].uid), ("/b", 5));

@@ -352,3 +352,28 @@ pub fn wait_any() -> Option<(libc::pid_t, i32)> {
         None
     }
 }
+
+/// Brings up `lo` in the current network namespace: a new namespace starts with it down.
+pub fn loopback_up() -> Result<(), String> {
+    // SAFETY: a socket only used for interface ioctls, closed below; ifreq is plain data.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(err("socket for lo"));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        let mut r = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            r = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = err("bringing up lo");
+        libc::close(sock);
+        if r != 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -172,6 +172,9 @@ pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
         }
         let value = match inline {
             Some(v) => v,
+            // rkt's --net has a value for its bare form (Go's NoOptDefVal): the default
+            // network; the next word stays an image.
+            None if name == "net" => "default".to_string(),
             None if i < raw.len() => {
                 i += 1;
                 raw[i - 1].clone()

@@ -100,7 +100,10 @@ fn status_text(pod: &Pod) -> String {
         out.push_str(&format!("started={}\n", output::go_time(nanos(s))));
     }
     if matches!(pod.state, State::Running | State::Exited) {
-        out.push_str("networks=\n");
+        out.push_str(&format!(
+            "networks={}\n",
+            net::summary(&net::read_infos(&pod.path))
+        ));
     }
     if !pod.state.ran() {
         return out;
@@ -185,7 +188,11 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<()> {
                 } else {
                     String::new()
                 },
-                String::new(),
+                if first && matches!(p.state, State::Running | State::Exited) {
+                    net::summary(&net::read_infos(&p.path))
+                } else {
+                    String::new()
+                },
             ]);
             rows.push(row);
         }
@@ -215,10 +222,14 @@ pub fn stop(
     for pod in targets {
         if pod.state != State::Running {
             eprintln!("pod {:?} is already stopped", pod.uuid);
+            settle_network(&pods, &pod.uuid);
             continue;
         }
         match stop_one(&pods, &pod, force) {
-            Ok(()) => println!("{:?}", pod.uuid),
+            Ok(()) => {
+                settle_network(&pods, &pod.uuid);
+                println!("{:?}", pod.uuid)
+            }
             Err(e) => {
                 eprintln!("stop: pod {:?}: {}", pod.uuid, output::error_chain(&e));
                 failed += 1;
@@ -281,7 +292,30 @@ pub fn rm(global: &GlobalArgs, uuid_file: Option<&Path>, uuids: &[String]) -> Re
     Ok(())
 }
 
-/// Frees everything a pod holds: its cgroups and its directory. Mounts lived in the pod's own
+/// `rkt net-teardown POD_DIR`: the exited pod's supervisor undoes its network.
+pub fn net_teardown(pod_dir: &Path) -> Result<()> {
+    let uuid = pod_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("a pod directory is named after its UUID")?;
+    Ok(net::teardown(uuid, pod_dir)?)
+}
+
+/// Undoes the network of a pod that exited without its supervisor doing it (the supervisor
+/// was killed); a running pod or one busy elsewhere is left alone.
+fn settle_network(pods: &Pods, uuid: &str) {
+    let Ok(pod) = pods.find(uuid) else { return };
+    if pod.state == State::Running || !net::is_set_up(&pod.path) {
+        return;
+    }
+    if let Ok(Some(_lock)) = pod::try_lock_dir(&pod.path) {
+        if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
+            eprintln!("stop: pod {uuid:?}: undoing its network: {e}");
+        }
+    }
+}
+
+/// Frees everything a pod holds: its network, cgroups and directory. Mounts lived in the pod's own
 /// mount namespace and went with it.
 fn remove(pod: &Pod) -> Result<()> {
     if matches!(
@@ -297,6 +331,10 @@ fn remove(pod: &Pod) -> Result<()> {
     let Some(_lock) = pod::try_lock_dir(&pod.path)? else {
         bail!("pod {:?} is busy (locked by another rkt)", pod.uuid);
     };
+    if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
+        // Removing the pod matters more; what is left is named so it can be found.
+        eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
+    }
     remove_cgroups(&pod.uuid);
     std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
 }

@@ -2,7 +2,8 @@
 //! manifest and the stage1 plan into the pod directory, then (for run) replaces itself with
 //! the stage1 supervisor, which keeps the PID and the pod lock.
 //!
-//! Single-app pods only so far; contained networks (`--net=default` and CNI) are not here yet.
+//! Contained networks are built by the `net` crate before the pod moves to `run/`; the
+//! supervisor tears them down when the pod exits (by running `rkt net-teardown`).
 
 use super::app_args::{self, AppArgs, PodArgs};
 use crate::flags::GlobalArgs;
@@ -46,13 +47,17 @@ struct Prepared {
 #[derive(Serialize, Deserialize)]
 struct PreparedPod {
     apps: Vec<Prepared>,
+    /// `--port`s, resolved against the apps' image ports at prepare time (as rkt did).
+    #[serde(default)]
+    ports: Vec<net::Forward>,
 }
 
 /// The flags `run-prepared` takes (and `run` shares).
 #[derive(Debug, Default, clap::Args)]
 pub struct RuntimeArgs {
-    /// Networks: host, none (contained networks are not supported yet)
-    #[arg(long, value_delimiter = ',')]
+    /// Networks: default, default-restricted, host, none, all, or names from net.d
+    /// (NAME:K=V;K=V passes CNI_ARGS); a bare --net means default
+    #[arg(long, value_delimiter = ',', num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub net: Vec<String>,
     /// DNS server IPs, or "host" or "none"
     #[arg(long)]
@@ -94,13 +99,17 @@ pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
         hosts_entries: pod_args.hosts_entries.clone(),
         ..Default::default()
     };
-    if let Err(e) = write_runtime(&pod.path, &pod.uuid, &runtime) {
+    if let Err(e) = write_runtime(global, &pod.path, &pod.uuid, &runtime) {
         discard(&pod.path);
         return Err(e);
     }
-    save_uuid(&pod_args, &pod.uuid)?;
-    pods.transition(&mut pod, "run", State::Running)?;
-    let err = exec_stage1(&pod.path, lock);
+    let started = save_uuid(&pod_args, &pod.uuid)
+        .and_then(|()| pods.transition(&mut pod, "run", State::Running))
+        .map(|()| exec_stage1(&pod.path, lock));
+    let err = match started {
+        Ok(exec_error) | Err(exec_error) => exec_error,
+    };
+    let _ = net::teardown(&pod.uuid, &pod.path);
     discard(&pod.path);
     Err(err)
 }
@@ -136,9 +145,15 @@ pub fn run_prepared(global: &GlobalArgs, uuid: &str, runtime: &RuntimeArgs) -> R
     let lock = pod::try_lock_dir(&pod.path)?
         .ok_or_else(|| anyhow!("pod {} is locked by another rkt", pod.uuid))?;
     // Refused runtime flags leave the pod prepared, as it was.
-    write_runtime(&pod.path, &pod.uuid, runtime)?;
-    pods.transition(&mut pod, "run", State::Running)?;
-    Err(exec_stage1(&pod.path, lock))
+    write_runtime(global, &pod.path, &pod.uuid, runtime)?;
+    if let Err(e) = pods.transition(&mut pod, "run", State::Running) {
+        let _ = net::teardown(&pod.uuid, &pod.path);
+        return Err(e);
+    }
+    let err = exec_stage1(&pod.path, lock);
+    // The pod is in run/ with no supervisor: it shows as exited, with its network undone.
+    let _ = net::teardown(&pod.uuid, &pod.path);
+    Err(err)
 }
 
 /// Removes a pod that failed to prepare, so that nothing half-made stays behind.
@@ -160,9 +175,6 @@ fn prepare_pod(
     pod_args: &PodArgs,
     apps: &[AppArgs],
 ) -> Result<()> {
-    if !pod_args.ports.is_empty() {
-        bail!("--port needs a contained network, which this rkt does not support yet");
-    }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     for v in &pod_args.volumes {
         parse_volume(v)?;
@@ -186,14 +198,51 @@ fn prepare_pod(
         runtime_apps.push(runtime_app);
         prepared.push(p);
     }
+    let ports = pod_args
+        .ports
+        .iter()
+        .map(|p| forward(p, &runtime_apps))
+        .collect::<Result<Vec<_>>>()?;
     let pod_manifest = PodManifest::new(runtime_apps, volumes, Vec::new());
     std::fs::write(dir.join("pod"), serde_json::to_vec(&pod_manifest)?)?;
     std::fs::create_dir_all(dir.join("stage1"))?;
     std::fs::write(
         dir.join("stage1/prepared.json"),
-        serde_json::to_vec(&PreparedPod { apps: prepared })?,
+        serde_json::to_vec(&PreparedPod {
+            apps: prepared,
+            ports,
+        })?,
     )?;
     Ok(())
+}
+
+/// `--port=NAME:[HOSTIP:]HOSTPORT`, NAME being a port of one of the pod's apps.
+fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
+    let bad = || {
+        anyhow!("invalid --port {spec:?}; use NAME:[HOSTIP:]HOSTPORT, NAME being a port of the image (such as 80-tcp)")
+    };
+    let (name, rest) = spec.split_once(':').ok_or_else(bad)?;
+    let (host_ip, host_port) = match rest.rsplit_once(':') {
+        Some((ip, port)) => (Some(ip.parse().map_err(|_| bad())?), port),
+        None => (None, rest),
+    };
+    let host_port: u16 = host_port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let port = apps
+        .iter()
+        .flat_map(|a| &a.app.ports)
+        .find(|p| p.name == name)
+        .ok_or_else(|| anyhow!("port name {name:?} could not be found in any apps"))?;
+    let protocol = port.protocol.to_ascii_lowercase();
+    if protocol != "tcp" && protocol != "udp" {
+        bail!("port {name:?} uses protocol {protocol:?}; only tcp and udp can be forwarded");
+    }
+    Ok(net::Forward {
+        name: name.to_string(),
+        protocol,
+        host_ip,
+        host_port,
+        pod_port: port.port,
+    })
 }
 
 /// Resolves one app: its image (fetched if needed), command, environment, user, volumes and
@@ -599,26 +648,61 @@ fn parse_volume(s: &str) -> Result<Volume> {
     Ok(v)
 }
 
-/// Writes the runtime parts (hostname, DNS, hosts, the plan) and execs the supervisor, which
-/// inherits the pod lock. Returns only on failure.
-/// Writes the runtime parts (hostname, DNS, hosts, the plan for stage1). Everything that can
-/// be refused is refused here, before the pod moves to `run/`.
-fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
+/// Writes the runtime parts (the network, hostname, DNS, hosts, the plan for stage1).
+/// Everything that can be refused is refused here, before the pod moves to `run/`; on failure
+/// the pod's network is undone.
+fn write_runtime(global: &GlobalArgs, dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
     stage1_path()?;
     let pod: PreparedPod = serde_json::from_slice(
         &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
     )?;
-    let net = match rt.net.as_slice() {
-        [] => bail!("the default network needs CNI, which this rkt does not support yet; use --net=host or --net=none"),
-        [n] if n == "host" || n == "none" => n.clone(),
-        other => bail!("network(s) {other:?} need CNI, which this rkt does not support yet; use --net=host or --net=none"),
-    };
+    let mode = net::conf::parse_mode(&rt.net)?;
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
+    // Flags are checked before any network is made.
+    let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
+    let dns = dns_flags(rt)?;
+    let networked = match &mode {
+        net::NetMode::Contained(requests) => {
+            let confs = net::conf::load(&global.local_config, &global.system_config, requests)?;
+            Some(net::setup(uuid, dir, &confs, &pod.ports)?)
+        }
+        _ if !pod.ports.is_empty() => bail!(
+            "--port needs a contained network (--net=default or a network from net.d); with --net=host or --net=none there is nothing to forward to"
+        ),
+        _ => None,
+    };
+    let written = write_pod_files(
+        dir,
+        uuid,
+        &hostname,
+        &hosts,
+        dns,
+        &mode,
+        networked.as_ref(),
+        &pod,
+    );
+    if written.is_err() {
+        let _ = net::teardown(uuid, dir);
+    }
+    written
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_pod_files(
+    dir: &Path,
+    uuid: &str,
+    hostname: &str,
+    hosts: &str,
+    dns: DnsFlags,
+    mode: &net::NetMode,
+    networked: Option<&net::Networked>,
+    pod: &PreparedPod,
+) -> Result<()> {
     let etc = dir.join("stage1/etc");
     std::fs::create_dir_all(&etc)?;
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
-    std::fs::write(etc.join("hosts"), hosts_file(&rt.hosts_entries, &hostname)?)?;
-    if let Some(resolv) = resolv_conf(rt, &net)? {
+    std::fs::write(etc.join("hosts"), hosts)?;
+    if let Some(resolv) = resolv_conf(dns, mode, networked.map(|n| &n.dns)) {
         std::fs::write(etc.join("resolv.conf"), resolv)?;
     }
     let mut plan = Vec::new();
@@ -628,8 +712,17 @@ fn write_runtime(dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
         plan.extend_from_slice(v.as_bytes());
         plan.push(0);
     };
-    rec("hostname", &hostname);
-    rec("net", &net);
+    rec("hostname", hostname);
+    match mode {
+        net::NetMode::Host => rec("net", "host"),
+        net::NetMode::None => rec("net", "none"),
+        net::NetMode::Contained(_) => {
+            rec("net", "contained");
+            rec("netns", &net::netns::path_for(uuid).display().to_string());
+            let rkt = std::env::current_exe().context("finding the rkt binary")?;
+            rec("net_teardown", &rkt.display().to_string());
+        }
+    }
     rec("cgroup", &format!("rkt/{uuid}"));
     for app in &pod.apps {
         app_records(app, &mut rec);
@@ -748,19 +841,29 @@ fn hosts_file(entries: &[String], hostname: &str) -> Result<String> {
     Ok(out)
 }
 
-/// The pod's resolv.conf: from --dns and friends; the host's with --dns=host (or with
-/// --net=host and no DNS flags); none with --dns=none (the image's stays).
-fn resolv_conf(rt: &RuntimeArgs, net: &str) -> Result<Option<String>> {
+/// What the DNS flags ask for.
+enum DnsFlags {
+    /// No DNS flag: the network's DNS (the host's with --net=host), else the image's file.
+    Unset,
+    /// --dns=host: the host's resolv.conf.
+    Host,
+    /// --dns=none: the image's own file stays.
+    None,
+    /// The resolv.conf the flags spell out.
+    Given(String),
+}
+
+/// Checks --dns, --dns-search, --dns-opt and --dns-domain.
+fn dns_flags(rt: &RuntimeArgs) -> Result<DnsFlags> {
     let special = rt.dns.iter().any(|d| d == "host" || d == "none");
     if special && rt.dns.len() > 1 {
         bail!("--dns=host and --dns=none must be used alone");
     }
-    let host = || std::fs::read_to_string("/etc/resolv.conf").ok();
     match rt.dns.first().map(String::as_str) {
-        Some("host") => return Ok(host()),
-        Some("none") => return Ok(None),
+        Some("host") => return Ok(DnsFlags::Host),
+        Some("none") => return Ok(DnsFlags::None),
         None if rt.dns_search.is_empty() && rt.dns_opt.is_empty() && rt.dns_domain.is_none() => {
-            return Ok(if net == "host" { host() } else { None });
+            return Ok(DnsFlags::Unset);
         }
         _ => {}
     }
@@ -779,7 +882,40 @@ fn resolv_conf(rt: &RuntimeArgs, net: &str) -> Result<Option<String>> {
     if !rt.dns_opt.is_empty() {
         out.push_str(&format!("options {}\n", rt.dns_opt.join(" ")));
     }
-    Ok(Some(out))
+    Ok(DnsFlags::Given(out))
+}
+
+/// The pod's resolv.conf by rkt's precedence: the flags, then the DNS a CNI plugin returned,
+/// then (with --net=host) the host's; None keeps the image's own file.
+fn resolv_conf(flags: DnsFlags, mode: &net::NetMode, cni: Option<&net::Dns>) -> Option<String> {
+    let host = || std::fs::read_to_string("/etc/resolv.conf").ok();
+    match flags {
+        DnsFlags::Given(text) => Some(text),
+        DnsFlags::Host => host(),
+        DnsFlags::None => None,
+        DnsFlags::Unset => match (mode, cni) {
+            (net::NetMode::Host, _) => host(),
+            (_, Some(d)) if !d.is_empty() => Some(cni_resolv_conf(d)),
+            _ => None,
+        },
+    }
+}
+
+fn cni_resolv_conf(d: &net::Dns) -> String {
+    let mut out = String::new();
+    for ns in &d.nameservers {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    if !d.domain.is_empty() {
+        out.push_str(&format!("domain {}\n", d.domain));
+    }
+    if !d.search.is_empty() {
+        out.push_str(&format!("search {}\n", d.search.join(" ")));
+    }
+    if !d.options.is_empty() {
+        out.push_str(&format!("options {}\n", d.options.join(" ")));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -814,15 +950,39 @@ mod tests {
             dns_search: vec!["a.b".into()],
             ..Default::default()
         };
+        let none = net::NetMode::None;
+        let resolv = |rt: &RuntimeArgs, cni: Option<&net::Dns>| {
+            resolv_conf(dns_flags(rt).unwrap(), &none, cni)
+        };
         assert_eq!(
-            resolv_conf(&rt, "none").unwrap().unwrap(),
+            resolv(&rt, None).unwrap(),
             "nameserver 8.8.8.8\nsearch a.b\n"
         );
+        let cni = net::Dns {
+            nameservers: vec!["10.0.0.53".into()],
+            search: vec!["svc.local".into()],
+            ..Default::default()
+        };
+        // Flags win over what the network suggests; with no flag the network's DNS is used.
+        assert_eq!(
+            resolv(&rt, Some(&cni)).unwrap(),
+            "nameserver 8.8.8.8\nsearch a.b\n"
+        );
+        let unset = RuntimeArgs::default();
+        assert_eq!(
+            resolv(&unset, Some(&cni)).unwrap(),
+            "nameserver 10.0.0.53\nsearch svc.local\n"
+        );
+        let dns_none = RuntimeArgs {
+            dns: vec!["none".into()],
+            ..Default::default()
+        };
+        assert_eq!(resolv(&dns_none, Some(&cni)), None);
         let rt = RuntimeArgs {
             dns: vec!["nope".into()],
             ..Default::default()
         };
-        assert!(resolv_conf(&rt, "none").is_err());
+        assert!(dns_flags(&rt).is_err());
         let h = hosts_file(&["10.0.0.1=db".into()], "rkt-x").unwrap();
         assert!(h.contains("10.0.0.1\tdb\n") && h.contains("rkt-x"));
         assert!(hosts_file(&["bad".into()], "h").is_err());

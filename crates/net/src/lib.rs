@@ -1,0 +1,300 @@
+//! CNI networks for rkt pods: which networks a pod joins ([`conf`]), the plugins that build
+//! them ([`cni`]), the pod's network namespace ([`netns`]) and the host ports forwarded into
+//! it ([`portfwd`]).
+//!
+//! [`setup`] runs before the pod starts and either leaves a fully networked namespace or
+//! nothing at all. [`teardown`] undoes it and may run any number of times, from whichever
+//! process finds the pod exited first (the supervisor, `stop`, `rm`, `gc`).
+//!
+//! What the pod directory holds:
+//! - `netns`: the path of the pinned namespace; present while there is something to undo;
+//! - `net-info.json`: rkt's record of the networks (`netName`, `netConf`, `pluginPath`,
+//!   `ifName`, `ip`, `args`, `mask`), read by `status` and `list`;
+//! - `stage1/net/<ifname>.json`: what each plugin was given and returned, for its DEL.
+
+pub mod cni;
+pub mod conf;
+pub mod netns;
+pub mod portfwd;
+
+pub use cni::Dns;
+pub use conf::{NetConf, NetMode, Request};
+pub use portfwd::Forward;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+/// A networking error, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Error(pub String);
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn err(msg: impl Into<String>) -> Error {
+    Error(msg.into())
+}
+
+/// One network of a pod, as rkt recorded it in `net-info.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetInfo {
+    #[serde(rename = "netName")]
+    pub net_name: String,
+    #[serde(rename = "netConf")]
+    pub net_conf: String,
+    #[serde(rename = "pluginPath")]
+    pub plugin_path: String,
+    #[serde(rename = "ifName")]
+    pub if_name: String,
+    pub ip: Option<Ipv4Addr>,
+    pub args: String,
+    pub mask: Option<Ipv4Addr>,
+}
+
+/// What a plugin was given and returned, kept for its DEL.
+#[derive(Serialize, Deserialize)]
+struct Attachment {
+    network: String,
+    plugin: PathBuf,
+    args: String,
+    conf: Value,
+    result: Value,
+}
+
+/// A networked pod: its records and the DNS its networks suggest.
+#[derive(Debug, Default)]
+pub struct Networked {
+    pub infos: Vec<NetInfo>,
+    pub dns: Dns,
+}
+
+/// Creates the pod's namespace, attaches it to `nets` (interfaces `eth0`, `eth1`, … in order)
+/// and forwards `ports` to the address of the first masquerading network (or the last
+/// network). On failure everything done so far is undone.
+pub fn setup(uuid: &str, pod_dir: &Path, nets: &[NetConf], ports: &[Forward]) -> Result<Networked> {
+    let done = attach_all(uuid, pod_dir, nets, ports);
+    if done.is_err() {
+        let _ = teardown(uuid, pod_dir);
+        let _ = std::fs::remove_file(pod_dir.join("net-info.json"));
+    }
+    done
+}
+
+fn attach_all(
+    uuid: &str,
+    pod_dir: &Path,
+    nets: &[NetConf],
+    ports: &[Forward],
+) -> Result<Networked> {
+    let plugins: Vec<PathBuf> = nets
+        .iter()
+        .map(|n| cni::find_plugin(&n.name, &n.plugin))
+        .collect::<Result<_>>()?;
+    let ns = netns::path_for(uuid);
+    // Written first: from here on, a crash leaves something teardown can find.
+    write(&pod_dir.join("netns"), ns.display().to_string().as_bytes())?;
+    netns::create(&ns)?;
+    let state = pod_dir.join("stage1/net");
+    std::fs::create_dir_all(&state).map_err(|e| err(format!("{}: {e}", state.display())))?;
+    let mut out = Networked::default();
+    for (i, (net, plugin)) in nets.iter().zip(&plugins).enumerate() {
+        let ifname = format!("eth{i}");
+        let call = cni::Call {
+            network: &net.name,
+            plugin,
+            container_id: uuid,
+            netns: &ns,
+            ifname: &ifname,
+            args: &net.args,
+        };
+        let mut attachment = Attachment {
+            network: net.name.clone(),
+            plugin: plugin.clone(),
+            args: net.args.clone(),
+            conf: net.json.clone(),
+            result: Value::Null,
+        };
+        // Recorded before ADD, so that a half-done ADD is still deleted.
+        save(&state, &ifname, &attachment)?;
+        attachment.result = call.run("ADD", &net.json)?;
+        save(&state, &ifname, &attachment)?;
+        let o = cni::outcome(&attachment.result);
+        if o.ip.is_none() {
+            return Err(err(format!(
+                "network {:?}: plugin {} returned no IPv4 address",
+                net.name,
+                plugin.display()
+            )));
+        }
+        if out.dns.is_empty() {
+            out.dns = o.dns.clone();
+        }
+        out.infos.push(NetInfo {
+            net_name: net.name.clone(),
+            net_conf: net.source.clone(),
+            plugin_path: plugin.display().to_string(),
+            if_name: ifname,
+            ip: o.ip,
+            args: net.args.clone(),
+            mask: o.ip.map(|_| cni::mask(o.prefix)),
+        });
+        write(
+            &pod_dir.join("net-info.json"),
+            &serde_json::to_vec(&out.infos).expect("serializable"),
+        )?;
+    }
+    if !ports.is_empty() {
+        let via = nets
+            .iter()
+            .position(NetConf::ip_masq)
+            .unwrap_or(nets.len() - 1);
+        let ip = out.infos[via].ip.expect("checked above");
+        portfwd::setup(uuid, ip, ports)?;
+    }
+    Ok(out)
+}
+
+fn save(state: &Path, ifname: &str, a: &Attachment) -> Result<()> {
+    write(
+        &state.join(format!("{ifname}.json")),
+        &serde_json::to_vec(a).expect("serializable"),
+    )
+}
+
+fn write(p: &Path, body: &[u8]) -> Result<()> {
+    std::fs::write(p, body).map_err(|e| err(format!("writing {}: {e}", p.display())))
+}
+
+/// Whether the pod still has a network to tear down.
+pub fn is_set_up(pod_dir: &Path) -> bool {
+    pod_dir.join("netns").exists()
+}
+
+/// Removes the forwarded ports, DELs every attachment (last first) and removes the namespace.
+/// Every step is tried; the first failure is returned, and the pod stays marked as set up so
+/// that a later call can finish the job.
+pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
+    if !is_set_up(pod_dir) {
+        return Ok(());
+    }
+    let ns = netns::path_for(uuid);
+    let mut first_err = portfwd::teardown(uuid).err();
+    let state = pod_dir.join("stage1/net");
+    let mut ifnames: Vec<String> = std::fs::read_dir(&state)
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".json").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ifnames.sort_by_key(|n| {
+        std::cmp::Reverse(n.trim_start_matches("eth").parse::<u32>().unwrap_or(0))
+    });
+    for ifname in ifnames {
+        let file = state.join(format!("{ifname}.json"));
+        let Ok(a) = std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Attachment>(&b).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        let call = cni::Call {
+            network: &a.network,
+            plugin: &a.plugin,
+            container_id: uuid,
+            netns: &ns,
+            ifname: &ifname,
+            args: &a.args,
+        };
+        match call.run("DEL", &with_prev_result(&a)) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&file);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Err(e) = netns::remove(&ns) {
+        first_err.get_or_insert(e);
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => {
+            let _ = std::fs::remove_file(pod_dir.join("netns"));
+            Ok(())
+        }
+    }
+}
+
+/// Spec 0.4.0 and later give DEL and CHECK the ADD result as `prevResult`.
+fn with_prev_result(a: &Attachment) -> Value {
+    let mut conf = a.conf.clone();
+    let version = conf
+        .get("cniVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("0.1.0");
+    if !matches!(version, "" | "0.1.0" | "0.2.0" | "0.3.0" | "0.3.1") && !a.result.is_null() {
+        conf["prevResult"] = a.result.clone();
+    }
+    conf
+}
+
+/// Runs CHECK (spec 0.4.0 and later) for every network of a running pod: the plugins verify
+/// that the interfaces, addresses and routes they made are still there.
+pub fn check(uuid: &str, pod_dir: &Path) -> Result<()> {
+    let ns = netns::path_for(uuid);
+    let infos = read_infos(pod_dir);
+    for info in infos {
+        let file = pod_dir.join(format!("stage1/net/{}.json", info.if_name));
+        let a: Attachment = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                err(format!(
+                    "network {:?}: {} is missing",
+                    info.net_name,
+                    file.display()
+                ))
+            })?;
+        let conf = with_prev_result(&a);
+        if conf.get("prevResult").is_none() {
+            continue; // CHECK does not exist before spec 0.4.0
+        }
+        cni::Call {
+            network: &a.network,
+            plugin: &a.plugin,
+            container_id: uuid,
+            netns: &ns,
+            ifname: &info.if_name,
+            args: &a.args,
+        }
+        .run("CHECK", &conf)?;
+    }
+    Ok(())
+}
+
+/// The pod's `net-info.json`; empty when it has none.
+pub fn read_infos(pod_dir: &Path) -> Vec<NetInfo> {
+    std::fs::read(pod_dir.join("net-info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// rkt's `networks=` form: `default:ip4=172.16.28.7, other:ip4=…`.
+pub fn summary(infos: &[NetInfo]) -> String {
+    infos
+        .iter()
+        .map(|i| {
+            let ip = i.ip.map(|a| a.to_string()).unwrap_or_default();
+            format!("{}:ip4={ip}", i.net_name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
