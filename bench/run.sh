@@ -13,71 +13,23 @@
 # 2. The start latency of the 200th pod while 199 others keep running, against the first.
 # 3. Memory of a running pod's own processes (supervisor and pod init, not the app):
 #    RSS and USS (private pages) from /proc/PID/smaps_rollup.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
 ROUNDS=${ROUNDS:-20}
-RKT=${RKT:-$root/target/release/rkt}
 RUNNING=${RUNNING:-199}
+source "$(dirname "$0")/lib.sh"
 
-need=()
-for p in runc podman umoci skopeo docker-registry jq python3; do
-  command -v "$p" >/dev/null || need+=("$p")
-done
-if ((${#need[@]})); then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends runc podman umoci skopeo docker-registry jq python3 >/dev/null
-fi
-[[ -x $RKT && -x $(dirname "$RKT")/rkt-stage1 ]] || cargo build --release --locked -p rkt -p stage1
-
-work=$(mktemp -d /var/tmp/rkt-bench-run.XXXXXX)
-# podman: crun refuses this host's hybrid cgroups, so runc; and podman's default rlimits
-# (nofile and nproc far above this machine's hard limits) make runc fail, so none are set.
-printf '[containers]\ndefault_ulimits = []\n' >"$work/containers.conf"
-export CONTAINERS_CONF=$work/containers.conf
-P=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" --runtime=runc)
-R=("$RKT" --dir="$work/rkt" --insecure-options=image,http)
-cleanup() {
-  for u in $("${R[@]}" list --no-legend --full 2>/dev/null | awk '$1 ~ /-/ {print $1}'); do
-    "${R[@]}" stop --force "$u" >/dev/null 2>&1 || true
-    "${R[@]}" rm "$u" >/dev/null 2>&1 || true
-  done
-  "${P[@]}" system reset -f >/dev/null 2>&1 || true
-  tests/harness/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Time a command in milliseconds (monotonic clock, around the process only).
-ms() {
-  python3 -c 'import subprocess,sys,time
-t=time.monotonic_ns(); r=subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-print((time.monotonic_ns()-t)/1e6 if r.returncode==0 else -1)' "$@"
-}
-
-echo "preparing: registry, image, bundle" >&2
-port=$(tests/harness/registry.sh start plain "$work/registry")
-tests/harness/fixtures.sh "$work/fixtures" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/fixtures/layout:busybox" "docker://127.0.0.1:$port/bench/busybox:latest"
-image=docker://127.0.0.1:$port/bench/busybox:latest
-"${R[@]}" fetch "$image" >/dev/null 2>&1
-"${P[@]}" pull -q --tls-verify=false "127.0.0.1:$port/bench/busybox:latest" >/dev/null
 umoci unpack --image "$work/fixtures/layout:busybox" "$work/bundle" >/dev/null
 jq '.process.args = ["/bin/true"] | .process.terminal = false | .process.user = {uid: 0, gid: 0}
     | .linux.resources = {memory: {limit: 67108864}, cpu: {quota: 50000, period: 100000}}' \
   "$work/bundle/config.json" >"$work/config.json"
 mv "$work/config.json" "$work/bundle/config.json"
 
-stats() {
-  tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.1f %.1f %.1f", m, v[1], v[NR]}'
-}
 declare -A times
 for ((i = 1; i <= ROUNDS; i++)); do
   t=$(ms "${R[@]}" run --net=none --uuid-file-save="$work/uuid" "$image" --memory=64Mi --cpu=500m --exec /bin/true)
   "${R[@]}" rm --uuid-file="$work/uuid" >/dev/null
   times[rkt]+="$t "
   times[runc]+="$(ms runc run --bundle "$work/bundle" "bench-$i") "
-  times[podman]+="$(ms "${P[@]}" run --rm --network=none --memory=64m --cpus=0.5 "127.0.0.1:$port/bench/busybox:latest" /bin/true) "
+  times[podman]+="$(ms "${P[@]}" run --rm --network=none --memory=64m --cpus=0.5 "$podman_image" /bin/true) "
 done
 
 echo "starting $RUNNING pods that keep running" >&2

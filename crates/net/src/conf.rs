@@ -37,6 +37,9 @@ pub struct NetConf {
     pub plugin: String,
     pub json: Value,
     pub args: String,
+    /// One of rkt's own networks (`default`, `default-restricted`), whose configuration rkt
+    /// owns: its masquerading is done by rkt's nat batch instead of the plugin.
+    pub builtin: bool,
 }
 
 impl NetConf {
@@ -131,6 +134,7 @@ pub fn load(local: &Path, system: &Path, requests: &[Request]) -> Result<Vec<Net
                 plugin: "ptp".into(),
                 json,
                 args: String::new(),
+                builtin: true,
             })
         })
     };
@@ -216,6 +220,7 @@ fn read_conf(path: &Path) -> Result<NetConf> {
         plugin,
         json,
         args: String::new(),
+        builtin: false,
     })
 }
 

@@ -1,6 +1,6 @@
 //! CNI networks for rkt pods: which networks a pod joins ([`conf`]), the plugins that build
-//! them ([`cni`]), the pod's network namespace ([`netns`]) and the host ports forwarded into
-//! it ([`portfwd`]).
+//! them ([`cni`]), the pod's network namespace ([`netns`]) and its nat rules: the host ports
+//! forwarded into it, and masquerading for rkt's built-in networks ([`nat`]).
 //!
 //! [`setup`] runs before the pod starts and either leaves a fully networked namespace or
 //! nothing at all. [`teardown`] undoes it and may run any number of times, from whichever
@@ -10,16 +10,17 @@
 //! - `netns`: the path of the pinned namespace; present while there is something to undo;
 //! - `net-info.json`: rkt's record of the networks (`netName`, `netConf`, `pluginPath`,
 //!   `ifName`, `ip`, `args`, `mask`), read by `status` and `list`;
-//! - `stage1/net/<ifname>.json`: what each plugin was given and returned, for its DEL.
+//! - `stage1/net/<ifname>.json`: what each plugin was given and returned, for its DEL;
+//! - `stage1/net/nat`: present when the pod may have nat rules to remove.
 
 pub mod cni;
 pub mod conf;
 pub mod netns;
-pub mod portfwd;
+pub mod nat;
 
 pub use cni::Dns;
 pub use conf::{NetConf, NetMode, Request};
-pub use portfwd::Forward;
+pub use nat::Forward;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -99,6 +100,7 @@ fn attach_all(
     let state = pod_dir.join("stage1/net");
     std::fs::create_dir_all(&state).map_err(|e| err(format!("{}: {e}", state.display())))?;
     let mut out = Networked::default();
+    let mut masq = None;
     for (i, (net, plugin)) in nets.iter().zip(&plugins).enumerate() {
         let ifname = format!("eth{i}");
         let call = cni::Call {
@@ -109,16 +111,21 @@ fn attach_all(
             ifname: &ifname,
             args: &net.args,
         };
+        let mut conf = net.json.clone();
+        let own_masq = net.builtin && net.ip_masq();
+        if own_masq {
+            conf["ipMasq"] = Value::Bool(false);
+        }
         let mut attachment = Attachment {
             network: net.name.clone(),
             plugin: plugin.clone(),
             args: net.args.clone(),
-            conf: net.json.clone(),
+            conf,
             result: Value::Null,
         };
         // Recorded before ADD, so that a half-done ADD is still deleted.
         save(&state, &ifname, &attachment)?;
-        attachment.result = call.run("ADD", &net.json)?;
+        attachment.result = call.run("ADD", &attachment.conf)?;
         save(&state, &ifname, &attachment)?;
         let o = cni::outcome(&attachment.result);
         if o.ip.is_none() {
@@ -130,6 +137,13 @@ fn attach_all(
         }
         if out.dns.is_empty() {
             out.dns = o.dns.clone();
+        }
+        if let (true, None, Some(ip)) = (own_masq, masq, o.ip) {
+            let net = Ipv4Addr::from(u32::from(ip) & u32::from(cni::mask(o.prefix)));
+            masq = Some(nat::Masquerade {
+                pod_ip: ip,
+                subnet: (net, o.prefix),
+            });
         }
         out.infos.push(NetInfo {
             net_name: net.name.clone(),
@@ -145,13 +159,14 @@ fn attach_all(
             &serde_json::to_vec(&out.infos).expect("serializable"),
         )?;
     }
-    if !ports.is_empty() {
+    if !ports.is_empty() || masq.is_some() {
         let via = nets
             .iter()
             .position(NetConf::ip_masq)
             .unwrap_or(nets.len() - 1);
         let ip = out.infos[via].ip.expect("checked above");
-        portfwd::setup(uuid, ip, ports)?;
+        write(&state.join("nat"), b"")?;
+        nat::setup(uuid, masq, ip, ports)?;
     }
     Ok(out)
 }
@@ -180,8 +195,14 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
         return Ok(());
     }
     let ns = netns::path_for(uuid);
-    let mut first_err = portfwd::teardown(uuid).err();
     let state = pod_dir.join("stage1/net");
+    // The nat rules go while the plugins run: neither depends on the other.
+    let nat_marker = state.join("nat");
+    let rules = nat_marker.exists().then(|| {
+        let uuid = uuid.to_string();
+        std::thread::spawn(move || nat::teardown(&uuid))
+    });
+    let mut first_err = None;
     let mut ifnames: Vec<String> = std::fs::read_dir(&state)
         .map(|d| {
             d.flatten()
@@ -214,6 +235,16 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
         match call.run("DEL", &with_prev_result(&a)) {
             Ok(_) => {
                 let _ = std::fs::remove_file(&file);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(rules) = rules {
+        match rules.join().unwrap_or_else(|_| Err(err("nat teardown panicked"))) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&nat_marker);
             }
             Err(e) => {
                 first_err.get_or_insert(e);

@@ -20,6 +20,7 @@ fn check_notices_a_missing_interface_and_teardown_undoes_add() {
         json: serde_json::json!({"cniVersion": "1.0.0", "name": "checknet", "type": "ptp",
             "ipam": {"type": "host-local", "subnet": "10.214.9.0/24"}}),
         args: String::new(),
+        builtin: false,
     };
     let done = net::setup(&uuid, pod.path(), &[conf], &[]).unwrap();
     let ip = done.infos[0].ip.unwrap();

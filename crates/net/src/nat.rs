@@ -1,7 +1,14 @@
-//! Host ports forwarded into a pod, with iptables' nat table laid out as rkt did it: per pod a
-//! `RKT-PFWD-DNAT-<uuid8>` chain (jumped to from PREROUTING and OUTPUT for local
-//! destinations) and a `RKT-PFWD-SNAT-<uuid8>` chain (from POSTROUTING, so that connections
-//! to 127.0.0.1 are masqueraded and reach the pod).
+//! A pod's rules in iptables' nat table, installed and removed in one `iptables-restore` each.
+//!
+//! Host ports forwarded into the pod are laid out as rkt did it: a `RKT-PFWD-DNAT-<uuid8>`
+//! chain (jumped to from PREROUTING and OUTPUT for local destinations) and a
+//! `RKT-PFWD-SNAT-<uuid8>` chain (from POSTROUTING, so that connections to 127.0.0.1 are
+//! masqueraded and reach the pod).
+//!
+//! Masquerading for rkt's built-in networks is here too (`RKT-MASQ-<uuid8>`, the same two
+//! rules the ptp plugin's ipMasq makes: accept the pod's own subnet, masquerade the rest but
+//! multicast). The plugin would spend seven iptables runs on ADD and more on DEL; this is one
+//! batch shared with the ports. Networks from net.d keep their plugin's own ipMasq.
 //!
 //! DNAT binds no socket, so host ports are reserved in `/run/rkt/ports`: one file per
 //! forwarded port naming the pod, checked under a lock. `/run` is emptied on reboot exactly
@@ -50,13 +57,33 @@ fn snat_chain(uuid: &str) -> String {
     format!("RKT-PFWD-SNAT-{}", &uuid[..8.min(uuid.len())])
 }
 
+fn masq_chain(uuid: &str) -> String {
+    format!("RKT-MASQ-{}", &uuid[..8.min(uuid.len())])
+}
+
+/// Masquerading of a pod's address, except towards its own subnet.
+#[derive(Debug, Clone, Copy)]
+pub struct Masquerade {
+    pub pod_ip: Ipv4Addr,
+    pub subnet: (Ipv4Addr, u8),
+}
+
 /// Reserves the host ports and installs the rules. On failure nothing of this pod's stays.
-pub fn setup(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> Result<()> {
-    if forwards.is_empty() {
+pub fn setup(
+    uuid: &str,
+    masq: Option<Masquerade>,
+    pod_ip: Ipv4Addr,
+    forwards: &[Forward],
+) -> Result<()> {
+    if forwards.is_empty() && masq.is_none() {
         return Ok(());
     }
-    reserve(uuid, forwards)?;
-    let done = route_localnet(pod_ip).and_then(|()| restore(&rules(uuid, pod_ip, forwards)));
+    let done = reserve(uuid, forwards)
+        .and_then(|()| match forwards.is_empty() {
+            true => Ok(()),
+            false => route_localnet(pod_ip),
+        })
+        .and_then(|()| restore(&rules(uuid, masq, pod_ip, forwards)));
     if done.is_err() {
         let _ = teardown(uuid);
     }
@@ -65,7 +92,7 @@ pub fn setup(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> Result<()> {
 
 /// Removes the pod's rules and reservations; safe to call again.
 pub fn teardown(uuid: &str) -> Result<()> {
-    let (dnat, snat) = (dnat_chain(uuid), snat_chain(uuid));
+    let ours = [dnat_chain(uuid), snat_chain(uuid), masq_chain(uuid)];
     let out = Command::new("iptables")
         .args(["-w", "-t", "nat", "-S"])
         .output()
@@ -76,10 +103,10 @@ pub fn teardown(uuid: &str) -> Result<()> {
     for line in listing.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
-            (Some("-N"), Some(c)) if c == dnat || c == snat => chains.push(c.to_string()),
-            (Some("-A"), Some(c)) if c != dnat && c != snat => {
+            (Some("-N"), Some(c)) if ours.iter().any(|o| o == c) => chains.push(c.to_string()),
+            (Some("-A"), Some(c)) if !ours.iter().any(|o| o == c) => {
                 let target = line.rsplit(' ').next().unwrap_or("");
-                if target == dnat || target == snat {
+                if ours.iter().any(|o| o == target) {
                     batch.push_str(&format!("-D {}\n", &line[3..]));
                 }
             }
@@ -97,14 +124,28 @@ pub fn teardown(uuid: &str) -> Result<()> {
     Ok(())
 }
 
-fn rules(uuid: &str, pod_ip: Ipv4Addr, forwards: &[Forward]) -> String {
+fn rules(uuid: &str, masq: Option<Masquerade>, pod_ip: Ipv4Addr, forwards: &[Forward]) -> String {
+    let mut r = String::from("*nat\n");
+    if let Some(m) = masq {
+        let c = masq_chain(uuid);
+        let (net, len) = m.subnet;
+        r.push_str(&format!(
+            ":{c} - [0:0]\n-A POSTROUTING -s {ip} -j {c}\n-A {c} -d {net}/{len} -j ACCEPT\n\
+             -A {c} ! -d 224.0.0.0/4 -j MASQUERADE\n",
+            ip = m.pod_ip
+        ));
+    }
+    if forwards.is_empty() {
+        r.push_str("COMMIT\n");
+        return r;
+    }
     let (dnat, snat) = (dnat_chain(uuid), snat_chain(uuid));
-    let mut r = format!(
-        "*nat\n:{dnat} - [0:0]\n:{snat} - [0:0]\n\
+    r.push_str(&format!(
+        ":{dnat} - [0:0]\n:{snat} - [0:0]\n\
          -I PREROUTING 1 -m addrtype --dst-type LOCAL -j {dnat}\n\
          -I OUTPUT 1 -m addrtype --dst-type LOCAL -j {dnat}\n\
          -I POSTROUTING 1 -s 127.0.0.1 ! -d 127.0.0.1 -j {snat}\n"
-    );
+    ));
     for f in forwards {
         let dst = f.host_ip.map_or("0.0.0.0/0".to_string(), |i| i.to_string());
         r.push_str(&format!(
@@ -278,7 +319,15 @@ mod tests {
             host_port: 8080,
             pod_port: 80,
         };
-        let r = rules("0123456789ab", Ipv4Addr::new(172, 16, 28, 2), &[f]);
+        let pod_ip = Ipv4Addr::new(172, 16, 28, 2);
+        let masq = Masquerade {
+            pod_ip,
+            subnet: (Ipv4Addr::new(172, 16, 28, 0), 24),
+        };
+        let r = rules("0123456789ab", Some(masq), pod_ip, &[f]);
+        assert!(r.contains("-A POSTROUTING -s 172.16.28.2 -j RKT-MASQ-01234567\n"));
+        assert!(r.contains("-A RKT-MASQ-01234567 -d 172.16.28.0/24 -j ACCEPT\n"));
+        assert!(r.contains("-A RKT-MASQ-01234567 ! -d 224.0.0.0/4 -j MASQUERADE\n"));
         assert!(
             r.contains("-I PREROUTING 1 -m addrtype --dst-type LOCAL -j RKT-PFWD-DNAT-01234567\n")
         );
