@@ -629,3 +629,41 @@ fn start_stop_cycles_leak_nothing() {
     assert_eq!(leftovers(&uuids), Vec::<String>::new());
     assert_eq!(uuids_of(&rkt), Vec::<String>::new());
 }
+
+/// Nomad's order: `prepare` takes the ports, `run-prepared` the network.
+#[test]
+fn ports_from_prepare_are_forwarded_by_run_prepared() {
+    let Some(_turn) = turn() else { return };
+    let rkt = Rkt::new();
+    let port = free_port();
+    let flag = format!("--port=8080-tcp:{port}");
+    let image = busybox();
+    let uuid = rkt.ok(&[
+        "prepare",
+        &flag,
+        &image,
+        "--exec",
+        "/bin/httpd",
+        "--",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ]);
+    let uuid = uuid.trim().to_string();
+    let mut child = rkt
+        .cmd()
+        .args(["run-prepared", "--net=default", &uuid])
+        .spawn()
+        .unwrap();
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    let page = eventually("the forwarded port", || {
+        http_get(&mut curl(&format!("http://127.0.0.1:{port}/")))
+    });
+    assert!(page.contains("hello from rkt"));
+    rkt.ok(&["stop", &uuid]);
+    let _ = child.wait();
+    rkt.ok(&["rm", &uuid]);
+    assert_eq!(leftovers(&[uuid]), Vec::<String>::new());
+}
