@@ -20,7 +20,8 @@
 # `start` waits until GET /v2/ answers 200 or 401. A port is picked by binding port 0 and
 # releasing it; if the registry then cannot bind it (a race), start retries on a new one.
 # Calling `start` on a STATEDIR whose registry runs in the same mode just prints its port.
-# STATEDIR's storage is kept between start/stop cycles.
+# STATEDIR's storage is kept between start/stop cycles. REGISTRY_PORT picks the port instead
+# (examples/serve-images.sh serves on 5000).
 #
 # A watchdog (watchdog.py) ends the registry and token server when STATEDIR is removed,
 # after HARNESS_LIFETIME seconds (default 7200; 0 = never), or, if HARNESS_OWNER_PID is set,
@@ -250,7 +251,7 @@ start() {
 
   local attempt port retry
   for attempt in 1 2 3 4 5; do
-    port=$(free_port)
+    port=${REGISTRY_PORT:-$(free_port)}
     write_config "$mode" "$d" "$port" >"$d/config.yml"
     echo "== $(date -u +%FT%TZ) registry.sh start $mode on 127.0.0.1:$port (attempt $attempt)" >>"$d/registry.log"
     docker-registry serve "$d/config.yml" </dev/null >>"$d/registry.log" 2>&1 &
