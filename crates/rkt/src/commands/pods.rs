@@ -57,10 +57,11 @@ pub fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
     let pods = Pods::open(&global.dir)?;
     let mut pod = pods.find_from(args.uuid.as_deref(), args.uuid_file.as_deref())?;
     if let Some(limit) = wait_spec(&args.wait_ready)? {
-        // Ready: running with its init's PID recorded, or already past running.
+        // Ready: running with every app started (so its root is in place), or already past
+        // running.
         poll(limit, "ready", || {
             let p = pods.find(&pod.uuid)?;
-            Ok(p.state.ran() && (p.state != State::Running || p.pid().is_some()))
+            Ok(p.state.ran() && (p.state != State::Running || apps_started(&p)))
         })?;
         pod = pods.find(&pod.uuid)?;
     }
@@ -76,6 +77,17 @@ pub fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
         Format::Tabbed => print!("{}", status_text(&pod)),
     }
     Ok(())
+}
+
+/// Whether the pod's init has started every app: from then on the pod's root is in place.
+fn apps_started(pod: &Pod) -> bool {
+    let status = pod.status_dir();
+    pod.pid().is_some()
+        && pod.manifest().is_ok_and(|m| {
+            m.apps
+                .iter()
+                .all(|a| status.join(format!("{}-started", a.name)).exists())
+        })
 }
 
 fn poll(limit: Option<Duration>, what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
@@ -430,6 +442,15 @@ pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[Stri
         ),
         None => apps.first().cloned().unwrap_or_default(),
     };
+    // A pod that was just started may not have its root in place yet: enter only once its
+    // init has started the app.
+    poll(Some(Duration::from_secs(10)), "ready", || {
+        let p = pods.find(&pod.uuid)?;
+        if p.state != State::Running {
+            bail!("pod {} is not running (it is {})", p.uuid, p.state.as_str());
+        }
+        Ok(p.status_dir().join(format!("{app}-started")).exists())
+    })?;
     let default = ["/bin/bash".to_string()];
     let command = if command.is_empty() {
         &default[..]
