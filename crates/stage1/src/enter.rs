@@ -61,7 +61,6 @@ fn join_cgroups(plan: &Plan) -> Result<(), String> {
     if plan.cgroup.is_empty() {
         return Ok(());
     }
-    let me = std::process::id().to_string();
     let root = Path::new("/sys/fs/cgroup");
     let dirs: Vec<_> = if crate::cgroup::is_v1(root) {
         ["memory", "cpu", "cpuacct"]
@@ -71,8 +70,10 @@ fn join_cgroups(plan: &Plan) -> Result<(), String> {
     } else {
         vec![root.join(&plan.cgroup)]
     };
+    let member = crate::cgroup::member_file(root);
     for d in dirs.iter().filter(|d| d.is_dir()) {
-        std::fs::write(d.join("cgroup.procs"), &me)
+        // "0": this process (see cgroup::join_self).
+        std::fs::write(d.join(member), "0")
             .map_err(|e| format!("joining cgroup {}: {e}", d.display()))?;
     }
     Ok(())

@@ -73,7 +73,8 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         .as_deref()
         .map(|p| sys::open_path(Path::new(p)))
         .transpose()?;
-    let (ready_r, ready_w) = sys::pipe()?;
+    // The init moves itself in: see cgroup::Cgroups::join_self.
+    let cgroup_files = cgroups.member_fds()?;
     let flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
@@ -85,12 +86,10 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         };
     let child = sys::clone_process(flags)?;
     if child == 0 {
-        // Pod init. Wait until the supervisor has placed us in the cgroups.
-        sys::close(ready_w);
-        let mut b = [0u8; 1];
-        let _ = sys::read(ready_r, &mut b);
-        sys::close(ready_r);
-        let code = match join_network(&plan, netns)
+        // Pod init: into the pod's cgroups and network first, so that all it starts is
+        // limited and networked.
+        let code = match cgroup::join_self(&cgroup_files)
+            .and_then(|()| join_network(&plan, netns))
             .and_then(|()| pod_init(pod, &plan, &status_dir, &mask, &cgroups))
         {
             Ok(code) => code,
@@ -101,12 +100,11 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         };
         std::process::exit(code);
     }
-    sys::close(ready_r);
-    let joined = cgroups.add(child);
+    for fd in cgroup_files {
+        sys::close(fd);
+    }
     write_file(&pod.join("pid"), &child.to_string())?;
-    sys::write(ready_w, b"x");
-    sys::close(ready_w);
-    joined?;
+    sys::drop_startup_pages();
     let code = forward_until_exit(child, &mask);
     if cgroups.oom_killed() {
         // For status: an app was killed for outgrowing its memory limit (with several apps,
@@ -198,9 +196,9 @@ fn pod_init(
         sys::touch_at(status, &format!("{}-created", app.name))?;
         let pid = sys::fork()?;
         if pid == 0 {
-            for fd in &app_cgroups[i] {
-                // A PID is read in the writer's PID namespace: our own, as the pod sees it.
-                sys::write(*fd, std::process::id().to_string().as_bytes());
+            if let Err(e) = cgroup::join_self(&app_cgroups[i]) {
+                eprintln!("stage1: app {:?}: {e}", app.name);
+                std::process::exit(254);
             }
             let err = match sys::unblock_signals(mask) {
                 Ok(()) => exec_as_app(app, &app.exec, chroot),
@@ -212,6 +210,7 @@ fn pod_init(
         sys::touch_at(status, &format!("{}-started", app.name))?;
         running.push((i, pid));
     }
+    sys::drop_startup_pages();
     let mut failed: Option<i32> = None;
     let mut kill_at: Option<std::time::Instant> = None;
     while !running.is_empty() {

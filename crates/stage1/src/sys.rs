@@ -13,23 +13,9 @@ fn path_c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("/nonexistent").unwrap())
 }
 
-pub fn pipe() -> Result<(i32, i32), String> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(err("pipe2"));
-    }
-    Ok((fds[0], fds[1]))
-}
-
 pub fn close(fd: i32) {
     // SAFETY: closing a descriptor we own.
     unsafe { libc::close(fd) };
-}
-
-pub fn read(fd: i32, buf: &mut [u8]) -> isize {
-    // SAFETY: buf is valid for buf.len() bytes.
-    unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
 }
 
 pub fn write(fd: i32, buf: &[u8]) {
@@ -376,4 +362,71 @@ pub fn loopback_up() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Unmaps the read-only file pages (code and constants of this binary and its libraries)
+/// that start-up faulted in, fault-around included. They stay in the page cache; the
+/// long-running loop that follows faults back only the few it uses, so a running pod's
+/// resident set is what it needs in steady state. Only mappings without private copies are
+/// touched: writable ones, and read-only ones holding relocated pages (RELRO), are left alone,
+/// since dropping their pages would lose what was written to them.
+pub fn drop_startup_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        if let Some(range) = mapping_header(line) {
+            current = range;
+            continue;
+        }
+        // Each mapping's "Anonymous:" line says whether it holds private copies.
+        if let (Some((a, b)), Some(anon)) = (current, line.strip_prefix("Anonymous:")) {
+            current = None;
+            if anon.trim() == "0 kB" {
+                // SAFETY: a read-only, file-backed private mapping of this process with no
+                // private pages: its pages are read back from the file on the next access.
+                unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+            }
+        }
+    }
+}
+
+/// For a mapping's header line in smaps: Some(range) if it is a read-only mapping of a file,
+/// Some(None) for any other mapping; None for a field line.
+fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
+    let mut f = line.split_whitespace();
+    let range = f.next()?;
+    let (a, b) = range.split_once('-')?;
+    let (a, b) = (
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    );
+    let perms = f.next()?;
+    let inode = f.nth(2)?;
+    let read_only_file =
+        inode != "0" && perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p');
+    Some(read_only_file.then_some((a, b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mapping_header;
+
+    #[test]
+    fn only_read_only_private_file_mappings_qualify() {
+        let text = "55d0c0a00000-55d0c0a20000 r-xp 00002000 08:01 123 /usr/bin/rkt-stage1";
+        assert_eq!(
+            mapping_header(text),
+            Some(Some((0x55d0c0a00000, 0x55d0c0a20000)))
+        );
+        let data = "55d0c0a30000-55d0c0a31000 rw-p 00030000 08:01 123 /usr/bin/rkt-stage1";
+        assert_eq!(mapping_header(data), Some(None));
+        let heap = "55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0 [heap]";
+        assert_eq!(mapping_header(heap), Some(None));
+        let shared = "7f0000000000-7f0000001000 r--s 00000000 08:01 99 /dev/shm/x";
+        assert_eq!(mapping_header(shared), Some(None));
+        assert_eq!(mapping_header("Anonymous:          0 kB"), None);
+        assert_eq!(mapping_header("VmFlags: rd ex mr mw me"), None);
+    }
 }
