@@ -1,1 +1,112 @@
-fn main() {}
+//! `nomad-driver-rkt`: started by a Nomad client from its plugin_dir.
+//!
+//! Flags (the `args` of the agent's `plugin "nomad-driver-rkt"` block):
+//!   --rkt=PATH      the rkt binary (default: rkt on PATH)
+//!   --rkt-dir=DIR   rkt's data directory (default: rkt's own, /var/lib/rkt)
+
+use nomad_driver_rkt::backend::{rkt::Rkt, Driver};
+use nomad_driver_rkt::proto::{base, drivers, plugin as gp};
+use nomad_driver_rkt::{log, plugin, server};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn main() {
+    if let Err(e) = plugin::check_launched_by_nomad() {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    let mut rkt_path = None;
+    let mut rkt_dir = None;
+    for arg in std::env::args().skip(1) {
+        if let Some(p) = arg.strip_prefix("--rkt=") {
+            rkt_path = Some(PathBuf::from(p));
+        } else if let Some(d) = arg.strip_prefix("--rkt-dir=") {
+            rkt_dir = Some(PathBuf::from(d));
+        } else {
+            eprintln!(
+                "nomad-driver-rkt: unknown argument {arg:?}; it takes --rkt=PATH and --rkt-dir=DIR"
+            );
+            std::process::exit(1);
+        }
+    }
+    // go-plugin servers ignore SIGINT: the plugin shares the agent's process group, and a
+    // Ctrl-C meant for the agent must not take the plugin (tasks get default dispositions).
+    // SAFETY: setting a signal disposition at start-up, before any thread exists.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(serve(rkt_path, rkt_dir));
+    std::process::exit(code);
+}
+
+async fn serve(rkt_path: Option<PathBuf>, rkt_dir: Option<PathBuf>) -> i32 {
+    // A missing rkt is reported by the fingerprint ("Failed to execute rkt version"), so
+    // the plugin still starts and the agent does too.
+    let rkt = Rkt::locate(rkt_path.clone(), rkt_dir.clone()).unwrap_or_else(|e| {
+        log::warn(&e, &[]);
+        Rkt {
+            path: rkt_path.unwrap_or_else(|| "rkt".into()),
+            dir: rkt_dir,
+        }
+    });
+    let driver = Driver::new(rkt);
+    let socket = plugin::socket_path();
+    let listener = match tokio::net::UnixListener::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nomad-driver-rkt: listening on {}: {e}", socket.display());
+            return 1;
+        }
+    };
+    let shutdown = Arc::new(tokio::sync::Notify::new());
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_service_status("plugin", tonic_health::ServingStatus::Serving)
+        .await;
+    let router = tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(gp::grpc_controller_server::GrpcControllerServer::new(
+            plugin::Controller {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(gp::grpc_stdio_server::GrpcStdioServer::new(plugin::Stdio))
+        .add_service(gp::grpc_broker_server::GrpcBrokerServer::new(
+            plugin::Broker,
+        ))
+        .add_service(base::base_plugin_server::BasePluginServer::new(
+            server::Base {
+                driver: driver.clone(),
+            },
+        ))
+        .add_service(drivers::driver_server::DriverServer::new(
+            server::DriverService { driver },
+        ));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", plugin::handshake_line(&socket));
+    let _ = out.flush();
+    drop(out);
+    log::info(
+        "plugin started",
+        &[("socket", &socket.display().to_string())],
+    );
+    let stop = shutdown.clone();
+    let result = router
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            async move { stop.notified().await },
+        )
+        .await;
+    let _ = std::fs::remove_file(&socket);
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error("serving", &[("error", &e.to_string())]);
+            1
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The driver's behaviour, independent of the wire: tasks as rkt pods, started with
+//! `rkt prepare` + `rkt run-prepared`, supervised, stopped, inspected, entered and measured.
+//!
+//! A task's pod is supervised by `rkt-stage1`, which `rkt run-prepared` becomes: it is started
+//! in a session of its own with the task's log FIFOs as its stdout and stderr, so it outlives
+//! this plugin. Everything needed to find it again (the pod UUID and the supervisor's PID) is
+//! in the task handle's driver state, and the exit status of a pod that ended while no plugin
+//! was running is read back from rkt (`rkt status`), which records each app's exit code.
+
+pub mod exec_stream;
+pub mod fingerprint;
+pub mod rkt;
+pub mod start;
+pub mod stats;
+mod task;
+
+pub use task::{ExitInfo, NetworkInfo, Task, TaskState};
+
+use rkt::Rkt;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::broadcast;
+
+/// A failed driver call, with whether Nomad's restart policy should retry it.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub msg: String,
+    pub recoverable: bool,
+    pub not_found: bool,
+}
+
+impl Error {
+    pub fn fatal(msg: impl Into<String>) -> Error {
+        Error {
+            msg: msg.into(),
+            recoverable: false,
+            not_found: false,
+        }
+    }
+
+    pub fn not_found() -> Error {
+        Error {
+            msg: "task not found for given id".into(),
+            recoverable: false,
+            not_found: true,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+/// A task event for Nomad's TaskEvents stream.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub task_id: String,
+    pub alloc_id: String,
+    pub task_name: String,
+    pub timestamp: SystemTime,
+    pub message: String,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What Nomad keeps for us in the task handle (`driver_state`), as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DriverState {
+    pub uuid: String,
+    /// The pod supervisor (`rkt run-prepared`, which became `rkt-stage1`).
+    pub pid: i32,
+    /// Unix nanoseconds.
+    pub started_at: i64,
+    pub task_name: String,
+    pub alloc_id: String,
+}
+
+/// Version of [`DriverState`] in the task handle.
+pub const STATE_VERSION: i32 = 1;
+
+/// A started task: its handle state and, on a contained network, its address and ports.
+pub struct Started {
+    pub state: Vec<u8>,
+    pub network: Option<NetworkInfo>,
+}
+
+/// A command's result inside a task.
+pub struct ExecOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit_code: i32,
+}
+
+pub struct Driver {
+    pub rkt: Rkt,
+    pub cgroup_root: PathBuf,
+    volumes_enabled: AtomicBool,
+    tasks: Mutex<HashMap<String, Arc<Task>>>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Driver {
+    pub fn new(rkt: Rkt) -> Arc<Driver> {
+        Arc::new(Driver {
+            rkt,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            volumes_enabled: AtomicBool::new(true),
+            tasks: Mutex::new(HashMap::new()),
+            events: broadcast::channel(256).0,
+        })
+    }
+
+    pub fn set_volumes_enabled(&self, on: bool) {
+        self.volumes_enabled.store(on, Ordering::Relaxed);
+    }
+
+    pub fn volumes_enabled(&self) -> bool {
+        self.volumes_enabled.load(Ordering::Relaxed)
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub async fn fingerprint(&self) -> fingerprint::Fingerprint {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let version = if root {
+            self.rkt.version().await
+        } else {
+            Ok(String::new())
+        };
+        fingerprint::fingerprint(root, version, self.volumes_enabled())
+    }
+
+    fn task(&self, id: &str) -> Result<Arc<Task>, Error> {
+        self.tasks
+            .lock()
+            .expect("task map")
+            .get(id)
+            .cloned()
+            .ok_or_else(Error::not_found)
+    }
+
+    pub(crate) fn emit(&self, spec: &start::Spec, message: String) {
+        let _ = self.events.send(Event {
+            task_id: spec.id.clone(),
+            alloc_id: spec.alloc_id.clone(),
+            task_name: spec.name.clone(),
+            timestamp: SystemTime::now(),
+            message,
+            annotations: BTreeMap::new(),
+        });
+    }
+
+    /// StartTask: trust, prepare, launch the supervisor, and (contained networks) find the
+    /// pod's address and ports.
+    pub async fn start(
+        self: &Arc<Self>,
+        opts: start::Options,
+        spec: start::Spec,
+    ) -> Result<Started, Error> {
+        if self.tasks.lock().expect("task map").contains_key(&spec.id) {
+            return Err(Error::fatal(format!(
+                "taskConfig with ID '{}' already started",
+                spec.id
+            )));
+        }
+        let cmds = start::commands(
+            &opts,
+            &spec,
+            self.volumes_enabled(),
+            self.rkt.dir.as_deref(),
+        )
+        .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
+        let task = task::launch(self, &opts, &spec, &cmds).await?;
+        let state = DriverState {
+            uuid: task.uuid.clone(),
+            pid: task.pid,
+            started_at: nanos(task.started_at),
+            task_name: spec.name.clone(),
+            alloc_id: spec.alloc_id.clone(),
+        };
+        let network = task.network.clone();
+        self.tasks
+            .lock()
+            .expect("task map")
+            .insert(spec.id.clone(), task);
+        Ok(Started {
+            state: serde_json::to_vec(&state).expect("serializable"),
+            network,
+        })
+    }
+
+    /// RecoverTask: finds the pod again from the handle's state.
+    pub async fn recover(self: &Arc<Self>, id: &str, state: &[u8]) -> Result<(), Error> {
+        if self.tasks.lock().expect("task map").contains_key(id) {
+            return Ok(());
+        }
+        let s: DriverState = serde_json::from_slice(state).map_err(|e| {
+            Error::fatal(format!(
+                "failed to decode taskConfig state from handle: {e}"
+            ))
+        })?;
+        let task = task::recover(self, id, &s).await?;
+        self.tasks
+            .lock()
+            .expect("task map")
+            .insert(id.to_string(), task);
+        Ok(())
+    }
+
+    /// WaitTask: the exit, whenever it comes; any number of callers.
+    pub async fn wait(&self, id: &str) -> Result<ExitInfo, Error> {
+        let t = self.task(id)?;
+        Ok(t.wait().await)
+    }
+
+    /// StopTask: the signal (SIGINT by default, as Nomad's executor), `timeout` to exit, then
+    /// the whole pod killed. Returns once the task has exited.
+    pub async fn stop(&self, id: &str, timeout: Duration, signal: &str) -> Result<(), Error> {
+        let t = self.task(id)?;
+        t.stop(&self.rkt, timeout, signal).await
+    }
+
+    /// DestroyTask: kills a running task when forced, removes the pod (`rkt rm`), forgets it.
+    pub async fn destroy(&self, id: &str, force: bool) -> Result<(), Error> {
+        let t = match self.task(id) {
+            Ok(t) => t,
+            Err(_) => return Ok(()),
+        };
+        if t.exit().is_none() {
+            if !force {
+                return Err(Error::fatal("cannot destroy running task"));
+            }
+            t.stop(&self.rkt, Duration::ZERO, "SIGKILL").await?;
+        }
+        self.rkt.rm(&t.uuid).await.map_err(Error::fatal)?;
+        self.tasks.lock().expect("task map").remove(id);
+        Ok(())
+    }
+
+    pub fn inspect(&self, id: &str) -> Result<TaskState, Error> {
+        Ok(self.task(id)?.state())
+    }
+
+    /// SignalTask: to the pod's supervisor, which forwards it to the app. An unknown name is
+    /// logged and sent as SIGINT, as the original driver did.
+    pub fn signal(&self, id: &str, name: &str) -> Result<(), Error> {
+        let t = self.task(id)?;
+        t.signal(&self.rkt, task::signal_number(name).unwrap_or(libc::SIGINT))
+    }
+
+    /// ExecTask: `rkt enter <uuid> CMD…`, confined like the app; `timeout` zero means none.
+    pub async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, Error> {
+        if cmd.is_empty() {
+            return Err(Error::fatal("error cmd must have at least one value"));
+        }
+        let t = self.task(id)?;
+        let mut c = self.enter_command(&t.uuid, cmd);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let run = c.output();
+        let out = if timeout.is_zero() {
+            run.await
+        } else {
+            tokio::time::timeout(timeout, run)
+                .await
+                .map_err(|_| Error::fatal(format!("exec timed out after {timeout:?}")))?
+        }
+        .map_err(|e| Error::fatal(format!("rkt enter: {e}")))?;
+        Ok(ExecOutput {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.status.code().unwrap_or(2),
+        })
+    }
+
+    /// The `rkt enter` command for a task, for streaming exec to wire up itself.
+    pub fn exec_command(&self, id: &str, cmd: &[String]) -> Result<tokio::process::Command, Error> {
+        if cmd.is_empty() {
+            return Err(Error::fatal("error cmd must have at least one value"));
+        }
+        let t = self.task(id)?;
+        Ok(self.enter_command(&t.uuid, cmd))
+    }
+
+    fn enter_command(&self, uuid: &str, cmd: &[String]) -> tokio::process::Command {
+        let mut args = vec!["enter".to_string(), uuid.to_string()];
+        args.extend(cmd.iter().cloned());
+        self.rkt.command(&args)
+    }
+
+    /// The pod's cgroup counters now (for TaskStats).
+    pub fn counters(&self, id: &str) -> Result<stats::Counters, Error> {
+        let t = self.task(id)?;
+        stats::read(&self.cgroup_root, &t.uuid).map_err(Error::fatal)
+    }
+
+    /// Whether the task has exited (TaskStats ends its stream then).
+    pub fn exited(&self, id: &str) -> Result<bool, Error> {
+        Ok(self.task(id)?.exit().is_some())
+    }
+}
+
+pub(crate) fn nanos(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether Nomad's signal name is one this driver knows.
+pub fn signal_known(name: &str) -> bool {
+    task::signal_number(name).is_some()
+}

@@ -1,0 +1,509 @@
+//! One task's pod: starting it, waiting for it (as its parent, or through a pidfd after the
+//! plugin restarted), signalling and stopping it.
+
+use super::rkt::{is_supervisor, Rkt};
+use super::start::{Commands, Options, Spec};
+use super::{Driver, DriverState, Error};
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::watch;
+
+/// How a task ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExitInfo {
+    pub exit_code: i32,
+    pub signal: i32,
+    pub oom_killed: bool,
+    pub err: Option<String>,
+}
+
+/// The pod's address on its first network, and label → container port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkInfo {
+    pub ip: String,
+    pub ports: BTreeMap<String, i32>,
+}
+
+/// InspectTask's view.
+#[derive(Debug, Clone)]
+pub struct TaskState {
+    pub id: String,
+    pub name: String,
+    pub started_at: SystemTime,
+    pub completed_at: Option<SystemTime>,
+    pub exit: Option<ExitInfo>,
+    pub pid: i32,
+    pub uuid: String,
+}
+
+pub struct Task {
+    pub id: String,
+    pub name: String,
+    pub uuid: String,
+    pub pid: i32,
+    pub started_at: SystemTime,
+    pub network: Option<NetworkInfo>,
+    exit: watch::Sender<Option<ExitInfo>>,
+    completed_at: Mutex<Option<SystemTime>>,
+}
+
+impl Task {
+    pub fn exit(&self) -> Option<ExitInfo> {
+        self.exit.borrow().clone()
+    }
+
+    pub async fn wait(&self) -> ExitInfo {
+        let mut rx = self.exit.subscribe();
+        loop {
+            if let Some(e) = rx.borrow_and_update().clone() {
+                return e;
+            }
+            if rx.changed().await.is_err() {
+                return ExitInfo {
+                    err: Some("the task's waiter went away".into()),
+                    ..Default::default()
+                };
+            }
+        }
+    }
+
+    fn finish(&self, e: ExitInfo) {
+        *self.completed_at.lock().expect("completed_at") = Some(SystemTime::now());
+        self.exit.send_replace(Some(e));
+    }
+
+    pub fn state(&self) -> TaskState {
+        TaskState {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            started_at: self.started_at,
+            completed_at: *self.completed_at.lock().expect("completed_at"),
+            exit: self.exit(),
+            pid: self.pid,
+            uuid: self.uuid.clone(),
+        }
+    }
+
+    /// Sends to the supervisor, or (if it was killed) to the pod's init.
+    pub fn signal(&self, rkt: &Rkt, sig: i32) -> Result<(), Error> {
+        if self.exit().is_some() {
+            return Err(Error::fatal("task is not running"));
+        }
+        let pid = if is_supervisor(self.pid, &self.uuid) {
+            self.pid
+        } else {
+            std::fs::read_to_string(rkt.run_dir(&self.uuid).join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+                .ok_or_else(|| Error::fatal(format!("pod {} has no running process", self.uuid)))?
+        };
+        // SAFETY: kill(2) on a PID checked above to belong to this pod.
+        if unsafe { libc::kill(pid, sig) } != 0 {
+            return Err(Error::fatal(format!(
+                "signalling pod {}: {}",
+                self.uuid,
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The signal, `timeout` for the task to exit, then `rkt stop --force`; returns once it
+    /// has exited.
+    pub async fn stop(&self, rkt: &Rkt, timeout: Duration, signal: &str) -> Result<(), Error> {
+        if self.exit().is_some() {
+            return Ok(());
+        }
+        let sig = match signal {
+            "" => libc::SIGINT,
+            s => signal_number(s).unwrap_or(libc::SIGINT),
+        };
+        if sig != libc::SIGKILL && !timeout.is_zero() {
+            let _ = self.signal(rkt, sig);
+            if tokio::time::timeout(timeout, self.wait()).await.is_ok() {
+                return Ok(());
+            }
+        }
+        rkt.stop(&self.uuid, true).await.map_err(Error::fatal)?;
+        tokio::time::timeout(Duration::from_secs(15), self.wait())
+            .await
+            .map_err(|_| Error::fatal(format!("pod {} did not exit after SIGKILL", self.uuid)))?;
+        Ok(())
+    }
+}
+
+/// Signal names as Nomad sends them (`SIGHUP`, also `HUP`).
+pub fn signal_number(name: &str) -> Option<i32> {
+    let n = name.trim().to_ascii_uppercase();
+    let n = n.strip_prefix("SIG").unwrap_or(&n);
+    Some(match n {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "ILL" => libc::SIGILL,
+        "TRAP" => libc::SIGTRAP,
+        "ABRT" | "IOT" => libc::SIGABRT,
+        "BUS" => libc::SIGBUS,
+        "FPE" => libc::SIGFPE,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "SEGV" => libc::SIGSEGV,
+        "USR2" => libc::SIGUSR2,
+        "PIPE" => libc::SIGPIPE,
+        "ALRM" => libc::SIGALRM,
+        "TERM" => libc::SIGTERM,
+        "STKFLT" => libc::SIGSTKFLT,
+        "CHLD" => libc::SIGCHLD,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "TSTP" => libc::SIGTSTP,
+        "TTIN" => libc::SIGTTIN,
+        "TTOU" => libc::SIGTTOU,
+        "URG" => libc::SIGURG,
+        "XCPU" => libc::SIGXCPU,
+        "XFSZ" => libc::SIGXFSZ,
+        "VTALRM" => libc::SIGVTALRM,
+        "PROF" => libc::SIGPROF,
+        "WINCH" => libc::SIGWINCH,
+        "IO" | "POLL" => libc::SIGIO,
+        "PWR" => libc::SIGPWR,
+        "SYS" => libc::SIGSYS,
+        _ => return None,
+    })
+}
+
+/// Trust, prepare (its progress becomes task events), and the supervisor in the background.
+pub(super) async fn launch(
+    d: &Arc<Driver>,
+    opts: &Options,
+    spec: &Spec,
+    cmds: &Commands,
+) -> Result<Arc<Task>, Error> {
+    if let Some(trust) = &cmds.trust {
+        let out = d
+            .rkt
+            .output(d.rkt_command_raw(trust))
+            .await
+            .map_err(Error::fatal)?;
+        if !out.ok {
+            return Err(Error::fatal(format!(
+                "Error running rkt trust: exit status {:?}\n\nOutput: {}\n\nError: {}",
+                out.code, out.stdout, out.stderr
+            )));
+        }
+    }
+    let uuid = prepare(d, opts, spec, &cmds.prepare).await?;
+    let started = match spawn_supervisor(d, spec, &cmds.run_prepared, &uuid).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = d.rkt.rm(&uuid).await;
+            return Err(e);
+        }
+    };
+    let (child, pid) = started;
+    let (tx, _) = watch::channel(None);
+    let mut task = Task {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        uuid: uuid.clone(),
+        pid,
+        started_at: SystemTime::now(),
+        network: None,
+        exit: tx,
+        completed_at: Mutex::new(None),
+    };
+    if cmds.contained {
+        match network(&d.rkt, &uuid, &opts.port_map).await {
+            Ok(n) => task.network = Some(n),
+            Err(e) if !opts.port_map.is_empty() => {
+                let _ = d.rkt.stop(&uuid, true).await;
+                let _ = d.rkt.rm(&uuid).await;
+                return Err(Error::fatal(format!(
+                    "Trying to map ports but driver could not determine network information: {e}"
+                )));
+            }
+            Err(_) => {}
+        }
+    }
+    let task = Arc::new(task);
+    let waiter = task.clone();
+    let rkt = d.rkt.clone();
+    tokio::spawn(async move {
+        let mut child = child;
+        let status = child.wait().await;
+        let exit = match status {
+            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Some(code), _) => exit_from_pod(&rkt, &waiter.uuid, Some(code)).await,
+                // The supervisor itself was killed: the pod's init may still run the app.
+                (None, _) => exit_from_pod(&rkt, &waiter.uuid, None).await,
+            },
+            Err(e) => ExitInfo {
+                err: Some(format!("executor: error waiting on process: {e}")),
+                ..Default::default()
+            },
+        };
+        waiter.finish(exit);
+    });
+    Ok(task)
+}
+
+impl Driver {
+    /// A command from a full argument list (which already carries the global flags).
+    fn rkt_command_raw(&self, args: &[String]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.rkt.path);
+        c.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        c
+    }
+}
+
+/// `rkt prepare`; its stdout is the UUID, its stderr progress (passed on as task events) and
+/// errors. Failures a retry could fix (the registry unreachable) are recoverable.
+async fn prepare(
+    d: &Arc<Driver>,
+    opts: &Options,
+    spec: &Spec,
+    args: &[String],
+) -> Result<String, Error> {
+    let mut c = d.rkt_command_raw(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c
+        .spawn()
+        .map_err(|e| Error::fatal(format!("failed to resolve path to \"rkt\" executable: {e}")))?;
+    let stderr = child.stderr.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let out_reader = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ =
+            tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stdout), &mut s)
+                .await;
+        s
+    });
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut err_text = String::new();
+    let mut announced = false;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.starts_with("Downloading ") || line.starts_with("Downloaded ") {
+            if !announced {
+                d.emit(spec, format!("Downloading image {}", opts.image));
+                announced = true;
+            }
+            if line.starts_with("Downloaded ") {
+                d.emit(spec, format!("Image {}: {line}", opts.image));
+            }
+            continue;
+        }
+        err_text.push_str(&line);
+        err_text.push('\n');
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::fatal(format!("rkt prepare: {e}")))?;
+    let stdout = out_reader.await.unwrap_or_default();
+    if !status.success() {
+        let recoverable = [
+            "unreachable",
+            "timed out",
+            "Connection refused",
+            "HTTP 5",
+            "temporarily",
+        ]
+        .iter()
+        .any(|p| err_text.contains(p));
+        return Err(Error {
+            msg: format!(
+                "Error preparing rkt pod: exit status {}\n\nOutput: {stdout}\n\nError: {err_text}",
+                status.code().unwrap_or(-1)
+            ),
+            recoverable,
+            not_found: false,
+        });
+    }
+    if announced {
+        d.emit(spec, format!("Downloaded image {}", opts.image));
+    }
+    let uuid = stdout
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if uuid.is_empty() {
+        return Err(Error::fatal("rkt prepare printed no pod UUID"));
+    }
+    Ok(uuid)
+}
+
+/// `rkt run-prepared`, which becomes the pod's supervisor: in a session of its own (it must
+/// outlive the plugin), with default signal dispositions (the plugin ignores SIGINT, which is
+/// Nomad's stop signal), writing straight into the task's log FIFOs.
+async fn spawn_supervisor(
+    d: &Arc<Driver>,
+    spec: &Spec,
+    run_prepared: &[String],
+    uuid: &str,
+) -> Result<(tokio::process::Child, i32), Error> {
+    let (out_path, err_path) = (spec.stdout_path.clone(), spec.stderr_path.clone());
+    // Opening a FIFO for writing blocks until its reader (Nomad's logmon) is there.
+    let (stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let open = |p: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("opening the task's log {}: {e}", p.display()))
+        };
+        Ok::<_, String>((open(&out_path)?, open(&err_path)?))
+    })
+    .await
+    .map_err(|e| Error::fatal(e.to_string()))?
+    .map_err(Error::fatal)?;
+    let mut c = std::process::Command::new(&d.rkt.path);
+    c.args(run_prepared)
+        .arg(uuid)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    let task_dir = spec.task_dir();
+    if task_dir.is_dir() {
+        c.current_dir(task_dir);
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut all);
+            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = tokio::process::Command::from(c)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| Error::fatal(format!("starting rkt run-prepared: {e}")))?;
+    let pid = child.id().map(|p| p as i32).unwrap_or(0);
+    Ok((child, pid))
+}
+
+/// The pod's address and port map, polled from `rkt status` as the original driver did
+/// (it appears once the pod runs; one minute at most).
+async fn network(
+    rkt: &Rkt,
+    uuid: &str,
+    port_map: &BTreeMap<String, String>,
+) -> Result<NetworkInfo, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::from("no networks found");
+    while tokio::time::Instant::now() < deadline {
+        match rkt.status(uuid).await {
+            Ok(s) => {
+                if let Some(ip) = s.networks.first().and_then(|n| n.ip.clone()) {
+                    let names = rkt.ports(uuid).await?;
+                    let ports = port_map
+                        .iter()
+                        .filter_map(|(label, name)| {
+                            names.get(name).map(|p| (label.clone(), *p as i32))
+                        })
+                        .collect();
+                    return Ok(NetworkInfo { ip, ports });
+                }
+                if s.state != "running" && s.state != "prepared" {
+                    return Err(format!("pod is {}", s.state));
+                }
+            }
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(format!("timed out, last error: {last}"))
+}
+
+/// The exit of a pod whose supervisor is gone: waits until rkt says the pod is no longer
+/// running, then reads the app's exit code and OOM flag from `rkt status`.
+async fn exit_from_pod(rkt: &Rkt, uuid: &str, code: Option<i32>) -> ExitInfo {
+    loop {
+        match rkt.status(uuid).await {
+            Ok(s) if s.state == "running" => {}
+            Ok(s) => {
+                let app = s.apps.first().cloned().unwrap_or_default();
+                let exit_code = code.or(app.exit_code).unwrap_or(-1);
+                return ExitInfo {
+                    exit_code,
+                    signal: 0,
+                    oom_killed: app.oom_killed,
+                    err: None,
+                };
+            }
+            Err(e) => {
+                return ExitInfo {
+                    exit_code: code.unwrap_or(-1),
+                    err: code.is_none().then_some(e),
+                    ..Default::default()
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A task from a handle: waits on its supervisor through a pidfd (it is not our child any
+/// more), or reads the exit of a pod that ended while no plugin ran.
+pub(super) async fn recover(
+    d: &Arc<Driver>,
+    id: &str,
+    s: &DriverState,
+) -> Result<Arc<Task>, Error> {
+    let status =
+        d.rkt.status(&s.uuid).await.map_err(|e| {
+            Error::fatal(format!("pod {} of task {id} cannot be found: {e}", s.uuid))
+        })?;
+    let (tx, _) = watch::channel(None);
+    let task = Arc::new(Task {
+        id: id.to_string(),
+        name: s.task_name.clone(),
+        uuid: s.uuid.clone(),
+        pid: s.pid,
+        started_at: SystemTime::UNIX_EPOCH + Duration::from_nanos(s.started_at.max(0) as u64),
+        network: None,
+        exit: tx,
+        completed_at: Mutex::new(None),
+    });
+    let waiter = task.clone();
+    let rkt = d.rkt.clone();
+    let running = status.state == "running";
+    tokio::spawn(async move {
+        if running && is_supervisor(waiter.pid, &waiter.uuid) {
+            wait_pidfd(waiter.pid).await;
+        }
+        let exit = exit_from_pod(&rkt, &waiter.uuid, None).await;
+        waiter.finish(exit);
+    });
+    Ok(task)
+}
+
+/// Waits for a process that is not our child: its pidfd turns readable when it exits.
+async fn wait_pidfd(pid: i32) {
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+        return;
+    };
+    // SAFETY: the AsyncFd owns the pidfd, which stays open and unchanged for its lifetime.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    };
+    if let Ok(afd) = registered {
+        let _ = afd.readable().await;
+    }
+}

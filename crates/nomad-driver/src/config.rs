@@ -1,0 +1,155 @@
+//! The two configurations Nomad sends, decoded from cty msgpack: the job's task `config {}`
+//! (into [`Options`]) and the agent's `plugin "nomad-driver-rkt" { config {} }`.
+
+use crate::backend::start::Options;
+use crate::cty;
+
+/// The plugin's options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    /// Whether jobs may bind absolute host paths (`volumes`); default true.
+    pub volumes_enabled: bool,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        PluginConfig {
+            volumes_enabled: true,
+        }
+    }
+}
+
+pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
+    let v = cty::parse(bytes)?;
+    let o = cty::object(&v)?;
+    Ok(PluginConfig {
+        volumes_enabled: cty::boolean("volumes_enabled", o.get("volumes_enabled"))?.unwrap_or(true),
+    })
+}
+
+/// The job's `config {}`; every field of the documentation page.
+pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
+    let v = cty::parse(bytes)?;
+    let o = cty::object(&v)?;
+    let s = |k: &str| cty::string(k, o.get(k)).map(Option::unwrap_or_default);
+    let l = |k: &str| cty::strings(k, o.get(k));
+    let b = |k: &str| cty::boolean(k, o.get(k)).map(Option::unwrap_or_default);
+    let image = s("image")?;
+    if image.is_empty() {
+        return Err("Missing required attribute \"image\"".into());
+    }
+    Ok(Options {
+        image,
+        command: s("command")?,
+        args: l("args")?,
+        trust_prefix: s("trust_prefix")?,
+        dns_servers: l("dns_servers")?,
+        dns_search_domains: l("dns_search_domains")?,
+        net: l("net")?,
+        port_map: cty::merged_maps("port_map", o.get("port_map"))?,
+        volumes: l("volumes")?,
+        insecure_options: l("insecure_options")?,
+        no_overlay: b("no_overlay")?,
+        debug: b("debug")?,
+        group: s("group")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes written the way the protocol reference shows them: hex, and "quoted" strings
+    /// (which stand for their own bytes).
+    fn bytes(spec: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut rest = spec.trim();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('"') {
+                let end = r.find('"').unwrap();
+                out.extend_from_slice(&r.as_bytes()[..end]);
+                rest = r[end + 1..].trim_start();
+            } else {
+                let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                out.push(u8::from_str_radix(&rest[..end], 16).unwrap());
+                rest = rest[end..].trim_start();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn payload_seen_from_real_agents() {
+        // Section 11 of the protocol reference: identical on 0.10.9, 0.11.8 and 1.0.18.
+        let b = bytes(
+            r#"88 a4"args" 92 a1"a" a1"b" a5"count" c0 a5"debug" c2 a5"image" ae"docker://x/y:1" a6"labels" c0 a5"mount" 90 a8"port_map" 91 81 a4"http" a8"8080-tcp" a5"ratio" c0"#,
+        );
+        let o = task_config(&b).unwrap();
+        assert_eq!(o.image, "docker://x/y:1");
+        assert_eq!(o.args, ["a", "b"]);
+        assert!(!o.debug);
+        assert_eq!(o.port_map.get("http").map(String::as_str), Some("8080-tcp"));
+        assert_eq!(o.command, "");
+    }
+
+    #[test]
+    fn raw_exec_style_example_with_nulls() {
+        // 5.5 (a), with our field names: command and args, args null.
+        let b = bytes(r#"83 a4"args" c0 a7"command" a1"x" a5"image" a3"img""#);
+        let o = task_config(&b).unwrap();
+        assert_eq!(
+            (o.command.as_str(), o.args.len(), o.image.as_str()),
+            ("x", 0, "img")
+        );
+        let b = bytes(r#"82 a4"args" 91 a2"10" a7"command" aa"/bin/sleep""#);
+        assert_eq!(
+            task_config(&b).unwrap_err(),
+            "Missing required attribute \"image\""
+        );
+    }
+
+    #[test]
+    fn every_field_and_port_map_lists() {
+        let b = bytes(concat!(
+            r#"8d a4"args" 91 a2"-v" a7"command" a2"/x" a5"debug" c3 "#,
+            r#"ab"dns_servers" 91 a7"8.8.8.8" b2"dns_search_domains" 91 a3"svc" a5"group" a3"www" "#,
+            r#"a5"image" a1"i" b0"insecure_options" 91 a5"image" a3"net" 91 a4"host" "#,
+            r#"aa"no_overlay" c3 a8"port_map" 92 81 a1"a" a6"80-tcp" 81 a1"b" a6"53-udp" "#,
+            r#"ac"trust_prefix" a5"x.com" a7"volumes" 91 a5"/a:/b""#
+        ));
+        let o = task_config(&b).unwrap();
+        assert!(o.debug && o.no_overlay);
+        assert_eq!(o.dns_servers, ["8.8.8.8"]);
+        assert_eq!(o.dns_search_domains, ["svc"]);
+        assert_eq!(o.group, "www");
+        assert_eq!(o.insecure_options, ["image"]);
+        assert_eq!(o.net, ["host"]);
+        assert_eq!(o.port_map.len(), 2);
+        assert_eq!(o.port_map["b"], "53-udp");
+        assert_eq!(o.trust_prefix, "x.com");
+        assert_eq!(o.volumes, ["/a:/b"]);
+    }
+
+    #[test]
+    fn unknown_values_are_refused() {
+        let b = bytes(r#"81 a5"image" d4 00 00"#);
+        assert!(task_config(&b)
+            .unwrap_err()
+            .contains("\"image\" is an unknown value"));
+    }
+
+    #[test]
+    fn plugin_config_defaults_and_values() {
+        assert!(
+            plugin_config(&[]).unwrap().volumes_enabled,
+            "no config block"
+        );
+        let b = bytes(r#"81 af"volumes_enabled" c2"#);
+        assert!(!plugin_config(&b).unwrap().volumes_enabled);
+        let b = bytes(r#"81 af"volumes_enabled" c0"#);
+        assert!(
+            plugin_config(&b).unwrap().volumes_enabled,
+            "null means the default"
+        );
+    }
+}

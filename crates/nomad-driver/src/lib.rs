@@ -1,0 +1,17 @@
+//! `nomad-driver-rkt`: Nomad's `rkt` task driver as an external plugin.
+//!
+//! - [`proto`]: the wire types (go-plugin's services, Nomad's base and driver services);
+//! - [`cty`] and [`config`]: the job's `config {}` and the plugin's `config {}` as Nomad sends
+//!   them (cty msgpack), and [`hclspec`]: the schemas that tell Nomad what they may hold;
+//! - [`backend`]: what the driver does, over the `rkt` command line;
+//! - [`server`]: the gRPC services on top of it; [`plugin`]: the go-plugin handshake, logs.
+
+pub mod backend;
+pub mod config;
+pub mod cty;
+pub mod hclspec;
+pub mod log;
+pub mod plugin;
+pub mod proto;
+pub mod server;
+mod server_exec;
