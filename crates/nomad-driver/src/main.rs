@@ -94,19 +94,24 @@ async fn serve(rkt_path: Option<PathBuf>, rkt_dir: Option<PathBuf>) -> i32 {
         "plugin started",
         &[("socket", &socket.display().to_string())],
     );
-    let stop = shutdown.clone();
-    let result = router
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
-            async move { stop.notified().await },
-        )
-        .await;
+    let serving =
+        router.serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener));
+    // Shutdown: the reply goes out, then the process ends without waiting for the client to
+    // hang up (Nomad SIGKILLs a plugin still there 2 s later). Tasks live on regardless.
+    let stopped = async {
+        shutdown.notified().await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let code = tokio::select! {
+        result = serving => match result {
+            Ok(()) => 0,
+            Err(e) => {
+                log::error("serving", &[("error", &e.to_string())]);
+                1
+            }
+        },
+        () = stopped => 0,
+    };
     let _ = std::fs::remove_file(&socket);
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            log::error("serving", &[("error", &e.to_string())]);
-            1
-        }
-    }
+    code
 }

@@ -204,7 +204,10 @@ pub(super) async fn launch(
             return Err(e);
         }
     };
-    let (child, pid) = started;
+    let (mut child, pid) = started;
+    // Running means the app has started: a stop or a signal right after StartTask then
+    // reaches the app, not a supervisor still setting up.
+    wait_started(&d.rkt.run_dir(&uuid), &mut child).await;
     let (tx, _) = watch::channel(None);
     let mut task = Task {
         id: spec.id.clone(),
@@ -393,6 +396,23 @@ async fn spawn_supervisor(
         .map_err(|e| Error::fatal(format!("starting rkt run-prepared: {e}")))?;
     let pid = child.id().map(|p| p as i32).unwrap_or(0);
     Ok((child, pid))
+}
+
+/// Waits until the pod's init has started its app (or the supervisor has exited).
+async fn wait_started(pod: &std::path::Path, child: &mut tokio::process::Child) {
+    let status = pod.join("stage1/rootfs/rkt/status");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let started = std::fs::read_dir(&status).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with("-started"))
+        });
+        if started || !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// The pod's address and port map, polled from `rkt status` as the original driver did

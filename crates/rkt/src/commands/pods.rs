@@ -258,6 +258,12 @@ pub fn stop(
 /// takes every process of the pod's PID namespace with it.
 fn stop_one(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
     let running = || -> Result<bool> { Ok(pods.find(&pod.uuid)?.state == State::Running) };
+    // A pod stopped right after it started may not have its init yet: the supervisor
+    // records the init's PID as soon as it has cloned it.
+    let start = Instant::now();
+    while pod.pid().is_none() && running()? && start.elapsed() < STOP_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if !force {
         // To the pod's init, which forwards it to the app: that works even when the
         // supervisor is gone (SIGKILLed), since the init holds the pod lock as well.

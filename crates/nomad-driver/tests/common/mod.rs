@@ -1,0 +1,379 @@
+//! A Nomad client in miniature: starts the plugin binary the way a Nomad agent does
+//! (environment, handshake line on stdout, gRPC over the unix socket it names), and the
+//! parts of a client node a task needs (an allocation directory with logmon's FIFOs).
+//! Also a local registry serving the busybox fixture image, from rkt's test harness.
+
+#![allow(dead_code)]
+
+use nomad_driver_rkt::proto::{base, drivers, plugin as gp};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use tonic::transport::Channel;
+
+pub const COOKIE: &str = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The workspace's built binaries (rkt, rkt-stage1), beside this test's own directory.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn rkt_bin() -> PathBuf {
+    let p = bin_dir().join("rkt");
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A running plugin process and its gRPC clients.
+pub struct Plugin {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub handshake: String,
+    pub base: base::base_plugin_client::BasePluginClient<Channel>,
+    pub driver: drivers::driver_client::DriverClient<Channel>,
+    pub controller: gp::grpc_controller_client::GrpcControllerClient<Channel>,
+    pub channel: Channel,
+}
+
+impl Plugin {
+    /// Launches the plugin as Nomad does, with `--rkt` and `--rkt-dir` as plugin args.
+    pub async fn start(rkt_dir: &Path) -> Plugin {
+        Plugin::start_with(rkt_dir, |_| {}).await
+    }
+
+    pub async fn start_with(rkt_dir: &Path, tweak: impl FnOnce(&mut Command)) -> Plugin {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nomad-driver-rkt"));
+        cmd.arg(format!("--rkt={}", rkt_bin().display()))
+            .arg(format!("--rkt-dir={}", rkt_dir.display()))
+            .env("NOMAD_PLUGIN_MAGIC_COOKIE", COOKIE)
+            .env("PLUGIN_PROTOCOL_VERSIONS", "2")
+            .env("PLUGIN_MIN_PORT", "10000")
+            .env("PLUGIN_MAX_PORT", "25000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tweak(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        // Nomad re-logs the plugin's stderr; here it goes to the test's output.
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("plugin: {line}");
+            }
+        });
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut handshake = String::new();
+        stdout.read_line(&mut handshake).unwrap();
+        // Later stdout lines are read and dropped, as go-plugin's client does.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        let handshake = handshake.trim().to_string();
+        let parts: Vec<&str> = handshake.split('|').collect();
+        assert_eq!(parts.len(), 6, "handshake {handshake:?}");
+        assert_eq!(
+            (parts[0], parts[1], parts[2], parts[4]),
+            ("1", "2", "unix", "grpc")
+        );
+        let socket = PathBuf::from(parts[3]);
+        let channel = connect(&socket).await;
+        Plugin {
+            child,
+            socket,
+            handshake,
+            base: base::base_plugin_client::BasePluginClient::new(channel.clone()),
+            driver: drivers::driver_client::DriverClient::new(channel.clone()),
+            controller: gp::grpc_controller_client::GrpcControllerClient::new(channel.clone()),
+            channel,
+        }
+    }
+
+    /// SetConfig as the long-lived instance gets it.
+    pub async fn set_config(&mut self, volumes_enabled: bool) {
+        let cfg = encode(&rmpv::Value::Map(vec![(
+            "volumes_enabled".into(),
+            volumes_enabled.into(),
+        )]));
+        self.base
+            .set_config(base::SetConfigRequest {
+                msgpack_config: cfg,
+                nomad_config: Some(base::NomadConfig {
+                    driver: Some(base::NomadDriverConfig {
+                        client_max_port: 14512,
+                        client_min_port: 14000,
+                        topology: None,
+                    }),
+                }),
+                plugin_api_version: "v0.1.0".into(),
+            })
+            .await
+            .unwrap();
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+pub async fn connect(socket: &Path) -> Channel {
+    let socket = socket.to_path_buf();
+    tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap()
+}
+
+pub fn encode(v: &rmpv::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    rmpv::encode::write_value(&mut out, v).unwrap();
+    out
+}
+
+/// A task `config {}` as Nomad encodes it: every schema key, sorted, absent ones nil.
+pub fn task_config(set: &[(&str, rmpv::Value)]) -> Vec<u8> {
+    let keys = [
+        "args",
+        "command",
+        "debug",
+        "dns_search_domains",
+        "dns_servers",
+        "group",
+        "image",
+        "insecure_options",
+        "net",
+        "no_overlay",
+        "port_map",
+        "trust_prefix",
+        "volumes",
+    ];
+    let entries = keys
+        .iter()
+        .map(|k| {
+            let v = set
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or(rmpv::Value::Nil);
+            (rmpv::Value::from(*k), v)
+        })
+        .collect();
+    encode(&rmpv::Value::Map(entries))
+}
+
+pub fn strs(items: &[&str]) -> rmpv::Value {
+    rmpv::Value::Array(items.iter().map(|s| rmpv::Value::from(*s)).collect())
+}
+
+/// What Nomad's client prepares on the node before StartTask: the allocation directory and
+/// logmon's stdout/stderr FIFOs, read until the task closes them.
+pub struct Alloc {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+    pub task: String,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Alloc {
+    pub fn new(task: &str) -> Alloc {
+        let dir = tempfile::Builder::new()
+            .prefix("nomad-alloc-")
+            .tempdir()
+            .unwrap();
+        let id = format!(
+            "{:08x}-0000-4000-8000-000000000000",
+            std::process::id() ^ rand32()
+        );
+        for d in [
+            "alloc/logs",
+            "alloc/data",
+            &format!("{task}/local"),
+            &format!("{task}/secrets"),
+        ] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let fifo = |name: &str| {
+            let p = dir.path().join("alloc/logs").join(name);
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            // SAFETY: mkfifo on a path we own.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = std::fs::File::open(p).unwrap().read_to_string(&mut s);
+                s
+            })
+        };
+        let stdout = Some(fifo(&format!(".{task}.stdout.fifo")));
+        let stderr = Some(fifo(&format!(".{task}.stderr.fifo")));
+        Alloc {
+            dir,
+            id,
+            task: task.into(),
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn task_dir(&self) -> PathBuf {
+        self.dir.path().join(&self.task)
+    }
+
+    /// The task configuration Nomad would send.
+    pub fn task_config(&self, driver_config: Vec<u8>) -> drivers::TaskConfig {
+        let logs = self.dir.path().join("alloc/logs");
+        let env: BTreeMap<String, String> = [
+            ("NOMAD_TASK_NAME", self.task.as_str()),
+            ("NOMAD_ALLOC_ID", self.id.as_str()),
+            ("NOMAD_ALLOC_DIR", "/alloc"),
+            ("NOMAD_TASK_DIR", "/local"),
+            ("NOMAD_SECRETS_DIR", "/secrets"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        drivers::TaskConfig {
+            id: format!("{}/{}/{:08x}", self.id, self.task, rand32()),
+            name: self.task.clone(),
+            msgpack_driver_config: driver_config,
+            env: env.into_iter().collect(),
+            resources: Some(drivers::Resources {
+                allocated_resources: Some(drivers::AllocatedTaskResources {
+                    cpu: Some(drivers::AllocatedCpuResources { cpu_shares: 100 }),
+                    memory: Some(drivers::AllocatedMemoryResources {
+                        memory_mb: 64,
+                        memory_max_mb: 0,
+                    }),
+                    networks: Vec::new(),
+                }),
+                linux_resources: Some(drivers::LinuxResources {
+                    cpu_shares: 100,
+                    memory_limit_bytes: 64 << 20,
+                    ..Default::default()
+                }),
+                ports: Vec::new(),
+            }),
+            alloc_dir: self.dir.path().display().to_string(),
+            stdout_path: logs
+                .join(format!(".{}.stdout.fifo", self.task))
+                .display()
+                .to_string(),
+            stderr_path: logs
+                .join(format!(".{}.stderr.fifo", self.task))
+                .display()
+                .to_string(),
+            alloc_id: self.id.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Everything the task wrote to stdout, once it closed it.
+    pub fn stdout(&mut self) -> String {
+        self.stdout
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default()
+    }
+
+    pub fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default()
+    }
+}
+
+pub fn rand32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// A local Distribution registry (rkt's test harness) serving the busybox fixture image.
+pub struct Registry {
+    pub state: tempfile::TempDir,
+    pub port: String,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let state = tempfile::Builder::new()
+            .prefix("driver-registry-")
+            .tempdir()
+            .unwrap();
+        let harness = repo_root().join("tests/harness");
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let port = run(Command::new(harness.join("registry.sh"))
+            .args(["start", "plain"])
+            .arg(state.path().join("registry"))
+            .env("HARNESS_OWNER_PID", std::process::id().to_string()));
+        run(Command::new(harness.join("fixtures.sh")).arg(state.path().join("fixtures")));
+        run(Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!(
+                "oci:{}:busybox",
+                state.path().join("fixtures/layout").display()
+            ))
+            .arg(format!("docker://127.0.0.1:{port}/demo/busybox:latest")));
+        Registry { state, port }
+    }
+
+    pub fn image(&self) -> String {
+        format!("docker://127.0.0.1:{}/demo/busybox:latest", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("tests/harness/registry.sh"))
+            .arg("stop")
+            .arg(self.state.path().join("registry"))
+            .output();
+    }
+}
