@@ -15,8 +15,8 @@
 
 pub mod cni;
 pub mod conf;
-pub mod netns;
 pub mod nat;
+pub mod netns;
 
 pub use cni::Dns;
 pub use conf::{NetConf, NetMode, Request};
@@ -242,7 +242,10 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
         }
     }
     if let Some(rules) = rules {
-        match rules.join().unwrap_or_else(|_| Err(err("nat teardown panicked"))) {
+        match rules
+            .join()
+            .unwrap_or_else(|_| Err(err("nat teardown panicked")))
+        {
             Ok(()) => {
                 let _ = std::fs::remove_file(&nat_marker);
             }
