@@ -28,7 +28,11 @@ fn mem(pid: u32) -> (u64, u64, u64) {
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum::<u64>()
     };
-    (field("Rss:"), field("Pss:"), field("Private_Clean:") + field("Private_Dirty:"))
+    (
+        field("Rss:"),
+        field("Pss:"),
+        field("Private_Clean:") + field("Private_Dirty:"),
+    )
 }
 
 fn mem_used_kib() -> u64 {
@@ -58,11 +62,17 @@ async fn main() {
         eprintln!("the driver benchmark needs root");
         std::process::exit(1);
     }
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
-    let tasks: usize = std::env::var("TASKS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    let tasks: usize = std::env::var("TASKS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let registry = Registry::start();
     let image = registry.image();
-    let rkt_dir = tempfile::tempdir().unwrap();
+    let rkt_dir = RktDir::new();
     let rkt = |args: &[&str]| {
         std::process::Command::new(rkt_bin())
             .arg(format!("--dir={}", rkt_dir.path().display()))
@@ -75,9 +85,19 @@ async fn main() {
 
     let mut p = Plugin::start(rkt_dir.path()).await;
     p.set_config(true).await;
-    let mut fp = p.driver.fingerprint(d::FingerprintRequest {}).await.unwrap().into_inner();
+    let mut fp = p
+        .driver
+        .fingerprint(d::FingerprintRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     fp.message().await.unwrap();
-    let _events = p.driver.task_events(d::TaskEventsRequest {}).await.unwrap().into_inner();
+    let _events = p
+        .driver
+        .task_events(d::TaskEventsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_rss, _, idle_uss) = mem(p.child.id());
 
@@ -92,9 +112,18 @@ async fn main() {
         let task = alloc.task_config(sleeper(&image));
         let id = task.id.clone();
         let t = Instant::now();
-        p.driver.start_task(d::StartTaskRequest { task: Some(task) }).await.unwrap();
+        p.driver
+            .start_task(d::StartTaskRequest { task: Some(task) })
+            .await
+            .unwrap();
         start_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        p.driver.destroy_task(d::DestroyTaskRequest { task_id: id, force: true }).await.unwrap();
+        p.driver
+            .destroy_task(d::DestroyTaskRequest {
+                task_id: id,
+                force: true,
+            })
+            .await
+            .unwrap();
         rkt(&["gc", "--grace-period=0s"]);
     }
 
@@ -108,7 +137,10 @@ async fn main() {
         let alloc = Alloc::new("mem");
         let task = alloc.task_config(sleeper(&image));
         ids.push(task.id.clone());
-        p.driver.start_task(d::StartTaskRequest { task: Some(task) }).await.unwrap();
+        p.driver
+            .start_task(d::StartTaskRequest { task: Some(task) })
+            .await
+            .unwrap();
         allocs.push(alloc);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -116,16 +148,26 @@ async fn main() {
     let after_plugin = mem(p.child.id()).0;
     // The pods' own processes: supervisor and init (rkt-stage1), and the apps (sleep).
     let (mut stage1_pss, mut stage1_uss, mut app_pss) = (0u64, 0u64, 0u64);
-    for entry in std::fs::read_dir(rkt_dir.path().join("pods/run")).unwrap().flatten() {
+    for entry in std::fs::read_dir(rkt_dir.path().join("pods/run"))
+        .unwrap()
+        .flatten()
+    {
         for f in ["ppid", "pid"] {
-            if let Ok(pid) = std::fs::read_to_string(entry.path().join(f)).map(|p| p.trim().parse::<u32>().unwrap_or(0)) {
+            if let Ok(pid) = std::fs::read_to_string(entry.path().join(f))
+                .map(|p| p.trim().parse::<u32>().unwrap_or(0))
+            {
                 let (_, pss, uss) = mem(pid);
                 stage1_pss += pss;
                 stage1_uss += uss;
                 if f == "pid" {
                     // The app is the init's only child.
-                    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-                    for c in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                    let children =
+                        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                            .unwrap_or_default();
+                    for c in children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok())
+                    {
                         app_pss += mem(c).1;
                     }
                 }
@@ -133,7 +175,13 @@ async fn main() {
         }
     }
     for id in ids {
-        p.driver.destroy_task(d::DestroyTaskRequest { task_id: id, force: true }).await.unwrap();
+        p.driver
+            .destroy_task(d::DestroyTaskRequest {
+                task_id: id,
+                force: true,
+            })
+            .await
+            .unwrap();
     }
     let n = tasks as f64;
     let node_per_task = (after_used.saturating_sub(before_used) as f64 - app_pss as f64) / n;
@@ -144,7 +192,14 @@ async fn main() {
     println!("| StartTask to running (median of {rounds}) | {s:.1} ms |");
     println!("| rkt run --net=none of /bin/true (median of {rounds}, alternating) | {r:.1} ms |");
     println!("| StartTask / rkt run | {:.2} |", s / r);
-    println!("| per task: rkt-stage1 supervisor + init, PSS (USS) | {:.0} KiB ({:.0} KiB) |", stage1_pss as f64 / n, stage1_uss as f64 / n);
-    println!("| per task: plugin RSS growth | {:.0} KiB |", after_plugin.saturating_sub(before_plugin) as f64 / n);
+    println!(
+        "| per task: rkt-stage1 supervisor + init, PSS (USS) | {:.0} KiB ({:.0} KiB) |",
+        stage1_pss as f64 / n,
+        stage1_uss as f64 / n
+    );
+    println!(
+        "| per task: plugin RSS growth | {:.0} KiB |",
+        after_plugin.saturating_sub(before_plugin) as f64 / n
+    );
     println!("| per task: node memory used (MemTotal - MemAvailable) minus the app's PSS, {tasks} tasks | {node_per_task:.0} KiB |");
 }

@@ -45,6 +45,23 @@ async fn wait(p: &mut Plugin, id: &str) -> d::WaitTaskResponse {
         .into_inner()
 }
 
+async fn destroy(p: &mut Plugin, id: String) {
+    p.driver
+        .destroy_task(d::DestroyTaskRequest {
+            task_id: id,
+            force: true,
+        })
+        .await
+        .unwrap();
+}
+
+/// A plugin as the long-lived instance Nomad keeps: started and configured.
+async fn configured(rkt_dir: &std::path::Path) -> Plugin {
+    let mut p = Plugin::start(rkt_dir).await;
+    p.set_config(true).await;
+    p
+}
+
 fn pods(rkt_dir: &std::path::Path) -> String {
     let out = std::process::Command::new(rkt_bin())
         .arg(format!("--dir={}", rkt_dir.display()))
@@ -56,7 +73,7 @@ fn pods(rkt_dir: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn base_plugin_schemas_capabilities_and_fingerprint() {
-    let rkt_dir = tempfile::tempdir().unwrap();
+    let rkt_dir = RktDir::new();
     let mut p = Plugin::start(rkt_dir.path()).await;
     assert!(p.handshake.ends_with("|grpc|"), "{}", p.handshake);
     let info = p
@@ -189,7 +206,7 @@ async fn not_root_is_undetected() {
         eprintln!("skipped: needs root to drop to nobody with setpriv");
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
+    let rkt_dir = RktDir::new();
     let exe = env!("CARGO_BIN_EXE_nomad-driver-rkt");
     let mut p = Plugin::start_with(rkt_dir.path(), |c| {
         let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
@@ -226,9 +243,8 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
     if !root_or_skip() {
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
-    let mut p = Plugin::start(rkt_dir.path()).await;
-    p.set_config(true).await;
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
     let mut events = p
         .driver
         .task_events(d::TaskEventsRequest {})
@@ -461,13 +477,7 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
         .await
         .unwrap();
     assert!(!pods(rkt_dir.path()).is_empty());
-    p.driver
-        .destroy_task(d::DestroyTaskRequest {
-            task_id: id.clone(),
-            force: true,
-        })
-        .await
-        .unwrap();
+    destroy(&mut p, id.clone()).await;
     assert_eq!(pods(rkt_dir.path()), "", "the pod is removed");
     let gone = p.driver.wait_task(d::WaitTaskRequest { task_id: id }).await;
     assert!(gone.is_err(), "WaitTask after DestroyTask fails");
@@ -478,9 +488,8 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
     if !root_or_skip() {
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
-    let mut p = Plugin::start(rkt_dir.path()).await;
-    p.set_config(true).await;
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
     let mut alloc = Alloc::new("stubborn");
     let cfg = task_config(&[
         ("image", registry().image().into()),
@@ -530,13 +539,7 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
     );
     let w = wait(&mut p, &id).await;
     assert_ne!(w.result.unwrap().exit_code, 0);
-    p.driver
-        .destroy_task(d::DestroyTaskRequest {
-            task_id: id,
-            force: true,
-        })
-        .await
-        .unwrap();
+    destroy(&mut p, id).await;
 
     // DestroyTask of a running task: refused without force, done with it.
     let alloc = Alloc::new("second");
@@ -558,13 +561,7 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
         .await
         .unwrap_err();
     assert!(e.message().contains("cannot destroy running task"));
-    p.driver
-        .destroy_task(d::DestroyTaskRequest {
-            task_id: id,
-            force: true,
-        })
-        .await
-        .unwrap();
+    destroy(&mut p, id).await;
     assert_eq!(pods(rkt_dir.path()), "");
 }
 
@@ -573,9 +570,8 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     if !root_or_skip() {
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
-    let mut p = Plugin::start(rkt_dir.path()).await;
-    p.set_config(true).await;
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
     let long = Alloc::new("long");
     let short = Alloc::new("short");
     let image = registry().image();
@@ -601,8 +597,7 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     p.kill(); // SIGKILL, as a crash
     std::thread::sleep(Duration::from_millis(2500)); // the short task ends meanwhile
 
-    let mut p = Plugin::start(rkt_dir.path()).await;
-    p.set_config(true).await;
+    let mut p = configured(rkt_dir.path()).await;
     for h in [&h_long, &h_short] {
         let mut h = h.clone();
         // After an agent restart the handle comes back without the driver config.
@@ -653,13 +648,7 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     let w = wait(&mut p, &id_long).await;
     assert_eq!(w.result.unwrap().exit_code, 9);
     for id in [id_long, id_short] {
-        p.driver
-            .destroy_task(d::DestroyTaskRequest {
-                task_id: id,
-                force: true,
-            })
-            .await
-            .unwrap();
+        destroy(&mut p, id).await;
     }
     assert_eq!(pods(rkt_dir.path()), "");
 }
@@ -669,9 +658,8 @@ async fn exec_streaming_with_a_terminal() {
     if !root_or_skip() {
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
-    let mut p = Plugin::start(rkt_dir.path()).await;
-    p.set_config(true).await;
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
     let alloc = Alloc::new("shell");
     let cfg = task_config(&[
         ("image", registry().image().into()),
@@ -736,13 +724,7 @@ async fn exec_streaming_with_a_terminal() {
     assert!(text.contains("33 101"), "{text:?}");
     assert!(text.contains("tty"), "{text:?}");
     assert_eq!(result.unwrap().exit_code, 4);
-    p.driver
-        .destroy_task(d::DestroyTaskRequest {
-            task_id: id,
-            force: true,
-        })
-        .await
-        .unwrap();
+    destroy(&mut p, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -750,7 +732,7 @@ async fn bad_task_configs_fail_clearly_and_leave_no_pod() {
     if !root_or_skip() {
         return;
     }
-    let rkt_dir = tempfile::tempdir().unwrap();
+    let rkt_dir = RktDir::new();
     let mut p = Plugin::start(rkt_dir.path()).await;
     p.set_config(false).await;
     let image = registry().image();

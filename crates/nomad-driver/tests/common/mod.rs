@@ -169,21 +169,13 @@ pub fn encode(v: &rmpv::Value) -> Vec<u8> {
 
 /// A task `config {}` as Nomad encodes it: every schema key, sorted, absent ones nil.
 pub fn task_config(set: &[(&str, rmpv::Value)]) -> Vec<u8> {
-    let keys = [
-        "args",
-        "command",
-        "debug",
-        "dns_search_domains",
-        "dns_servers",
-        "group",
-        "image",
-        "insecure_options",
-        "net",
-        "no_overlay",
-        "port_map",
-        "trust_prefix",
-        "volumes",
-    ];
+    // The keys the plugin's own schema declares, in cty's (sorted) order.
+    let spec = nomad_driver_rkt::hclspec::task_config();
+    let Some(nomad_driver_rkt::proto::hclspec::spec::Block::Object(o)) = spec.block else {
+        panic!("the task schema is an object");
+    };
+    let mut keys: Vec<String> = o.attributes.into_keys().collect();
+    keys.sort();
     let entries = keys
         .iter()
         .map(|k| {
@@ -192,7 +184,7 @@ pub fn task_config(set: &[(&str, rmpv::Value)]) -> Vec<u8> {
                 .find(|(n, _)| n == k)
                 .map(|(_, v)| v.clone())
                 .unwrap_or(rmpv::Value::Nil);
-            (rmpv::Value::from(*k), v)
+            (rmpv::Value::from(k.as_str()), v)
         })
         .collect();
     encode(&rmpv::Value::Map(entries))
@@ -375,5 +367,46 @@ impl Drop for Registry {
             .arg("stop")
             .arg(self.state.path().join("registry"))
             .output();
+    }
+}
+
+/// rkt's data directory for one test. Tasks outlive the plugin by design, so a test that
+/// fails half-way would leave pods (and their networks) running: on drop every pod of the
+/// directory is stopped and removed before the directory goes.
+pub struct RktDir(tempfile::TempDir);
+
+impl RktDir {
+    pub fn new() -> RktDir {
+        RktDir(
+            tempfile::Builder::new()
+                .prefix("driver-rkt-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for RktDir {
+    fn drop(&mut self) {
+        let rkt = |args: &[&str]| {
+            Command::new(rkt_bin())
+                .arg(format!("--dir={}", self.path().display()))
+                .args(args)
+                .output()
+        };
+        let Ok(out) = rkt(&["list", "--format=json"]) else {
+            return;
+        };
+        let pods: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for pod in pods.as_array().into_iter().flatten() {
+            if let Some(uuid) = pod["name"].as_str() {
+                let _ = rkt(&["stop", "--force", uuid]);
+                let _ = rkt(&["rm", uuid]);
+            }
+        }
     }
 }
