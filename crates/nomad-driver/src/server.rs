@@ -73,12 +73,12 @@ fn status(e: backend::Error) -> Status {
     Status::with_details(
         tonic::Code::FailedPrecondition,
         e.msg.clone(),
-        recoverable_details(&e.msg).into(),
+        recoverable_details(&e.msg, true).into(),
     )
 }
 
 /// A google.rpc.Status whose first detail is hashicorp.nomad.plugins.shared.structs.RecoverableError.
-pub fn recoverable_details(msg: &str) -> Vec<u8> {
+pub fn recoverable_details(msg: &str, recoverable: bool) -> Vec<u8> {
     #[derive(Clone, PartialEq, prost::Message)]
     struct RpcStatus {
         #[prost(int32, tag = "1")]
@@ -94,7 +94,7 @@ pub fn recoverable_details(msg: &str) -> Vec<u8> {
         details: vec![prost_types::Any {
             type_url: "type.googleapis.com/hashicorp.nomad.plugins.shared.structs.RecoverableError"
                 .into(),
-            value: structs::RecoverableError { recoverable: true }.encode_to_vec(),
+            value: structs::RecoverableError { recoverable }.encode_to_vec(),
         }],
     }
     .encode_to_vec()
@@ -478,6 +478,16 @@ impl d::driver_server::Driver for DriverService {
             .unwrap_or(Duration::from_secs(1));
         let driver = self.driver.clone();
         let id = r.task_id;
+        if driver.exited(&id).map_err(status)? {
+            // Not worth retrying: Nomad stops collecting for a non-recoverable error (any
+            // other error it retries every few seconds, forever).
+            let msg = format!("task {id} has exited");
+            return Err(Status::with_details(
+                tonic::Code::FailedPrecondition,
+                msg.clone(),
+                recoverable_details(&msg, false).into(),
+            ));
+        }
         driver.counters(&id).map_err(status)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {

@@ -456,6 +456,17 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
     );
     assert!(out.contains("bye"), "{out:?}");
 
+    // Stats of an exited task: an error Nomad does not retry.
+    let e = p
+        .driver
+        .task_stats(d::TaskStatsRequest {
+            task_id: id.clone(),
+            collection_interval: secs(1),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+
     let i = p
         .driver
         .inspect_task(d::InspectTaskRequest {
