@@ -702,15 +702,25 @@ async fn exec_streaming_with_a_terminal() {
     })
     .await
     .unwrap();
-    tx.send(d::ExecTaskStreamingRequest {
+    let stdin = |data: &[u8]| d::ExecTaskStreamingRequest {
         stdin: Some(d::ExecTaskStreamingIoOperation {
-            data: b"busybox stty size; test -t 0 && echo tty; exit 4\n".to_vec(),
+            data: data.to_vec(),
             close: false,
         }),
         ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
+    // A Ctrl-C interrupts a command in the session (the plugin itself ignores SIGINT; what
+    // it starts must not), then the shell reports the terminal.
+    tx.send(stdin(b"busybox sleep 100\n")).await.unwrap();
+    let keys = tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = keys.send(stdin(b"\x03")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = keys
+            .send(stdin(b"busybox stty size; test -t 0 && echo tty; exit 4\n"))
+            .await;
+    });
     let mut out = p
         .driver
         .exec_task_streaming(input)

@@ -79,6 +79,7 @@ impl Rkt {
             c.arg(format!("--dir={}", d.display()));
         }
         c.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        default_signals(c.as_std_mut());
         c
     }
 
@@ -171,4 +172,25 @@ pub fn is_supervisor(pid: i32, uuid: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(uuid))
         .unwrap_or(false)
+}
+
+/// Gives a child default signal dispositions and an empty mask: the plugin ignores SIGINT
+/// (as go-plugin servers do), and what it starts, tasks and `rkt enter` sessions alike, must
+/// not inherit that.
+pub fn default_signals(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            Ok(())
+        });
+    }
 }

@@ -375,18 +375,11 @@ async fn spawn_supervisor(
     if task_dir.is_dir() {
         c.current_dir(task_dir);
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
+    super::rkt::default_signals(&mut c);
+    // SAFETY: setsid is async-signal-safe.
     unsafe {
         c.pre_exec(|| {
             libc::setsid();
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut all);
-            libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
-            for sig in 1..32 {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-            }
             Ok(())
         });
     }
