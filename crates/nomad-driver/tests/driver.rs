@@ -270,6 +270,7 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
             strs(&[
                 "-c",
                 "echo hello $NOMAD_TASK_NAME; cat /local/in.txt; echo written > /shared/out; \
+            cat /hostvol/x; echo zero bytes: $(head -c 4 /dev/zero2 | wc -c); \
             trap 'echo bye; exit 7' TERM; httpd -p 8080 -h /www; while true; do sleep 0.1; done",
             ]),
         ),
@@ -296,6 +297,20 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
             value: host_port as i32,
         }],
         ..Default::default()
+    }];
+    // A Nomad host volume and a device, read-only.
+    let host_volume = tempfile::tempdir().unwrap();
+    std::fs::write(host_volume.path().join("x"), "from a host volume\n").unwrap();
+    task.mounts = vec![d::Mount {
+        task_path: "/hostvol".into(),
+        host_path: host_volume.path().display().to_string(),
+        readonly: true,
+        ..Default::default()
+    }];
+    task.devices = vec![d::Device {
+        task_path: "/dev/zero2".into(),
+        host_path: "/dev/zero".into(),
+        cgroup_permissions: "r".into(),
     }];
     let id = task.id.clone();
     let started = start(&mut p, task).await;
@@ -451,7 +466,7 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
     );
     let out = alloc.stdout();
     assert!(
-        out.contains("hello web_Server\nfrom the task dir\n"),
+        out.contains("hello web_Server\nfrom the task dir\nfrom a host volume\nzero bytes: 4\n"),
         "{out:?}"
     );
     assert!(out.contains("bye"), "{out:?}");
