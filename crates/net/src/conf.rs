@@ -17,6 +17,9 @@ pub enum NetMode {
     None,
     /// A namespace of its own joined to these networks, in order.
     Contained(Vec<Request>),
+    /// An existing namespace that someone else made and owns (Nomad's group network, given
+    /// with `--net-namespace`): the pod joins it; rkt neither sets it up nor tears it down.
+    Joined(std::path::PathBuf),
 }
 
 /// One network named by `--net=NAME[:K=V;K=V]` (or `all`).

@@ -178,6 +178,19 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
             .collect(),
         stdout_path: t.stdout_path.clone().into(),
         stderr_path: t.stderr_path.clone().into(),
+        group_netns: t
+            .network_isolation_spec
+            .as_ref()
+            .filter(|n| n.mode == d::network_isolation_spec::NetworkIsolationMode::Group as i32)
+            .filter(|n| !n.path.is_empty())
+            .map(|n| n.path.clone().into()),
+        group_dns: t.dns.as_ref().map(|dns| {
+            (
+                dns.servers.clone(),
+                dns.searches.clone(),
+                dns.options.clone(),
+            )
+        }),
     }
 }
 
@@ -301,6 +314,11 @@ impl d::driver_server::Driver for DriverService {
                 send_signals: true,
                 exec: true,
                 fs_isolation: d::driver_capabilities::FsIsolation::Image as i32,
+                // Host, and a group's network namespace made by Nomad (bridge or CNI).
+                network_isolation_modes: vec![
+                    d::network_isolation_spec::NetworkIsolationMode::Host as i32,
+                    d::network_isolation_spec::NetworkIsolationMode::Group as i32,
+                ],
                 ..Default::default()
             }),
         }))

@@ -860,3 +860,70 @@ async fn bad_task_configs_fail_clearly_and_leave_no_pod() {
     );
     assert_eq!(pods(rkt_dir.path()), "", "nothing half-made is left");
 }
+
+/// A group network (`network { mode = "bridge" }`): Nomad made the namespace, the task joins it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_joins_its_groups_network_namespace() {
+    if !root_or_skip() {
+        return;
+    }
+    let ns = format!("driver-group-{}", std::process::id());
+    let sh = |cmd: &str| {
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{cmd}");
+    };
+    // As Nomad's bridge network would: a namespace with an interface and an address.
+    sh(&format!(
+        "ip netns add {ns} && ip link add dg{n}h type veth peer name eth0 netns {ns} && \
+         ip -n {ns} addr add 10.215.7.2/24 dev eth0 && ip -n {ns} link set eth0 up",
+        n = std::process::id() % 10000
+    ));
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    let mut alloc = Alloc::new("member");
+    let cfg = task_config(&[
+        ("image", registry().image().into()),
+        ("command", "/bin/sh".into()),
+        (
+            "args",
+            strs(&[
+                "-c",
+                "busybox ip -o -4 addr show eth0; cat /etc/resolv.conf",
+            ]),
+        ),
+    ]);
+    let mut task = alloc.task_config(cfg);
+    task.network_isolation_spec = Some(d::NetworkIsolationSpec {
+        mode: d::network_isolation_spec::NetworkIsolationMode::Group as i32,
+        path: format!("/var/run/netns/{ns}"),
+        ..Default::default()
+    });
+    task.dns = Some(d::DnsConfig {
+        servers: vec!["10.215.7.1".into()],
+        searches: vec!["group.internal".into()],
+        options: Vec::new(),
+    });
+    let id = task.id.clone();
+    let started = start(&mut p, task).await;
+    assert!(
+        started.network_override.is_none(),
+        "Nomad knows a group network's address"
+    );
+    let w = wait(&mut p, &id).await;
+    assert_eq!(w.result.unwrap().exit_code, 0);
+    let out = alloc.stdout();
+    destroy(&mut p, id).await;
+    let _ = std::process::Command::new("ip")
+        .args(["netns", "del", &ns])
+        .status();
+    assert!(out.contains("inet 10.215.7.2/24"), "{out:?}");
+    assert!(
+        out.contains("nameserver 10.215.7.1\nsearch group.internal"),
+        "{out:?}"
+    );
+}

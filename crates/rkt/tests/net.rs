@@ -651,3 +651,47 @@ fn ports_from_prepare_are_forwarded_by_run_prepared() {
     rkt.ok(&["rm", &uuid]);
     assert_eq!(leftovers(&[uuid]), Vec::<String>::new());
 }
+
+/// `--net-namespace` (an extension for Nomad's group networks): the pod joins a namespace
+/// someone else made, and leaves it as it was.
+#[test]
+fn run_prepared_joins_an_existing_namespace_and_leaves_it() {
+    let Some(_turn) = turn() else { return };
+    let rkt = Rkt::new();
+    let peer = Peer::new(3);
+    let image = busybox();
+    let uuid = rkt.ok(&[
+        "prepare",
+        &image,
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "busybox ip -o -4 addr",
+    ]);
+    let ns = format!("--net-namespace=/run/netns/{}", peer.ns);
+    let out = rkt.ok(&["run-prepared", &ns, uuid.trim()]);
+    assert!(out.contains(&format!("inet {}/30", peer.peer_ip)), "{out}");
+    assert!(
+        std::path::Path::new("/run/netns").join(&peer.ns).exists(),
+        "the namespace stays"
+    );
+    let uuid = rkt.ok(&["prepare", &image, "--exec", "/bin/true"]);
+    let err = rkt.fails(&[
+        "run-prepared",
+        "--net-namespace=/run/netns/no-such-ns",
+        uuid.trim(),
+    ]);
+    assert!(
+        err.contains("network namespace /run/netns/no-such-ns does not exist"),
+        "{err}"
+    );
+    let err = rkt.fails(&["run-prepared", "--net=default", &ns, uuid.trim()]);
+    assert!(err.contains("cannot be combined with --net"), "{err}");
+    assert!(rkt
+        .ok(&["status", uuid.trim()])
+        .starts_with("state=prepared"));
+    let uuids = uuids_of(&rkt);
+    rkt.ok(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
+    assert_eq!(leftovers(&uuids), Vec::<String>::new());
+}

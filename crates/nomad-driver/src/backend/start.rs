@@ -53,6 +53,10 @@ pub struct Spec {
     pub devices: Vec<HostPath>,
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
+    /// The group's network namespace, when Nomad made one (`network { mode = "bridge" }`).
+    pub group_netns: Option<PathBuf>,
+    /// The group network's `dns {}`: servers, searches, options.
+    pub group_dns: Option<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Spec {
@@ -167,7 +171,14 @@ pub fn commands(
     if s.cpu_shares > 0 {
         prepare.push(format!("--cpu-shares={}", s.cpu_shares));
     }
-    if joined_net != "host" {
+    if s.group_netns.is_some() && !o.net.is_empty() {
+        return Err(format!(
+            "net = {:?} cannot be used in a group with its own network (network mode bridge or cni): the task joins the group's network",
+            o.net
+        ));
+    }
+    // In a group network Nomad forwards the group's ports itself.
+    if joined_net != "host" && s.group_netns.is_none() {
         for (name, host_port) in ports(o, s)? {
             prepare.push(format!("--port={name}:{host_port}"));
         }
@@ -185,7 +196,16 @@ pub fn commands(
 
     let mut run_prepared = global.clone();
     run_prepared.push("run-prepared".into());
-    match o.dns_servers.as_slice() {
+    let (group_servers, group_searches, group_options) = s.group_dns.clone().unwrap_or_default();
+    let (servers, searches) = if o.dns_servers.is_empty() && o.dns_search_domains.is_empty() {
+        for opt in &group_options {
+            run_prepared.push(format!("--dns-opt={opt}"));
+        }
+        (group_servers, group_searches)
+    } else {
+        (o.dns_servers.clone(), o.dns_search_domains.clone())
+    };
+    match servers.as_slice() {
         [one] if one == "host" || one == "none" => run_prepared.push(format!("--dns={one}")),
         servers => {
             for ip in servers {
@@ -195,10 +215,12 @@ pub fn commands(
             }
         }
     }
-    for d in &o.dns_search_domains {
+    for d in &searches {
         run_prepared.push(format!("--dns-search={d}"));
     }
-    if !o.net.is_empty() {
+    if let Some(ns) = &s.group_netns {
+        run_prepared.push(format!("--net-namespace={}", ns.display()));
+    } else if !o.net.is_empty() {
         run_prepared.push(format!("--net={joined_net}"));
     }
     let trust = (!o.trust_prefix.is_empty()).then(|| {
@@ -218,7 +240,8 @@ pub fn commands(
         trust,
         prepare,
         run_prepared,
-        contained: joined_net != "host" && joined_net != "none",
+        // Nomad knows a group network's address itself.
+        contained: s.group_netns.is_none() && joined_net != "host" && joined_net != "none",
     })
 }
 
@@ -514,6 +537,45 @@ mod tests {
             let e = commands(&o, &spec(), true, None).unwrap_err();
             assert!(e.starts_with("invalid rkt volume:"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn group_network_is_joined() {
+        let mut s = spec();
+        s.group_netns = Some("/var/run/netns/alloc1".into());
+        s.group_dns = Some((
+            vec!["10.0.0.2".into()],
+            vec!["svc".into()],
+            vec!["ndots:2".into()],
+        ));
+        let c = commands(&opts(), &s, true, None).unwrap();
+        assert!(
+            !c.prepare.iter().any(|a| a.starts_with("--port")),
+            "Nomad maps group ports"
+        );
+        assert_eq!(
+            c.run_prepared[2..],
+            [
+                "run-prepared",
+                "--dns-opt=ndots:2",
+                "--dns=10.0.0.2",
+                "--dns-search=svc",
+                "--net-namespace=/var/run/netns/alloc1"
+            ]
+        );
+        assert!(!c.contained);
+        let mut o = opts();
+        o.net = vec!["default".into()];
+        assert!(commands(&o, &s, true, None)
+            .unwrap_err()
+            .contains("cannot be used in a group with its own network"));
+        o.net.clear();
+        o.dns_servers = vec!["1.1.1.1".into()];
+        let c = commands(&o, &s, true, None).unwrap();
+        assert!(
+            c.run_prepared.contains(&"--dns=1.1.1.1".to_string())
+                && !c.run_prepared.iter().any(|a| a.contains("10.0.0.2"))
+        );
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct RuntimeArgs {
     /// IP=HOST entries for /etc/hosts, or "host"
     #[arg(long = "hosts-entry")]
     pub hosts_entries: Vec<String>,
+    /// Join this existing network namespace instead of making one (not an rkt 1.30 flag:
+    /// nomad-driver-rkt uses it for Nomad's group networks)
+    #[arg(long = "net-namespace")]
+    pub net_namespace: Option<PathBuf>,
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub interactive: bool,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
@@ -656,7 +660,10 @@ fn write_runtime(global: &GlobalArgs, dir: &Path, uuid: &str, rt: &RuntimeArgs) 
     let pod: PreparedPod = serde_json::from_slice(
         &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
     )?;
-    let mode = net::conf::parse_mode(&rt.net)?;
+    let mode = match &rt.net_namespace {
+        Some(ns) => joined_namespace(ns, rt)?,
+        None => net::conf::parse_mode(&rt.net)?,
+    };
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     // Flags are checked before any network is made.
     let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
@@ -667,7 +674,7 @@ fn write_runtime(global: &GlobalArgs, dir: &Path, uuid: &str, rt: &RuntimeArgs) 
             Some(net::setup(uuid, dir, &confs, &pod.ports)?)
         }
         _ if !pod.ports.is_empty() => bail!(
-            "--port needs a contained network (--net=default or a network from net.d); with --net=host or --net=none there is nothing to forward to"
+            "--port needs a contained network (--net=default or a network from net.d); with --net=host, --net=none or --net-namespace there is nothing for rkt to forward to"
         ),
         _ => None,
     };
@@ -716,6 +723,10 @@ fn write_pod_files(
     match mode {
         net::NetMode::Host => rec("net", "host"),
         net::NetMode::None => rec("net", "none"),
+        net::NetMode::Joined(ns) => {
+            rec("net", "contained");
+            rec("netns", &ns.display().to_string());
+        }
         net::NetMode::Contained(_) => {
             rec("net", "contained");
             rec("netns", &net::netns::path_for(uuid).display().to_string());
@@ -729,6 +740,19 @@ fn write_pod_files(
     }
     std::fs::write(dir.join("stage1/plan"), &plan)?;
     Ok(())
+}
+
+/// `--net-namespace=PATH`: an existing network namespace, alone.
+fn joined_namespace(ns: &Path, rt: &RuntimeArgs) -> Result<net::NetMode> {
+    if !rt.net.is_empty() {
+        bail!(
+            "--net-namespace joins an existing network namespace; it cannot be combined with --net"
+        );
+    }
+    if !ns.exists() {
+        bail!("network namespace {} does not exist", ns.display());
+    }
+    Ok(net::NetMode::Joined(ns.to_path_buf()))
 }
 
 /// One app's section of the stage1 plan: everything after its `app=NAME` record.
@@ -894,7 +918,8 @@ fn resolv_conf(flags: DnsFlags, mode: &net::NetMode, cni: Option<&net::Dns>) -> 
         DnsFlags::Host => host(),
         DnsFlags::None => None,
         DnsFlags::Unset => match (mode, cni) {
-            (net::NetMode::Host, _) => host(),
+            // A namespace someone else made comes without DNS of its own: the host's.
+            (net::NetMode::Host | net::NetMode::Joined(_), _) => host(),
             (_, Some(d)) if !d.is_empty() => Some(cni_resolv_conf(d)),
             _ => None,
         },
