@@ -59,24 +59,7 @@ pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
 mod tests {
     use super::*;
 
-    /// Bytes written the way the protocol reference shows them: hex, and "quoted" strings
-    /// (which stand for their own bytes).
-    fn bytes(spec: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut rest = spec.trim();
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix('"') {
-                let end = r.find('"').unwrap();
-                out.extend_from_slice(&r.as_bytes()[..end]);
-                rest = r[end + 1..].trim_start();
-            } else {
-                let end = rest.find([' ', '"']).unwrap_or(rest.len());
-                out.push(u8::from_str_radix(&rest[..end], 16).unwrap());
-                rest = rest[end..].trim_start();
-            }
-        }
-        out
-    }
+    use crate::cty::bytes;
 
     #[test]
     fn payload_seen_from_real_agents() {
@@ -136,6 +119,68 @@ mod tests {
         assert!(task_config(&b)
             .unwrap_err()
             .contains("\"image\" is an unknown value"));
+        let b = bytes(r#"82 a5"image" a1"i" a8"port_map" 91 81 a4"http" d4 00 00"#);
+        assert!(task_config(&b)
+            .unwrap_err()
+            .starts_with("\"port_map.http\" is an unknown value"));
+        let b = bytes(r#"81 af"volumes_enabled" d4 00 00"#);
+        assert!(plugin_config(&b)
+            .unwrap_err()
+            .starts_with("\"volumes_enabled\" is an unknown value"));
+    }
+
+    #[test]
+    fn missing_image_and_wrong_types_are_named() {
+        let missing = "Missing required attribute \"image\"";
+        assert_eq!(task_config(&[]).unwrap_err(), missing, "no config at all");
+        assert_eq!(task_config(&bytes("c0")).unwrap_err(), missing);
+        assert_eq!(
+            task_config(&bytes(r#"81 a5"image" c0"#)).unwrap_err(),
+            missing
+        );
+        assert_eq!(
+            task_config(&bytes(r#"82 a5"image" a1"i" a5"debug" a3"yes""#)).unwrap_err(),
+            "\"debug\" must be true or false"
+        );
+        assert_eq!(
+            task_config(&bytes(r#"82 a4"args" a2"-v" a5"image" a1"i""#)).unwrap_err(),
+            "\"args\" must be a list of strings, not a string"
+        );
+        assert_eq!(
+            task_config(&bytes(
+                r#"82 a5"image" a1"i" a8"port_map" 91 81 a4"http" c3"#
+            ))
+            .unwrap_err(),
+            "\"port_map.http\" must be a string, not a bool"
+        );
+        assert_eq!(
+            plugin_config(&bytes(r#"81 af"volumes_enabled" 01"#)).unwrap_err(),
+            "\"volumes_enabled\" must be a bool, not a number"
+        );
+    }
+
+    #[test]
+    fn port_map_in_block_list_and_bare_map_forms() {
+        // `port_map { app = "8080-tcp" }` arrives as a one-element list of maps; HCL1's
+        // `port_map = [{...}, {...}]` as several, merged in order (a later label wins).
+        let block = bytes(r#"82 a5"image" a1"i" a8"port_map" 91 81 a3"app" a8"8080-tcp""#);
+        assert_eq!(task_config(&block).unwrap().port_map["app"], "8080-tcp");
+        let lists = bytes(concat!(
+            r#"82 a5"image" a1"i" a8"port_map" 92 "#,
+            r#"82 a1"a" a6"80-tcp" a1"b" a6"81-tcp" 81 a1"a" a6"90-tcp""#
+        ));
+        let pm = task_config(&lists).unwrap().port_map;
+        assert_eq!((pm["a"].as_str(), pm["b"].as_str()), ("90-tcp", "81-tcp"));
+        let bare = bytes(r#"82 a5"image" a1"i" a8"port_map" 81 a3"app" a6"53-udp""#);
+        assert_eq!(task_config(&bare).unwrap().port_map["app"], "53-udp");
+        let absent = bytes(r#"82 a5"image" a1"i" a8"port_map" 90"#);
+        assert!(task_config(&absent).unwrap().port_map.is_empty());
+    }
+
+    #[test]
+    fn a_dynamic_wrapped_value_reads_like_a_plain_one() {
+        let b = bytes(r#"81 a5"image" 92 c4 08 22 73 74 72 69 6e 67 22 a2"hi""#);
+        assert_eq!(task_config(&b).unwrap().image, "hi");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
 
 pub const COOKIE: &str = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255";
@@ -51,6 +52,23 @@ pub struct Plugin {
     pub driver: drivers::driver_client::DriverClient<Channel>,
     pub controller: gp::grpc_controller_client::GrpcControllerClient<Channel>,
     pub channel: Channel,
+    /// Every line the plugin wrote to stderr so far (Nomad re-logs them).
+    pub stderr_lines: Arc<Mutex<Vec<String>>>,
+}
+
+/// The plugin binary with the environment a Nomad agent adds to its own, and `args` as the
+/// agent's `plugin "nomad-driver-rkt" { args = [...] }` would pass them.
+pub fn nomad_command<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nomad-driver-rkt"));
+    cmd.args(args)
+        .env("NOMAD_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "2")
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
 }
 
 impl Plugin {
@@ -60,26 +78,36 @@ impl Plugin {
     }
 
     pub async fn start_with(rkt_dir: &Path, tweak: impl FnOnce(&mut Command)) -> Plugin {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nomad-driver-rkt"));
-        cmd.arg(format!("--rkt={}", rkt_bin().display()))
-            .arg(format!("--rkt-dir={}", rkt_dir.display()))
-            .env("NOMAD_PLUGIN_MAGIC_COOKIE", COOKIE)
-            .env("PLUGIN_PROTOCOL_VERSIONS", "2")
-            .env("PLUGIN_MIN_PORT", "10000")
-            .env("PLUGIN_MAX_PORT", "25000")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = nomad_command(&[
+            format!("--rkt={}", rkt_bin().display()),
+            format!("--rkt-dir={}", rkt_dir.display()),
+        ]);
         tweak(&mut cmd);
+        Plugin::spawn(cmd).await
+    }
+
+    /// The plugin with no rkt to run: enough for everything up to the task RPCs (handshake,
+    /// base plugin, schemas, capabilities, go-plugin services), and needs nothing built but
+    /// this crate. The fingerprint reports the driver undetected.
+    pub async fn start_without_rkt() -> Plugin {
+        Plugin::spawn(nomad_command(&["--rkt=/nonexistent/rkt"])).await
+    }
+
+    /// Starts `cmd`, reads the handshake line from its stdout as go-plugin's client does, and
+    /// connects to the socket it names.
+    pub async fn spawn(mut cmd: Command) -> Plugin {
         let mut child = cmd.spawn().unwrap();
-        // Nomad re-logs the plugin's stderr; here it goes to the test's output.
+        // Nomad re-logs the plugin's stderr; here it goes to the test's output, and is kept.
         let stderr = child.stderr.take().unwrap();
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = stderr_lines.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
                 eprintln!("plugin: {line}");
+                kept.lock().unwrap().push(line);
             }
         });
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -107,27 +135,36 @@ impl Plugin {
             driver: drivers::driver_client::DriverClient::new(channel.clone()),
             controller: gp::grpc_controller_client::GrpcControllerClient::new(channel.clone()),
             channel,
+            stderr_lines,
+        }
+    }
+
+    /// go-plugin's health service on the same connection.
+    pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<Channel> {
+        tonic_health::pb::health_client::HealthClient::new(self.channel.clone())
+    }
+
+    /// The exit status, once the process has ended within `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if t.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
     /// SetConfig as the long-lived instance gets it.
     pub async fn set_config(&mut self, volumes_enabled: bool) {
-        let cfg = encode(&rmpv::Value::Map(vec![(
-            "volumes_enabled".into(),
-            volumes_enabled.into(),
-        )]));
         self.base
-            .set_config(base::SetConfigRequest {
-                msgpack_config: cfg,
-                nomad_config: Some(base::NomadConfig {
-                    driver: Some(base::NomadDriverConfig {
-                        client_max_port: 14512,
-                        client_min_port: 14000,
-                        topology: None,
-                    }),
-                }),
-                plugin_api_version: "v0.1.0".into(),
-            })
+            .set_config(set_config_request(
+                volumes_enabled_config(volumes_enabled.into()),
+                true,
+            ))
             .await
             .unwrap();
     }
@@ -159,6 +196,27 @@ pub async fn connect(socket: &Path) -> Channel {
         }))
         .await
         .unwrap()
+}
+
+/// A SetConfig as Nomad sends it: `msgpack_config` in cty msgpack, `nomad_config` only on the
+/// long-lived instance (the validation instance gets none).
+pub fn set_config_request(msgpack_config: Vec<u8>, long_lived: bool) -> base::SetConfigRequest {
+    base::SetConfigRequest {
+        msgpack_config,
+        nomad_config: long_lived.then_some(base::NomadConfig {
+            driver: Some(base::NomadDriverConfig {
+                client_max_port: 14512,
+                client_min_port: 14000,
+                topology: None,
+            }),
+        }),
+        plugin_api_version: "v0.1.0".into(),
+    }
+}
+
+/// The plugin's `config {}` with `volumes_enabled` set to `v`.
+pub fn volumes_enabled_config(v: rmpv::Value) -> Vec<u8> {
+    encode(&rmpv::Value::Map(vec![("volumes_enabled".into(), v)]))
 }
 
 pub fn encode(v: &rmpv::Value) -> Vec<u8> {
@@ -392,8 +450,13 @@ impl RktDir {
 
 impl Drop for RktDir {
     fn drop(&mut self) {
+        // No rkt, no pods; and a panic here (a test already failing) would abort the run.
+        let rkt_bin = bin_dir().join("rkt");
+        if !rkt_bin.exists() {
+            return;
+        }
         let rkt = |args: &[&str]| {
-            Command::new(rkt_bin())
+            Command::new(&rkt_bin)
                 .arg(format!("--dir={}", self.path().display()))
                 .args(args)
                 .output()
