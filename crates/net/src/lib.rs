@@ -103,14 +103,6 @@ fn attach_all(
     let mut masq = None;
     for (i, (net, plugin)) in nets.iter().zip(&plugins).enumerate() {
         let ifname = format!("eth{i}");
-        let call = cni::Call {
-            network: &net.name,
-            plugin,
-            container_id: uuid,
-            netns: &ns,
-            ifname: &ifname,
-            args: &net.args,
-        };
         let mut conf = net.json.clone();
         let own_masq = net.builtin && net.ip_masq();
         if own_masq {
@@ -125,7 +117,10 @@ fn attach_all(
         };
         // Recorded before ADD, so that a half-done ADD is still deleted.
         save(&state, &ifname, &attachment)?;
-        attachment.result = call.run("ADD", &attachment.conf)?;
+        let result = attachment
+            .call(uuid, &ns, &ifname)
+            .run("ADD", &attachment.conf)?;
+        attachment.result = result;
         save(&state, &ifname, &attachment)?;
         let o = cni::outcome(&attachment.result);
         if o.ip.is_none() {
@@ -169,6 +164,20 @@ fn attach_all(
         nat::setup(uuid, masq, ip, ports)?;
     }
     Ok(out)
+}
+
+impl Attachment {
+    /// The plugin call for this attachment of pod `uuid`.
+    fn call<'a>(&'a self, uuid: &'a str, netns: &'a Path, ifname: &'a str) -> cni::Call<'a> {
+        cni::Call {
+            network: &self.network,
+            plugin: &self.plugin,
+            container_id: uuid,
+            netns,
+            ifname,
+            args: &self.args,
+        }
+    }
 }
 
 fn save(state: &Path, ifname: &str, a: &Attachment) -> Result<()> {
@@ -224,15 +233,7 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
         else {
             continue;
         };
-        let call = cni::Call {
-            network: &a.network,
-            plugin: &a.plugin,
-            container_id: uuid,
-            netns: &ns,
-            ifname: &ifname,
-            args: &a.args,
-        };
-        match call.run("DEL", &with_prev_result(&a)) {
+        match a.call(uuid, &ns, &ifname).run("DEL", &with_prev_result(&a)) {
             Ok(_) => {
                 let _ = std::fs::remove_file(&file);
             }
@@ -300,15 +301,7 @@ pub fn check(uuid: &str, pod_dir: &Path) -> Result<()> {
         if conf.get("prevResult").is_none() {
             continue; // CHECK does not exist before spec 0.4.0
         }
-        cni::Call {
-            network: &a.network,
-            plugin: &a.plugin,
-            container_id: uuid,
-            netns: &ns,
-            ifname: &info.if_name,
-            args: &a.args,
-        }
-        .run("CHECK", &conf)?;
+        a.call(uuid, &ns, &info.if_name).run("CHECK", &conf)?;
     }
     Ok(())
 }

@@ -48,12 +48,7 @@ fn mem_used_kib() -> u64 {
 }
 
 fn sleeper(image: &str) -> Vec<u8> {
-    task_config(&[
-        ("image", image.into()),
-        ("command", "/bin/sleep".into()),
-        ("args", strs(&["3600"])),
-        ("net", strs(&["none"])),
-    ])
+    command_config(image, "/bin/sleep", &["3600"], Some("none"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

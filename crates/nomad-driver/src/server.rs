@@ -70,10 +70,15 @@ fn status(e: backend::Error) -> Status {
             Status::unknown(e.msg)
         };
     }
+    recoverable_status(&e.msg, true)
+}
+
+/// FailedPrecondition carrying RecoverableError{recoverable}, as Nomad's Go server sends it.
+fn recoverable_status(msg: &str, recoverable: bool) -> Status {
     Status::with_details(
         tonic::Code::FailedPrecondition,
-        e.msg.clone(),
-        recoverable_details(&e.msg, true).into(),
+        msg,
+        recoverable_details(msg, recoverable).into(),
     )
 }
 
@@ -499,12 +504,7 @@ impl d::driver_server::Driver for DriverService {
         if driver.exited(&id).map_err(status)? {
             // Not worth retrying: Nomad stops collecting for a non-recoverable error (any
             // other error it retries every few seconds, forever).
-            let msg = format!("task {id} has exited");
-            return Err(Status::with_details(
-                tonic::Code::FailedPrecondition,
-                msg.clone(),
-                recoverable_details(&msg, false).into(),
-            ));
+            return Err(recoverable_status(&format!("task {id} has exited"), false));
         }
         driver.counters(&id).map_err(status)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);

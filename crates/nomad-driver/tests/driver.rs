@@ -517,15 +517,12 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
     let rkt_dir = RktDir::new();
     let mut p = configured(rkt_dir.path()).await;
     let mut alloc = Alloc::new("stubborn");
-    let cfg = task_config(&[
-        ("image", registry().image().into()),
-        ("command", "/bin/sh".into()),
-        (
-            "args",
-            strs(&["-c", "trap '' INT TERM; while true; do sleep 0.1; done"]),
-        ),
-        ("net", strs(&["host"])),
-    ]);
+    let cfg = command_config(
+        &registry().image(),
+        "/bin/sh",
+        &["-c", "trap '' INT TERM; while true; do sleep 0.1; done"],
+        Some("host"),
+    );
     let task = alloc.task_config(cfg);
     let id = task.id.clone();
     let started = start(&mut p, task).await;
@@ -569,12 +566,7 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
 
     // DestroyTask of a running task: refused without force, done with it.
     let alloc = Alloc::new("second");
-    let cfg = task_config(&[
-        ("image", registry().image().into()),
-        ("command", "/bin/sleep".into()),
-        ("args", strs(&["1000"])),
-        ("net", strs(&["none"])),
-    ]);
+    let cfg = command_config(&registry().image(), "/bin/sleep", &["1000"], Some("none"));
     let task = alloc.task_config(cfg);
     let id = task.id.clone();
     start(&mut p, task).await;
@@ -601,21 +593,18 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     let long = Alloc::new("long");
     let short = Alloc::new("short");
     let image = registry().image();
-    let cfg_long = task_config(&[
-        ("image", image.clone().into()),
-        ("command", "/bin/sh".into()),
-        (
-            "args",
-            strs(&["-c", "trap 'exit 9' TERM; while true; do sleep 0.1; done"]),
-        ),
-        ("net", strs(&["none"])),
-    ]);
-    let cfg_short = task_config(&[
-        ("image", image.into()),
-        ("command", "/bin/sh".into()),
-        ("args", strs(&["-c", "sleep 1.5; exit 5"])),
-        ("net", strs(&["none"])),
-    ]);
+    let cfg_long = command_config(
+        &image,
+        "/bin/sh",
+        &["-c", "trap 'exit 9' TERM; while true; do sleep 0.1; done"],
+        Some("none"),
+    );
+    let cfg_short = command_config(
+        &image,
+        "/bin/sh",
+        &["-c", "sleep 1.5; exit 5"],
+        Some("none"),
+    );
     let (t_long, t_short) = (long.task_config(cfg_long), short.task_config(cfg_short));
     let h_long = start(&mut p, t_long).await.handle.unwrap();
     let h_short = start(&mut p, t_short).await.handle.unwrap();
@@ -687,12 +676,7 @@ async fn exec_streaming_with_a_terminal() {
     let rkt_dir = RktDir::new();
     let mut p = configured(rkt_dir.path()).await;
     let alloc = Alloc::new("shell");
-    let cfg = task_config(&[
-        ("image", registry().image().into()),
-        ("command", "/bin/sleep".into()),
-        ("args", strs(&["1000"])),
-        ("net", strs(&["none"])),
-    ]);
+    let cfg = command_config(&registry().image(), "/bin/sleep", &["1000"], Some("none"));
     let task = alloc.task_config(cfg);
     let id = task.id.clone();
     start(&mut p, task).await;
@@ -886,17 +870,15 @@ async fn a_task_joins_its_groups_network_namespace() {
     let rkt_dir = RktDir::new();
     let mut p = configured(rkt_dir.path()).await;
     let mut alloc = Alloc::new("member");
-    let cfg = task_config(&[
-        ("image", registry().image().into()),
-        ("command", "/bin/sh".into()),
-        (
-            "args",
-            strs(&[
-                "-c",
-                "busybox ip -o -4 addr show eth0; cat /etc/resolv.conf",
-            ]),
-        ),
-    ]);
+    let cfg = command_config(
+        &registry().image(),
+        "/bin/sh",
+        &[
+            "-c",
+            "busybox ip -o -4 addr show eth0; cat /etc/resolv.conf",
+        ],
+        None,
+    );
     let mut task = alloc.task_config(cfg);
     task.network_isolation_spec = Some(d::NetworkIsolationSpec {
         mode: d::network_isolation_spec::NetworkIsolationMode::Group as i32,

@@ -74,10 +74,16 @@ impl Rkt {
 
     /// A command with the global `--dir`, if any, in front of `args`.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let dir = self.dir.iter().map(|d| format!("--dir={}", d.display()));
+        let mut c = self.raw(&dir.collect::<Vec<_>>());
+        c.args(args);
+        c
+    }
+
+    /// A command with `args` as they are (start-up's own command lines carry their global
+    /// flags already).
+    pub fn raw<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(&self.path);
-        if let Some(d) = &self.dir {
-            c.arg(format!("--dir={}", d.display()));
-        }
         c.args(args).stdin(Stdio::null()).kill_on_drop(true);
         default_signals(c.as_std_mut());
         c

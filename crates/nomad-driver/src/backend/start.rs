@@ -224,10 +224,7 @@ pub fn commands(
         run_prepared.push(format!("--net={joined_net}"));
     }
     let trust = (!o.trust_prefix.is_empty()).then(|| {
-        let mut t: Vec<String> = rkt_dir
-            .map(|d| format!("--dir={}", d.display()))
-            .into_iter()
-            .collect();
+        let mut t = dir_arg(rkt_dir);
         t.extend([
             "trust".into(),
             "--skip-fingerprint-review=true".into(),
@@ -247,10 +244,7 @@ pub fn commands(
 
 /// `--insecure-options` (the job's, or `all` without a trust prefix) and `--debug`.
 fn global_args(o: &Options, rkt_dir: Option<&Path>) -> Result<Vec<String>, String> {
-    let mut g: Vec<String> = rkt_dir
-        .map(|d| format!("--dir={}", d.display()))
-        .into_iter()
-        .collect();
+    let mut g = dir_arg(rkt_dir);
     for opt in &o.insecure_options {
         if !INSECURE_OPTIONS.contains(&opt.as_str()) {
             return Err(format!(
@@ -269,6 +263,14 @@ fn global_args(o: &Options, rkt_dir: Option<&Path>) -> Result<Vec<String>, Strin
     }
     g.push(format!("--debug={}", o.debug));
     Ok(g)
+}
+
+/// rkt's global `--dir`, when the plugin was given one.
+fn dir_arg(rkt_dir: Option<&Path>) -> Vec<String> {
+    rkt_dir
+        .map(|d| format!("--dir={}", d.display()))
+        .into_iter()
+        .collect()
 }
 
 fn volume(args: &mut Vec<String>, name: &str, source: &str, read_only: Option<bool>, target: &str) {

@@ -184,11 +184,7 @@ pub(super) async fn launch(
     cmds: &Commands,
 ) -> Result<Arc<Task>, Error> {
     if let Some(trust) = &cmds.trust {
-        let out = d
-            .rkt
-            .output(d.rkt_command_raw(trust))
-            .await
-            .map_err(Error::fatal)?;
+        let out = d.rkt.output(d.rkt.raw(trust)).await.map_err(Error::fatal)?;
         if !out.ok {
             return Err(Error::fatal(format!(
                 "Error running rkt trust: exit status {:?}\n\nOutput: {}\n\nError: {}",
@@ -239,11 +235,9 @@ pub(super) async fn launch(
         let mut child = child;
         let status = child.wait().await;
         let exit = match status {
-            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-                (Some(code), _) => exit_from_pod(&rkt, &waiter.uuid, Some(code)).await,
-                // The supervisor itself was killed: the pod's init may still run the app.
-                (None, _) => exit_from_pod(&rkt, &waiter.uuid, None).await,
-            },
+            // Without a code the supervisor itself was killed: the pod's init may still run
+            // the app, and the exit code is the app's, from rkt.
+            Ok(s) => exit_from_pod(&rkt, &waiter.uuid, s.code()).await,
             Err(e) => ExitInfo {
                 err: Some(format!("executor: error waiting on process: {e}")),
                 ..Default::default()
@@ -254,15 +248,6 @@ pub(super) async fn launch(
     Ok(task)
 }
 
-impl Driver {
-    /// A command from a full argument list (which already carries the global flags).
-    fn rkt_command_raw(&self, args: &[String]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new(&self.rkt.path);
-        c.args(args).stdin(Stdio::null()).kill_on_drop(true);
-        c
-    }
-}
-
 /// `rkt prepare`; its stdout is the UUID, its stderr progress (passed on as task events) and
 /// errors. Failures a retry could fix (the registry unreachable) are recoverable.
 async fn prepare(
@@ -271,7 +256,7 @@ async fn prepare(
     spec: &Spec,
     args: &[String],
 ) -> Result<String, Error> {
-    let mut c = d.rkt_command_raw(args);
+    let mut c = d.rkt.raw(args);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = c
         .spawn()

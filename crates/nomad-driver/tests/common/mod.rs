@@ -248,6 +248,20 @@ pub fn task_config(set: &[(&str, rmpv::Value)]) -> Vec<u8> {
     encode(&rmpv::Value::Map(entries))
 }
 
+/// A task `config {}` that runs `command args…` from `image` on network `net` (none given:
+/// the job says nothing, and rkt's default applies).
+pub fn command_config(image: &str, command: &str, args: &[&str], net: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![
+        ("image", image.into()),
+        ("command", command.into()),
+        ("args", strs(args)),
+    ];
+    if let Some(n) = net {
+        fields.push(("net", strs(&[n])));
+    }
+    task_config(&fields)
+}
+
 pub fn strs(items: &[&str]) -> rmpv::Value {
     rmpv::Value::Array(items.iter().map(|s| rmpv::Value::from(*s)).collect())
 }
