@@ -11,6 +11,15 @@
 #   special      the layer-application cases (see below)
 #   multi-amd64, multi-arm64   tiny images whose /platform says amd64 / arm64, configs to match
 #   multi        an OCI image index over the two, with platform fields (made with jq)
+#   hostile      busybox whose paths point at the host directory /run/rkt-hostile-host (a
+#                fixed path, as images are built once; the tests create it and check that it
+#                stays untouched): /evil -> /run/rkt-hostile-host (absolute) with VOLUME
+#                /evil/vol; /rel -> ../../../../../../../../run/rkt-hostile-host (relative)
+#                with VOLUME /rel/vol2; /deep/a -> /run/rkt-hostile-host (a middle component,
+#                for --mount targets); /loop -> /loop (a symlink loop); /etc/hosts,
+#                /etc/hostname and /etc/resolv.conf -> files in /run/rkt-hostile-host
+#   hostile-etc  busybox whose /etc, /proc and /dev are absolute symlinks into
+#                /run/rkt-hostile-host and whose /sys is a relative one; VOLUME /data
 #
 # Cached: does nothing when OUTDIR/.done is newer than this script. Builds into a scratch
 # layout and renames it into place, so an interrupted build leaves no half layout behind;
@@ -143,6 +152,33 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
 PY
 run umoci raw add-layer --image "$L:special" "$work/opq.tar"
 
+# --- hostile ---------------------------------------------------------------------------
+H=/run/rkt-hostile-host
+new_image hostile
+r=$work/hostile/rootfs
+busybox_layer "$r"
+ln -s "$H" "$r/evil"
+ln -s "../../../../../../../..$H" "$r/rel"
+mkdir "$r/deep"
+ln -s "$H" "$r/deep/a"
+ln -s /loop "$r/loop"
+for f in hosts hostname resolv.conf; do ln -s "$H/$f" "$r/etc/$f"; done
+repack hostile
+run umoci config --image "$L:hostile" --config.cmd /bin/true \
+  --config.volume /evil/vol --config.volume /rel/vol2 --os linux --architecture amd64
+
+new_image hostile-etc
+r=$work/hostile-etc/rootfs
+busybox_layer "$r"
+rm -rf "$r/etc"
+ln -s "$H/etc" "$r/etc"
+ln -s "$H/proc" "$r/proc"
+ln -s "$H/dev" "$r/dev"
+ln -s "../../../..$H/sys" "$r/sys"
+repack hostile-etc
+run umoci config --image "$L:hostile-etc" --config.cmd /bin/true --config.volume /data \
+  --os linux --architecture amd64
+
 # --- multi-platform --------------------------------------------------------------------
 for arch in amd64 arm64; do
   new_image "multi-$arch"
@@ -174,7 +210,7 @@ skopeo inspect --raw "oci:$L:multi" |
   jq -e '.mediaType == "application/vnd.oci.image.index.v1+json" and
     ([.manifests[].platform.architecture] == ["amd64", "arm64"])' >/dev/null ||
   { echo "fixtures.sh: oci:$L:multi is not the expected index" >&2; exit 1; }
-for t in busybox special multi-amd64 multi-arm64; do
+for t in busybox special hostile hostile-etc multi-amd64 multi-arm64; do
   skopeo inspect "oci:$L:$t" >/dev/null 2>>"$log" || { echo "fixtures.sh: skopeo cannot read $t" >&2; tail -5 "$log" >&2; exit 1; }
 done
 [[ $(skopeo inspect --config "oci:$L:multi-arm64" | jq -r .architecture) == arm64 ]] ||

@@ -14,6 +14,7 @@
 #   busybox:plain   OCI manifest, tar layers       busybox:v2s2   Docker schema2, gzip
 #   special:latest  layer-application cases        public/busybox:latest   (token mode)
 #   multi:oci       OCI index (amd64, arm64)       multi:list     Docker manifest list
+#   hostile:latest, hostile-etc:latest   images whose symlinks point at the host (fixtures.sh)
 #
 # Sourcing this file only defines the push_* recipes (SRC DEST [skopeo flags...]), one per
 # kind of image; see push.sh for why each is done the way it is.
@@ -67,6 +68,8 @@ main() {
   push_v2s2 "oci:$layout:busybox" "docker://$reg/busybox:v2s2" "${c[@]}"
   push_gzip "oci:$layout:busybox" "docker://$reg/public/busybox:latest" "${c[@]}"
   push_gzip "oci:$layout:special" "docker://$reg/special:latest" "${c[@]}"
+  push_gzip "oci:$layout:hostile" "docker://$reg/hostile:latest" "${c[@]}"
+  push_gzip "oci:$layout:hostile-etc" "docker://$reg/hostile-etc:latest" "${c[@]}"
   push_oci_index "oci:$layout:multi" "docker://$reg/multi:oci" "${c[@]}"
   push_manifest_list "oci:$layout:multi" "docker://$reg/multi:list" "${c[@]}"
 
@@ -102,6 +105,8 @@ busybox plain $OCI application/vnd.oci.image.layer.v1.tar
 busybox v2s2 $V2 application/vnd.docker.image.rootfs.diff.tar.gzip
 public/busybox latest $OCI application/vnd.oci.image.layer.v1.tar+gzip
 special latest $OCI application/vnd.oci.image.layer.v1.tar+gzip
+hostile latest $OCI application/vnd.oci.image.layer.v1.tar+gzip
+hostile-etc latest $OCI application/vnd.oci.image.layer.v1.tar+gzip
 multi oci application/vnd.oci.image.index.v1+json -
 multi list application/vnd.docker.distribution.manifest.list.v2+json -
 EOF

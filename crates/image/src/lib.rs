@@ -12,5 +12,6 @@ pub mod digest;
 pub mod fetch;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod store;
 pub mod unpack;

@@ -22,6 +22,7 @@
 mod caps;
 mod cgroup;
 mod enter;
+mod inroot;
 mod mounts;
 mod plan;
 mod sys;

@@ -1,8 +1,15 @@
 //! The pod's root filesystem, built inside its own mount namespace: everything mounted here
 //! disappears with the namespace when the pod ends, so no mount can leak onto the host.
+//!
+//! Every path inside an app's root is resolved beneath that root (see [`crate::inroot`]):
+//! mount targets, the directories made for them and the files bound over `/etc`, so that an
+//! image's symlinks cannot point any of it at the host.
 
+use crate::inroot::{self, Root};
 use crate::plan::{AppPlan, Plan};
 use crate::sys;
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -51,11 +58,12 @@ pub fn app_root_in_pod(app: &AppPlan) -> String {
 /// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
 /// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
 fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
-    let root = pod
+    // Stage0 made everything up to here: host paths of our own.
+    let root_path = pod
         .join("stage1/rootfs/opt/stage2")
         .join(&plan.name)
         .join("rootfs");
-    mkdir(&root)?;
+    mkdir(&root_path)?;
     if plan.overlay {
         let upper = pod.join("overlay").join(&plan.name).join("upper");
         let work = pod.join("overlay").join(&plan.name).join("work");
@@ -67,17 +75,23 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
             upper.display(),
             work.display()
         );
-        sys::mount("overlay", &root, "overlay", 0, &opts)?;
+        sys::mount("overlay", &root_path, "overlay", 0, &opts)?;
     } else {
         // --no-overlay: stage0 copied the image here; make it a mount point for pivot_root.
         sys::mount(
-            &root.display().to_string(),
-            &root,
+            &root_path.display().to_string(),
+            &root_path,
             "",
             libc::MS_BIND | libc::MS_REC,
             "",
         )?;
     }
+    // From here on, what lies below the root came from the image.
+    let what = match &plan.image {
+        Some(image) => format!("app {:?} (image {image})", plan.name),
+        None => format!("app {:?}", plan.name),
+    };
+    let root = Root::open(&root_path, &what)?;
     mount_kernel_fs(&root)?;
     if plan.mask_paths {
         mask_kernel_paths(&root)?;
@@ -86,50 +100,93 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
     for name in ["hostname", "hosts", "resolv.conf"] {
         let src = pod.join("stage1/etc").join(name);
         if src.exists() {
-            bind_file(&src, &root.join("etc").join(name), false)?;
+            let dest = root.file_for_bind(&format!("/etc/{name}"))?;
+            bind(
+                &root,
+                &inroot::open_source(&src)?,
+                &dest,
+                &format!("/etc/{name}"),
+                false,
+                false,
+            )?;
         }
     }
+    let pod_dir = Root::open(pod, "the pod directory")?;
     for (src, target, ro, recursive) in &plan.mounts {
-        let dest = beneath(&root, target);
-        // Relative sources are the pod's own (empty) volumes.
-        let src = pod.join(src);
-        if src.is_dir() {
-            mkdir(&dest)?;
-            bind(&src, &dest, *ro, *recursive)?;
+        let src = mount_source(&pod_dir, pod, src)?;
+        let is_dir = rustix::fs::fstat(&src)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+        let dest = if is_dir {
+            root.mkdir_all(target)?
         } else {
-            bind_file(&src, &dest, *ro)?;
-        }
+            root.file_for_bind(target)?
+        };
+        bind(&root, &src, &dest, target, *ro, *recursive)?;
     }
     if plan.readonly_rootfs {
         sys::mount(
             "",
-            &root,
+            &root_path,
             "",
             libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
             "",
         )?;
     }
-    Ok(root)
+    Ok(root_path)
+}
+
+/// A volume's source: relative ones are the pod's own (empty) volumes, looked up beneath the
+/// pod directory; absolute ones are the host paths stage0 resolved when it prepared the pod.
+/// Neither may have gained a symlink since.
+fn mount_source(pod_dir: &Root, pod: &Path, src: &str) -> Result<OwnedFd, String> {
+    if src.starts_with('/') {
+        return inroot::open_source(Path::new(src));
+    }
+    rustix::fs::openat2(
+        pod_dir_fd(pod_dir)?,
+        src,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )
+    .map_err(|e| format!("volume source {}/{src}: {e}", pod.display()))
+}
+
+fn pod_dir_fd(pod_dir: &Root) -> Result<OwnedFd, String> {
+    pod_dir
+        .resolve(".")
+        .map_err(|e| format!("the pod directory: {e}"))
 }
 
 pub fn enter_root(root: &Path) -> Result<(), String> {
     sys::pivot_into(root)
 }
 
-fn mount_kernel_fs(root: &Path) -> Result<(), String> {
-    let proc_ = root.join("proc");
-    mkdir(&proc_)?;
-    sys::mount("proc", &proc_, "proc", NOSUID_NODEV_NOEXEC, "")?;
-    let sysfs = root.join("sys");
-    mkdir(&sysfs)?;
-    sys::mount(
+/// Mounts `fstype` on `target` (a descriptor resolved in the root); `shown` names it in errors.
+fn mount_on(
+    src: &str,
+    target: &OwnedFd,
+    shown: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<(), String> {
+    sys::mount(src, &inroot::fd_path(target), fstype, flags, data)
+        .map_err(|e| format!("{shown}: {e}"))
+}
+
+fn mount_kernel_fs(root: &Root) -> Result<(), String> {
+    let proc_ = root.mkdir_all("/proc")?;
+    mount_on("proc", &proc_, "/proc", "proc", NOSUID_NODEV_NOEXEC, "")?;
+    let sysfs = root.mkdir_all("/sys")?;
+    mount_on(
         "sysfs",
         &sysfs,
+        "/sys",
         "sysfs",
         NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
         "",
-    )?;
-    Ok(())
+    )
 }
 
 /// Files that leak host information or control the host: hidden behind /dev/null.
@@ -152,19 +209,21 @@ const READ_ONLY: [&str; 5] = [
     "proc/irq",
 ];
 
-fn mask_kernel_paths(root: &Path) -> Result<(), String> {
+/// Runs after /proc and /sys are mounted, so these paths resolve into the kernel's file
+/// systems (they are looked up in the root all the same).
+fn mask_kernel_paths(root: &Root) -> Result<(), String> {
+    let found = |p: &str| root.resolve(p).ok();
     for f in MASKED_FILES {
-        let p = root.join(f);
-        if p.exists() {
-            sys::mount("/dev/null", &p, "", libc::MS_BIND, "")?;
+        if let Some(fd) = found(f) {
+            mount_on("/dev/null", &fd, f, "", libc::MS_BIND, "")?;
         }
     }
     for d in MASKED_DIRS {
-        let p = root.join(d);
-        if p.is_dir() {
-            sys::mount(
+        if let Some(fd) = found(d).filter(is_dir) {
+            mount_on(
                 "tmpfs",
-                &p,
+                &fd,
+                d,
                 "tmpfs",
                 libc::MS_RDONLY | NOSUID_NODEV_NOEXEC,
                 "size=0",
@@ -172,13 +231,15 @@ fn mask_kernel_paths(root: &Path) -> Result<(), String> {
         }
     }
     for r in READ_ONLY {
-        let p = root.join(r);
-        if p.exists() {
-            let s = p.display().to_string();
-            sys::mount(&s, &p, "", libc::MS_BIND | libc::MS_REC, "")?;
-            sys::mount(
+        if let Some(fd) = found(r) {
+            let here = inroot::fd_path(&fd).display().to_string();
+            mount_on(&here, &fd, r, "", libc::MS_BIND | libc::MS_REC, "")?;
+            // The descriptor still names what lies under the new mount: look it up again.
+            let bound = root.resolve(r).map_err(|e| format!("{r}: {e}"))?;
+            mount_on(
                 "",
-                &p,
+                &bound,
+                r,
                 "",
                 libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
                 "",
@@ -188,33 +249,47 @@ fn mask_kernel_paths(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn mount_dev(root: &Path) -> Result<(), String> {
-    let dev = root.join("dev");
-    mkdir(&dev)?;
-    sys::mount(
+fn is_dir(fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+}
+
+/// A fresh tmpfs on /dev with the standard devices, /dev/pts and /dev/shm. Everything below
+/// the tmpfs is made relative to its descriptor: it is ours, not the image's.
+fn mount_dev(root: &Root) -> Result<(), String> {
+    let dev = root.mkdir_all("/dev")?;
+    mount_on(
         "tmpfs",
         &dev,
+        "/dev",
         "tmpfs",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         "mode=755,size=65536k",
     )?;
+    let dev = root.resolve("/dev").map_err(|e| format!("/dev: {e}"))?;
+    let dev = rustix::fs::openat(
+        &dev,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("opening the pod's /dev: {e}"))?;
     for (name, mode, major, minor) in DEVICES {
-        sys::mknod(&dev.join(name), mode, major, minor)?;
+        sys::mknod_at(dev.as_fd(), name, mode, major, minor)?;
     }
-    let pts = dev.join("pts");
-    mkdir(&pts)?;
-    sys::mount(
+    let pts = dev_dir(&dev, "pts", 0o755)?;
+    mount_on(
         "devpts",
         &pts,
+        "/dev/pts",
         "devpts",
         libc::MS_NOSUID | libc::MS_NOEXEC,
         "newinstance,ptmxmode=0666,mode=0620",
     )?;
-    let shm = dev.join("shm");
-    mkdir(&shm)?;
-    sys::mount(
+    let shm = dev_dir(&dev, "shm", 0o755)?;
+    mount_on(
         "shm",
         &shm,
+        "/dev/shm",
         "tmpfs",
         NOSUID_NODEV_NOEXEC,
         "mode=1777,size=65536k",
@@ -226,58 +301,45 @@ fn mount_dev(root: &Path) -> Result<(), String> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(target, dev.join(link))
+        rustix::fs::symlinkat(target, &dev, link)
             .map_err(|e| format!("creating /dev/{link}: {e}"))?;
     }
     Ok(())
 }
 
-/// `target` (an absolute path inside the app) under `root`, without `..` escapes.
-fn beneath(root: &Path, target: &str) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for c in target
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != "." && *c != "..")
-    {
-        p.push(c);
-    }
-    p
+fn dev_dir(dev: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, String> {
+    rustix::fs::mkdirat(dev, name, Mode::from_raw_mode(mode))
+        .map_err(|e| format!("creating /dev/{name}: {e}"))?;
+    inroot::resolve_in(dev.as_fd(), name).map_err(|e| format!("/dev/{name}: {e}"))
 }
 
 fn mkdir(p: &Path) -> Result<(), String> {
     std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
 }
 
-fn bind(src: &Path, dest: &Path, ro: bool, recursive: bool) -> Result<(), String> {
-    let s = src.display().to_string();
+/// Binds `src` over `dest` (both descriptors checked by the caller), at `target` in `root`.
+fn bind(
+    root: &Root,
+    src: &OwnedFd,
+    dest: &OwnedFd,
+    target: &str,
+    ro: bool,
+    recursive: bool,
+) -> Result<(), String> {
+    let s = inroot::fd_path(src).display().to_string();
     let rec = if recursive { libc::MS_REC } else { 0 };
-    sys::mount(&s, dest, "", libc::MS_BIND | rec, "")?;
+    mount_on(&s, dest, target, "", libc::MS_BIND | rec, "")?;
     if ro {
-        sys::mount(
+        // `dest` still names what lies under the new mount: look the target up again.
+        let top = root.resolve(target).map_err(|e| format!("{target}: {e}"))?;
+        mount_on(
             "",
-            dest,
+            &top,
+            target,
             "",
             libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
             "",
         )?;
     }
     Ok(())
-}
-
-/// Binds a file over `dest`, replacing a symlink there first: an image's symlink must not
-/// redirect the mount elsewhere.
-fn bind_file(src: &Path, dest: &Path, ro: bool) -> Result<(), String> {
-    if let Some(parent) = dest.parent() {
-        mkdir(parent)?;
-    }
-    if dest
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink())
-    {
-        std::fs::remove_file(dest).map_err(|e| format!("replacing {}: {e}", dest.display()))?;
-    }
-    if !dest.exists() {
-        std::fs::write(dest, b"").map_err(|e| format!("creating {}: {e}", dest.display()))?;
-    }
-    bind(src, dest, ro, false)
 }

@@ -24,6 +24,8 @@ pub struct AppPlan {
     pub name: String,
     /// The image's rendered tree (overlay lower layer, or the copy with --no-overlay).
     pub image_rootfs: String,
+    /// The image's name, for messages about what the image contains.
+    pub image: Option<String>,
     pub overlay: bool,
     pub exec: Vec<String>,
     pub env: Vec<String>,
@@ -114,6 +116,7 @@ impl Plan {
                 .ok_or_else(|| format!("record {k:?} before any app"))?;
             match k {
                 "image_rootfs" => p.image_rootfs = v.into(),
+                "image" => p.image = Some(v.into()),
                 "overlay" => p.overlay = v == "1",
                 "exec" => p.exec.push(v.into()),
                 "env" => p.env.push(v.into()),

@@ -232,23 +232,21 @@ pub fn mount(
     Ok(())
 }
 
-pub fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> Result<(), String> {
-    let c = path_c(p);
-    // SAFETY: c is a valid C string.
-    if unsafe {
-        libc::mknod(
-            c.as_ptr(),
-            libc::S_IFCHR | mode,
-            libc::makedev(major, minor),
-        )
-    } != 0
-    {
-        return Err(err(&format!("mknod {}", p.display())));
-    }
-    // mknod's mode is masked by the umask.
-    // SAFETY: as above.
-    unsafe { libc::chmod(c.as_ptr(), mode) };
-    Ok(())
+/// A character device `name` in `dir` with exactly `mode` (mknod's own mode is masked by
+/// the umask, so it is set again).
+pub fn mknod_at(
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+    major: u32,
+    minor: u32,
+) -> Result<(), String> {
+    use rustix::fs::{FileType, Mode};
+    let mode = Mode::from_raw_mode(mode);
+    let dev = rustix::fs::makedev(major, minor);
+    rustix::fs::mknodat(dir, name, FileType::CharacterDevice, mode, dev)
+        .and_then(|()| rustix::fs::chmodat(dir, name, mode, rustix::fs::AtFlags::empty()))
+        .map_err(|e| format!("mknod /dev/{name}: {e}"))
 }
 
 pub fn pivot_into(root: &Path) -> Result<(), String> {

@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 #[derive(Serialize, Deserialize)]
 struct Prepared {
     app: String,
+    /// The image as the user named it, for stage1's messages.
+    #[serde(default)]
+    image: Option<String>,
     image_rootfs: String,
     overlay: bool,
     exec: Vec<String>,
@@ -362,6 +365,7 @@ fn prepare_app(
     }
     let prepared = Prepared {
         app: name,
+        image: Some(app.image.clone()),
         image_rootfs: image_rootfs.display().to_string(),
         overlay,
         exec,
@@ -480,14 +484,13 @@ fn resolve_id(rootfs: &Path, spec: &str, db: &str, what: &str) -> Result<u32> {
         return Ok(n);
     }
     if spec.starts_with('/') {
-        use std::os::unix::fs::MetadataExt;
-        let p = rootfs.join(spec.trim_start_matches('/'));
-        let md = std::fs::symlink_metadata(&p)
+        let st = image::rootfs::stat(rootfs, spec)
             .with_context(|| format!("{what} {spec:?}: no such file in the image"))?;
-        return Ok(if what == "user" { md.uid() } else { md.gid() });
+        return Ok(if what == "user" { st.st_uid } else { st.st_gid });
     }
-    let file = rootfs.join("etc").join(db);
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let text = image::rootfs::read(rootfs, &format!("/etc/{db}"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(':');
@@ -559,7 +562,7 @@ fn volumes(
         }
         let v = vols.iter().find(|v| v.name == vol).expect("just ensured");
         let source = match v.kind.as_str() {
-            "host" => v.source.clone().expect("host volumes have a source"),
+            "host" => host_source(v)?,
             _ => {
                 // Relative to the pod directory, which moves between state directories.
                 make_empty_volume(&dir.join("volumes").join(&v.name), v)?;
@@ -576,6 +579,20 @@ fn volumes(
         ));
     }
     Ok((vols, mounts))
+}
+
+/// A host volume's source with every symlink resolved now, at prepare time: stage1 refuses to
+/// follow a symlink in it later, so a path swapped for a symlink between `prepare` and
+/// `run-prepared` (by whoever owns the directory) cannot redirect the bind.
+fn host_source(v: &Volume) -> Result<String> {
+    let source = v.source.as_deref().expect("host volumes have a source");
+    let real = std::fs::canonicalize(source).map_err(|e| {
+        anyhow!(
+            "volume {}: source {source}: {e}; host volumes bind an existing path",
+            v.name
+        )
+    })?;
+    Ok(real.display().to_string())
 }
 
 fn make_empty_volume(p: &Path, v: &Volume) -> Result<()> {
@@ -760,6 +777,9 @@ fn app_records(prepared: &Prepared, rec: &mut impl FnMut(&str, &str)) {
     let flag = |b: bool| if b { "1" } else { "0" };
     rec("app", &prepared.app);
     rec("image_rootfs", &prepared.image_rootfs);
+    if let Some(image) = &prepared.image {
+        rec("image", image);
+    }
     rec("overlay", flag(prepared.overlay));
     for a in &prepared.exec {
         rec("exec", a);
