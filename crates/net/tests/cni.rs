@@ -6,9 +6,11 @@ use std::process::Command;
 
 #[test]
 fn check_notices_a_missing_interface_and_teardown_undoes_add() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !Path::new("/usr/lib/cni/ptp").exists() {
-        eprintln!("skipped: needs root and containernetworking-plugins (/usr/lib/cni/ptp)");
+    if !test_support::require_root("creates network namespaces and runs CNI plugins") {
+        return;
+    }
+    if !Path::new("/usr/lib/cni/ptp").exists() {
+        test_support::skip("needs containernetworking-plugins (/usr/lib/cni/ptp)");
         return;
     }
     let pod = tempfile::tempdir().unwrap();

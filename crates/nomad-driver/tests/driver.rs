@@ -14,14 +14,6 @@ fn registry() -> &'static Registry {
     R.get_or_init(Registry::start)
 }
 
-fn root_or_skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: the driver runs pods, which needs root");
-        return false;
-    }
-    true
-}
-
 fn secs(s: u64) -> Option<prost_types::Duration> {
     Some(prost_types::Duration {
         seconds: s as i64,
@@ -63,11 +55,21 @@ async fn configured(rkt_dir: &std::path::Path) -> Plugin {
 }
 
 fn pods(rkt_dir: &std::path::Path) -> String {
+    rkt_ok(rkt_dir, &["list", "--no-legend"])
+}
+
+/// Runs rkt on the test's directory; panics unless it succeeds.
+fn rkt_ok(rkt_dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(rkt_bin())
         .arg(format!("--dir={}", rkt_dir.display()))
-        .args(["list", "--no-legend"])
+        .args(args)
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "rkt {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -202,8 +204,11 @@ async fn base_plugin_schemas_capabilities_and_fingerprint() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn not_root_is_undetected() {
-    if !is_root() || !std::path::Path::new("/usr/bin/setpriv").exists() {
-        eprintln!("skipped: needs root to drop to nobody with setpriv");
+    if !test_support::require_root("drops to nobody with setpriv") {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/setpriv").exists() {
+        test_support::skip("needs setpriv (util-linux)");
         return;
     }
     let rkt_dir = RktDir::new();
@@ -610,7 +615,14 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     let h_short = start(&mut p, t_short).await.handle.unwrap();
 
     p.kill(); // SIGKILL, as a crash
-    std::thread::sleep(Duration::from_millis(2500)); // the short task ends meanwhile
+              // The short task ends while no plugin runs.
+    let state: serde_json::Value = serde_json::from_slice(&h_short.driver_state).unwrap();
+    let short_uuid = state["uuid"].as_str().unwrap().to_string();
+    test_support::eventually(Duration::from_secs(10), "the short task to exit", || {
+        rkt_ok(rkt_dir.path(), &["status", &short_uuid])
+            .contains("state=exited")
+            .then_some(())
+    });
 
     let mut p = configured(rkt_dir.path()).await;
     for h in [&h_long, &h_short] {

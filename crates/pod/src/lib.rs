@@ -124,7 +124,7 @@ impl Pods {
         let lock = lock_dir(&embryo, FlockOperation::LockExclusive)?;
         let prepare = self.root.join("prepare").join(&uuid);
         std::fs::rename(&embryo, &prepare).context("moving the pod to prepare")?;
-        std::fs::write(prepare.join("pod-created"), b"")?;
+        std::fs::write(layout::pod_dir::PodDir::new(&prepare).created(), b"")?;
         Ok((
             Pod {
                 uuid,
@@ -264,32 +264,40 @@ pub fn try_lock_dir(path: &Path) -> Result<Option<PodLock>> {
 }
 
 impl Pod {
+    /// The paths inside the pod's directory.
+    pub fn dir(&self) -> layout::pod_dir::PodDir {
+        layout::pod_dir::PodDir::new(&self.path)
+    }
+
     pub fn created(&self) -> Option<SystemTime> {
-        mtime(&self.path.join("pod-created"))
+        mtime(&self.dir().created())
     }
 
     /// When the pod's init started (the `pid` file is written then).
     pub fn started(&self) -> Option<SystemTime> {
-        mtime(&self.path.join("pid"))
+        mtime(&self.dir().pid())
     }
 
     /// The PID of the pod's init (for `enter` and `stop --force`).
     pub fn pid(&self) -> Option<i32> {
-        read_int(&self.path.join("pid"))
+        read_int(&self.dir().pid())
     }
 
     /// The PID of the supervisor (stage1), which forwards signals to the pod.
     pub fn supervisor_pid(&self) -> Option<i32> {
-        read_int(&self.path.join("ppid"))
+        read_int(&self.dir().ppid())
     }
 
-    pub fn status_dir(&self) -> PathBuf {
-        self.path.join("stage1/rootfs/rkt/status")
+    /// Whether `app` has started (its process runs in its root).
+    pub fn app_started(&self, app: &str) -> bool {
+        self.dir()
+            .app_marker(app, layout::pod_dir::Marker::Started)
+            .exists()
     }
 
     /// Each app's exit code, once it has one.
     pub fn exit_code(&self, app: &str) -> Option<i32> {
-        read_int(&self.status_dir().join(app))
+        read_int(&self.dir().app_status(app))
     }
 
     pub fn manifest(&self) -> Result<manifest::PodManifest> {

@@ -4,6 +4,7 @@
 //! timestamps are Unix nanoseconds.
 
 use crate::{Pod, State};
+use layout::pod_dir::Marker;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -60,13 +61,14 @@ pub fn nanos(t: SystemTime) -> i64 {
 impl PodStatus {
     pub fn of(pod: &Pod) -> PodStatus {
         let manifest = pod.manifest().ok();
-        let status_dir = pod.status_dir();
+        let dir = pod.dir();
+        let marker = |app: &str, m: Marker| dir.app_marker(app, m);
         let apps: Vec<AppStatus> = manifest
             .iter()
             .flat_map(|m| m.apps.iter())
             .map(|a| {
                 let exit_code = pod.exit_code(&a.name);
-                let started = crate::mtime(&status_dir.join(format!("{}-started", a.name)));
+                let started = crate::mtime(&marker(&a.name, Marker::Started));
                 let state = match (exit_code, started, pod.state) {
                     (Some(_), _, _) => "exited",
                     (None, Some(_), State::Running) => "running",
@@ -76,15 +78,14 @@ impl PodStatus {
                 AppStatus {
                     name: a.name.clone(),
                     state: state.into(),
-                    created_at: crate::mtime(&status_dir.join(format!("{}-created", a.name)))
-                        .map(nanos),
+                    created_at: crate::mtime(&marker(&a.name, Marker::Created)).map(nanos),
                     started_at: started.map(nanos),
                     finished_at: exit_code
-                        .and(crate::mtime(&status_dir.join(&a.name)))
+                        .and(crate::mtime(&dir.app_status(&a.name)))
                         .map(nanos),
                     exit_code,
                     image_id: a.image.id.clone(),
-                    oom_killed: status_dir.join(format!("{}-oom-killed", a.name)).exists(),
+                    oom_killed: marker(&a.name, Marker::OomKilled).exists(),
                     mounts: Vec::new(),
                     user_annotations: BTreeMap::new(),
                     user_labels: BTreeMap::new(),

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Registry, Rkt};
+use std::path::Path;
 use std::sync::OnceLock;
 
 fn bad() -> &'static Registry {
@@ -19,9 +20,10 @@ fn bad() -> &'static Registry {
 }
 
 /// Fetches a bad image, checks the failure, and checks the store is clean and still works.
-fn refused(repo: &str, expect: &[&str]) {
+/// Returns the store (None when the test is skipped).
+fn refused(repo: &str, expect: &[&str]) -> Option<Rkt> {
     if !common::require_root() {
-        return;
+        return None;
     }
     let reg = bad();
     let rkt = Rkt::new();
@@ -48,24 +50,56 @@ fn refused(repo: &str, expect: &[&str]) {
     assert!(list.trim().is_empty(), "{repo}: {list}");
     // The same store still fetches a good image.
     rkt.ok(&["fetch", &reg.image("busybox:latest")]);
+    Some(rkt)
 }
 
 #[test]
 fn dotdot_entries() {
-    refused("bad/dotdot", &[".."]);
-    assert!(!std::path::Path::new("/tmp/escape").exists());
+    let Some(rkt) = refused("bad/dotdot", &[".."]) else {
+        return;
+    };
+    assert_not_written(&rkt, &["escape", "escape2"]);
 }
 
 #[test]
 fn absolute_entries() {
-    refused("bad/abs", &["absolute"]);
-    assert!(!std::path::Path::new("/abs-escape").exists());
+    let Some(rkt) = refused("bad/abs", &["absolute"]) else {
+        return;
+    };
+    assert_not_written(&rkt, &["abs-escape"]);
 }
 
 #[test]
 fn write_through_symlink() {
-    refused("bad/symlink-write", &["symlink"]);
-    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    let Some(rkt) = refused("bad/symlink-write", &["symlink"]) else {
+        return;
+    };
+    assert_not_written(&rkt, &["pwned"]);
+}
+
+/// No file of these names anywhere a hostile layer entry could have put one: anywhere in the
+/// store (beside the staging directory, `../` of it, ...), beside the store, in /tmp (what
+/// `link -> /tmp` names) or in `/`.
+fn assert_not_written(rkt: &Rkt, names: &[&str]) {
+    let mut found = Vec::new();
+    let mut stack = vec![rkt.dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if names.iter().any(|n| e.file_name() == **n) {
+                found.push(e.path());
+            }
+        }
+    }
+    for dir in [
+        rkt.dir.path().parent().unwrap(),
+        Path::new("/tmp"),
+        Path::new("/"),
+    ] {
+        found.extend(names.iter().map(|n| dir.join(n)).filter(|p| p.exists()));
+    }
+    assert!(found.is_empty(), "a hostile layer wrote {found:?}");
 }
 
 #[test]

@@ -217,18 +217,23 @@ fn simple_sum(data: &[u8]) -> u64 {
 }
 
 fn list_xattrs(p: &Path) -> Vec<String> {
-    let out = std::process::Command::new("getfattr")
+    let o = std::process::Command::new("getfattr")
         .args(["-h", "-d", "-m", "user\\."])
         .arg(p)
-        .output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter(|l| l.starts_with("user."))
-            .map(str::to_string)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+        .output()
+        .expect("getfattr (package attr) runs");
+    // getfattr exits 0 with nothing printed for a file without user.* attributes.
+    assert!(
+        o.status.success(),
+        "getfattr {}: {}",
+        p.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with("user."))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]

@@ -1,15 +1,14 @@
 //! The pod's cgroups: memory and CPU limits, on cgroup v1 (and hybrid hosts, where memory and
 //! cpu live on v1) and on the unified v2 hierarchy.
 
-use crate::plan::{AppPlan, Plan};
+use layout::cgroup::{self as paths, Hierarchy};
+use layout::plan::{AppPlan, Plan};
 use std::path::{Path, PathBuf};
-
-const ROOT: &str = "/sys/fs/cgroup";
 
 pub struct Cgroups {
     /// The pod's own directories, one per hierarchy.
     dirs: Vec<PathBuf>,
-    /// The file a PID is written to, to move a process in: see [`member_file`].
+    /// The file a process writes to move in (see [`Hierarchy::member_file`]).
     member: &'static str,
     /// Per app (in plan order): its child directories, when it has limits of its own.
     app_dirs: Vec<Vec<PathBuf>>,
@@ -68,24 +67,9 @@ pub fn join_self(fds: &[i32]) -> Result<(), String> {
     Ok(())
 }
 
-/// The file a process writes to join a cgroup: `tasks` on v1 (see [`join_self`]), v2's only
-/// `cgroup.procs` there.
-pub fn member_file(root: &Path) -> &'static str {
-    if is_v1(root) {
-        "tasks"
-    } else {
-        "cgroup.procs"
-    }
-}
-
-/// Which hierarchy the memory and cpu controllers are on below `root`.
-pub fn is_v1(root: &Path) -> bool {
-    root.join("memory/memory.limit_in_bytes").exists() || root.join("memory/tasks").exists()
-}
-
 impl Cgroups {
     pub fn create(plan: &Plan) -> Result<Cgroups, String> {
-        Cgroups::create_under(Path::new(ROOT), plan)
+        Cgroups::create_under(Path::new(paths::ROOT), plan)
     }
 
     /// Creates the pod's cgroups below `root` (a real or, in tests, a fake cgroupfs). A
@@ -94,7 +78,7 @@ impl Cgroups {
     pub fn create_under(root: &Path, plan: &Plan) -> Result<Cgroups, String> {
         let mut cg = Cgroups {
             dirs: Vec::new(),
-            member: member_file(root),
+            member: Hierarchy::detect(root).member_file(),
             app_dirs: Vec::new(),
         };
         if plan.cgroup.is_empty() {
@@ -112,7 +96,7 @@ impl Cgroups {
                 cg.app_dirs.push(Vec::new());
                 continue;
             }
-            let dirs = controller_dirs(root, &format!("{}/{}", plan.cgroup, app.name))?;
+            let dirs = controller_dirs(root, &paths::app_rel(&plan.cgroup, &app.name))?;
             set_limits(root, &dirs, app)?;
             cg.app_dirs.push(dirs);
         }
@@ -136,21 +120,12 @@ impl Cgroups {
     }
 }
 
-/// The pod's (or an app's) directory in each hierarchy: memory, cpu and a separately mounted
-/// cpuacct on v1; one directory on v2.
+/// Creates the pod's (or an app's) directory in each hierarchy (see [`paths::dirs`]).
 fn controller_dirs(root: &Path, rel: &str) -> Result<Vec<PathBuf>, String> {
-    let dirs = if is_v1(root) {
-        let mut dirs = vec![root.join("memory").join(rel), root.join("cpu").join(rel)];
-        // cpuacct (CPU usage, for status and stats) when it is its own hierarchy; where it is
-        // co-mounted with cpu, the cpu directory already is it.
-        if root.join("cpuacct/cpuacct.usage").exists() && !root.join("cpu/cpuacct.usage").exists() {
-            dirs.push(root.join("cpuacct").join(rel));
-        }
-        dirs
-    } else {
+    if Hierarchy::detect(root) == Hierarchy::V2 {
         enable_controllers(root, rel)?;
-        vec![root.join(rel)]
-    };
+    }
+    let dirs = paths::dirs(root, rel);
     for d in &dirs {
         mkdir(d)?;
     }
@@ -158,7 +133,7 @@ fn controller_dirs(root: &Path, rel: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 fn set_limits(root: &Path, dirs: &[PathBuf], app: &AppPlan) -> Result<(), String> {
-    if is_v1(root) {
+    if Hierarchy::detect(root) == Hierarchy::V1 {
         let (mem, cpu) = (&dirs[0], &dirs[1]);
         if let Some(m) = app.memory_limit {
             write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;

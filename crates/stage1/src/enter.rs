@@ -3,8 +3,10 @@
 //! set, user, groups, no_new_privs and seccomp filter. rkt's own `enter` gave entered processes every
 //! capability, no seccomp filter and the host's cgroups (CVE-2019-10144, -10145, -10147).
 
-use crate::plan::Plan;
 use crate::{sys, FORWARDED};
+use layout::cgroup::{self, Hierarchy};
+use layout::plan::{AppPlan, Plan};
+use layout::pod_dir::PodDir;
 use std::path::Path;
 
 /// Namespaces joined, in this order; `mnt` last, since joining it changes what paths mean.
@@ -17,7 +19,7 @@ const NAMESPACES: [(&str, libc::c_int); 5] = [
 ];
 
 pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
-    let plan = Plan::load(&pod.join("stage1/plan"))?;
+    let plan = Plan::load(&PodDir::new(pod).plan()).map_err(|e| e.to_string())?;
     let app_plan = plan
         .apps
         .iter()
@@ -29,7 +31,7 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .ok_or("the pod has no running init (no pid file)")?;
-    join_cgroups(&plan)?;
+    join_cgroups(&plan, app_plan)?;
     // Open every namespace first: after joining the mount namespace, /proc is the pod's.
     let mut fds = Vec::new();
     for (name, flag) in NAMESPACES {
@@ -55,22 +57,20 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
     Ok(crate::forward_until_exit(child, &mask))
 }
 
-/// Moves this process into the pod's cgroups (v1 controllers, or the v2 directory), so that
-/// what it starts counts against the pod's limits.
-fn join_cgroups(plan: &Plan) -> Result<(), String> {
+/// Moves this process into the app's cgroups (the pod's, or the app's own in a pod of several
+/// apps where it has limits of its own), so that what it starts counts against its limits.
+fn join_cgroups(plan: &Plan, app: &AppPlan) -> Result<(), String> {
     if plan.cgroup.is_empty() {
         return Ok(());
     }
-    let root = Path::new("/sys/fs/cgroup");
-    let dirs: Vec<_> = if crate::cgroup::is_v1(root) {
-        ["memory", "cpu", "cpuacct"]
-            .iter()
-            .map(|c| root.join(c).join(&plan.cgroup))
-            .collect()
+    let root = Path::new(cgroup::ROOT);
+    let rel = if plan.apps.len() > 1 && app.has_limits() {
+        cgroup::app_rel(&plan.cgroup, &app.name)
     } else {
-        vec![root.join(&plan.cgroup)]
+        plan.cgroup.clone()
     };
-    let member = crate::cgroup::member_file(root);
+    let dirs = cgroup::dirs(root, &rel);
+    let member = Hierarchy::detect(root).member_file();
     for d in dirs.iter().filter(|d| d.is_dir()) {
         // "0": this process (see cgroup::join_self).
         std::fs::write(d.join(member), "0")

@@ -24,10 +24,10 @@ mod cgroup;
 mod enter;
 mod inroot;
 mod mounts;
-mod plan;
 mod sys;
 
-use plan::{AppPlan, Plan};
+use layout::plan::{AppPlan, Net, Plan};
+use layout::pod_dir::{Marker, PodDir};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -58,11 +58,12 @@ fn main() {
 }
 
 fn supervise(pod: &Path) -> Result<i32, String> {
-    let plan = Plan::load(&pod.join("stage1/plan"))?;
-    let status_dir = pod.join("stage1/rootfs/rkt/status");
+    let dir = PodDir::new(pod);
+    let plan = Plan::load(&dir.plan()).map_err(|e| e.to_string())?;
+    let status_dir = dir.status_dir();
     std::fs::create_dir_all(&status_dir)
         .map_err(|e| format!("creating {}: {e}", status_dir.display()))?;
-    write_file(&pod.join("ppid"), &std::process::id().to_string())?;
+    write_file(&dir.ppid(), &std::process::id().to_string())?;
     let cgroups = cgroup::Cgroups::create(&plan)?;
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
@@ -79,8 +80,8 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     let flags = libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | if plan.net == "none" {
+        | if plan.host_ipc { 0 } else { libc::CLONE_NEWIPC }
+        | if plan.net == Net::None {
             libc::CLONE_NEWNET
         } else {
             0
@@ -104,17 +105,17 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     for fd in cgroup_files {
         sys::close(fd);
     }
-    write_file(&pod.join("pid"), &child.to_string())?;
+    write_file(&dir.pid(), &child.to_string())?;
     sys::drop_startup_pages();
     let code = forward_until_exit(child, &mask);
     if cgroups.oom_killed() {
         // For status: an app was killed for outgrowing its memory limit (with several apps,
         // the ones that died of SIGKILL).
         for app in &plan.apps {
-            let killed = std::fs::read_to_string(status_dir.join(&app.name))
-                .is_ok_and(|c| c.trim() == "137");
+            let killed =
+                std::fs::read_to_string(dir.app_status(&app.name)).is_ok_and(|c| c.trim() == "137");
             if plan.apps.len() == 1 || killed {
-                let _ = std::fs::write(status_dir.join(format!("{}-oom-killed", app.name)), b"");
+                let _ = std::fs::write(dir.app_marker(&app.name, Marker::OomKilled), b"");
             }
         }
     }
@@ -140,7 +141,7 @@ fn join_network(plan: &Plan, netns: Option<i32>) -> Result<(), String> {
         sys::setns(fd, libc::CLONE_NEWNET)?;
         sys::close(fd);
     }
-    if plan.net != "host" {
+    if plan.net != Net::Host {
         sys::loopback_up()?;
     }
     Ok(())
@@ -194,21 +195,23 @@ fn pod_init(
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
-        sys::touch_at(status, &format!("{}-created", app.name))?;
+        sys::touch_at(status, &Marker::Created.file_name(&app.name))?;
         let pid = sys::fork()?;
         if pid == 0 {
             if let Err(e) = cgroup::join_self(&app_cgroups[i]) {
                 eprintln!("stage1: app {:?}: {e}", app.name);
                 std::process::exit(254);
             }
-            let err = match sys::unblock_signals(mask) {
+            let err = match sys::unblock_signals(mask)
+                .and_then(|()| stdin_unless_interactive(plan.interactive, app, chroot))
+            {
                 Ok(()) => exec_as_app(app, &app.exec, chroot),
                 Err(e) => e,
             };
             eprintln!("stage1: app {:?}: {err}", app.name);
             std::process::exit(254);
         }
-        sys::touch_at(status, &format!("{}-started", app.name))?;
+        sys::touch_at(status, &Marker::Started.file_name(&app.name))?;
         running.push((i, pid));
     }
     sys::drop_startup_pages();
@@ -248,12 +251,36 @@ fn pod_init(
     Ok(failed.unwrap_or(0))
 }
 
+/// Without `--interactive` an app reads nothing from whoever started the pod: its stdin is
+/// the pod's /dev/null, as rkt's apps' was. With it, the app keeps the caller's stdin (and
+/// terminal).
+fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> Result<(), String> {
+    if interactive {
+        return Ok(());
+    }
+    // Before the chroot into its own root (in a pod of several apps), the app's /dev is below.
+    let null = if chroot {
+        format!("{}/dev/null", layout::pod_dir::app_root_in_pod(&app.name))
+    } else {
+        "/dev/null".to_string()
+    };
+    let null = std::fs::File::open(&null).map_err(|e| format!("opening {null}: {e}"))?;
+    // SAFETY: dup2 onto descriptor 0 of this (single-threaded, about to exec) process.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+        return Err(format!(
+            "stdin from /dev/null: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Applies the app's capability bound and set, user, groups, no_new_privs and working
 /// directory, then execs `argv` with the app's environment. Used for the app itself and for
 /// `rkt enter`, so that an entered process is confined exactly like the app.
 fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     if chroot {
-        if let Err(e) = sys::chroot(&mounts::app_root_in_pod(plan)) {
+        if let Err(e) = sys::chroot(&layout::pod_dir::app_root_in_pod(&plan.name)) {
             return e;
         }
     }
@@ -292,8 +319,8 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
     // Last, so that nothing stage1 still does is filtered; execve itself is on every list.
-    if let Some((allowed, errno)) = &plan.seccomp {
-        if let Err(e) = caps::install_seccomp(allowed, *errno) {
+    if let Some(s) = &plan.seccomp {
+        if let Err(e) = caps::install_seccomp(&s.allowed, s.errno) {
             return e;
         }
     }

@@ -6,8 +6,9 @@
 //! image's symlinks cannot point any of it at the host.
 
 use crate::inroot::{self, Root};
-use crate::plan::{AppPlan, Plan};
 use crate::sys;
+use layout::plan::{AppPlan, Plan};
+use layout::pod_dir::PodDir;
 use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -34,7 +35,7 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
     if let [app] = plan.apps.as_slice() {
         return build_app_root(pod, app);
     }
-    let stage1 = pod.join("stage1/rootfs");
+    let stage1 = PodDir::new(pod).stage1_rootfs();
     mkdir(&stage1)?;
     // A mount point of its own, for pivot_root; first, so that it does not hide the apps'.
     sys::mount(
@@ -50,23 +51,16 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
     Ok(stage1)
 }
 
-/// Where an app's root is, seen from the pod's root when the pod has several apps.
-pub fn app_root_in_pod(app: &AppPlan) -> String {
-    format!("/opt/stage2/{}/rootfs", app.name)
-}
-
 /// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
 /// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
 fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
     // Stage0 made everything up to here: host paths of our own.
-    let root_path = pod
-        .join("stage1/rootfs/opt/stage2")
-        .join(&plan.name)
-        .join("rootfs");
+    let dir = PodDir::new(pod);
+    let root_path = dir.app_rootfs(&plan.name);
     mkdir(&root_path)?;
     if plan.overlay {
-        let upper = pod.join("overlay").join(&plan.name).join("upper");
-        let work = pod.join("overlay").join(&plan.name).join("work");
+        let upper = dir.overlay_upper(&plan.name);
+        let work = dir.overlay_work(&plan.name);
         mkdir(&upper)?;
         mkdir(&work)?;
         let opts = format!(
@@ -98,7 +92,7 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
     }
     mount_dev(&root)?;
     for name in ["hostname", "hosts", "resolv.conf"] {
-        let src = pod.join("stage1/etc").join(name);
+        let src = dir.etc().join(name);
         if src.exists() {
             let dest = root.file_for_bind(&format!("/etc/{name}"))?;
             bind(
@@ -112,8 +106,9 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
         }
     }
     let pod_dir = Root::open(pod, "the pod directory")?;
-    for (src, target, ro, recursive) in &plan.mounts {
-        let src = mount_source(&pod_dir, pod, src)?;
+    for m in &plan.mounts {
+        let (target, ro, recursive) = (&m.target, &m.read_only, &m.recursive);
+        let src = mount_source(&pod_dir, pod, &m.source)?;
         let is_dir = rustix::fs::fstat(&src)
             .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
         let dest = if is_dir {

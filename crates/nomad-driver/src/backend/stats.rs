@@ -3,7 +3,7 @@
 //! pid-walking executor, this sees every process of the pod and the kernel's own accounting:
 //! memory RSS, cache, swap, usage and max usage; CPU user, system, percent and throttling.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// One reading of a pod's counters.
@@ -36,24 +36,23 @@ pub struct Sample {
 
 /// Reads a pod's cgroups under `root` (normally /sys/fs/cgroup).
 pub fn read(root: &Path, uuid: &str) -> Result<Counters, String> {
-    let rel = Path::new("rkt").join(uuid);
-    if root.join("memory").is_dir() {
-        read_v1(
-            &root.join("memory").join(&rel),
-            &cpu_dir(root, "cpuacct", &rel),
-            &cpu_dir(root, "cpu", &rel),
-        )
-    } else {
-        read_v2(&root.join(&rel))
-    }
-}
-
-fn cpu_dir(root: &Path, controller: &str, rel: &Path) -> PathBuf {
-    let own = root.join(controller).join(rel);
-    if own.is_dir() {
-        own
-    } else {
-        root.join("cpu,cpuacct").join(rel)
+    use layout::cgroup::{self, Hierarchy};
+    let rel = cgroup::pod_rel(uuid);
+    match Hierarchy::detect(root) {
+        Hierarchy::V1 => {
+            let cpu = root.join("cpu").join(&rel);
+            let cpu = if cpu.is_dir() {
+                cpu
+            } else {
+                root.join("cpu,cpuacct").join(&rel)
+            };
+            read_v1(
+                &root.join("memory").join(&rel),
+                &cgroup::v1_cpuacct_dir(root, &rel),
+                &cpu,
+            )
+        }
+        Hierarchy::V2 => read_v2(&root.join(&rel)),
     }
 }
 
@@ -208,6 +207,7 @@ mod tests {
             "rss 1\ntotal_rss 4096\ntotal_cache 8192\ntotal_swap 0\n",
         );
         w("memory/rkt/abc/memory.usage_in_bytes", "12288\n");
+        w("memory/tasks", "");
         w("memory/rkt/abc/memory.max_usage_in_bytes", "20000\n");
         w("cpuacct/rkt/abc/cpuacct.stat", "user 150\nsystem 50\n");
         w(

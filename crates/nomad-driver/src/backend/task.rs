@@ -96,9 +96,7 @@ impl Task {
         let pid = if is_supervisor(self.pid, &self.uuid) {
             self.pid
         } else {
-            std::fs::read_to_string(rkt.run_dir(&self.uuid).join("pid"))
-                .ok()
-                .and_then(|p| p.trim().parse().ok())
+            layout::pod_dir::read_pid(&layout::pod_dir::PodDir::new(rkt.run_dir(&self.uuid)).pid())
                 .ok_or_else(|| Error::fatal(format!("pod {} has no running process", self.uuid)))?
         };
         // SAFETY: kill(2) on a PID checked above to belong to this pod.
@@ -378,14 +376,10 @@ async fn spawn_supervisor(
 
 /// Waits until the pod's init has started its app (or the supervisor has exited).
 async fn wait_started(pod: &std::path::Path, child: &mut tokio::process::Child) {
-    let status = pod.join("stage1/rootfs/rkt/status");
+    let pod = layout::pod_dir::PodDir::new(pod);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while tokio::time::Instant::now() < deadline {
-        let started = std::fs::read_dir(&status).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with("-started"))
-        });
+        let started = !pod.apps_with(layout::pod_dir::Marker::Started).is_empty();
         if started || !matches!(child.try_wait(), Ok(None)) {
             return;
         }

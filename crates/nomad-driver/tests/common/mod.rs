@@ -3,7 +3,7 @@
 //! parts of a client node a task needs (an allocation directory with logmon's FIFOs).
 //! Also a local registry serving the busybox fixture image, from rkt's test harness.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use nomad_driver_rkt::proto::{base, drivers, plugin as gp};
 use std::collections::BTreeMap;
@@ -15,32 +15,15 @@ use tonic::transport::Channel;
 
 pub const COOKIE: &str = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255";
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The workspace's built binaries (rkt, rkt-stage1), beside this test's own directory.
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
+pub use test_support::{bin_dir, is_root, repo_root};
 
 pub fn rkt_bin() -> PathBuf {
-    let p = bin_dir().join("rkt");
-    assert!(
-        p.exists(),
-        "{} missing: build the workspace first (scripts/test.sh does)",
-        p.display()
-    );
-    p
+    test_support::bin("rkt")
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// The driver runs pods, which needs root.
+pub fn root_or_skip() -> bool {
+    test_support::require_root("the driver runs pods")
 }
 
 /// A running plugin process and its gRPC clients.
@@ -391,54 +374,19 @@ pub fn rand32() -> u32 {
         .subsec_nanos()
 }
 
-/// A local Distribution registry (rkt's test harness) serving the busybox fixture image.
-pub struct Registry {
-    pub state: tempfile::TempDir,
-    pub port: String,
-}
+/// A local Distribution registry (rkt's test harness) serving the busybox fixture image as
+/// `demo/busybox:latest`.
+pub struct Registry(test_support::Registry);
 
 impl Registry {
     pub fn start() -> Registry {
-        let state = tempfile::Builder::new()
-            .prefix("driver-registry-")
-            .tempdir()
-            .unwrap();
-        let harness = repo_root().join("tests/harness");
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().unwrap();
-            assert!(
-                out.status.success(),
-                "{cmd:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        let port = run(Command::new(harness.join("registry.sh"))
-            .args(["start", "plain"])
-            .arg(state.path().join("registry"))
-            .env("HARNESS_OWNER_PID", std::process::id().to_string()));
-        run(Command::new(harness.join("fixtures.sh")).arg(state.path().join("fixtures")));
-        run(Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!(
-                "oci:{}:busybox",
-                state.path().join("fixtures/layout").display()
-            ))
-            .arg(format!("docker://127.0.0.1:{port}/demo/busybox:latest")));
-        Registry { state, port }
+        let reg = test_support::Registry::start("plain");
+        reg.push("busybox", "demo/busybox:latest");
+        Registry(reg)
     }
 
     pub fn image(&self) -> String {
-        format!("docker://127.0.0.1:{}/demo/busybox:latest", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("tests/harness/registry.sh"))
-            .arg("stop")
-            .arg(self.state.path().join("registry"))
-            .output();
+        self.0.image("demo/busybox:latest")
     }
 }
 
@@ -464,26 +412,6 @@ impl RktDir {
 
 impl Drop for RktDir {
     fn drop(&mut self) {
-        // No rkt, no pods; and a panic here (a test already failing) would abort the run.
-        let rkt_bin = bin_dir().join("rkt");
-        if !rkt_bin.exists() {
-            return;
-        }
-        let rkt = |args: &[&str]| {
-            Command::new(&rkt_bin)
-                .arg(format!("--dir={}", self.path().display()))
-                .args(args)
-                .output()
-        };
-        let Ok(out) = rkt(&["list", "--format=json"]) else {
-            return;
-        };
-        let pods: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        for pod in pods.as_array().into_iter().flatten() {
-            if let Some(uuid) = pod["name"].as_str() {
-                let _ = rkt(&["stop", "--force", uuid]);
-                let _ = rkt(&["rm", uuid]);
-            }
-        }
+        test_support::remove_all_pods(self.path());
     }
 }

@@ -28,6 +28,7 @@ pub struct PodArgs {
     pub pull_policy: Option<String>,
     pub quiet: bool,
     pub interactive: bool,
+    pub ipc: Option<String>,
 }
 
 /// One app: its image and the flags that followed it.
@@ -203,7 +204,15 @@ fn set_bool(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: bool) -
             Some(a) => a.readonly_rootfs = v,
             None => bail!("--readonly-rootfs must follow the image it applies to"),
         },
-        _ => {} // accepted for compatibility, no effect here
+        // rkt's deprecated spellings of --pull-policy.
+        "store-only" if v => pod.pull_policy = Some("never".into()),
+        "no-store" if v => pod.pull_policy = Some("update".into()),
+        "store-only" | "no-store" => {}
+        "mds-register" if v => {
+            bail!("--mds-register: this rkt has no metadata service; leave it false")
+        }
+        "mds-register" => {}
+        _ => unreachable!("--{name} is in BOOL_FLAGS"),
     }
     Ok(())
 }
@@ -223,10 +232,20 @@ fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
         "set-env-file" => pod.set_env_file.push(v),
         "uuid-file-save" => pod.uuid_file_save = Some(v),
         "pull-policy" => pod.pull_policy = Some(v),
-        "private-users" | "pod-manifest" => {
+        "ipc" => pod.ipc = Some(v),
+        "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
             bail!("--{name} is not supported by this rkt yet")
         }
-        _ => {} // stage1 selection, signatures, annotations: accepted, no effect here
+        "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
+            bail!("--{name}: this rkt's stage1 is built in (rkt-stage1 beside rkt); other stage1 images cannot be used")
+        }
+        "signature" => bail!(
+            "--signature: signatures are checked for ACI images, which this rkt cannot fetch yet; Docker images need none (--insecure-options=image)"
+        ),
+        "stdin" | "stdout" | "stderr" => bail!(
+            "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
+        ),
+        _ => unreachable!("--{name} is in POD_VALUE_FLAGS"),
     }
     Ok(())
 }

@@ -81,13 +81,10 @@ pub fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
 
 /// Whether the pod's init has started every app: from then on the pod's root is in place.
 fn apps_started(pod: &Pod) -> bool {
-    let status = pod.status_dir();
     pod.pid().is_some()
-        && pod.manifest().is_ok_and(|m| {
-            m.apps
-                .iter()
-                .all(|a| status.join(format!("{}-started", a.name)).exists())
-        })
+        && pod
+            .manifest()
+            .is_ok_and(|m| m.apps.iter().all(|a| pod.app_started(&a.name)))
 }
 
 fn poll(limit: Option<Duration>, what: &str, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
@@ -353,15 +350,20 @@ fn remove(pod: &Pod) -> Result<()> {
         // Removing the pod matters more; what is left is named so it can be found.
         eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
     }
-    remove_cgroups(&pod.uuid);
+    remove_cgroups(&pod.uuid)?;
     std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
 }
 
-/// The pod's cgroup directories on v1 (memory, cpu) and v2.
-fn remove_cgroups(uuid: &str) {
-    for c in ["memory", "cpu", "cpuacct", ""] {
-        let p = Path::new("/sys/fs/cgroup").join(c).join("rkt").join(uuid);
-        let _ = std::fs::remove_dir(p);
+/// Every cgroup directory of the pod, its apps' included, in every hierarchy. Normally the
+/// supervisor removed them; after a killed supervisor they are left for rm and gc.
+fn remove_cgroups(uuid: &str) -> Result<()> {
+    let root = Path::new(layout::cgroup::ROOT);
+    match layout::cgroup::remove_pod(root, uuid).as_slice() {
+        [] => Ok(()),
+        [(dir, e), ..] => bail!(
+            "pod {uuid:?}: removing its cgroup {}: {e}; a process of the pod is still in it (kill it, then remove the pod again)",
+            dir.display()
+        ),
     }
 }
 
@@ -455,7 +457,7 @@ pub fn enter(global: &GlobalArgs, app: Option<&str>, uuid: &str, command: &[Stri
         if p.state != State::Running {
             bail!("pod {} is not running (it is {})", p.uuid, p.state.as_str());
         }
-        Ok(p.status_dir().join(format!("{app}-started")).exists())
+        Ok(p.app_started(&app))
     })?;
     let default = ["/bin/bash".to_string()];
     let command = if command.is_empty() {

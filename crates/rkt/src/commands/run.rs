@@ -11,49 +11,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use image::appc::NameValue;
 use image::fetch::PullPolicy;
 use image::store::Store;
+use layout::plan::{AppPlan, Mount as PlanMount, Net, Plan, Seccomp};
+use layout::pod_dir::PodDir;
 use pod::manifest::{Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
 use pod::{PodLock, Pods, State};
-use serde::{Deserialize, Serialize};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-
-/// What `prepare` resolves once and `run-prepared` uses: everything but the runtime flags.
-#[derive(Serialize, Deserialize)]
-struct Prepared {
-    app: String,
-    /// The image as the user named it, for stage1's messages.
-    #[serde(default)]
-    image: Option<String>,
-    image_rootfs: String,
-    overlay: bool,
-    exec: Vec<String>,
-    env: Vec<String>,
-    workdir: String,
-    uid: u32,
-    gid: u32,
-    supplementary_gids: Vec<u32>,
-    readonly_rootfs: bool,
-    /// (host source, target, read-only, recursive)
-    mounts: Vec<(String, String, bool, bool)>,
-    memory: Option<u64>,
-    cpu_quota_us: Option<u64>,
-    cpu_shares: Option<u64>,
-    oom_score_adj: Option<i32>,
-    /// Capabilities kept; None with --insecure-options=capabilities.
-    caps: Option<Vec<u32>>,
-    mask_paths: bool,
-    /// Allowed system calls and the errno for the rest; None with --insecure-options=seccomp.
-    seccomp: Option<(Vec<i64>, Option<i32>)>,
-}
-
-/// Every app of a prepared pod, in order.
-#[derive(Serialize, Deserialize)]
-struct PreparedPod {
-    apps: Vec<Prepared>,
-    /// `--port`s, resolved against the apps' image ports at prepare time (as rkt did).
-    #[serde(default)]
-    ports: Vec<net::Forward>,
-}
 
 /// The flags `run-prepared` takes (and `run` shares).
 #[derive(Debug, Default, clap::Args)]
@@ -81,8 +44,12 @@ pub struct RuntimeArgs {
     /// nomad-driver-rkt uses it for Nomad's group networks)
     #[arg(long = "net-namespace")]
     pub net_namespace: Option<PathBuf>,
+    /// Give the (single) app this terminal: its stdin is rkt's (otherwise /dev/null)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub interactive: bool,
+    /// The pod's IPC namespace: auto or private (its own), or parent (the host's)
+    #[arg(long)]
+    pub ipc: Option<String>,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub mds_register: bool,
 }
@@ -104,6 +71,8 @@ pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
         dns_domain: pod_args.dns_domain.clone(),
         hostname: pod_args.hostname.clone(),
         hosts_entries: pod_args.hosts_entries.clone(),
+        interactive: pod_args.interactive,
+        ipc: pod_args.ipc.clone(),
         ..Default::default()
     };
     if let Err(e) = write_runtime(global, &pod.path, &pod.uuid, &runtime) {
@@ -123,8 +92,13 @@ pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
 
 pub fn prepare(global: &GlobalArgs, raw: &[String]) -> Result<()> {
     let (pod_args, apps) = app_args::parse(raw)?;
-    if !pod_args.net.is_empty() || !pod_args.dns.is_empty() || pod_args.hostname.is_some() {
-        bail!("--net, --dns and --hostname are flags of run-prepared, not of prepare");
+    if !pod_args.net.is_empty()
+        || !pod_args.dns.is_empty()
+        || pod_args.hostname.is_some()
+        || pod_args.interactive
+        || pod_args.ipc.is_some()
+    {
+        bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&global.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -170,12 +144,17 @@ fn discard(path: &Path) {
 
 fn save_uuid(pod_args: &PodArgs, uuid: &str) -> Result<()> {
     if let Some(f) = &pod_args.uuid_file_save {
-        std::fs::write(f, uuid).with_context(|| format!("writing the UUID to {f}"))?;
+        // Whole or not at all: whoever waits for the file must never read half a UUID.
+        let tmp = format!("{f}.tmp-{}", std::process::id());
+        std::fs::write(&tmp, uuid)
+            .and_then(|()| std::fs::rename(&tmp, f))
+            .with_context(|| format!("writing the UUID to {f}"))?;
     }
     Ok(())
 }
 
-/// Fetches the image, resolves the app, writes the pod manifest and `stage1/prepared.json`.
+/// Fetches the images, resolves the apps, and writes the pod manifest, the apps' plan
+/// records and the resolved `--port`s (see [`layout::pod_dir`]).
 fn prepare_pod(
     global: &GlobalArgs,
     dir: &Path,
@@ -211,15 +190,11 @@ fn prepare_pod(
         .map(|p| forward(p, &runtime_apps))
         .collect::<Result<Vec<_>>>()?;
     let pod_manifest = PodManifest::new(runtime_apps, volumes, Vec::new());
-    std::fs::write(dir.join("pod"), serde_json::to_vec(&pod_manifest)?)?;
-    std::fs::create_dir_all(dir.join("stage1"))?;
-    std::fs::write(
-        dir.join("stage1/prepared.json"),
-        serde_json::to_vec(&PreparedPod {
-            apps: prepared,
-            ports,
-        })?,
-    )?;
+    let pod = PodDir::new(dir);
+    std::fs::write(pod.manifest(), serde_json::to_vec(&pod_manifest)?)?;
+    std::fs::create_dir_all(pod.path.join("stage1"))?;
+    std::fs::write(pod.prepared(), Plan::encode_apps(&prepared)?)?;
+    std::fs::write(pod.ports(), serde_json::to_vec(&ports)?)?;
     Ok(())
 }
 
@@ -259,7 +234,7 @@ fn prepare_app(
     dir: &Path,
     pod_args: &PodArgs,
     app: &AppArgs,
-) -> Result<(RuntimeApp, Vec<Volume>, Prepared)> {
+) -> Result<(RuntimeApp, Vec<Volume>, AppPlan)> {
     let memory = app
         .memory
         .as_deref()
@@ -363,8 +338,9 @@ fn prepare_app(
                 .join("rootfs"),
         )?;
     }
-    let prepared = Prepared {
-        app: name,
+    let caps = (!insecure.capabilities).then_some(caps);
+    let prepared = AppPlan {
+        name,
         image: Some(app.image.clone()),
         image_rootfs: image_rootfs.display().to_string(),
         overlay,
@@ -381,15 +357,26 @@ fn prepare_app(
         readonly_rootfs: app.readonly_rootfs,
         mounts: mounts
             .into_iter()
-            .map(|(_, t, s, ro, rec)| (s, t, ro, rec))
+            .map(|(_, target, source, read_only, recursive)| PlanMount {
+                source,
+                target,
+                read_only,
+                recursive,
+            })
             .collect(),
-        memory,
+        memory_limit: memory,
         cpu_quota_us: millicores.map(|m| m * 100),
         cpu_shares: app.cpu_shares,
         oom_score_adj: app.oom_score_adj,
-        caps: (!insecure.capabilities).then_some(caps),
+        // No app gains privileges through setuid binaries or file capabilities, unless
+        // --insecure-options=capabilities lifted the capability limits too.
+        no_new_privs: caps.is_some(),
+        caps,
         mask_paths: !insecure.paths,
-        seccomp: (!insecure.seccomp).then_some((seccomp.allowed, seccomp.errno)),
+        seccomp: (!insecure.seccomp).then_some(Seccomp {
+            allowed: seccomp.allowed,
+            errno: seccomp.errno,
+        }),
     };
     Ok((runtime_app, volumes, prepared))
 }
@@ -674,8 +661,19 @@ fn parse_volume(s: &str) -> Result<Volume> {
 /// the pod's network is undone.
 fn write_runtime(global: &GlobalArgs, dir: &Path, uuid: &str, rt: &RuntimeArgs) -> Result<()> {
     stage1_path()?;
-    let pod: PreparedPod = serde_json::from_slice(
-        &std::fs::read(dir.join("stage1/prepared.json")).context("reading the prepared pod")?,
+    if rt.mds_register {
+        bail!("--mds-register: this rkt has no metadata service; leave it false");
+    }
+    let pod_dir = PodDir::new(dir);
+    let mut plan = Plan::load(&pod_dir.prepared()).context("reading the prepared pod")?;
+    if rt.interactive && plan.apps.len() > 1 {
+        bail!(
+            "--interactive gives one app your terminal, and this pod has {} apps; run one image",
+            plan.apps.len()
+        );
+    }
+    let ports: Vec<net::Forward> = serde_json::from_slice(
+        &std::fs::read(pod_dir.ports()).context("reading the prepared pod's ports")?,
     )?;
     let mode = match &rt.net_namespace {
         Some(ns) => joined_namespace(ns, rt)?,
@@ -688,74 +686,69 @@ fn write_runtime(global: &GlobalArgs, dir: &Path, uuid: &str, rt: &RuntimeArgs) 
     let networked = match &mode {
         net::NetMode::Contained(requests) => {
             let confs = net::conf::load(&global.local_config, &global.system_config, requests)?;
-            Some(net::setup(uuid, dir, &confs, &pod.ports)?)
+            Some(net::setup(uuid, dir, &confs, &ports)?)
         }
-        _ if !pod.ports.is_empty() => bail!(
+        _ if !ports.is_empty() => bail!(
             "--port needs a contained network (--net=default or a network from net.d); with --net=host, --net=none or --net-namespace there is nothing for rkt to forward to"
         ),
         _ => None,
     };
-    let written = write_pod_files(
-        dir,
-        uuid,
-        &hostname,
-        &hosts,
-        dns,
-        &mode,
-        networked.as_ref(),
-        &pod,
-    );
+    plan.hostname = hostname;
+    plan.cgroup = layout::cgroup::pod_rel(uuid);
+    plan.interactive = rt.interactive;
+    plan.host_ipc = host_ipc(rt.ipc.as_deref())?;
+    let written = set_network(&mut plan, uuid, &mode)
+        .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {
         let _ = net::teardown(uuid, dir);
     }
     written
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `--ipc`: whether the pod shares the host's IPC namespace.
+fn host_ipc(ipc: Option<&str>) -> Result<bool> {
+    match ipc.unwrap_or("auto") {
+        "auto" | "private" => Ok(false),
+        "parent" => Ok(true),
+        other => bail!("invalid --ipc {other:?}; use auto, private or parent"),
+    }
+}
+
+/// The plan's network: which namespace the pod init joins, and who undoes it.
+fn set_network(plan: &mut Plan, uuid: &str, mode: &net::NetMode) -> Result<()> {
+    (plan.net, plan.netns, plan.net_teardown) = match mode {
+        net::NetMode::Host => (Net::Host, None, None),
+        net::NetMode::None => (Net::None, None, None),
+        net::NetMode::Joined(ns) => (Net::Contained, Some(ns.display().to_string()), None),
+        net::NetMode::Contained(_) => {
+            let rkt = std::env::current_exe().context("finding the rkt binary")?;
+            (
+                Net::Contained,
+                Some(net::netns::path_for(uuid).display().to_string()),
+                Some(rkt.display().to_string()),
+            )
+        }
+    };
+    Ok(())
+}
+
+/// The pod's /etc files and the plan stage1 runs.
 fn write_pod_files(
-    dir: &Path,
-    uuid: &str,
-    hostname: &str,
+    pod: &PodDir,
+    plan: &Plan,
     hosts: &str,
     dns: DnsFlags,
     mode: &net::NetMode,
     networked: Option<&net::Networked>,
-    pod: &PreparedPod,
 ) -> Result<()> {
-    let etc = dir.join("stage1/etc");
+    let etc = pod.etc();
     std::fs::create_dir_all(&etc)?;
-    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(etc.join("hostname"), format!("{}\n", plan.hostname))?;
     std::fs::write(etc.join("hosts"), hosts)?;
     if let Some(resolv) = resolv_conf(dns, mode, networked.map(|n| &n.dns)) {
         std::fs::write(etc.join("resolv.conf"), resolv)?;
     }
-    let mut plan = Vec::new();
-    let mut rec = |k: &str, v: &str| {
-        plan.extend_from_slice(k.as_bytes());
-        plan.push(b'=');
-        plan.extend_from_slice(v.as_bytes());
-        plan.push(0);
-    };
-    rec("hostname", hostname);
-    match mode {
-        net::NetMode::Host => rec("net", "host"),
-        net::NetMode::None => rec("net", "none"),
-        net::NetMode::Joined(ns) => {
-            rec("net", "contained");
-            rec("netns", &ns.display().to_string());
-        }
-        net::NetMode::Contained(_) => {
-            rec("net", "contained");
-            rec("netns", &net::netns::path_for(uuid).display().to_string());
-            let rkt = std::env::current_exe().context("finding the rkt binary")?;
-            rec("net_teardown", &rkt.display().to_string());
-        }
-    }
-    rec("cgroup", &format!("rkt/{uuid}"));
-    for app in &pod.apps {
-        app_records(app, &mut rec);
-    }
-    std::fs::write(dir.join("stage1/plan"), &plan)?;
+    std::fs::write(pod.plan(), plan.encode()?)?;
     Ok(())
 }
 
@@ -770,62 +763,6 @@ fn joined_namespace(ns: &Path, rt: &RuntimeArgs) -> Result<net::NetMode> {
         bail!("network namespace {} does not exist", ns.display());
     }
     Ok(net::NetMode::Joined(ns.to_path_buf()))
-}
-
-/// One app's section of the stage1 plan: everything after its `app=NAME` record.
-fn app_records(prepared: &Prepared, rec: &mut impl FnMut(&str, &str)) {
-    let flag = |b: bool| if b { "1" } else { "0" };
-    rec("app", &prepared.app);
-    rec("image_rootfs", &prepared.image_rootfs);
-    if let Some(image) = &prepared.image {
-        rec("image", image);
-    }
-    rec("overlay", flag(prepared.overlay));
-    for a in &prepared.exec {
-        rec("exec", a);
-    }
-    for e in &prepared.env {
-        rec("env", e);
-    }
-    rec("workdir", &prepared.workdir);
-    rec("uid", &prepared.uid.to_string());
-    rec("gid", &prepared.gid.to_string());
-    for g in &prepared.supplementary_gids {
-        rec("supplementary_gid", &g.to_string());
-    }
-    rec("readonly_rootfs", flag(prepared.readonly_rootfs));
-    for (src, target, ro, recursive) in &prepared.mounts {
-        let rec_flag = if *recursive { "rec" } else { "norec" };
-        rec(
-            "mount",
-            &format!("{src}\t{target}\t{}\t{rec_flag}", flag(*ro)),
-        );
-    }
-    if let Some(m) = prepared.memory {
-        rec("memory", &m.to_string());
-    }
-    if let Some(q) = prepared.cpu_quota_us {
-        rec("cpu_quota_us", &q.to_string());
-    }
-    if let Some(s) = prepared.cpu_shares {
-        rec("cpu_shares", &s.to_string());
-    }
-    if let Some(o) = prepared.oom_score_adj {
-        rec("oom_score_adj", &o.to_string());
-    }
-    if let Some(caps) = &prepared.caps {
-        let list: Vec<String> = caps.iter().map(u32::to_string).collect();
-        rec("caps", &list.join(","));
-    }
-    // No app gains privileges through setuid binaries or file capabilities, unless
-    // --insecure-options=capabilities lifted the capability limits too.
-    rec("no_new_privs", flag(prepared.caps.is_some()));
-    rec("mask_paths", flag(prepared.mask_paths));
-    if let Some((allowed, errno)) = &prepared.seccomp {
-        let action = errno.map_or("kill".to_string(), |e| format!("errno={e}"));
-        let list: Vec<String> = allowed.iter().map(i64::to_string).collect();
-        rec("seccomp", &format!("{action}:{}", list.join(",")));
-    }
 }
 
 /// Replaces this process with the supervisor, which inherits the pod lock. Returns only on

@@ -1,0 +1,17 @@
+//! The on-disk contract shared by every part of rkt.
+//!
+//! stage0 (`rkt prepare`, `rkt run`) writes a pod directory and a plan; stage1 (the pod's
+//! supervisor) reads the plan, makes the pod's cgroups and leaves markers and exit statuses
+//! in the pod directory; `rkt status`, `rm`, `gc` and the Nomad driver read them back. Each of
+//! those names lives here once:
+//!
+//! - [`plan`]: the plan type and its encoding (NUL-separated `key=value` records);
+//! - [`pod_dir`]: paths inside a pod directory, and the marker files' names;
+//! - [`cgroup`]: where a pod's cgroups are, which hierarchy the host uses, and their removal.
+//!
+//! No dependencies: the supervisor links this crate, and every byte of it stays resident for
+//! each running pod.
+
+pub mod cgroup;
+pub mod plan;
+pub mod pod_dir;
