@@ -26,6 +26,42 @@ pub const MEDIA_DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.mani
 pub const MEDIA_DOCKER_SCHEMA1_SIGNED: &str =
     "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
+/// Why a registry could not give what was asked, for callers that decide what to do next
+/// (retry later, or report bad input). Carried in the error chain; see [`RegistryError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Unreachable, timed out, or a 5xx/429 answer that outlasted the retries.
+    Unavailable,
+    /// HTTP 404: no such repository, tag or blob.
+    NotFound,
+    /// HTTP 401/403, or credentials the registry or its token server refused.
+    Denied,
+    /// Any other refusal (a 4xx answer, or not a Distribution registry at all).
+    Refused,
+}
+
+/// A registry failure of a known [`Failure`]; its message names the registry and the image.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RegistryError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+fn failed(failure: Failure, message: String) -> anyhow::Error {
+    anyhow::Error::new(RegistryError { failure, message })
+}
+
+/// The failure an HTTP status stands for.
+fn failure_of(status: StatusCode) -> Failure {
+    match status {
+        StatusCode::NOT_FOUND => Failure::NotFound,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Denied,
+        s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => Failure::Unavailable,
+        _ => Failure::Refused,
+    }
+}
+
 /// How to reach registries: what `--insecure-options` relaxed, and how long to wait.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -143,11 +179,13 @@ impl Registry {
             return Ok(());
         }
         if status != StatusCode::UNAUTHORIZED {
-            bail!(
-                "registry {} answered {} to its API probe (GET /v2/); is it a Distribution registry?",
-                self.base,
-                status
-            );
+            return Err(failed(
+                failure_of(status),
+                format!(
+                    "registry {} answered {} to its API probe (GET /v2/); is it a Distribution registry?",
+                    self.base, status
+                ),
+            ));
         }
         let challenge = probe
             .headers()
@@ -163,11 +201,15 @@ impl Registry {
         let header = match challenge {
             Challenge::Basic => match &self.credential {
                 Some(Credential::Basic { user, password }) => basic(user, password)?,
-                _ => bail!(
-                    "registry {} requires a user name and password for {}; add a dockerAuth file to <local-config>/auth.d/",
-                    self.base,
-                    self.image
-                ),
+                _ => {
+                    return Err(failed(
+                        Failure::Denied,
+                        format!(
+                            "registry {} requires a user name and password for {}; add a dockerAuth file to <local-config>/auth.d/",
+                            self.base, self.image
+                        ),
+                    ))
+                }
             },
             Challenge::Bearer { realm, service } => {
                 let token = self.fetch_token(&realm, service.as_deref()).await?;
@@ -190,19 +232,27 @@ impl Registry {
         if let Some(Credential::Basic { user, password }) = &self.credential {
             req = req.basic_auth(user, Some(password));
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("requesting a token from {realm}"))?;
+        let resp = req.send().await.map_err(|e| {
+            anyhow::Error::new(e).context(RegistryError {
+                failure: Failure::Unavailable,
+                message: format!("requesting a token from {realm}"),
+            })
+        })?;
         if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
-            bail!(
-                "token server {realm} refused the credentials for {} (HTTP {}); check <local-config>/auth.d/",
-                self.image,
-                resp.status()
-            );
+            return Err(failed(
+                Failure::Denied,
+                format!(
+                    "token server {realm} refused the credentials for {} (HTTP {}); check <local-config>/auth.d/",
+                    self.image,
+                    resp.status()
+                ),
+            ));
         }
         if !resp.status().is_success() {
-            bail!("token server {realm} answered HTTP {}", resp.status());
+            return Err(failed(
+                failure_of(resp.status()),
+                format!("token server {realm} answered HTTP {}", resp.status()),
+            ));
         }
         let body = resp.bytes().await.context("reading the token answer")?;
         let body: serde_json::Value =
@@ -240,7 +290,10 @@ impl Registry {
         }
         Err(last_err
             .unwrap_or_else(|| anyhow!("no attempt made"))
-            .context(format!("giving up after {} attempts", self.attempts)))
+            .context(RegistryError {
+                failure: Failure::Unavailable,
+                message: format!("giving up after {} attempts", self.attempts),
+            }))
     }
 
     /// Fetches a manifest or index by tag or digest, refusing oversized and schema1 answers
@@ -327,25 +380,23 @@ impl Registry {
         if status.is_success() {
             return Ok(resp);
         }
-        match status {
-            StatusCode::NOT_FOUND => bail!(
+        let message = match status {
+            StatusCode::NOT_FOUND => format!(
                 "image {} not found in registry {} ({what}: HTTP 404); check the name and tag",
-                self.image,
-                self.base
+                self.image, self.base
             ),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => bail!(
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => format!(
                 "access to {} denied by registry {} ({what}: HTTP {}); check the credentials in <local-config>/auth.d/",
                 self.image,
                 self.base,
                 status.as_u16()
             ),
-            _ => bail!(
+            _ => format!(
                 "registry {} answered HTTP {} for the {what} of {}",
-                self.base,
-                status,
-                self.image
+                self.base, status, self.image
             ),
-        }
+        };
+        Err(failed(failure_of(status), message))
     }
 }
 

@@ -854,6 +854,19 @@ async fn bad_task_configs_fail_clearly_and_leave_no_pod() {
         details.windows(needle.len()).any(|w| w == needle),
         "no RecoverableError detail"
     );
+    // An image the registry does not have: not worth a retry, and the message says so.
+    let alloc = Alloc::new("missing");
+    let missing = image.replace("busybox:latest", "busybox:no-such-tag");
+    let cfg = task_config(&[("image", missing.into())]);
+    let e = p
+        .driver
+        .start_task(d::StartTaskRequest {
+            task: Some(alloc.task_config(cfg)),
+        })
+        .await
+        .unwrap_err();
+    assert_ne!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
+    assert!(e.message().contains("not found"), "{}", e.message());
     assert_eq!(pods(rkt_dir.path()), "", "nothing half-made is left");
 }
 

@@ -1,6 +1,6 @@
 //! rkt's global flags and the value types they take.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -30,72 +30,36 @@ pub struct GlobalArgs {
     pub trust_keys_from_https: bool,
 }
 
-/// Go's strconv.ParseBool, which rkt's boolean flags accept.
-pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid boolean {s:?}; use true or false")),
-    }
-}
+pub use stage0::spec::parse_bool;
+pub use stage0::InsecureOptions;
 
-/// What `--insecure-options` switched off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct InsecureOptions {
-    pub image: bool,
-    pub tls: bool,
-    pub ondisk: bool,
-    pub http: bool,
-    pub pubkey: bool,
-    pub capabilities: bool,
-    pub paths: bool,
-    pub seccomp: bool,
-}
-
-impl InsecureOptions {
-    pub fn parse(s: &str) -> Result<InsecureOptions, String> {
-        let mut o = InsecureOptions::default();
-        for opt in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
-            match opt {
-                "none" => {}
-                "image" => o.image = true,
-                "tls" => o.tls = true,
-                "ondisk" => o.ondisk = true,
-                "http" => o.http = true,
-                "pubkey" => o.pubkey = true,
-                "capabilities" => o.capabilities = true,
-                "paths" => o.paths = true,
-                "seccomp" => o.seccomp = true,
-                "run" | "all-run" => {
-                    o.capabilities = true;
-                    o.paths = true;
-                    o.seccomp = true;
-                }
-                "all-fetch" => {
-                    o.image = true;
-                    o.tls = true;
-                    o.http = true;
-                }
-                "all" => {
-                    o = InsecureOptions {
-                        image: true,
-                        tls: true,
-                        ondisk: true,
-                        http: true,
-                        pubkey: true,
-                        capabilities: true,
-                        paths: true,
-                        seccomp: true,
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "unknown insecure option {other:?}; valid are none, image, tls, ondisk, http, pubkey, capabilities, paths, seccomp, run, all-fetch, all-run, all"
-                    ))
-                }
-            }
-        }
-        Ok(o)
+impl GlobalArgs {
+    /// What stage0 works with: these flags, progress bars on stderr, and the registry
+    /// timeout from `RKT_REGISTRY_TIMEOUT` (not an rkt flag: lets tests and impatient
+    /// operators bound how long a silent registry is waited for; a Go duration or seconds).
+    pub fn config(&self) -> Result<stage0::Config> {
+        let registry_timeout = match std::env::var("RKT_REGISTRY_TIMEOUT") {
+            Ok(t) => Some(
+                parse_duration(&t)
+                    .or_else(|_| {
+                        t.parse::<u64>()
+                            .map(std::time::Duration::from_secs)
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| anyhow::anyhow!("RKT_REGISTRY_TIMEOUT: {e}"))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(stage0::Config {
+            dir: self.dir.clone(),
+            local_config: self.local_config.clone(),
+            system_config: self.system_config.clone(),
+            insecure: self.insecure_options,
+            debug: self.debug,
+            progress: std::sync::Arc::from(crate::progress::for_stderr()),
+            registry_timeout,
+            rkt: None,
+        })
     }
 }
 
@@ -150,16 +114,6 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         rest = &rest[unit_end..];
     }
     Ok(std::time::Duration::from_secs_f64(total))
-}
-
-/// Fails with rkt's message when a Docker image is fetched without `--insecure-options=image`.
-pub fn require_insecure_image(opts: &InsecureOptions, image: &str) -> Result<()> {
-    if image.starts_with("docker://") && !opts.image {
-        bail!(
-            "image {image:?}: signature verification for docker images is not supported; pass --insecure-options=image to fetch it unverified"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
 /// How a task ended.
@@ -246,83 +245,106 @@ pub(super) async fn launch(
     Ok(task)
 }
 
-/// `rkt prepare`; its stdout is the UUID, its stderr progress (passed on as task events) and
-/// errors. Failures a retry could fix (the registry unreachable) are recoverable.
+/// `rkt prepare`, done in this process by stage0 on the command line the original driver
+/// ran: its errors say whether a retry may help (an unreachable registry is recoverable, so
+/// Nomad's restart policy applies), and image downloads become task events.
 async fn prepare(
     d: &Arc<Driver>,
     opts: &Options,
     spec: &Spec,
     args: &[String],
 ) -> Result<String, Error> {
-    let mut c = d.rkt.raw(args);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c
-        .spawn()
-        .map_err(|e| Error::fatal(format!("failed to resolve path to \"rkt\" executable: {e}")))?;
-    let stderr = child.stderr.take().expect("piped");
-    let stdout = child.stdout.take().expect("piped");
-    let out_reader = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ =
-            tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stdout), &mut s)
-                .await;
-        s
-    });
-    let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut err_text = String::new();
-    let mut announced = false;
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.starts_with("Downloading ") || line.starts_with("Downloaded ") {
-            if !announced {
-                d.emit(spec, format!("Downloading image {}", opts.image));
-                announced = true;
-            }
-            if line.starts_with("Downloaded ") {
-                d.emit(spec, format!("Image {}: {line}", opts.image));
-            }
-            continue;
-        }
-        err_text.push_str(&line);
-        err_text.push('\n');
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| Error::fatal(format!("rkt prepare: {e}")))?;
-    let stdout = out_reader.await.unwrap_or_default();
-    if !status.success() {
-        let recoverable = [
-            "unreachable",
-            "timed out",
-            "Connection refused",
-            "HTTP 5",
-            "temporarily",
-        ]
+    let config = prepare_config(d, args, download_events(d, spec, &opts.image))?;
+    let rest = args
         .iter()
-        .any(|p| err_text.contains(p));
-        return Err(Error {
-            msg: format!(
-                "Error preparing rkt pod: exit status {}\n\nOutput: {stdout}\n\nError: {err_text}",
-                status.code().unwrap_or(-1)
-            ),
-            recoverable,
+        .position(|a| a == "prepare")
+        .map(|i| args[i + 1..].to_vec())
+        .ok_or_else(|| Error::fatal("the prepare command line has no \"prepare\""))?;
+    // stage0 blocks and runs a runtime of its own for the download: a thread of its own,
+    // outside this runtime.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = stage0::spec::parse(&rest)
+            .and_then(|(pod, apps)| stage0::prepare(&config, &pod, &apps));
+        let _ = tx.send(result);
+    });
+    let result = rx
+        .await
+        .map_err(|_| Error::fatal("preparing the pod: the preparing thread died"))?;
+    match result {
+        Ok(uuid) => {
+            d.emit(spec, format!("Downloaded image {}", opts.image));
+            Ok(uuid)
+        }
+        Err(e) => Err(Error {
+            msg: format!("Error preparing rkt pod: {e}"),
+            recoverable: e.is_retryable(),
             not_found: false,
-        });
+        }),
     }
-    if announced {
-        d.emit(spec, format!("Downloaded image {}", opts.image));
+}
+
+/// stage0's configuration from the global flags in front of `prepare` (the ones
+/// [`super::start::commands`] writes: `--dir`, `--insecure-options`, `--debug`).
+fn prepare_config(
+    d: &Driver,
+    args: &[String],
+    progress: Arc<dyn image::fetch::Progress>,
+) -> Result<stage0::Config, Error> {
+    let mut config = stage0::Config::new("/var/lib/rkt");
+    config.rkt = Some(d.rkt.path.clone());
+    config.progress = progress;
+    for a in args.iter().take_while(|a| *a != "prepare") {
+        let (flag, value) = a.split_once('=').unwrap_or((a.as_str(), "true"));
+        match flag {
+            "--dir" => config.dir = value.into(),
+            "--insecure-options" => {
+                config.insecure = stage0::InsecureOptions::parse(value).map_err(Error::fatal)?
+            }
+            "--debug" => config.debug = stage0::spec::parse_bool(value).map_err(Error::fatal)?,
+            _ => return Err(Error::fatal(format!("unexpected global flag {a:?}"))),
+        }
     }
-    let uuid = stdout
-        .trim()
-        .lines()
-        .last()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    if uuid.is_empty() {
-        return Err(Error::fatal("rkt prepare printed no pod UUID"));
+    Ok(config)
+}
+
+/// Image download progress as task events: one when the download starts, one per layer.
+fn download_events(d: &Arc<Driver>, spec: &Spec, image: &str) -> Arc<dyn image::fetch::Progress> {
+    struct Events {
+        driver: Arc<Driver>,
+        spec: Spec,
+        image: String,
+        started: std::sync::atomic::AtomicBool,
+        sizes: std::sync::Mutex<BTreeMap<String, u64>>,
     }
-    Ok(uuid)
+    impl image::fetch::Progress for Events {
+        fn start(&self, what: &str, total: Option<u64>) {
+            use std::sync::atomic::Ordering;
+            if !self.started.swap(true, Ordering::SeqCst) {
+                self.driver
+                    .emit(&self.spec, format!("Downloading image {}", self.image));
+            }
+            if let Some(t) = total {
+                self.sizes.lock().expect("sizes").insert(what.into(), t);
+            }
+        }
+        fn advance(&self, _what: &str, _bytes: u64) {}
+        fn finish(&self, what: &str) {
+            let size = self.sizes.lock().expect("sizes").remove(what);
+            let size = size.map(|s| format!(": {s} bytes")).unwrap_or_default();
+            self.driver.emit(
+                &self.spec,
+                format!("Image {}: downloaded {what}{size}", self.image),
+            );
+        }
+    }
+    Arc::new(Events {
+        driver: d.clone(),
+        spec: spec.clone(),
+        image: image.to_string(),
+        started: false.into(),
+        sizes: Default::default(),
+    })
 }
 
 /// `rkt run-prepared`, which becomes the pod's supervisor: in a session of its own (it must

@@ -4,8 +4,7 @@
 use crate::flags::{self, GlobalArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use image::fetch::{Fetcher, PullPolicy};
-use std::sync::Arc;
+use image::fetch::PullPolicy;
 
 #[derive(Args, Debug)]
 pub struct FetchArgs {
@@ -40,9 +39,9 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<()> {
     };
     for img in &args.images {
         check_supported(img)?;
-        flags::require_insecure_image(&global.insecure_options, img)?;
+        global.insecure_options.require_image(img)?;
     }
-    let fetcher = fetcher(global, policy)?;
+    let fetcher = global.config()?.fetcher(policy)?;
     let rt = runtime()?;
     for img in &args.images {
         let id = rt.block_on(fetcher.fetch(img))?;
@@ -63,37 +62,6 @@ fn check_supported(img: &str) -> Result<()> {
     bail!(
         "image {img:?}: only docker:// images can be fetched by this rkt so far (ACI files, URLs and appc discovery are not supported yet); write docker://{img} for a registry image"
     )
-}
-
-pub fn fetcher(global: &GlobalArgs, policy: PullPolicy) -> Result<Fetcher> {
-    let store = image::store::Store::open(&global.dir)?;
-    let credentials = image::auth::Credentials::load(&global.system_config, &global.local_config)?;
-    let mut options = image::registry::Options {
-        allow_http: global.insecure_options.http,
-        skip_tls_verify: global.insecure_options.tls,
-        ..Default::default()
-    };
-    // Not an rkt flag: lets tests and impatient operators bound how long a silent registry
-    // is waited for (a Go duration or seconds; default 30s per request).
-    if let Ok(t) = std::env::var("RKT_REGISTRY_TIMEOUT") {
-        options.timeout = flags::parse_duration(&t)
-            .or_else(|_| {
-                t.parse::<u64>()
-                    .map(std::time::Duration::from_secs)
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(anyhow::Error::msg)
-            .context("RKT_REGISTRY_TIMEOUT")?;
-    }
-    Ok(Fetcher {
-        store: Arc::new(store),
-        credentials,
-        options,
-        policy,
-        progress: Arc::from(crate::progress::for_stderr()),
-        parallel: 4,
-        debug: global.debug,
-    })
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

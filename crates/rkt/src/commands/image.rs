@@ -355,7 +355,7 @@ fn render(store: &Store, args: &TreeArgs) -> Result<()> {
             std::fs::write(staged.join("manifest"), store.manifest_bytes(&info.id)?)?;
             staged.join("rootfs")
         };
-        super::copy_tree(&store.rootfs(&info.id), &rootfs_dest)
+        Ok(super::copy_tree(&store.rootfs(&info.id), &rootfs_dest)?)
     })();
     match result {
         Ok(()) => std::fs::rename(&staged, &out).context("moving the output into place"),

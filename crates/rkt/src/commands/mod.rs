@@ -1,34 +1,9 @@
 //! One module per rkt subcommand.
 
-pub mod app_args;
 pub mod fetch;
 pub mod image;
 pub mod pods;
 pub mod run;
 pub mod version;
 
-use anyhow::{bail, Context, Result};
-use std::path::Path;
-
-/// `cp -a`: coreutils already copies every file type, owner, mode, time, xattr and hardlink
-/// exactly, which is what an extracted tree or a `--no-overlay` root must keep.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(from)
-        .arg(to)
-        .status()
-        .context("running cp -a")?;
-    if !status.success() {
-        bail!(
-            "copying {} to {}: cp -a exited with {status}",
-            from.display(),
-            to.display()
-        );
-    }
-    Ok(())
-}
+pub use stage0::fs::copy_tree;

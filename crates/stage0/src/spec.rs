@@ -3,12 +3,46 @@
 //! app's arguments) and `---` resumes it for the next image. Flags take `--f=v` or `--f v`;
 //! booleans take only `--f` or `--f=bool`, as Go's pflag did.
 
-use crate::flags::parse_bool;
-use anyhow::{bail, Result};
+use crate::error::{bail, invalid, Error, Result};
+use std::path::PathBuf;
+
+/// Go's strconv.ParseBool, which rkt's boolean flags accept.
+pub fn parse_bool(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("invalid boolean {s:?}; use true or false")),
+    }
+}
+
+/// What `run-prepared` decides when the pod runs (and `run` takes from its pod flags).
+#[derive(Debug, Default, Clone)]
+pub struct RuntimeSpec {
+    /// Networks: default, default-restricted, host, none, all, or names from net.d
+    /// (`NAME:K=V;K=V` passes CNI_ARGS).
+    pub net: Vec<String>,
+    /// DNS server IPs, or "host" or "none".
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_opt: Vec<String>,
+    pub dns_domain: Option<String>,
+    /// The pod's hostname (default rkt-<uuid>).
+    pub hostname: Option<String>,
+    /// `IP=HOST` entries for /etc/hosts, or "host".
+    pub hosts_entries: Vec<String>,
+    /// Join this existing network namespace instead of making one (not an rkt 1.30 flag:
+    /// nomad-driver-rkt uses it for Nomad's group networks).
+    pub net_namespace: Option<PathBuf>,
+    /// Give the (single) app the caller's stdin.
+    pub interactive: bool,
+    /// The IPC namespace: auto or private (its own), or parent (the host's).
+    pub ipc: Option<String>,
+    pub mds_register: bool,
+}
 
 /// Flags of the whole pod.
 #[derive(Debug, Default)]
-pub struct PodArgs {
+pub struct PodSpec {
     pub net: Vec<String>,
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
@@ -33,7 +67,7 @@ pub struct PodArgs {
 
 /// One app: its image and the flags that followed it.
 #[derive(Debug, Default, Clone)]
-pub struct AppArgs {
+pub struct AppSpec {
     pub image: String,
     pub exec: Option<String>,
     pub args: Vec<String>,
@@ -122,9 +156,9 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "seccomp",
 ];
 
-pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
-    let mut pod = PodArgs::default();
-    let mut apps: Vec<AppArgs> = Vec::new();
+pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
+    let mut pod = PodSpec::default();
+    let mut apps: Vec<AppSpec> = Vec::new();
     let mut i = 0;
     while i < raw.len() {
         let tok = &raw[i];
@@ -146,7 +180,7 @@ pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
             if tok.starts_with('-') && tok.len() > 1 {
                 bail!("unknown shorthand flag {tok:?}");
             }
-            apps.push(AppArgs {
+            apps.push(AppSpec {
                 image: tok.clone(),
                 ..Default::default()
             });
@@ -158,7 +192,7 @@ pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
         };
         if BOOL_FLAGS.contains(&name.as_str()) {
             let v = match inline {
-                Some(v) => parse_bool(&v).map_err(anyhow::Error::msg)?,
+                Some(v) => parse_bool(&v).map_err(Error::invalid)?,
                 None => true,
             };
             set_bool(&mut pod, apps.last_mut(), &name, v)?;
@@ -194,7 +228,7 @@ pub fn parse(raw: &[String]) -> Result<(PodArgs, Vec<AppArgs>)> {
     Ok((pod, apps))
 }
 
-fn set_bool(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: bool) -> Result<()> {
+fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -> Result<()> {
     match name {
         "inherit-env" => pod.inherit_env = v,
         "no-overlay" => pod.no_overlay = v,
@@ -217,7 +251,7 @@ fn set_bool(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: bool) -
     Ok(())
 }
 
-fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
+fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
     match name {
         "net" => pod.net.extend(v.split(',').map(str::to_string)),
         "dns" => pod.dns.push(v),
@@ -250,7 +284,7 @@ fn set_pod_flag(pod: &mut PodArgs, name: &str, v: String) -> Result<()> {
     Ok(())
 }
 
-fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: String) -> Result<()> {
+fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: String) -> Result<()> {
     let Some(app) = app else {
         if name == "mount" {
             pod.mounts.push(v);
@@ -265,9 +299,10 @@ fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: Str
         "group" => app.group = Some(v),
         "supplementary-gids" => {
             for g in v.split(',').filter(|g| !g.is_empty()) {
-                app.supplementary_gids.push(g.parse().map_err(|_| {
-                    anyhow::anyhow!("--supplementary-gids: {g:?} is not a group ID")
-                })?);
+                app.supplementary_gids.push(
+                    g.parse()
+                        .map_err(|_| invalid!("--supplementary-gids: {g:?} is not a group ID"))?,
+                );
             }
         }
         "working-dir" => app.working_dir = Some(v),
@@ -276,13 +311,13 @@ fn set_app_flag(pod: &mut PodArgs, app: Option<&mut AppArgs>, name: &str, v: Str
         "cpu-shares" => {
             app.cpu_shares = Some(
                 v.parse()
-                    .map_err(|_| anyhow::anyhow!("--cpu-shares: {v:?} is not a number"))?,
+                    .map_err(|_| invalid!("--cpu-shares: {v:?} is not a number"))?,
             )
         }
         "oom-score-adj" => {
             app.oom_score_adj = Some(
                 v.parse()
-                    .map_err(|_| anyhow::anyhow!("--oom-score-adj: {v:?} is not a number"))?,
+                    .map_err(|_| invalid!("--oom-score-adj: {v:?} is not a number"))?,
             )
         }
         "environment" => app.environment.push(v),
@@ -320,15 +355,14 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         .ok()
         .filter(|n: &f64| *n >= 0.0 && n.is_finite())
         .ok_or_else(|| {
-            anyhow::anyhow!("invalid quantity {s:?}; use bytes or a quantity such as 512Mi or 1G")
+            invalid!("invalid quantity {s:?}; use bytes or a quantity such as 512Mi or 1G")
         })?;
     Ok((n * mult as f64) as u64)
 }
 
 /// A CPU quantity in millicores: `500m`, `2`, `1.5`.
 pub fn parse_millicores(s: &str) -> Result<u64> {
-    let err =
-        || anyhow::anyhow!("invalid CPU quantity {s:?}; use cores or millicores such as 500m or 2");
+    let err = || invalid!("invalid CPU quantity {s:?}; use cores or millicores such as 500m or 2");
     if let Some(m) = s.strip_suffix('m') {
         return m.parse::<u64>().map_err(|_| err()).and_then(|v| {
             if v == 0 {

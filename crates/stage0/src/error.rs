@@ -1,0 +1,180 @@
+//! stage0's errors: each carries a [`Kind`] that says what a caller can do about it, so that
+//! nobody has to search an error's text to decide whether to retry.
+
+use std::fmt;
+
+/// What a caller can do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad input (a flag, a spec, an image that cannot be used as asked): fix it; retrying
+    /// the same thing fails the same way.
+    InvalidInput,
+    /// The pod, image or file named does not exist.
+    NotFound,
+    /// A registry or network could not be reached, or answered 5xx: a retry may work.
+    Retryable,
+    /// Busy or in the wrong state (locked by another rkt, running when it must be stopped).
+    Conflict,
+    /// Anything else: the store, the kernel or a tool failed; the message says what.
+    Failed,
+}
+
+/// A stage0 error: its kind, and a message that names the thing and the fix.
+#[derive(Debug, thiserror::Error)]
+pub struct Error {
+    kind: Kind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Error {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(Kind::InvalidInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Error {
+        Error::new(Kind::NotFound, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Error {
+        Error::new(Kind::Conflict, message)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Error {
+        Error::new(Kind::Failed, message)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether trying again later may succeed (Nomad's recoverable errors).
+    pub fn is_retryable(&self) -> bool {
+        self.kind == Kind::Retryable
+    }
+
+    /// The same error, with `context` (what was being done) in front of its message.
+    pub fn context(mut self, context: impl fmt::Display) -> Error {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error {
+            kind: Kind::Failed,
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Error {
+        Error::failed(e.to_string())
+    }
+}
+
+impl From<layout::plan::PlanError> for Error {
+    fn from(e: layout::plan::PlanError) -> Error {
+        Error::invalid(e.0)
+    }
+}
+
+impl From<net::Error> for Error {
+    fn from(e: net::Error) -> Error {
+        Error::invalid(e.0)
+    }
+}
+
+impl From<image::reference::ParseError> for Error {
+    fn from(e: image::reference::ParseError) -> Error {
+        Error::invalid(e.to_string())
+    }
+}
+
+/// The image and pod crates report with anyhow; a registry failure in the chain says what
+/// kind of error it is.
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Error {
+        use image::registry::{Failure, RegistryError};
+        let kind = match e.downcast_ref::<RegistryError>().map(|r| r.failure) {
+            Some(Failure::Unavailable) => Kind::Retryable,
+            Some(Failure::NotFound) => Kind::NotFound,
+            Some(Failure::Denied | Failure::Refused) => Kind::InvalidInput,
+            None => Kind::Failed,
+        };
+        Error::new(kind, format!("{e:#}"))
+    }
+}
+
+/// `context` and `with_context` for results whose error becomes an [`Error`].
+pub trait Context<T> {
+    fn context(self, context: impl fmt::Display) -> Result<T>;
+    fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
+    fn context(self, context: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| e.into().context(context))
+    }
+    fn with_context<C: fmt::Display>(self, f: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| e.into().context(f()))
+    }
+}
+
+/// Returns an [`Kind::InvalidInput`] error with a formatted message.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err($crate::error::Error::invalid(format!($($arg)*)))
+    };
+}
+
+/// An [`Kind::InvalidInput`] error with a formatted message.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        $crate::error::Error::invalid(format!($($arg)*))
+    };
+}
+
+pub(crate) use bail;
+pub(crate) use invalid;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_failures_keep_their_kind_through_context() {
+        use image::registry::{Failure, RegistryError};
+        let e = anyhow::Error::new(RegistryError {
+            failure: Failure::Unavailable,
+            message: "giving up after 3 attempts".into(),
+        })
+        .context("registry 127.0.0.1:1 unreachable");
+        let e = Error::from(e).context("fetching docker://127.0.0.1:1/x");
+        assert_eq!(e.kind(), Kind::Retryable);
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("unreachable: giving up"), "{e}");
+        let e = Error::from(anyhow::anyhow!("some other failure"));
+        assert_eq!(e.kind(), Kind::Failed);
+    }
+}

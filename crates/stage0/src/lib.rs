@@ -1,0 +1,26 @@
+//! stage0: what `rkt run`, `prepare`, `run-prepared`, `stop`, `rm`, `gc` and `enter` do, as a
+//! library. Typed specs go in ([`PodSpec`], [`AppSpec`], [`RuntimeSpec`], built by hand or
+//! from rkt's argument grammar with [`spec::parse`]); pods come out in the store under
+//! [`Config::dir`], laid out as [`layout`] says. Every error carries a [`Kind`], so that a
+//! caller (the `rkt` command line, the Nomad driver) knows whether to retry, report bad input
+//! or give up, without reading its text.
+//!
+//! - [`prepare`]: fetches the images, resolves each app, writes the pod manifest and the apps'
+//!   plan records; the pod is `prepared`.
+//! - [`run_prepared`] and [`run`]: network, /etc files and the full plan, then `exec` of
+//!   `rkt-stage1`, which keeps the PID and the pod lock and supervises the pod.
+//! - [`lifecycle`]: waiting, stopping, entering, removing and collecting pods.
+
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod lifecycle;
+mod prepare;
+pub mod spec;
+mod start;
+mod volumes;
+
+pub use config::{Config, InsecureOptions};
+pub use error::{Error, Kind, Result};
+pub use spec::{AppSpec, PodSpec, RuntimeSpec};
+pub use start::{prepare, run, run_prepared, stage1_path};

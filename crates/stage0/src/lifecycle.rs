@@ -1,0 +1,319 @@
+//! Pods after they start: waiting for them, stopping, entering, removing and collecting
+//! them, and undoing what a killed supervisor left behind (network, cgroups).
+
+use crate::error::{Context, Error, Result};
+use crate::Config;
+use pod::{Pod, Pods, State};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long `stop` waits after SIGTERM before it sends SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn send_signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) with a PID read from the pod directory.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// Calls `done` every 10 ms until it is true, for at most `limit` (None: forever).
+pub fn poll(
+    limit: Option<Duration>,
+    what: &str,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    let start = Instant::now();
+    while !done()? {
+        if limit.is_some_and(|l| start.elapsed() >= l) {
+            return Err(Error::failed(format!(
+                "timed out waiting for the pod to be {what}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Whether the pod's init has started every app: from then on the pod's root is in place.
+pub fn apps_started(pod: &Pod) -> bool {
+    pod.pid().is_some()
+        && pod
+            .manifest()
+            .is_ok_and(|m| m.apps.iter().all(|a| pod.app_started(&a.name)))
+}
+
+/// Waits until the pod runs with every app started (so its root is in place), or is already
+/// past running.
+pub fn wait_ready(pods: &Pods, uuid: &str, limit: Option<Duration>) -> Result<()> {
+    poll(limit, "ready", || {
+        let p = pods.find(uuid)?;
+        Ok(p.state.ran() && (p.state != State::Running || apps_started(&p)))
+    })
+}
+
+/// Waits until the pod is no longer running.
+pub fn wait_exited(pods: &Pods, uuid: &str, limit: Option<Duration>) -> Result<()> {
+    poll(limit, "exited", || {
+        Ok(pods.find(uuid)?.state != State::Running)
+    })
+}
+
+/// Stops a running pod: SIGTERM to the pod's init (it forwards it to the apps), then SIGKILL
+/// to the init, which takes every process of the pod's PID namespace with it. `force` goes
+/// straight to SIGKILL. Undoes the pod's network if its supervisor cannot.
+pub fn stop(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
+    if pod.state != State::Running {
+        settle_network(pods, &pod.uuid);
+        return Err(Error::conflict(format!(
+            "pod {:?} is already stopped",
+            pod.uuid
+        )));
+    }
+    stop_running(pods, pod, force)?;
+    settle_network(pods, &pod.uuid);
+    Ok(())
+}
+
+fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
+    let running = || -> Result<bool> { Ok(pods.find(&pod.uuid)?.state == State::Running) };
+    // A pod stopped right after it started may not have its init yet: the supervisor
+    // records the init's PID as soon as it has cloned it.
+    let start = Instant::now();
+    while pod.pid().is_none() && running()? && start.elapsed() < STOP_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if !force {
+        // To the pod's init, which forwards it to the app: that works even when the
+        // supervisor is gone (SIGKILLed), since the init holds the pod lock as well.
+        match pod.pid().or(pod.supervisor_pid()) {
+            Some(pid) => send_signal(pid, libc::SIGTERM),
+            None => return Err(Error::conflict("the pod has no init PID yet")),
+        }
+        let start = Instant::now();
+        while running()? && start.elapsed() < STOP_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !running()? {
+            return Ok(());
+        }
+    }
+    let pid = pod
+        .pid()
+        .ok_or_else(|| Error::conflict("the pod has no init PID yet"))?;
+    send_signal(pid, libc::SIGKILL);
+    let start = Instant::now();
+    while running()? {
+        if start.elapsed() > STOP_TIMEOUT {
+            return Err(Error::failed("the pod did not exit after SIGKILL"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// `rkt net-teardown POD_DIR`: the exited pod's supervisor undoes its network.
+pub fn net_teardown(pod_dir: &Path) -> Result<()> {
+    let uuid = pod_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::invalid("a pod directory is named after its UUID"))?;
+    Ok(net::teardown(uuid, pod_dir)?)
+}
+
+/// Undoes the network of a pod that exited without its supervisor doing it (the supervisor
+/// was killed); a running pod or one busy elsewhere is left alone.
+pub fn settle_network(pods: &Pods, uuid: &str) {
+    let Ok(pod) = pods.find(uuid) else { return };
+    if pod.state == State::Running || !net::is_set_up(&pod.path) {
+        return;
+    }
+    if let Ok(Some(_lock)) = pod::try_lock_dir(&pod.path) {
+        if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
+            eprintln!("stop: pod {uuid:?}: undoing its network: {e}");
+        }
+    }
+}
+
+/// Frees everything a pod holds: its network, cgroups and directory. Mounts lived in the
+/// pod's own mount namespace and went with it.
+pub fn remove(pod: &Pod) -> Result<()> {
+    if matches!(
+        pod.state,
+        State::Running | State::Preparing | State::Deleting | State::ExitedDeleting
+    ) {
+        return Err(Error::conflict(format!(
+            "pod {:?} is {}; stop it first",
+            pod.uuid,
+            pod.state.as_str()
+        )));
+    }
+    let Some(_lock) = pod::try_lock_dir(&pod.path)? else {
+        return Err(Error::conflict(format!(
+            "pod {:?} is busy (locked by another rkt)",
+            pod.uuid
+        )));
+    };
+    if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
+        // Removing the pod matters more; what is left is named so it can be found.
+        eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
+    }
+    remove_cgroups(&pod.uuid)?;
+    std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
+}
+
+/// Every cgroup directory of the pod, its apps' included, in every hierarchy. Normally the
+/// supervisor removed them; after a killed supervisor they are left for rm and gc.
+fn remove_cgroups(uuid: &str) -> Result<()> {
+    let root = Path::new(layout::cgroup::ROOT);
+    match layout::cgroup::remove_pod(root, uuid).as_slice() {
+        [] => Ok(()),
+        [(dir, e), ..] => Err(Error::conflict(format!(
+            "pod {uuid:?}: removing its cgroup {}: {e}; a process of the pod is still in it (kill it, then remove the pod again)",
+            dir.display()
+        ))),
+    }
+}
+
+/// What `gc` did, pod by pod, in order.
+#[derive(Debug)]
+pub enum GcEvent {
+    /// Moved to garbage (exited, aborted, or prepared too long ago).
+    Marked(String),
+    /// Removed.
+    Removed(String),
+    /// Could not be removed.
+    Failed(String, Error),
+}
+
+/// `rkt gc`: marks exited pods (and prepared ones older than `expire_prepared`) as garbage,
+/// then removes the garbage marked at least `grace` ago.
+pub fn gc(
+    config: &Config,
+    grace: Duration,
+    expire_prepared: Duration,
+    mark_only: bool,
+    report: &mut dyn FnMut(GcEvent),
+) -> Result<()> {
+    let pods = Pods::open(&config.dir)?;
+    for mut pod in pods.list()? {
+        let to_garbage = match pod.state {
+            State::Exited => Some(("exited-garbage", State::ExitedGarbage)),
+            State::AbortedPrepare => Some(("garbage", State::Garbage)),
+            State::Prepared if age(&pod.dir().created()) > expire_prepared => {
+                Some(("garbage", State::Garbage))
+            }
+            _ => None,
+        };
+        if let Some((dir, state)) = to_garbage {
+            let Some(_lock) = pod::try_lock_dir(&pod.path)? else {
+                continue;
+            };
+            report(GcEvent::Marked(pod.uuid.clone()));
+            pods.transition(&mut pod, dir, state)?;
+            std::fs::write(pod.path.join("gc-marked"), b"")?;
+        }
+    }
+    if mark_only {
+        return Ok(());
+    }
+    for pod in pods.list()? {
+        if !matches!(pod.state, State::ExitedGarbage | State::Garbage) {
+            continue;
+        }
+        let marked = std::fs::metadata(pod.path.join("gc-marked"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or(Duration::MAX);
+        if marked < grace {
+            continue;
+        }
+        match remove(&pod) {
+            Ok(()) => report(GcEvent::Removed(pod.uuid.clone())),
+            Err(e) => report(GcEvent::Failed(pod.uuid.clone(), e)),
+        }
+    }
+    Ok(())
+}
+
+fn age(p: &Path) -> Duration {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
+/// `rkt enter`: replaces this process with `rkt-stage1 enter`, which joins the pod's
+/// namespaces and cgroups and runs `command` (default /bin/bash) confined like `app`.
+/// Returns only on failure.
+pub fn enter(config: &Config, uuid: &str, app: Option<&str>, command: &[String]) -> Error {
+    match enter_inner(config, uuid, app, command) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+fn enter_inner(
+    config: &Config,
+    uuid: &str,
+    app: Option<&str>,
+    command: &[String],
+) -> Result<Error> {
+    let pods = Pods::open(&config.dir)?;
+    let pod = pods.find(uuid)?;
+    if pod.state != State::Running {
+        return Err(Error::conflict(format!(
+            "pod {} is not running (it is {})",
+            pod.uuid,
+            pod.state.as_str()
+        )));
+    }
+    let apps: Vec<String> = pod.manifest()?.apps.into_iter().map(|a| a.name).collect();
+    let app = match app {
+        Some(a) if !apps.iter().any(|n| n == a) => {
+            return Err(Error::not_found(format!(
+                "pod {} has no app {a:?} (it has: {})",
+                pod.uuid,
+                apps.join(", ")
+            )))
+        }
+        Some(a) => a.to_string(),
+        None if apps.len() > 1 => {
+            return Err(Error::invalid(format!(
+                "Pod contains multiple apps: {}; choose one with --app",
+                apps.join(", ")
+            )))
+        }
+        None => apps.first().cloned().unwrap_or_default(),
+    };
+    // A pod that was just started may not have its root in place yet: enter only once its
+    // init has started the app.
+    poll(Some(Duration::from_secs(10)), "ready", || {
+        let p = pods.find(&pod.uuid)?;
+        if p.state != State::Running {
+            return Err(Error::conflict(format!(
+                "pod {} is not running (it is {})",
+                p.uuid,
+                p.state.as_str()
+            )));
+        }
+        Ok(p.app_started(&app))
+    })?;
+    let default = ["/bin/bash".to_string()];
+    let command = if command.is_empty() {
+        &default[..]
+    } else {
+        command
+    };
+    let stage1 = crate::start::stage1_path(config)?;
+    let err = std::process::Command::new(&stage1)
+        .arg("enter")
+        .arg(&pod.path)
+        .arg(&app)
+        .args(command)
+        .exec();
+    Ok(Error::failed(format!(
+        "starting {}: {err}",
+        stage1.display()
+    )))
+}

@@ -1,0 +1,365 @@
+//! Preparing a pod: fetching its images, resolving each app (command, environment, user,
+//! volumes, limits, security), and writing the pod manifest and the apps' plan records.
+
+use crate::error::{bail, invalid, Context, Result};
+use crate::spec::{AppSpec, PodSpec};
+use crate::volumes::{parse_volume, volumes};
+use crate::Config;
+use image::appc::NameValue;
+use image::fetch::PullPolicy;
+use image::store::Store;
+use layout::plan::{AppPlan, Mount as PlanMount, Plan, Seccomp};
+use layout::pod_dir::PodDir;
+use pod::manifest::{Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
+use std::path::Path;
+
+/// Removes a pod that failed to prepare, so that nothing half-made stays behind.
+pub(crate) fn discard(path: &Path) {
+    let _ = std::fs::remove_dir_all(path);
+}
+
+pub(crate) fn save_uuid(pod_spec: &PodSpec, uuid: &str) -> Result<()> {
+    if let Some(f) = &pod_spec.uuid_file_save {
+        // Whole or not at all: whoever waits for the file must never read half a UUID.
+        let tmp = format!("{f}.tmp-{}", std::process::id());
+        std::fs::write(&tmp, uuid)
+            .and_then(|()| std::fs::rename(&tmp, f))
+            .with_context(|| format!("writing the UUID to {f}"))?;
+    }
+    Ok(())
+}
+
+/// Fetches the images, resolves the apps, and writes the pod manifest, the apps' plan
+/// records and the resolved `--port`s (see [`layout::pod_dir`]).
+pub(crate) fn prepare_pod(
+    config: &Config,
+    dir: &Path,
+    pod_spec: &PodSpec,
+    apps: &[AppSpec],
+) -> Result<()> {
+    // Check the pod's flags before fetching anything, so bad input fails fast and says why.
+    for v in &pod_spec.volumes {
+        parse_volume(v)?;
+    }
+    let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
+    let mut volumes: Vec<Volume> = Vec::new();
+    let mut prepared = Vec::new();
+    for app in apps {
+        let (runtime_app, app_volumes, p) = prepare_app(config, dir, pod_spec, app)?;
+        if runtime_apps.iter().any(|a| a.name == runtime_app.name) {
+            bail!(
+                "two apps are named {:?}; give one of them another with --name",
+                runtime_app.name
+            );
+        }
+        for v in app_volumes {
+            if !volumes.iter().any(|known| known.name == v.name) {
+                volumes.push(v);
+            }
+        }
+        runtime_apps.push(runtime_app);
+        prepared.push(p);
+    }
+    let ports = pod_spec
+        .ports
+        .iter()
+        .map(|p| forward(p, &runtime_apps))
+        .collect::<Result<Vec<_>>>()?;
+    let pod_manifest = PodManifest::new(runtime_apps, volumes, Vec::new());
+    let pod = PodDir::new(dir);
+    std::fs::write(pod.manifest(), serde_json::to_vec(&pod_manifest)?)?;
+    std::fs::create_dir_all(pod.path.join("stage1"))?;
+    std::fs::write(pod.prepared(), Plan::encode_apps(&prepared)?)?;
+    std::fs::write(pod.ports(), serde_json::to_vec(&ports)?)?;
+    Ok(())
+}
+
+/// `--port=NAME:[HOSTIP:]HOSTPORT`, NAME being a port of one of the pod's apps.
+fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
+    let bad = || {
+        invalid!("invalid --port {spec:?}; use NAME:[HOSTIP:]HOSTPORT, NAME being a port of the image (such as 80-tcp)")
+    };
+    let (name, rest) = spec.split_once(':').ok_or_else(bad)?;
+    let (host_ip, host_port) = match rest.rsplit_once(':') {
+        Some((ip, port)) => (Some(ip.parse().map_err(|_| bad())?), port),
+        None => (None, rest),
+    };
+    let host_port: u16 = host_port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let port = apps
+        .iter()
+        .flat_map(|a| &a.app.ports)
+        .find(|p| p.name == name)
+        .ok_or_else(|| invalid!("port name {name:?} could not be found in any apps"))?;
+    let protocol = port.protocol.to_ascii_lowercase();
+    if protocol != "tcp" && protocol != "udp" {
+        bail!("port {name:?} uses protocol {protocol:?}; only tcp and udp can be forwarded");
+    }
+    Ok(net::Forward {
+        name: name.to_string(),
+        protocol,
+        host_ip,
+        host_port,
+        pod_port: port.port,
+    })
+}
+
+/// Resolves one app: its image (fetched if needed), command, environment, user, volumes and
+/// limits. Returns its pod-manifest entry, the volumes it uses, and what stage1 needs.
+fn prepare_app(
+    config: &Config,
+    dir: &Path,
+    pod_spec: &PodSpec,
+    app: &AppSpec,
+) -> Result<(RuntimeApp, Vec<Volume>, AppPlan)> {
+    let memory = app
+        .memory
+        .as_deref()
+        .map(crate::spec::parse_bytes)
+        .transpose()?;
+    let millicores = app
+        .cpu
+        .as_deref()
+        .map(crate::spec::parse_millicores)
+        .transpose()?;
+    let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
+    let seccomp = pod::seccomp::filter(app.seccomp.as_deref())?;
+    let policy: PullPolicy = pod_spec
+        .pull_policy
+        .as_deref()
+        .unwrap_or("new")
+        .parse()
+        .map_err(anyhow::Error::msg)?;
+    let store = Store::open(&config.dir)?;
+    let image_id = resolve_image(config, &store, &app.image, policy)?;
+    store.touch(&image_id)?;
+    let manifest = store.manifest(&image_id)?;
+    let image_app = manifest.app.clone().ok_or_else(|| {
+        invalid!(
+            "image {} has no app to run (its manifest has no \"app\")",
+            app.image
+        )
+    })?;
+    let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
+    let image_rootfs = store.rootfs(&image_id);
+
+    let mut exec = match &app.exec {
+        Some(e) => vec![e.clone()],
+        None => image_app.exec.clone(),
+    };
+    if app.exec.is_some() || !app.args.is_empty() {
+        // --exec replaces the whole command; arguments after `--` replace the image's.
+        exec.truncate(1);
+        exec.extend(app.args.iter().cloned());
+    }
+    if exec.is_empty() {
+        bail!(
+            "image {} has no exec; give the command with --exec",
+            app.image
+        );
+    }
+    let env = environment(pod_spec, app, &image_app.environment, &name)?;
+    let user = app.user.clone().unwrap_or(image_app.user.clone());
+    let group = app.group.clone().unwrap_or(image_app.group.clone());
+    let uid = resolve_id(&image_rootfs, &user, "passwd", "user")?;
+    let gid = resolve_id(&image_rootfs, &group, "group", "group")?;
+
+    let (volumes, mounts) = volumes(dir, pod_spec, app, &image_app.mount_points)?;
+    let mut isolators = Vec::new();
+    if let Some(m) = memory {
+        isolators.push(
+            serde_json::json!({"name": "resource/memory", "value": {"limit": m.to_string()}}),
+        );
+    }
+    if let Some(c) = millicores {
+        isolators
+            .push(serde_json::json!({"name": "resource/cpu", "value": {"limit": format!("{c}m")}}));
+    }
+    let insecure = &config.insecure;
+    if !insecure.capabilities {
+        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
+        isolators.push(serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}}));
+    }
+    let mut runtime_app = image_app.clone();
+    runtime_app.exec = exec.clone();
+    runtime_app.user = uid.to_string();
+    runtime_app.group = gid.to_string();
+    runtime_app.isolators = isolators;
+    let runtime_app = RuntimeApp {
+        name: name.clone(),
+        image: RuntimeImage {
+            name: manifest.name.clone(),
+            id: image_id.clone(),
+            labels: manifest.labels.clone(),
+        },
+        app: runtime_app,
+        read_only_root_fs: app.readonly_rootfs,
+        mounts: mounts
+            .iter()
+            .map(|(vol, target, _, _, _)| Mount {
+                volume: vol.clone(),
+                path: target.clone(),
+            })
+            .collect(),
+    };
+    let appsinfo = dir.join("appsinfo").join(&name);
+    std::fs::create_dir_all(&appsinfo)?;
+    std::fs::write(appsinfo.join("treeStoreID"), &image_id)?;
+
+    let overlay = !pod_spec.no_overlay;
+    if !overlay {
+        crate::fs::copy_tree(
+            &image_rootfs,
+            &dir.join("stage1/rootfs/opt/stage2")
+                .join(&name)
+                .join("rootfs"),
+        )?;
+    }
+    let caps = (!insecure.capabilities).then_some(caps);
+    let prepared = AppPlan {
+        name,
+        image: Some(app.image.clone()),
+        image_rootfs: image_rootfs.display().to_string(),
+        overlay,
+        exec,
+        env,
+        workdir: app
+            .working_dir
+            .clone()
+            .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
+            .unwrap_or_else(|| "/".into()),
+        uid,
+        gid,
+        supplementary_gids: app.supplementary_gids.clone(),
+        readonly_rootfs: app.readonly_rootfs,
+        mounts: mounts
+            .into_iter()
+            .map(|(_, target, source, read_only, recursive)| PlanMount {
+                source,
+                target,
+                read_only,
+                recursive,
+            })
+            .collect(),
+        memory_limit: memory,
+        cpu_quota_us: millicores.map(|m| m * 100),
+        cpu_shares: app.cpu_shares,
+        oom_score_adj: app.oom_score_adj,
+        // No app gains privileges through setuid binaries or file capabilities, unless
+        // --insecure-options=capabilities lifted the capability limits too.
+        no_new_privs: caps.is_some(),
+        caps,
+        mask_paths: !insecure.paths,
+        seccomp: (!insecure.seccomp).then_some(Seccomp {
+            allowed: seccomp.allowed,
+            errno: seccomp.errno,
+        }),
+    };
+    Ok((runtime_app, volumes, prepared))
+}
+
+/// Fetches or finds the image for an app argument.
+fn resolve_image(
+    config: &Config,
+    store: &Store,
+    image: &str,
+    policy: PullPolicy,
+) -> Result<String> {
+    if image.starts_with("docker://") {
+        // A stored image is used as it is; only a fetch needs --insecure-options=image.
+        if policy != PullPolicy::Update {
+            let r = image::reference::Reference::parse(image)?;
+            if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
+                if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
+                    return Ok(info.id);
+                }
+            }
+        }
+        config.insecure.require_image(image)?;
+        return config.fetch(image, policy);
+    }
+    Ok(store
+        .resolve(image)
+        .with_context(|| {
+            format!("image {image:?} is not in the store, and only docker:// images can be fetched")
+        })?
+        .id)
+}
+
+/// rkt names an app after the last component of its image name.
+fn app_name(image_name: &str) -> String {
+    let last = image_name.rsplit('/').next().unwrap_or(image_name);
+    image::appc::sanitize_ac_name(last).unwrap_or_else(|_| "app".into())
+}
+
+/// appc's environment, by rkt's precedence: host (with --inherit-env), image,
+/// --set-env-file, --set-env, --environment; then AC_APP_NAME and container.
+fn environment(
+    pod: &PodSpec,
+    app: &AppSpec,
+    image_env: &[NameValue],
+    name: &str,
+) -> Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(n, _)| n == k) {
+        Some(e) => e.1 = v.to_string(),
+        None => env.push((k.to_string(), v.to_string())),
+    };
+    set(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    if pod.inherit_env {
+        for (k, v) in std::env::vars() {
+            set(&k, &v);
+        }
+    }
+    for e in image_env {
+        set(&e.name, &e.value);
+    }
+    for f in &pod.set_env_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("--set-env-file {f}"))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| invalid!("--set-env-file {f}: line {line:?} is not NAME=VALUE"))?;
+            set(k, v);
+        }
+    }
+    for kv in pod.set_env.iter().chain(&app.environment) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| invalid!("environment {kv:?} is not NAME=VALUE"))?;
+        set(k, v);
+    }
+    set("AC_APP_NAME", name);
+    set("container", "rkt");
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// A user or group: a number, a name from the image's /etc/passwd or /etc/group, or an
+/// absolute path whose owner (or group) is used.
+fn resolve_id(rootfs: &Path, spec: &str, db: &str, what: &str) -> Result<u32> {
+    if let Ok(n) = spec.parse::<u32>() {
+        return Ok(n);
+    }
+    if spec.starts_with('/') {
+        let st = image::rootfs::stat(rootfs, spec)
+            .with_context(|| format!("{what} {spec:?}: no such file in the image"))?;
+        return Ok(if what == "user" { st.st_uid } else { st.st_gid });
+    }
+    let text = image::rootfs::read(rootfs, &format!("/etc/{db}"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id = f.nth(1)?;
+            (name == spec).then(|| id.parse().ok()).flatten()
+        })
+        .next()
+        .ok_or_else(|| invalid!("{what} {spec:?} not found in the image's /etc/{db}; give a number or a name the image defines"))
+}

@@ -1,0 +1,409 @@
+//! Starting pods: `run` (prepare, then run at once), `prepare` and `run-prepared`.
+//!
+//! Contained networks are built by the `net` crate before the pod moves to `run/`; the
+//! supervisor tears them down when the pod exits (by running `rkt net-teardown`). Running
+//! ends in `exec` of `rkt-stage1`, which keeps the PID and the pod lock and becomes the pod's
+//! supervisor, so the functions that run a pod return only on failure.
+
+use crate::error::{bail, invalid, Context, Error, Result};
+use crate::prepare::{discard, prepare_pod, save_uuid};
+use crate::spec::{AppSpec, PodSpec, RuntimeSpec};
+use crate::Config;
+use layout::plan::{Net, Plan};
+use layout::pod_dir::PodDir;
+use pod::{PodLock, Pods, State};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+/// `rkt run`: prepares the pod and runs it in this process, which becomes its supervisor.
+/// Returns only on failure, having removed what it made.
+pub fn run(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Error {
+    match run_inner(config, pod_spec, apps) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+fn run_inner(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<Error> {
+    let pods = Pods::open(&config.dir)?;
+    let (mut pod, lock) = pods.create()?;
+    let result = prepare_pod(config, &pod.path, pod_spec, apps);
+    if let Err(e) = result {
+        discard(&pod.path);
+        return Err(e);
+    }
+    let runtime = RuntimeSpec {
+        net: pod_spec.net.clone(),
+        dns: pod_spec.dns.clone(),
+        dns_search: pod_spec.dns_search.clone(),
+        dns_opt: pod_spec.dns_opt.clone(),
+        dns_domain: pod_spec.dns_domain.clone(),
+        hostname: pod_spec.hostname.clone(),
+        hosts_entries: pod_spec.hosts_entries.clone(),
+        interactive: pod_spec.interactive,
+        ipc: pod_spec.ipc.clone(),
+        ..Default::default()
+    };
+    if let Err(e) = write_runtime(config, &pod.path, &pod.uuid, &runtime) {
+        discard(&pod.path);
+        return Err(e);
+    }
+    let started = save_uuid(pod_spec, &pod.uuid)
+        .and_then(|()| Ok(pods.transition(&mut pod, "run", State::Running)?))
+        .map(|()| exec_stage1(config, &pod.path, lock));
+    let err = match started {
+        Ok(exec_error) | Err(exec_error) => exec_error,
+    };
+    let _ = net::teardown(&pod.uuid, &pod.path);
+    discard(&pod.path);
+    Ok(err)
+}
+
+/// `rkt prepare`: fetches the images and prepares the pod; returns its UUID.
+pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<String> {
+    if !pod_spec.net.is_empty()
+        || !pod_spec.dns.is_empty()
+        || pod_spec.hostname.is_some()
+        || pod_spec.interactive
+        || pod_spec.ipc.is_some()
+    {
+        bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
+    }
+    let pods = Pods::open(&config.dir)?;
+    let (mut pod, lock) = pods.create()?;
+    if let Err(e) = prepare_pod(config, &pod.path, pod_spec, apps) {
+        discard(&pod.path);
+        return Err(e);
+    }
+    save_uuid(pod_spec, &pod.uuid)?;
+    pods.transition(&mut pod, "prepared", State::Prepared)?;
+    drop(lock);
+    Ok(pod.uuid)
+}
+
+/// `rkt run-prepared`: runs a prepared pod in this process, which becomes its supervisor.
+/// Returns only on failure; refused runtime flags leave the pod prepared.
+pub fn run_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Error {
+    match run_prepared_inner(config, uuid, runtime) {
+        Ok(e) | Err(e) => e,
+    }
+}
+
+fn run_prepared_inner(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Result<Error> {
+    let pods = Pods::open(&config.dir)?;
+    let mut pod = pods.find(uuid)?;
+    if pod.state != State::Prepared {
+        return Err(Error::conflict(format!(
+            "pod {} is not prepared (it is {})",
+            pod.uuid,
+            pod.state.as_str()
+        )));
+    }
+    let lock = pod::try_lock_dir(&pod.path)?
+        .ok_or_else(|| Error::conflict(format!("pod {} is locked by another rkt", pod.uuid)))?;
+    // Refused runtime flags leave the pod prepared, as it was.
+    write_runtime(config, &pod.path, &pod.uuid, runtime)?;
+    if let Err(e) = pods.transition(&mut pod, "run", State::Running) {
+        let _ = net::teardown(&pod.uuid, &pod.path);
+        return Err(e.into());
+    }
+    let err = exec_stage1(config, &pod.path, lock);
+    // The pod is in run/ with no supervisor: it shows as exited, with its network undone.
+    let _ = net::teardown(&pod.uuid, &pod.path);
+    Ok(err)
+}
+
+/// Writes the runtime parts (the network, hostname, DNS, hosts, the plan for stage1).
+/// Everything that can be refused is refused here, before the pod moves to `run/`; on failure
+/// the pod's network is undone.
+fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> Result<()> {
+    stage1_path(config)?;
+    if rt.mds_register {
+        bail!("--mds-register: this rkt has no metadata service; leave it false");
+    }
+    let pod_dir = PodDir::new(dir);
+    let mut plan = Plan::load(&pod_dir.prepared()).context("reading the prepared pod")?;
+    if rt.interactive && plan.apps.len() > 1 {
+        bail!(
+            "--interactive gives one app your terminal, and this pod has {} apps; run one image",
+            plan.apps.len()
+        );
+    }
+    let ports: Vec<net::Forward> = serde_json::from_slice(
+        &std::fs::read(pod_dir.ports()).context("reading the prepared pod's ports")?,
+    )?;
+    let mode = match &rt.net_namespace {
+        Some(ns) => joined_namespace(ns, rt)?,
+        None => net::conf::parse_mode(&rt.net)?,
+    };
+    let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
+    // Flags are checked before any network is made.
+    let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
+    let dns = dns_flags(rt)?;
+    let networked = match &mode {
+        net::NetMode::Contained(requests) => {
+            let confs = net::conf::load(&config.local_config, &config.system_config, requests)?;
+            Some(net::setup(uuid, dir, &confs, &ports)?)
+        }
+        _ if !ports.is_empty() => bail!(
+            "--port needs a contained network (--net=default or a network from net.d); with --net=host, --net=none or --net-namespace there is nothing for rkt to forward to"
+        ),
+        _ => None,
+    };
+    plan.hostname = hostname;
+    plan.cgroup = layout::cgroup::pod_rel(uuid);
+    plan.interactive = rt.interactive;
+    plan.host_ipc = host_ipc(rt.ipc.as_deref())?;
+    let written = set_network(config, &mut plan, uuid, &mode)
+        .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
+    if written.is_err() {
+        let _ = net::teardown(uuid, dir);
+    }
+    written
+}
+
+/// `--ipc`: whether the pod shares the host's IPC namespace.
+fn host_ipc(ipc: Option<&str>) -> Result<bool> {
+    match ipc.unwrap_or("auto") {
+        "auto" | "private" => Ok(false),
+        "parent" => Ok(true),
+        other => bail!("invalid --ipc {other:?}; use auto, private or parent"),
+    }
+}
+
+/// The plan's network: which namespace the pod init joins, and who undoes it.
+fn set_network(config: &Config, plan: &mut Plan, uuid: &str, mode: &net::NetMode) -> Result<()> {
+    (plan.net, plan.netns, plan.net_teardown) = match mode {
+        net::NetMode::Host => (Net::Host, None, None),
+        net::NetMode::None => (Net::None, None, None),
+        net::NetMode::Joined(ns) => (Net::Contained, Some(ns.display().to_string()), None),
+        net::NetMode::Contained(_) => {
+            let rkt = config.rkt_binary()?;
+            (
+                Net::Contained,
+                Some(net::netns::path_for(uuid).display().to_string()),
+                Some(rkt.display().to_string()),
+            )
+        }
+    };
+    Ok(())
+}
+
+/// The pod's /etc files and the plan stage1 runs.
+fn write_pod_files(
+    pod: &PodDir,
+    plan: &Plan,
+    hosts: &str,
+    dns: DnsFlags,
+    mode: &net::NetMode,
+    networked: Option<&net::Networked>,
+) -> Result<()> {
+    let etc = pod.etc();
+    std::fs::create_dir_all(&etc)?;
+    std::fs::write(etc.join("hostname"), format!("{}\n", plan.hostname))?;
+    std::fs::write(etc.join("hosts"), hosts)?;
+    if let Some(resolv) = resolv_conf(dns, mode, networked.map(|n| &n.dns)) {
+        std::fs::write(etc.join("resolv.conf"), resolv)?;
+    }
+    std::fs::write(pod.plan(), plan.encode()?)?;
+    Ok(())
+}
+
+/// `--net-namespace=PATH`: an existing network namespace, alone.
+fn joined_namespace(ns: &Path, rt: &RuntimeSpec) -> Result<net::NetMode> {
+    if !rt.net.is_empty() {
+        bail!(
+            "--net-namespace joins an existing network namespace; it cannot be combined with --net"
+        );
+    }
+    if !ns.exists() {
+        bail!("network namespace {} does not exist", ns.display());
+    }
+    Ok(net::NetMode::Joined(ns.to_path_buf()))
+}
+
+/// Replaces this process with the supervisor, which inherits the pod lock. Returns only on
+/// failure.
+fn exec_stage1(config: &Config, dir: &Path, lock: PodLock) -> Error {
+    let stage1 = match stage1_path(config) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let fd = lock.raw_fd();
+    // The lock must survive exec: the supervisor holds it for the pod's life.
+    if let Err(e) = clear_cloexec(fd) {
+        return e;
+    }
+    let err = std::process::Command::new(&stage1)
+        .arg(dir)
+        .env("RKT_LOCK_FD", fd.to_string())
+        .exec();
+    Error::failed(format!(
+        "starting the stage1 supervisor {}: {err}",
+        stage1.display()
+    ))
+}
+
+fn clear_cloexec(fd: i32) -> Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if r != 0 {
+        return Err(Error::from(std::io::Error::last_os_error()).context("fcntl on the pod lock"));
+    }
+    Ok(())
+}
+
+/// `rkt-stage1` beside the `rkt` binary.
+pub fn stage1_path(config: &Config) -> Result<PathBuf> {
+    let p = config.rkt_binary()?.with_file_name("rkt-stage1");
+    if !p.exists() {
+        return Err(Error::not_found(format!(
+            "stage1 supervisor not found at {}; install rkt-stage1 beside rkt",
+            p.display()
+        )));
+    }
+    Ok(p)
+}
+
+fn hosts_file(entries: &[String], hostname: &str) -> Result<String> {
+    if entries.iter().any(|e| e == "host") {
+        return std::fs::read_to_string("/etc/hosts").context("reading the host's /etc/hosts");
+    }
+    let mut out = format!("127.0.0.1\tlocalhost localhost.localdomain {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for e in entries {
+        let (ip, host) = e
+            .split_once('=')
+            .ok_or_else(|| invalid!("invalid --hosts-entry {e:?}; use IP=HOSTNAME or host"))?;
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| invalid!("invalid --hosts-entry {e:?}: {ip:?} is not an IP address"))?;
+        out.push_str(&format!("{ip}\t{host}\n"));
+    }
+    Ok(out)
+}
+
+/// What the DNS flags ask for.
+enum DnsFlags {
+    /// No DNS flag: the network's DNS (the host's with --net=host), else the image's file.
+    Unset,
+    /// --dns=host: the host's resolv.conf.
+    Host,
+    /// --dns=none: the image's own file stays.
+    None,
+    /// The resolv.conf the flags spell out.
+    Given(String),
+}
+
+/// Checks --dns, --dns-search, --dns-opt and --dns-domain.
+fn dns_flags(rt: &RuntimeSpec) -> Result<DnsFlags> {
+    let special = rt.dns.iter().any(|d| d == "host" || d == "none");
+    if special && rt.dns.len() > 1 {
+        bail!("--dns=host and --dns=none must be used alone");
+    }
+    match rt.dns.first().map(String::as_str) {
+        Some("host") => return Ok(DnsFlags::Host),
+        Some("none") => return Ok(DnsFlags::None),
+        None if rt.dns_search.is_empty() && rt.dns_opt.is_empty() && rt.dns_domain.is_none() => {
+            return Ok(DnsFlags::Unset);
+        }
+        _ => {}
+    }
+    let mut out = String::new();
+    for ip in &rt.dns {
+        ip.parse::<std::net::IpAddr>()
+            .map_err(|_| invalid!("invalid --dns {ip:?}: not an IP address (or host, none)"))?;
+        out.push_str(&format!("nameserver {ip}\n"));
+    }
+    if let Some(d) = &rt.dns_domain {
+        out.push_str(&format!("domain {d}\n"));
+    }
+    if !rt.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", rt.dns_search.join(" ")));
+    }
+    if !rt.dns_opt.is_empty() {
+        out.push_str(&format!("options {}\n", rt.dns_opt.join(" ")));
+    }
+    Ok(DnsFlags::Given(out))
+}
+
+/// The pod's resolv.conf by rkt's precedence: the flags, then the DNS a CNI plugin returned,
+/// then (with --net=host) the host's; None keeps the image's own file.
+fn resolv_conf(flags: DnsFlags, mode: &net::NetMode, cni: Option<&net::Dns>) -> Option<String> {
+    let host = || std::fs::read_to_string("/etc/resolv.conf").ok();
+    match flags {
+        DnsFlags::Given(text) => Some(text),
+        DnsFlags::Host => host(),
+        DnsFlags::None => None,
+        DnsFlags::Unset => match (mode, cni) {
+            // A namespace someone else made comes without DNS of its own: the host's.
+            (net::NetMode::Host | net::NetMode::Joined(_), _) => host(),
+            (_, Some(d)) if !d.is_empty() => Some(cni_resolv_conf(d)),
+            _ => None,
+        },
+    }
+}
+
+fn cni_resolv_conf(d: &net::Dns) -> String {
+    let mut out = String::new();
+    for ns in &d.nameservers {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    if !d.domain.is_empty() {
+        out.push_str(&format!("domain {}\n", d.domain));
+    }
+    if !d.search.is_empty() {
+        out.push_str(&format!("search {}\n", d.search.join(" ")));
+    }
+    if !d.options.is_empty() {
+        out.push_str(&format!("options {}\n", d.options.join(" ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_and_hosts() {
+        let rt = RuntimeSpec {
+            dns: vec!["8.8.8.8".into()],
+            dns_search: vec!["a.b".into()],
+            ..Default::default()
+        };
+        let none = net::NetMode::None;
+        let resolv = |rt: &RuntimeSpec, cni: Option<&net::Dns>| {
+            resolv_conf(dns_flags(rt).unwrap(), &none, cni)
+        };
+        assert_eq!(
+            resolv(&rt, None).unwrap(),
+            "nameserver 8.8.8.8\nsearch a.b\n"
+        );
+        let cni = net::Dns {
+            nameservers: vec!["10.0.0.53".into()],
+            search: vec!["svc.local".into()],
+            ..Default::default()
+        };
+        // Flags win over what the network suggests; with no flag the network's DNS is used.
+        assert_eq!(
+            resolv(&rt, Some(&cni)).unwrap(),
+            "nameserver 8.8.8.8\nsearch a.b\n"
+        );
+        let unset = RuntimeSpec::default();
+        assert_eq!(
+            resolv(&unset, Some(&cni)).unwrap(),
+            "nameserver 10.0.0.53\nsearch svc.local\n"
+        );
+        let dns_none = RuntimeSpec {
+            dns: vec!["none".into()],
+            ..Default::default()
+        };
+        assert_eq!(resolv(&dns_none, Some(&cni)), None);
+        let rt = RuntimeSpec {
+            dns: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert!(dns_flags(&rt).is_err());
+        let h = hosts_file(&["10.0.0.1=db".into()], "rkt-x").unwrap();
+        assert!(h.contains("10.0.0.1\tdb\n") && h.contains("rkt-x"));
+        assert!(hosts_file(&["bad".into()], "h").is_err());
+    }
+}
