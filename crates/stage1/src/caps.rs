@@ -1,22 +1,7 @@
 //! Capabilities, no_new_privs and the seccomp filter for the app, applied between fork and
 //! exec.
 
-/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
-const CAP_V3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
+use rustix::thread::{CapabilitySet, CapabilitySets};
 
 fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -25,19 +10,17 @@ fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
+/// Capability number `cap` as a set of one.
+fn one(cap: u32) -> CapabilitySet {
+    CapabilitySet::from_bits_retain(1u64 << cap)
+}
+
 /// Drops every capability not in `keep` from the bounding set. Call before changing user.
 pub fn limit_bounding_set(keep: &[u32]) -> Result<(), String> {
-    for cap in 0..=last_cap() {
-        if keep.contains(&cap) {
-            continue;
-        }
-        // SAFETY: prctl with integer arguments.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-            return Err(format!(
-                "dropping capability {cap} from the bounding set: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+    for cap in (0..=last_cap().min(63)).filter(|c| !keep.contains(c)) {
+        rustix::thread::remove_capability_from_bounding_set(one(cap)).map_err(|e| {
+            format!("dropping capability {cap} from the bounding set: {e}")
+        })?;
     }
     Ok(())
 }
@@ -45,33 +28,23 @@ pub fn limit_bounding_set(keep: &[u32]) -> Result<(), String> {
 /// Sets the effective, permitted and inheritable sets to exactly `keep` (for apps that run
 /// as root; for other users the kernel has cleared them at setuid already).
 pub fn set_process_caps(keep: &[u32]) -> Result<(), String> {
-    let mut data = [Data::default(); 2];
-    for &cap in keep {
-        let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
-        if word < 2 {
-            data[word].effective |= bit;
-            data[word].permitted |= bit;
-            data[word].inheritable |= bit;
-        }
-    }
-    let mut header = Header {
-        version: CAP_V3,
-        pid: 0,
-    };
-    // SAFETY: header and a two-element data array, as capset(2) expects for version 3.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) };
-    if r != 0 {
-        return Err(format!("capset: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    let set = keep
+        .iter()
+        .filter(|c| **c < 64)
+        .fold(CapabilitySet::empty(), |s, c| s | one(*c));
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: set,
+            permitted: set,
+            inheritable: set,
+        },
+    )
+    .map_err(|e| format!("capset: {e}"))
 }
 
 pub fn set_no_new_privs() -> Result<(), String> {
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(format!("no_new_privs: {}", std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))
 }
 
 /// Installs a seccomp filter allowing exactly `allowed`; other calls kill the process with

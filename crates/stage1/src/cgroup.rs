@@ -3,6 +3,7 @@
 
 use layout::cgroup::{self as paths, Hierarchy};
 use layout::plan::{AppPlan, Plan};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub struct Cgroups {
@@ -53,16 +54,9 @@ impl Drop for Cgroups {
 /// kernel taking its thread-group lock for writing, which any other write (a PID, or
 /// `cgroup.procs`) takes and which waits for an RCU grace period: 10 to 20 ms of every pod
 /// start on this machine.
-pub fn join_self(fds: &[i32]) -> Result<(), String> {
+pub fn join_self(fds: Vec<OwnedFd>) -> Result<(), String> {
     for fd in fds {
-        // SAFETY: writing a constant buffer to a descriptor we own.
-        if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
-            return Err(format!(
-                "joining the pod's cgroups: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        crate::sys::close(*fd);
+        rustix::io::write(&fd, b"0").map_err(|e| format!("joining the pod's cgroups: {e}"))?;
     }
     Ok(())
 }
@@ -104,7 +98,7 @@ impl Cgroups {
     }
 
     /// The pod's member files, opened for the init to move itself in with [`join_self`].
-    pub fn member_fds(&self) -> Result<Vec<i32>, String> {
+    pub fn member_fds(&self) -> Result<Vec<OwnedFd>, String> {
         self.dirs
             .iter()
             .map(|d| crate::sys::open_write(&d.join(self.member)))
@@ -231,7 +225,7 @@ mod tests {
         );
         // cgroupfs provides the member files; a fake hierarchy needs them made.
         std::fs::write(dir.join("cgroup.procs"), "").unwrap();
-        join_self(&cg.member_fds().unwrap()).unwrap();
+        join_self(cg.member_fds().unwrap()).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("cgroup.procs")).unwrap(),
             "0"
@@ -271,7 +265,7 @@ mod tests {
                 std::fs::write(dir.join("tasks"), "").unwrap();
             }
         }
-        join_self(&cg.member_fds().unwrap()).unwrap();
+        join_self(cg.member_fds().unwrap()).unwrap();
         assert_eq!(std::fs::read_to_string(mem.join("tasks")).unwrap(), "0");
         let cpu = root.path().join("cpu/rkt/pod1");
         assert_eq!(

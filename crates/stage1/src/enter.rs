@@ -7,15 +7,16 @@ use crate::{sys, FORWARDED};
 use layout::cgroup::{self, Hierarchy};
 use layout::plan::{AppPlan, Plan};
 use layout::pod_dir::PodDir;
+use rustix::thread::LinkNameSpaceType as Ns;
 use std::path::Path;
 
 /// Namespaces joined, in this order; `mnt` last, since joining it changes what paths mean.
-const NAMESPACES: [(&str, libc::c_int); 5] = [
-    ("ipc", libc::CLONE_NEWIPC),
-    ("uts", libc::CLONE_NEWUTS),
-    ("net", libc::CLONE_NEWNET),
-    ("pid", libc::CLONE_NEWPID),
-    ("mnt", libc::CLONE_NEWNS),
+const NAMESPACES: [(&str, Ns); 5] = [
+    ("ipc", Ns::InterProcessCommunication),
+    ("uts", Ns::HostNameAndNISDomainName),
+    ("net", Ns::Network),
+    ("pid", Ns::ProcessID),
+    ("mnt", Ns::Mount),
 ];
 
 pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
@@ -27,9 +28,7 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         .ok_or_else(|| format!("the pod has no app {app:?}"))?;
     // With several apps, the pod's root is stage1's and each app is chrooted below it.
     let chroot = plan.apps.len() > 1;
-    let pid: i32 = std::fs::read_to_string(pod.join("pid"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
+    let pid = layout::pod_dir::read_pid(&PodDir::new(pod).pid())
         .ok_or("the pod has no running init (no pid file)")?;
     join_cgroups(&plan, app_plan)?;
     // Open every namespace first: after joining the mount namespace, /proc is the pod's.
@@ -39,13 +38,13 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         let fd = sys::open_path(Path::new(&p))?;
         fds.push((name, flag, fd));
     }
-    for (name, flag, fd) in fds {
-        sys::setns(fd, flag).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
-        sys::close(fd);
+    for (name, kind, fd) in fds {
+        sys::setns(fd, kind).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
     }
     let mask = sys::block_signals(&FORWARDED)?;
     // The PID namespace applies to children: the command runs in a fork.
-    let child = sys::fork()?;
+    // SAFETY: stage1 is single-threaded.
+    let child = unsafe { sys::fork() }?;
     if child == 0 {
         let err = match sys::unblock_signals(&mask) {
             Ok(()) => crate::exec_as_app(app_plan, argv, chroot),

@@ -29,6 +29,7 @@ mod sys;
 use layout::plan::{AppPlan, Net, Plan};
 use layout::pod_dir::{Marker, PodDir};
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Signals forwarded from the supervisor to the pod, and from the pod init to the app.
@@ -86,11 +87,12 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         } else {
             0
         };
-    let child = sys::clone_process(flags)?;
+    // SAFETY: stage1 is single-threaded (it never starts a thread).
+    let child = unsafe { sys::clone_process(flags) }?;
     if child == 0 {
         // Pod init: into the pod's cgroups and network first, so that all it starts is
         // limited and networked.
-        let code = match cgroup::join_self(&cgroup_files)
+        let code = match cgroup::join_self(cgroup_files)
             .and_then(|()| join_network(&plan, netns))
             .and_then(|()| pod_init(pod, &plan, &status_dir, &mask, &cgroups))
         {
@@ -102,9 +104,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         };
         std::process::exit(code);
     }
-    for fd in cgroup_files {
-        sys::close(fd);
-    }
+    drop(cgroup_files);
     write_file(&dir.pid(), &child.to_string())?;
     sys::drop_startup_pages();
     let code = forward_until_exit(child, &mask);
@@ -136,10 +136,10 @@ fn supervise(pod: &Path) -> Result<i32, String> {
 
 /// Puts the pod init into its network namespace (when contained) and brings up loopback
 /// (unless the pod shares the host's network).
-fn join_network(plan: &Plan, netns: Option<i32>) -> Result<(), String> {
+fn join_network(plan: &Plan, netns: Option<OwnedFd>) -> Result<(), String> {
     if let Some(fd) = netns {
-        sys::setns(fd, libc::CLONE_NEWNET)?;
-        sys::close(fd);
+        sys::setns(fd, rustix::thread::LinkNameSpaceType::Network)
+            .map_err(|e| format!("joining the pod's network namespace: {e}"))?;
     }
     if plan.net != Net::Host {
         sys::loopback_up()?;
@@ -155,8 +155,7 @@ pub(crate) fn forward_until_exit(child: libc::pid_t, mask: &libc::sigset_t) -> i
             return code;
         }
         if let Some(sig) = sys::wait_signal(mask, 100) {
-            // SAFETY: sending a signal to our own child.
-            unsafe { libc::kill(child, sig) };
+            sys::kill(child, sig);
         }
     }
 }
@@ -180,7 +179,7 @@ fn pod_init(
         sys::set_cloexec(fd);
     }
     // Each app's own cgroups, opened while the host's /sys/fs/cgroup is still in view.
-    let app_cgroups: Vec<Vec<i32>> = (0..plan.apps.len())
+    let mut app_cgroups: Vec<Vec<OwnedFd>> = (0..plan.apps.len())
         .map(|i| {
             cgroups
                 .app_procs(i)
@@ -195,10 +194,11 @@ fn pod_init(
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
-        sys::touch_at(status, &Marker::Created.file_name(&app.name))?;
-        let pid = sys::fork()?;
+        sys::touch_at(status.as_fd(), &Marker::Created.file_name(&app.name))?;
+        // SAFETY: stage1 is single-threaded.
+        let pid = unsafe { sys::fork() }?;
         if pid == 0 {
-            if let Err(e) = cgroup::join_self(&app_cgroups[i]) {
+            if let Err(e) = cgroup::join_self(std::mem::take(&mut app_cgroups[i])) {
                 eprintln!("stage1: app {:?}: {e}", app.name);
                 std::process::exit(254);
             }
@@ -211,7 +211,7 @@ fn pod_init(
             eprintln!("stage1: app {:?}: {err}", app.name);
             std::process::exit(254);
         }
-        sys::touch_at(status, &Marker::Started.file_name(&app.name))?;
+        sys::touch_at(status.as_fd(), &Marker::Started.file_name(&app.name))?;
         running.push((i, pid));
     }
     sys::drop_startup_pages();
@@ -221,12 +221,11 @@ fn pod_init(
         if let Some((pid, code)) = sys::wait_any() {
             if let Some(pos) = running.iter().position(|(_, p)| *p == pid) {
                 let (i, _) = running.remove(pos);
-                sys::write_at(status, &plan.apps[i].name, &code.to_string())?;
+                sys::write_at(status.as_fd(), &plan.apps[i].name, &code.to_string())?;
                 if code != 0 && failed.is_none() {
                     failed = Some(code);
                     for (_, p) in &running {
-                        // SAFETY: signalling our own children.
-                        unsafe { libc::kill(*p, libc::SIGTERM) };
+                        sys::kill(*p, libc::SIGTERM);
                     }
                     kill_at = Some(std::time::Instant::now() + std::time::Duration::from_secs(10));
                 }
@@ -235,14 +234,12 @@ fn pod_init(
         }
         if kill_at.is_some_and(|t| std::time::Instant::now() >= t) {
             for (_, p) in &running {
-                // SAFETY: as above.
-                unsafe { libc::kill(*p, libc::SIGKILL) };
+                sys::kill(*p, libc::SIGKILL);
             }
         }
         if let Some(sig) = sys::wait_signal(mask, 100) {
             for (_, p) in &running {
-                // SAFETY: as above.
-                unsafe { libc::kill(*p, sig) };
+                sys::kill(*p, sig);
             }
         }
     }
@@ -265,14 +262,7 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
         "/dev/null".to_string()
     };
     let null = std::fs::File::open(&null).map_err(|e| format!("opening {null}: {e}"))?;
-    // SAFETY: dup2 onto descriptor 0 of this (single-threaded, about to exec) process.
-    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
-        return Err(format!(
-            "stdin from /dev/null: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    rustix::stdio::dup2_stdin(&null).map_err(|e| format!("stdin from /dev/null: {e}"))
 }
 
 /// Applies the app's capability bound and set, user, groups, no_new_privs and working

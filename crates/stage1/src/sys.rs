@@ -1,7 +1,14 @@
 //! Thin, checked wrappers over the system calls stage1 needs. Each error names the call.
+//!
+//! Descriptors are `OwnedFd`s (closed when dropped, so no early return leaks one) and most
+//! calls go through rustix, whose wrappers are safe; what remains `unsafe` here is what
+//! rustix leaves to libc on purpose (fork and clone, the signal mask, execve, setuid and
+//! friends, an interface ioctl, madvise), each with its contract stated.
 
+use rustix::fs::{Mode, OFlags};
 use std::ffi::{CStr, CString};
 use std::io::Error;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -13,20 +20,17 @@ fn path_c(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("/nonexistent").unwrap())
 }
 
-pub fn close(fd: i32) {
-    // SAFETY: closing a descriptor we own.
-    unsafe { libc::close(fd) };
-}
-
-pub fn write(fd: i32, buf: &[u8]) {
-    // SAFETY: buf is valid for buf.len() bytes.
-    unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-}
-
-/// clone(2) without a new stack: like fork, into new namespaces. Single-threaded callers only.
-pub fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
-    // SAFETY: raw clone with a null stack duplicates the calling (single-threaded) process like
-    // fork does; the child continues on its copy of the stack.
+/// clone(2) without a new stack: like fork, into the new namespaces `flags` names. Returns
+/// 0 in the child and the child's PID in the parent.
+///
+/// # Safety
+/// The calling process must be single-threaded: the child is a copy of the calling thread
+/// alone, and state other threads held (locks, the allocator's) would stay locked in it.
+/// stage1 never starts a thread.
+pub unsafe fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
+    // SAFETY: raw clone with a null stack duplicates the calling process like fork does
+    // (the child continues on its copy of the stack); single-threaded per this function's
+    // contract.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -43,13 +47,23 @@ pub fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
     Ok(pid as libc::pid_t)
 }
 
-pub fn fork() -> Result<libc::pid_t, String> {
-    // SAFETY: the process is single-threaded.
+/// fork(2). Returns 0 in the child and the child's PID in the parent.
+///
+/// # Safety
+/// As [`clone_process`]: the calling process must be single-threaded.
+pub unsafe fn fork() -> Result<libc::pid_t, String> {
+    // SAFETY: single-threaded per this function's contract.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(err("fork"));
     }
     Ok(pid)
+}
+
+/// Sends `sig` to `pid` (a child of ours, or a PID read from our own pod directory).
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe { libc::kill(pid, sig) };
 }
 
 /// Blocks `signals` and SIGCHLD; returns the mask, for sigtimedwait.
@@ -89,77 +103,81 @@ pub fn wait_signal(set: &libc::sigset_t, ms: i64) -> Option<libc::c_int> {
 
 /// Non-blocking wait for `pid`; its exit code (128 + signal if killed) once it has exited.
 pub fn try_wait(pid: libc::pid_t) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: status is a valid int.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    if r != pid {
-        return if r < 0 { Some(254) } else { None };
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((_, status))) => exit_code(status),
+        Ok(None) => None,
+        Err(_) => Some(254),
     }
-    if libc::WIFEXITED(status) {
-        Some(libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        Some(128 + libc::WTERMSIG(status))
+}
+
+/// The exit code a shell would report: the status, or 128 + the signal that killed it.
+fn exit_code(status: rustix::process::WaitStatus) -> Option<i32> {
+    if let Some(code) = status.exit_status() {
+        Some(code)
     } else {
-        None
+        status.terminating_signal().map(|s| 128 + s)
     }
 }
 
 /// Reaps one exited child, if any; false when there is none left to reap now.
 pub fn reap_any() -> bool {
-    let mut status = 0;
-    // SAFETY: status is a valid int.
-    unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) > 0 }
+    matches!(
+        rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG),
+        Ok(Some(_))
+    )
 }
 
-pub fn open_dir(p: &Path) -> Result<i32, String> {
-    let c = path_c(p);
-    // SAFETY: c is a valid C string.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(err(&format!("open {}", p.display())));
+/// Reaps one exited child without waiting; its PID and exit code.
+pub fn wait_any() -> Option<(libc::pid_t, i32)> {
+    match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+        Ok(Some((pid, status))) => Some((pid.as_raw_nonzero().get(), exit_code(status)?)),
+        _ => None,
     }
-    Ok(fd)
 }
 
-pub fn write_at(dir: i32, name: &str, content: &str) -> Result<(), String> {
-    let c = CString::new(name).map_err(|_| "bad file name".to_string())?;
-    // SAFETY: c is a valid C string, dir an open directory.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o644,
-        )
-    };
-    if fd < 0 {
-        return Err(err(&format!("writing status {name}")));
-    }
-    write(fd, content.as_bytes());
-    close(fd);
+fn open(p: &Path, flags: OFlags) -> Result<OwnedFd, String> {
+    rustix::fs::open(p, flags | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| format!("open {}: {e}", p.display()))
+}
+
+pub fn open_dir(p: &Path) -> Result<OwnedFd, String> {
+    open(p, OFlags::DIRECTORY | OFlags::RDONLY)
+}
+
+/// A file to read or pass on (a namespace to join).
+pub fn open_path(p: &Path) -> Result<OwnedFd, String> {
+    open(p, OFlags::RDONLY)
+}
+
+pub fn open_write(p: &Path) -> Result<OwnedFd, String> {
+    open(p, OFlags::WRONLY)
+}
+
+/// Writes `content` to the file `name` in `dir` (created or truncated; never through a
+/// symlink).
+pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))
+        .map_err(|e| format!("writing status {name}: {e}"))?;
+    rustix::io::write(&fd, content.as_bytes())
+        .map_err(|e| format!("writing status {name}: {e}"))?;
     Ok(())
 }
 
-pub fn touch_at(dir: i32, name: &str) -> Result<(), String> {
+pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
     write_at(dir, name, "")
 }
 
 pub fn sethostname(name: &str) -> Result<(), String> {
-    // SAFETY: name is valid for name.len() bytes.
-    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
-        return Err(err("sethostname"));
-    }
-    Ok(())
+    rustix::system::sethostname(name.as_bytes()).map_err(|e| format!("sethostname: {e}"))
 }
 
+/// Sets the supplementary groups, group and user of this process.
 pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     let groups: Vec<libc::gid_t> = groups.to_vec();
-    // SAFETY: groups is valid for its length.
+    // SAFETY: groups is valid for its length; the calls take plain integers otherwise. libc's
+    // wrappers (not the raw syscalls) so that every thread changes, though there is only one.
     unsafe {
         if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
             return Err(err("setgroups"));
@@ -185,9 +203,7 @@ pub fn execve(prog: &CStr, argv: &[CString], envp: &[CString]) -> String {
 }
 
 pub fn is_executable(p: &str) -> bool {
-    let Ok(c) = CString::new(p) else { return false };
-    // SAFETY: c is a valid C string.
-    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+    rustix::fs::access(p, rustix::fs::Access::EXEC_OK).is_ok()
 }
 
 pub fn mount(
@@ -249,92 +265,37 @@ pub fn mknod_at(
         .map_err(|e| format!("mknod /dev/{name}: {e}"))
 }
 
+/// Makes `root` this mount namespace's root: pivot_root(".", ".") stacks the old root under
+/// the new one, and detaching it right after removes it.
 pub fn pivot_into(root: &Path) -> Result<(), String> {
-    let c = path_c(root);
-    let dot = CString::new(".").unwrap();
-    // SAFETY: valid C strings. pivot_root(".", ".") stacks the old root under the new one,
-    // and the detach right after removes it.
-    unsafe {
-        if libc::chdir(c.as_ptr()) != 0 {
-            return Err(err("chdir to the new root"));
-        }
-        if libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) != 0 {
-            return Err(err("pivot_root"));
-        }
-        if libc::umount2(dot.as_ptr(), libc::MNT_DETACH) != 0 {
-            return Err(err("detaching the old root"));
-        }
-        let slash = CString::new("/").unwrap();
-        if libc::chdir(slash.as_ptr()) != 0 {
-            return Err(err("chdir /"));
-        }
-    }
-    Ok(())
+    use rustix::process::{chdir, pivot_root};
+    chdir(root).map_err(|e| format!("chdir to the new root: {e}"))?;
+    pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
+        .map_err(|e| format!("detaching the old root: {e}"))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
+/// Marks a descriptor this process inherited (by number) close-on-exec.
 pub fn set_cloexec(fd: i32) {
-    // SAFETY: fcntl on a descriptor number; harmless if it is not open.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-}
-
-pub fn open_path(p: &Path) -> Result<i32, String> {
-    let c = path_c(p);
-    // SAFETY: c is a valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(err(&format!("open {}", p.display())));
+        return;
     }
-    Ok(fd)
+    // SAFETY: only the flag of the descriptor is changed; if `fd` is not open, fcntl fails
+    // with EBADF and nothing happens.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
 }
 
-pub fn setns(fd: i32, nstype: libc::c_int) -> Result<(), String> {
-    // SAFETY: setns on a namespace descriptor we opened.
-    if unsafe { libc::setns(fd, nstype) } != 0 {
-        return Err(err("setns"));
-    }
-    Ok(())
-}
-
-pub fn open_write(p: &Path) -> Result<i32, String> {
-    let c = path_c(p);
-    // SAFETY: c is a valid C string.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(err(&format!("open {}", p.display())));
-    }
-    Ok(fd)
+/// Joins the namespace of type `kind` that `fd` refers to.
+pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<(), String> {
+    rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind))
+        .map_err(|e| format!("setns: {e}"))
 }
 
 pub fn chroot(dir: &str) -> Result<(), String> {
-    let c = CString::new(dir).map_err(|_| "bad chroot path".to_string())?;
-    let slash = CString::new("/").unwrap();
-    // SAFETY: valid C strings.
-    unsafe {
-        if libc::chroot(c.as_ptr()) != 0 {
-            return Err(err(&format!("chroot {dir}")));
-        }
-        if libc::chdir(slash.as_ptr()) != 0 {
-            return Err(err("chdir /"));
-        }
-    }
-    Ok(())
-}
-
-/// Waits up to a moment for any child to exit; its PID and exit code (128 + signal if killed).
-pub fn wait_any() -> Option<(libc::pid_t, i32)> {
-    let mut status = 0;
-    // SAFETY: status is a valid int.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
-        return None;
-    }
-    if libc::WIFEXITED(status) {
-        Some((pid, libc::WEXITSTATUS(status)))
-    } else if libc::WIFSIGNALED(status) {
-        Some((pid, 128 + libc::WTERMSIG(status)))
-    } else {
-        None
-    }
+    rustix::process::chroot(dir).map_err(|e| format!("chroot {dir}: {e}"))?;
+    rustix::process::chdir("/").map_err(|e| format!("chdir /: {e}"))
 }
 
 /// Brings up `lo` in the current network namespace: a new namespace starts with it down.
