@@ -27,32 +27,103 @@ pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
     })
 }
 
-/// The job's `config {}`; every field of the documentation page.
+/// A field's type: how the schema declares it and how its value is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    String,
+    Strings,
+    Bool,
+    /// `list(map(string))`, which takes both the block and the list-of-maps forms.
+    PortMap,
+}
+
+impl FieldType {
+    /// The type in Nomad's HCL spec.
+    pub fn hcl(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Strings => "list(string)",
+            FieldType::Bool => "bool",
+            FieldType::PortMap => "list(map(string))",
+        }
+    }
+}
+
+/// A decoded field value.
+enum FieldValue {
+    String(String),
+    Strings(Vec<String>),
+    Bool(bool),
+    Map(std::collections::BTreeMap<String, String>),
+}
+
+/// One field of the job's `config {}`: its name, type, whether it is required, and where its
+/// value goes in [`Options`].
+pub struct Field {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub required: bool,
+    set: fn(&mut Options, FieldValue),
+}
+
+macro_rules! field {
+    ($name:ident, $ty:ident, $variant:ident) => {
+        field!($name, $ty, $variant, false)
+    };
+    ($name:ident, $ty:ident, $variant:ident, $required:expr) => {
+        Field {
+            name: stringify!($name),
+            ty: FieldType::$ty,
+            required: $required,
+            set: |o, v| {
+                if let FieldValue::$variant(v) = v {
+                    o.$name = v;
+                }
+            },
+        }
+    };
+}
+
+/// Every field of the documentation page's `config {}`: the one list the task schema
+/// ([`crate::hclspec::task_config`]) and the decoder ([`task_config`]) are made from.
+pub const TASK_FIELDS: &[Field] = &[
+    field!(image, String, String, true),
+    field!(command, String, String),
+    field!(args, Strings, Strings),
+    field!(trust_prefix, String, String),
+    field!(dns_servers, Strings, Strings),
+    field!(dns_search_domains, Strings, Strings),
+    field!(net, Strings, Strings),
+    field!(port_map, PortMap, Map),
+    field!(volumes, Strings, Strings),
+    field!(insecure_options, Strings, Strings),
+    field!(no_overlay, Bool, Bool),
+    field!(debug, Bool, Bool),
+    field!(group, String, String),
+];
+
+/// The job's `config {}`, decoded field by field as [`TASK_FIELDS`] says.
 pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
     let v = cty::parse(bytes)?;
     let o = cty::object(&v)?;
-    let s = |k: &str| cty::string(k, o.get(k)).map(Option::unwrap_or_default);
-    let l = |k: &str| cty::strings(k, o.get(k));
-    let b = |k: &str| cty::boolean(k, o.get(k)).map(Option::unwrap_or_default);
-    let image = s("image")?;
-    if image.is_empty() {
-        return Err("Missing required attribute \"image\"".into());
+    let mut options = Options::default();
+    for f in TASK_FIELDS {
+        let raw = o.get(f.name);
+        let value = match f.ty {
+            FieldType::String => {
+                let s = cty::string(f.name, raw)?.unwrap_or_default();
+                if f.required && s.is_empty() {
+                    return Err(format!("Missing required attribute {:?}", f.name));
+                }
+                FieldValue::String(s)
+            }
+            FieldType::Strings => FieldValue::Strings(cty::strings(f.name, raw)?),
+            FieldType::Bool => FieldValue::Bool(cty::boolean(f.name, raw)?.unwrap_or_default()),
+            FieldType::PortMap => FieldValue::Map(cty::merged_maps(f.name, raw)?),
+        };
+        (f.set)(&mut options, value);
     }
-    Ok(Options {
-        image,
-        command: s("command")?,
-        args: l("args")?,
-        trust_prefix: s("trust_prefix")?,
-        dns_servers: l("dns_servers")?,
-        dns_search_domains: l("dns_search_domains")?,
-        net: l("net")?,
-        port_map: cty::merged_maps("port_map", o.get("port_map"))?,
-        volumes: l("volumes")?,
-        insecure_options: l("insecure_options")?,
-        no_overlay: b("no_overlay")?,
-        debug: b("debug")?,
-        group: s("group")?,
-    })
+    Ok(options)
 }
 
 #[cfg(test)]

@@ -35,29 +35,14 @@ fn object(attrs: Vec<(&str, Spec)>) -> Spec {
     }
 }
 
-/// The job's `config {}`.
+/// The job's `config {}`: every field of [`crate::config::TASK_FIELDS`].
 pub fn task_config() -> Spec {
-    object(vec![
-        ("image", attr("image", "string", true)),
-        ("command", attr("command", "string", false)),
-        ("args", attr("args", "list(string)", false)),
-        ("trust_prefix", attr("trust_prefix", "string", false)),
-        ("dns_servers", attr("dns_servers", "list(string)", false)),
-        (
-            "dns_search_domains",
-            attr("dns_search_domains", "list(string)", false),
-        ),
-        ("net", attr("net", "list(string)", false)),
-        ("port_map", attr("port_map", "list(map(string))", false)),
-        ("volumes", attr("volumes", "list(string)", false)),
-        (
-            "insecure_options",
-            attr("insecure_options", "list(string)", false),
-        ),
-        ("no_overlay", attr("no_overlay", "bool", false)),
-        ("debug", attr("debug", "bool", false)),
-        ("group", attr("group", "string", false)),
-    ])
+    object(
+        crate::config::TASK_FIELDS
+            .iter()
+            .map(|f| (f.name, attr(f.name, f.ty.hcl(), f.required)))
+            .collect(),
+    )
 }
 
 /// The agent's `plugin "nomad-driver-rkt" { config {} }`.

@@ -63,14 +63,11 @@ pub struct DriverService {
 /// A driver error as Nomad's Go plugin server returns it: with a RecoverableError detail
 /// when a retry could help (so the restart policy applies), a plain error otherwise.
 fn status(e: backend::Error) -> Status {
-    if !e.recoverable {
-        return if e.not_found {
-            Status::not_found(e.msg)
-        } else {
-            Status::unknown(e.msg)
-        };
+    match e {
+        backend::Error::Recoverable(msg) => recoverable_status(&msg, true),
+        backend::Error::Fatal(msg) => Status::unknown(msg),
+        backend::Error::TaskNotFound => Status::not_found(e.to_string()),
     }
-    recoverable_status(&e.msg, true)
 }
 
 /// FailedPrecondition carrying RecoverableError{recoverable}, as Nomad's Go server sends it.
@@ -391,7 +388,7 @@ impl d::driver_server::Driver for DriverService {
         let started = self.driver.start(opts, spec).await.map_err(|e| {
             log::error(
                 "task start failed",
-                &[("task_id", &task.id), ("error", &e.msg)],
+                &[("task_id", &task.id), ("error", &e.to_string())],
             );
             status(e)
         })?;
@@ -439,7 +436,7 @@ impl d::driver_server::Driver for DriverService {
             .unwrap_or(Duration::from_secs(5));
         match self.driver.stop(&r.task_id, timeout, &r.signal).await {
             Ok(()) => Ok(Response::new(d::StopTaskResponse {})),
-            Err(e) if e.not_found => Ok(Response::new(d::StopTaskResponse {})),
+            Err(backend::Error::TaskNotFound) => Ok(Response::new(d::StopTaskResponse {})),
             Err(e) => Err(Status::unknown(format!("executor Shutdown failed: {e}"))),
         }
     }

@@ -25,35 +25,33 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
 
-/// A failed driver call, with whether Nomad's restart policy should retry it.
-#[derive(Debug, Clone)]
-pub struct Error {
-    pub msg: String,
-    pub recoverable: bool,
-    pub not_found: bool,
+/// A failed driver call, as Nomad needs to know it: whether its restart policy should retry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// Retrying will fail the same way (bad configuration, an image that does not exist).
+    Fatal(String),
+    /// Worth a retry (a registry that could not be reached): Nomad's RecoverableError.
+    Recoverable(String),
+    /// No task has the ID Nomad gave.
+    TaskNotFound,
 }
 
 impl Error {
     pub fn fatal(msg: impl Into<String>) -> Error {
-        Error {
-            msg: msg.into(),
-            recoverable: false,
-            not_found: false,
-        }
+        Error::Fatal(msg.into())
     }
 
     pub fn not_found() -> Error {
-        Error {
-            msg: "task not found for given id".into(),
-            recoverable: false,
-            not_found: true,
-        }
+        Error::TaskNotFound
     }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
+        match self {
+            Error::Fatal(m) | Error::Recoverable(m) => f.write_str(m),
+            Error::TaskNotFound => f.write_str("task not found for given id"),
+        }
     }
 }
 

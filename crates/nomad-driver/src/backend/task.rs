@@ -276,11 +276,10 @@ async fn prepare(
             d.emit(spec, format!("Downloaded image {}", opts.image));
             Ok(uuid)
         }
-        Err(e) => Err(Error {
-            msg: format!("Error preparing rkt pod: {e}"),
-            recoverable: e.is_retryable(),
-            not_found: false,
-        }),
+        Err(e) if e.is_retryable() => Err(Error::Recoverable(format!(
+            "Error preparing rkt pod: {e}"
+        ))),
+        Err(e) => Err(Error::Fatal(format!("Error preparing rkt pod: {e}"))),
     }
 }
 
