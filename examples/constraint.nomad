@@ -1,9 +1,14 @@
 # The documentation page's constraint: only on nodes whose rkt is newer than 1.2.
+#
+# The page writes the attribute as "${driver.rkt.version}", but Nomad's scheduler interpolates
+# only ${attr.…}, ${meta.…} and ${node.…} in constraints: the page's form resolves to nothing
+# on every node, every node is filtered out, and the job is never placed. Node attributes set
+# by drivers are under attr., hence "${attr.driver.rkt.version}" (as in args below).
 job "docs" {
   datacenters = ["dc1"]
 
   constraint {
-    attribute = "${driver.rkt.version}"
+    attribute = "${attr.driver.rkt.version}"
     operator  = ">"
     value     = "1.2"
   }

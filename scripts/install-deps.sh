@@ -11,6 +11,8 @@ packages=(
   # pod networks: the real CNI plugins, iptables for masquerading and forwarded ports, and
   # iproute2 for the tests' own "other host" namespace
   containernetworking-plugins iptables iproute2
+  # the driver's end-to-end tests unpack the test Nomad agent (../shared/tools/nomad) with xz
+  xz-utils
 )
 
 missing=()
