@@ -46,6 +46,23 @@ impl std::str::FromStr for PullPolicy {
 }
 
 /// Where download progress is reported.
+/// A size as rkt printed sizes in progress and listings: go-humanize's IBytes (`82 MiB`,
+/// `4.5 KiB`, `9 B`).
+pub fn ibytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let e = ((n as f64).ln() / 1024f64.ln()).floor() as usize;
+    let e = e.min(UNITS.len() - 1);
+    let val = ((n as f64) / 1024f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {}", UNITS[e])
+    } else {
+        format!("{val:.0} {}", UNITS[e])
+    }
+}
+
 pub trait Progress: Send + Sync {
     fn start(&self, what: &str, total: Option<u64>);
     fn advance(&self, what: &str, bytes: u64);

@@ -30,21 +30,8 @@ pub fn tabwrite(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// go-humanize's IBytes: `82 MiB`, `4.5 KiB`, `9 B`.
-pub fn ibytes(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 10 {
-        return format!("{n} B");
-    }
-    let e = ((n as f64).ln() / 1024f64.ln()).floor() as usize;
-    let e = e.min(UNITS.len() - 1);
-    let val = ((n as f64) / 1024f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1} {}", UNITS[e])
-    } else {
-        format!("{val:.0} {}", UNITS[e])
-    }
-}
+/// go-humanize's IBytes (shared with the driver's task events).
+pub use image::fetch::ibytes;
 
 /// go-humanize's Time: `now`, `5 minutes ago`, `3 days ago`.
 pub fn reltime(nanos: i64) -> String {

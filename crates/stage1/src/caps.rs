@@ -18,9 +18,8 @@ fn one(cap: u32) -> CapabilitySet {
 /// Drops every capability not in `keep` from the bounding set. Call before changing user.
 pub fn limit_bounding_set(keep: &[u32]) -> Result<(), String> {
     for cap in (0..=last_cap().min(63)).filter(|c| !keep.contains(c)) {
-        rustix::thread::remove_capability_from_bounding_set(one(cap)).map_err(|e| {
-            format!("dropping capability {cap} from the bounding set: {e}")
-        })?;
+        rustix::thread::remove_capability_from_bounding_set(one(cap))
+            .map_err(|e| format!("dropping capability {cap} from the bounding set: {e}"))?;
     }
     Ok(())
 }

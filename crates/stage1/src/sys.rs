@@ -157,7 +157,8 @@ pub fn open_write(p: &Path) -> Result<OwnedFd, String> {
 /// Writes `content` to the file `name` in `dir` (created or truncated; never through a
 /// symlink).
 pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))
         .map_err(|e| format!("writing status {name}: {e}"))?;
     rustix::io::write(&fd, content.as_bytes())

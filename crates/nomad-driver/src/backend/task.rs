@@ -276,9 +276,9 @@ async fn prepare(
             d.emit(spec, format!("Downloaded image {}", opts.image));
             Ok(uuid)
         }
-        Err(e) if e.is_retryable() => Err(Error::Recoverable(format!(
-            "Error preparing rkt pod: {e}"
-        ))),
+        Err(e) if e.is_retryable() => {
+            Err(Error::Recoverable(format!("Error preparing rkt pod: {e}")))
+        }
         Err(e) => Err(Error::Fatal(format!("Error preparing rkt pod: {e}"))),
     }
 }
@@ -330,10 +330,12 @@ fn download_events(d: &Arc<Driver>, spec: &Spec, image: &str) -> Arc<dyn image::
         fn advance(&self, _what: &str, _bytes: u64) {}
         fn finish(&self, what: &str) {
             let size = self.sizes.lock().expect("sizes").remove(what);
-            let size = size.map(|s| format!(": {s} bytes")).unwrap_or_default();
+            let size = size
+                .map(|s| format!(": {}", image::fetch::ibytes(s)))
+                .unwrap_or_default();
             self.driver.emit(
                 &self.spec,
-                format!("Image {}: downloaded {what}{size}", self.image),
+                format!("Image {}: Downloaded {what}{size}", self.image),
             );
         }
     }
