@@ -729,7 +729,9 @@ async fn exec_streaming_with_a_terminal() {
         let _ = keys.send(stdin(b"\x03")).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let _ = keys
-            .send(stdin(b"busybox stty size; test -t 0 && echo tty; exit 4\n"))
+            .send(stdin(
+                b"busybox stty size; echo term=$TERM; busybox tty; exit 4\n",
+            ))
             .await;
     });
     let mut out = p
@@ -754,7 +756,9 @@ async fn exec_streaming_with_a_terminal() {
     }
     drop(tx);
     assert!(text.contains("33 101"), "{text:?}");
-    assert!(text.contains("tty"), "{text:?}");
+    // A terminal of the pod's own: the command can name it, and knows what it is.
+    assert!(text.contains("\r\n/dev/pts/0\r\n"), "{text:?}");
+    assert!(text.contains("term=xterm"), "{text:?}");
     assert_eq!(result.unwrap().exit_code, 4);
     destroy(&mut p, id).await;
 }
@@ -933,4 +937,75 @@ async fn a_task_joins_its_groups_network_namespace() {
         out.contains("nameserver 10.215.7.1\nsearch group.internal"),
         "{out:?}"
     );
+}
+
+/// The state letter of every process of a pod but its init (R, S, T, ...), from the host.
+fn app_states(rkt_dir: &std::path::Path, uuid: &str) -> Vec<char> {
+    let status = rkt_ok(rkt_dir, &["status", uuid]);
+    let init: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .expect("a running pod has an init PID");
+    let children =
+        std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat[stat.rfind(')')? + 2..].chars().next()
+        })
+        .collect()
+}
+
+/// SignalTask reaches the app itself: SIGSTOP stops it and SIGCONT resumes it (neither can
+/// be caught and forwarded), and SIGKILL kills it, which the task's exit shows as 137.
+#[tokio::test(flavor = "multi_thread")]
+async fn uncatchable_signals_reach_the_app() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    let alloc = Alloc::new("signals");
+    let cfg = command_config(
+        &registry().image(),
+        "/bin/sh",
+        &["-c", "trap '' TERM INT; while true; do sleep 0.1; done"],
+        Some("none"),
+    );
+    let task = alloc.task_config(cfg);
+    let id = task.id.clone();
+    let started = start(&mut p, task).await;
+    let state: serde_json::Value =
+        serde_json::from_slice(&started.handle.unwrap().driver_state).unwrap();
+    let uuid = state["uuid"].as_str().unwrap().to_string();
+    let signal = |name: &str| {
+        let mut driver = p.driver.clone();
+        let (id, name) = (id.clone(), name.to_string());
+        async move {
+            driver
+                .signal_task(d::SignalTaskRequest {
+                    task_id: id,
+                    signal: name,
+                })
+                .await
+                .unwrap_or_else(|e| panic!("SignalTask: {}", e.message()))
+        }
+    };
+    signal("SIGSTOP").await;
+    test_support::eventually(Duration::from_secs(5), "the app to stop", || {
+        (app_states(rkt_dir.path(), &uuid) == ['T']).then_some(())
+    });
+    signal("SIGCONT").await;
+    test_support::eventually(Duration::from_secs(5), "the app to go on", || {
+        let s = app_states(rkt_dir.path(), &uuid);
+        (s.len() == 1 && s[0] != 'T').then_some(())
+    });
+    signal("SIGKILL").await;
+    let w = tokio::time::timeout(Duration::from_secs(10), wait(&mut p, &id))
+        .await
+        .expect("the app dies of SIGKILL");
+    assert_eq!(w.result.unwrap().exit_code, 137);
+    destroy(&mut p, id).await;
 }

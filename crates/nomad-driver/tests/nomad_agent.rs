@@ -282,6 +282,25 @@ fn webservice_runs_answers_exec_shows_stats_and_takes_signals() {
     )
     .ok("alloc exec kill");
 
+    // `alloc exec -t`, the CLI on a terminal (under script(1)), as an operator runs it: the
+    // command has a terminal of the pod's own that it can name, its size, and TERM.
+    let shell = format!(
+        "stty rows 31 cols 97; {} alloc exec -t -task webservice {alloc} /bin/sh -c \
+         '/bin/busybox tty; /bin/busybox stty size; echo TERM=$TERM; exit 3'",
+        a.nomad.display()
+    );
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &shell, "/dev/null"])
+        .env("NOMAD_ADDR", a.address());
+    let tty = run_with_limit(c, Duration::from_secs(60));
+    assert_eq!(tty.code, 3, "the exit status comes back: {tty:#?}");
+    assert!(tty.stdout.contains("/dev/pts/0\r\n"), "{tty:#?}");
+    assert!(tty.stdout.contains("TERM=xterm"), "{tty:#?}");
+    assert!(
+        tty.stdout.contains("\n31 97\r\n"),
+        "the terminal's size reaches the pod: {tty:#?}"
+    );
+
     // Signal: SIGUSR1 ends busybox httpd (it has no handler), so the task terminates with
     // it and Nomad's restart policy takes over.
     a.cli(&["alloc", "signal", "-s", "SIGUSR1", &alloc, "webservice"])
@@ -321,6 +340,34 @@ fn webservice_runs_answers_exec_shows_stats_and_takes_signals() {
     assert!(
         at("Signaling") < at("Terminated") && at("Terminated") < at("Restarting"),
         "{events}"
+    );
+
+    // SIGKILL, which no supervisor could forward, reaches the app: exit 137 in Nomad.
+    wait_for("the restarted task to run", Duration::from_secs(60), || {
+        (a.events(&alloc, "webservice")
+            .iter()
+            .filter(|(t, _, _)| t == "Started")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    a.cli(&["alloc", "signal", "-s", "SIGKILL", &alloc, "webservice"])
+        .ok("alloc signal -s SIGKILL");
+    let killed: Value = wait_for(
+        "the task to die of SIGKILL",
+        Duration::from_secs(30),
+        || {
+            a.events(&alloc, "webservice")
+                .into_iter()
+                .filter(|(t, _, _)| t == "Terminated")
+                .nth(1)
+                .map(|(_, _, e)| e)
+        },
+    );
+    assert!(
+        killed["ExitCode"] == 137 || killed["Signal"] == libc::SIGKILL,
+        "{killed}\n{}",
+        a.events_text(&alloc, "webservice")
     );
 
     stop_and_check_pod_removed(&a, "webservice");

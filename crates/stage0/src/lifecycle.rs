@@ -111,6 +111,52 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Sends `sig` to every app process of a running pod: the pod init's children, found from
+/// the host. Signals no process can catch (SIGKILL, SIGSTOP, SIGCONT) reach the apps this
+/// way too, instead of the supervisor or the init that would have forwarded the others.
+/// Returns how many processes were signalled.
+pub fn signal_apps(pod: &Pod, sig: i32) -> Result<usize> {
+    let not_running = || Error::conflict(format!("pod {} has no running app", pod.uuid));
+    if pod.state != State::Running {
+        return Err(not_running());
+    }
+    let init = pod.pid().ok_or_else(not_running)?;
+    let apps = children_of(init);
+    if apps.is_empty() {
+        return Err(not_running());
+    }
+    for pid in &apps {
+        send_signal(*pid, sig);
+    }
+    Ok(apps.len())
+}
+
+/// The processes whose parent is `pid` (from /proc/PID/task/PID/children, or by reading
+/// every process's parent where the kernel lacks that file).
+fn children_of(pid: i32) -> Vec<i32> {
+    if let Ok(list) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        return list
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    }
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| parent_of(*p) == Some(pid))
+        .collect()
+}
+
+/// A process's parent, from the fourth field of /proc/PID/stat (after the command's
+/// parenthesised name, which may itself hold spaces and parentheses).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// `rkt net-teardown POD_DIR`: the exited pod's supervisor undoes its network.
 pub fn net_teardown(pod_dir: &Path) -> Result<()> {
     let uuid = pod_dir

@@ -3,7 +3,7 @@
 //! set, user, groups, no_new_privs and seccomp filter. rkt's own `enter` gave entered processes every
 //! capability, no seccomp filter and the host's cgroups (CVE-2019-10144, -10145, -10147).
 
-use crate::{sys, FORWARDED};
+use crate::{sys, tty, FORWARDED};
 use layout::cgroup::{self, Hierarchy};
 use layout::plan::{AppPlan, Plan};
 use layout::pod_dir::PodDir;
@@ -41,19 +41,46 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
     for (name, kind, fd) in fds {
         sys::setns(fd, kind).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
     }
-    let mask = sys::block_signals(&FORWARDED)?;
+    // On a terminal, the command gets one of the pod's own (see tty.rs).
+    let terminal = if tty::stdin_is_terminal() {
+        let ptmx = if chroot {
+            format!("{}/dev/pts/ptmx", layout::pod_dir::app_root_in_pod(app))
+        } else {
+            "/dev/pts/ptmx".to_string()
+        };
+        Some(tty::PodTerminal::open(&ptmx)?)
+    } else {
+        None
+    };
+    let mut signals = FORWARDED.to_vec();
+    if terminal.is_some() {
+        signals.push(libc::SIGWINCH);
+    }
+    let mask = sys::block_signals(&signals)?;
+    let mut plan = app_plan.clone();
+    if terminal.is_some() && !plan.env.iter().any(|e| e.starts_with("TERM=")) {
+        // What a terminal program needs to know of it, as Nomad's own exec gives it.
+        plan.env.push("TERM=xterm".into());
+    }
     // The PID namespace applies to children: the command runs in a fork.
     // SAFETY: stage1 is single-threaded.
     let child = unsafe { sys::fork() }?;
     if child == 0 {
-        let err = match sys::unblock_signals(&mask) {
-            Ok(()) => crate::exec_as_app(app_plan, argv, chroot),
+        let attached = match terminal {
+            Some(t) => t.attach_child(),
+            None => Ok(()),
+        };
+        let err = match attached.and_then(|()| sys::unblock_signals(&mask)) {
+            Ok(()) => crate::exec_as_app(&plan, argv, chroot),
             Err(e) => e,
         };
         eprintln!("enter: {err}");
         std::process::exit(254);
     }
-    Ok(crate::forward_until_exit(child, &mask))
+    Ok(match terminal {
+        Some(t) => t.relay(child, &mask),
+        None => crate::forward_until_exit(child, &mask),
+    })
 }
 
 /// Moves this process into the app's cgroups (the pod's, or the app's own in a pod of several

@@ -25,6 +25,7 @@ mod enter;
 mod inroot;
 mod mounts;
 mod sys;
+mod tty;
 
 use layout::plan::{AppPlan, Net, Plan};
 use layout::pod_dir::{Marker, PodDir};

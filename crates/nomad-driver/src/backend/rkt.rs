@@ -165,11 +165,14 @@ impl Rkt {
 
     /// The pod's directory while it runs (for its supervisor's PID).
     pub fn run_dir(&self, uuid: &str) -> PathBuf {
-        let dir = self
-            .dir
+        self.data_dir().join("pods/run").join(uuid)
+    }
+
+    /// rkt's data directory: `--dir`, or rkt's default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/rkt"));
-        dir.join("pods/run").join(uuid)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/rkt"))
     }
 }
 

@@ -87,26 +87,18 @@ impl Task {
         }
     }
 
-    /// Sends to the supervisor, or (if it was killed) to the pod's init.
+    /// Sends `sig` to the task's app (every app of its pod) directly, so that SIGKILL,
+    /// SIGSTOP and SIGCONT reach it as well as the signals the supervisor would forward.
     pub fn signal(&self, rkt: &Rkt, sig: i32) -> Result<(), Error> {
         if self.exit().is_some() {
             return Err(Error::fatal("task is not running"));
         }
-        let pid = if is_supervisor(self.pid, &self.uuid) {
-            self.pid
-        } else {
-            layout::pod_dir::read_pid(&layout::pod_dir::PodDir::new(rkt.run_dir(&self.uuid)).pid())
-                .ok_or_else(|| Error::fatal(format!("pod {} has no running process", self.uuid)))?
-        };
-        // SAFETY: kill(2) on a PID checked above to belong to this pod.
-        if unsafe { libc::kill(pid, sig) } != 0 {
-            return Err(Error::fatal(format!(
-                "signalling pod {}: {}",
-                self.uuid,
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(())
+        let failed = |e: &dyn std::fmt::Display| Error::fatal(format!("signalling task: {e}"));
+        let pods = pod::Pods::open(&rkt.data_dir()).map_err(|e| failed(&e))?;
+        let pod = pods.find(&self.uuid).map_err(|e| failed(&e))?;
+        stage0::lifecycle::signal_apps(&pod, sig)
+            .map(|_| ())
+            .map_err(|e| failed(&e))
     }
 
     /// The signal, `timeout` for the task to exit, then `rkt stop --force`; returns once it
