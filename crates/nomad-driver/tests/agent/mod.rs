@@ -319,10 +319,14 @@ impl Agent {
         let ports = free_ports(3);
         let (http_port, rpc, serf) = (ports[0], ports[1], ports[2]);
         let config = dir.path().join("agent.hcl");
+        let cni = dir.path().join("cni");
+        std::fs::create_dir_all(&cni).unwrap();
+        std::fs::write(cni.join(format!("{CNI_NETWORK}.conflist")), CNI_CONFLIST).unwrap();
         std::fs::write(
             &config,
             agent_config(
                 &dir.path().join("data"),
+                &cni,
                 &plugins,
                 &rkt_bin(),
                 rkt_dir.path(),
@@ -716,8 +720,32 @@ impl Drop for Agent {
 }
 
 /// The agent's configuration: server and client on 127.0.0.1, nothing that leaves the host.
+/// An operator's own CNI network, for `network { mode = "cni/rkt-e2e" }`: a bridge of its
+/// own with addresses in a range no other test uses, and Nomad's port mappings.
+pub const CNI_NETWORK: &str = "rkt-e2e";
+const CNI_CONFLIST: &str = r#"{
+  "cniVersion": "0.4.0",
+  "name": "rkt-e2e",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "rkte2e0",
+      "isGateway": true,
+      "ipMasq": false,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "10.99.7.0/24"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+"#;
+
 fn agent_config(
     data: &Path,
+    cni: &Path,
     plugins: &Path,
     rkt: &Path,
     rkt_dir: &Path,
@@ -752,6 +780,7 @@ client {{
   enabled           = true
   network_interface = "lo"
   cni_path          = "/usr/lib/cni"
+  cni_config_dir    = "{cni}"
   options = {{
     # No cloud metadata requests (169.254.169.254), and no other task drivers.
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
@@ -773,6 +802,7 @@ plugin "nomad-driver-rkt" {{
 }}
 "#,
         data = data.display(),
+        cni = cni.display(),
         plugins = plugins.display(),
         rkt = rkt.display(),
         rkt_dir = rkt_dir.display(),
