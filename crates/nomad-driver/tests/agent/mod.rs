@@ -13,6 +13,8 @@
 //! left: pods in its rkt store, processes holding its files, mounts below its directory. When
 //! the test is failing (or `NOMAD_AGENT_LOG` is set), the agent's log is printed first.
 
+#![allow(dead_code)]
+
 use crate::common::{bin_dir, is_root, repo_root, rkt_bin, RktDir};
 use serde_json::Value;
 use std::io::{Read, Write};
