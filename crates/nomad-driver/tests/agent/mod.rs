@@ -336,10 +336,34 @@ impl Agent {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let mut cmd = Command::new(nomad);
+        let mut agent = Agent {
+            nomad: nomad.to_path_buf(),
+            http_port,
+            node_id: String::new(),
+            dir,
+            rkt_dir: Some(rkt_dir),
+            child: None,
+        };
+        agent.spawn();
+        let ready = agent
+            .wait_ready(Duration::from_secs(90))
+            .map(|id| agent.node_id = id);
+        (agent, ready)
+    }
+
+    /// Starts the agent process on this agent's configuration, its log appended to.
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("agent.log"))
+            .unwrap();
+        let mut cmd = Command::new(&self.nomad);
         cmd.arg("agent")
-            .arg(format!("-config={}", config.display()))
+            .arg(format!(
+                "-config={}",
+                self.dir.path().join("agent.hcl").display()
+            ))
             .env_remove("NOMAD_ADDR")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -353,19 +377,41 @@ impl Agent {
                 Ok(())
             });
         }
-        let child = cmd.spawn().unwrap();
-        let mut agent = Agent {
-            nomad: nomad.to_path_buf(),
-            http_port,
-            node_id: String::new(),
-            dir,
-            rkt_dir: Some(rkt_dir),
-            child: Some(child),
-        };
-        let ready = agent
-            .wait_ready(Duration::from_secs(90))
-            .map(|id| agent.node_id = id);
-        (agent, ready)
+        self.child = Some(cmd.spawn().unwrap());
+    }
+
+    /// SIGKILLs the agent process alone, as a crash would (its plugin is left running).
+    pub fn kill_agent(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the agent again on the same data directory and ports, and waits until its
+    /// node is ready again with the rkt driver healthy.
+    pub fn restart(&mut self) {
+        self.kill_agent();
+        self.spawn();
+        match self.wait_ready(Duration::from_secs(90)) {
+            Ok(id) => self.node_id = id,
+            Err(why) => panic!(
+                "the restarted agent did not become ready: {why}\n{}",
+                self.log_tail(100)
+            ),
+        }
+    }
+
+    /// The PID of this agent's nomad-driver-rkt process, if one runs.
+    pub fn plugin_pid(&self) -> Option<i32> {
+        let plugin = self.dir.path().join("plugins/nomad-driver-rkt");
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == plugin)
+            })
     }
 
     fn wait_ready(&mut self, limit: Duration) -> Result<String, String> {
@@ -721,7 +767,6 @@ impl Drop for Agent {
     }
 }
 
-/// The agent's configuration: server and client on 127.0.0.1, nothing that leaves the host.
 /// An operator's own CNI network, for `network { mode = "cni/rkt-e2e" }`: a bridge of its
 /// own with addresses in a range no other test uses, and Nomad's port mappings.
 pub const CNI_NETWORK: &str = "rkt-e2e";
@@ -745,6 +790,7 @@ const CNI_CONFLIST: &str = r#"{
 }
 "#;
 
+/// The agent's configuration: server and client on 127.0.0.1, nothing that leaves the host.
 fn agent_config(
     data: &Path,
     cni: &Path,
