@@ -221,12 +221,13 @@ fn pods_removed_by_hand_while_the_agent_is_down_are_replaced() {
         (now.len() == 1 && now != before).then_some(now)
     });
     assert_ne!(now, before);
-    let alloc_now = a
-        .allocs("replaced")
-        .into_iter()
-        .find(|x| x["ClientStatus"] == "running")
-        .and_then(|x| x["ID"].as_str().map(str::to_string))
-        .unwrap_or_else(|| panic!("no running allocation: {}", a.events_text(&alloc, "t")));
+    let alloc_now = wait_for("the task running again", Duration::from_secs(60), || {
+        a.allocs("replaced")
+            .into_iter()
+            .find(|x| x["ClientStatus"] == "running" && x["TaskStates"]["t"]["State"] == "running")
+            .and_then(|x| x["ID"].as_str().map(str::to_string))
+    });
+    assert_eq!(alloc_now, alloc, "the same allocation, its task restarted");
     answers(port(&a, &alloc_now));
     a.stop_job("replaced");
 }

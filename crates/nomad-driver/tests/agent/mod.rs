@@ -270,10 +270,25 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// A running Nomad agent, server and client, with nomad-driver-rkt in its plugin directory.
+/// What an agent is: server and client in one (the default), or one of a cluster's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Role {
+    Both,
+    Server,
+    /// A client of the server at this RPC address.
+    Client {
+        server: String,
+    },
+}
+
+/// A running Nomad agent, with nomad-driver-rkt in its plugin directory.
 pub struct Agent {
     pub nomad: PathBuf,
     pub http_port: u16,
+    pub rpc_port: u16,
+    pub role: Role,
+    /// The node's name (and the agent's).
+    pub name: String,
     pub node_id: String,
     /// Config, data_dir, plugin_dir and the agent's log.
     pub dir: tempfile::TempDir,
@@ -285,10 +300,16 @@ impl Agent {
     /// Starts an agent and waits until its node is ready with the rkt driver detected and
     /// healthy. A lost race for a port is retried with new ones.
     pub fn start(nomad: &Path) -> Agent {
+        Agent::start_as(nomad, Role::Both, "rkt-e2e")
+    }
+
+    /// An agent of `role` named `name`, once ready: a server with a leader, a client's node
+    /// ready with the rkt driver healthy.
+    pub fn start_as(nomad: &Path, role: Role, name: &str) -> Agent {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (agent, ready) = Agent::try_start(nomad);
+            let (agent, ready) = Agent::try_start(nomad, role.clone(), name);
             match ready {
                 Ok(()) => return agent,
                 Err(why) if attempt < 3 && why.contains("address already in use") => {
@@ -305,7 +326,7 @@ impl Agent {
     }
 
     /// An agent started, and whether it became ready.
-    fn try_start(nomad: &Path) -> (Agent, Result<(), String>) {
+    fn try_start(nomad: &Path, role: Role, name: &str) -> (Agent, Result<(), String>) {
         let dir = tempfile::Builder::new()
             .prefix("nomad-agent-")
             .tempdir()
@@ -333,12 +354,17 @@ impl Agent {
                 &rkt_bin(),
                 rkt_dir.path(),
                 [http_port, rpc, serf],
+                &role,
+                name,
             ),
         )
         .unwrap();
         let mut agent = Agent {
             nomad: nomad.to_path_buf(),
             http_port,
+            rpc_port: rpc,
+            role,
+            name: name.to_string(),
             node_id: String::new(),
             dir,
             rkt_dir: Some(rkt_dir),
@@ -436,8 +462,21 @@ impl Agent {
         Err(format!("not ready after {limit:?}: {last}"))
     }
 
-    /// The node's ID once it is ready with the rkt driver detected and healthy.
+    /// The RPC address clients of this server join.
+    pub fn rpc_address(&self) -> String {
+        format!("127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// The node's ID once it is ready with the rkt driver detected and healthy (a server
+    /// alone: once it has a leader; its "node ID" is empty).
     fn ready_node(&self) -> Result<String, String> {
+        if self.role == Role::Server {
+            let leader = self.get("/v1/status/leader")?;
+            return match leader.as_str() {
+                Some(l) if !l.is_empty() => Ok(String::new()),
+                _ => Err("no leader yet".into()),
+            };
+        }
         // This agent, not another that took the port (then this one would have exited).
         let me = self.get("/v1/agent/self")?;
         let data = self.dir.path().join("data");
@@ -450,7 +489,7 @@ impl Agent {
         let nodes = self.get("/v1/nodes")?;
         let node = nodes
             .as_array()
-            .and_then(|n| n.first())
+            .and_then(|n| n.iter().find(|n| n["Name"] == self.name.as_str()))
             .ok_or("no node registered yet")?;
         let id = node["ID"].as_str().unwrap_or_default().to_string();
         if node["Status"] != "ready" {
@@ -791,6 +830,7 @@ const CNI_CONFLIST: &str = r#"{
 "#;
 
 /// The agent's configuration: server and client on 127.0.0.1, nothing that leaves the host.
+#[allow(clippy::too_many_arguments)]
 fn agent_config(
     data: &Path,
     cni: &Path,
@@ -798,9 +838,23 @@ fn agent_config(
     rkt: &Path,
     rkt_dir: &Path,
     [http, rpc, serf]: [u16; 3],
+    role: &Role,
+    name: &str,
 ) -> String {
+    let (server, client_servers) = match role {
+        Role::Both => (true, String::new()),
+        Role::Server => (false, String::new()),
+        Role::Client { server } => (false, format!("servers = [\"{server}\"]")),
+    };
+    let server_block = match role {
+        Role::Client { .. } => "server {\n  enabled = false\n}\n".to_string(),
+        // A lost client is noticed within seconds, not Nomad's production minute.
+        _ => "server {\n  enabled          = true\n  bootstrap_expect = 1\n  heartbeat_grace  = \"3s\"\n  min_heartbeat_ttl = \"3s\"\n}\n".to_string(),
+    };
+    let client_enabled = server || matches!(role, Role::Client { .. });
     format!(
         r#"# Written by crates/nomad-driver/tests/agent/mod.rs for one test.
+name                 = "{name}"
 data_dir             = "{data}"
 plugin_dir           = "{plugins}"
 bind_addr            = "127.0.0.1"
@@ -819,13 +873,10 @@ ports {{
   serf = {serf}
 }}
 
-server {{
-  enabled          = true
-  bootstrap_expect = 1
-}}
-
+{server_block}
 client {{
-  enabled           = true
+  enabled           = {client_enabled}
+  {client_servers}
   network_interface = "lo"
   cni_path          = "/usr/lib/cni"
   cni_config_dir    = "{cni}"
