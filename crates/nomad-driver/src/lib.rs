@@ -14,4 +14,3 @@ pub mod log;
 pub mod plugin;
 pub mod proto;
 pub mod server;
-mod server_exec;

@@ -1,283 +1,21 @@
-//! Nomad's BasePlugin and Driver services over [`backend::Driver`].
+//! The Driver service: task lifecycle, events, statistics and exec, over the backend.
 
-use crate::backend::{self, start, stats, Driver};
-use crate::proto::base as b;
+use crate::backend::{self, stats, Driver};
 use crate::proto::drivers as d;
-use crate::proto::structs;
 use crate::{config, hclspec, log};
-use prost::Message;
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::convert::*;
+use super::FINGERPRINT_PERIOD;
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// How often the fingerprint is sent again, as Nomad's rkt driver did.
-pub const FINGERPRINT_PERIOD: Duration = Duration::from_secs(30);
-
-pub struct Base {
-    pub driver: Arc<Driver>,
-}
-
-#[tonic::async_trait]
-impl b::base_plugin_server::BasePlugin for Base {
-    async fn plugin_info(
-        &self,
-        _: Request<b::PluginInfoRequest>,
-    ) -> Result<Response<b::PluginInfoResponse>, Status> {
-        Ok(Response::new(b::PluginInfoResponse {
-            r#type: b::PluginType::Driver as i32,
-            plugin_api_versions: vec!["v0.1.0".into()],
-            plugin_version: env!("CARGO_PKG_VERSION").into(),
-            name: "rkt".into(),
-        }))
-    }
-
-    async fn config_schema(
-        &self,
-        _: Request<b::ConfigSchemaRequest>,
-    ) -> Result<Response<b::ConfigSchemaResponse>, Status> {
-        Ok(Response::new(b::ConfigSchemaResponse {
-            spec: Some(hclspec::plugin_config()),
-        }))
-    }
-
-    async fn set_config(
-        &self,
-        req: Request<b::SetConfigRequest>,
-    ) -> Result<Response<b::SetConfigResponse>, Status> {
-        let c = config::plugin_config(&req.get_ref().msgpack_config)
-            .map_err(|e| Status::invalid_argument(format!("plugin configuration: {e}")))?;
-        self.driver.set_volumes_enabled(c.volumes_enabled);
-        Ok(Response::new(b::SetConfigResponse {}))
-    }
-}
 
 pub struct DriverService {
     pub driver: Arc<Driver>,
-}
-
-/// A driver error as Nomad's Go plugin server returns it: with a RecoverableError detail
-/// when a retry could help (so the restart policy applies), a plain error otherwise.
-fn status(e: backend::Error) -> Status {
-    match e {
-        backend::Error::Recoverable(msg) => recoverable_status(&msg, true),
-        backend::Error::Fatal(msg) => Status::unknown(msg),
-        backend::Error::TaskNotFound => Status::not_found(e.to_string()),
-    }
-}
-
-/// FailedPrecondition carrying RecoverableError{recoverable}, as Nomad's Go server sends it.
-fn recoverable_status(msg: &str, recoverable: bool) -> Status {
-    Status::with_details(
-        tonic::Code::FailedPrecondition,
-        msg,
-        recoverable_details(msg, recoverable).into(),
-    )
-}
-
-/// A google.rpc.Status whose first detail is hashicorp.nomad.plugins.shared.structs.RecoverableError.
-pub fn recoverable_details(msg: &str, recoverable: bool) -> Vec<u8> {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-        #[prost(message, repeated, tag = "3")]
-        details: Vec<prost_types::Any>,
-    }
-    RpcStatus {
-        code: tonic::Code::FailedPrecondition as i32,
-        message: msg.into(),
-        details: vec![prost_types::Any {
-            type_url: "type.googleapis.com/hashicorp.nomad.plugins.shared.structs.RecoverableError"
-                .into(),
-            value: structs::RecoverableError { recoverable }.encode_to_vec(),
-        }],
-    }
-    .encode_to_vec()
-}
-
-fn timestamp(t: SystemTime) -> prost_types::Timestamp {
-    prost_types::Timestamp::from(t)
-}
-
-/// Go's zero time, which Nomad's client expects for "not yet".
-fn zero_time() -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: -62135596800,
-        nanos: 0,
-    }
-}
-
-fn exit_result(e: &backend::ExitInfo) -> d::ExitResult {
-    d::ExitResult {
-        exit_code: e.exit_code,
-        signal: e.signal,
-        oom_killed: e.oom_killed,
-    }
-}
-
-/// What the backend needs from Nomad's task configuration.
-pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
-    let res = t.resources.clone().unwrap_or_default();
-    let alloc = res.allocated_resources.clone().unwrap_or_default();
-    let linux = res.linux_resources.clone().unwrap_or_default();
-    let memory_bytes = match linux.memory_limit_bytes {
-        0 => alloc
-            .memory
-            .as_ref()
-            .map_or(0, |m| m.memory_mb.max(m.memory_max_mb) << 20),
-        n => n,
-    };
-    let cpu_shares = match linux.cpu_shares {
-        0 => alloc.cpu.as_ref().map_or(0, |c| c.cpu_shares),
-        n => n,
-    };
-    let task_ports = alloc.networks.first().map(|n| {
-        n.reserved_ports
-            .iter()
-            .chain(&n.dynamic_ports)
-            .map(|p| (p.label.clone(), p.value as u16))
-            .collect()
-    });
-    start::Spec {
-        id: t.id.clone(),
-        name: t.name.clone(),
-        alloc_id: t.alloc_id.clone(),
-        alloc_dir: t.alloc_dir.clone().into(),
-        env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        user: t.user.clone(),
-        memory_bytes,
-        cpu_shares,
-        task_ports,
-        group_ports: res
-            .ports
-            .iter()
-            .map(|p| (p.label.clone(), p.value as u16))
-            .collect(),
-        mounts: t
-            .mounts
-            .iter()
-            .map(|m| start::HostPath {
-                host_path: m.host_path.clone(),
-                task_path: m.task_path.clone(),
-                read_only: m.readonly,
-            })
-            .collect(),
-        devices: t
-            .devices
-            .iter()
-            .map(|dev| start::HostPath {
-                host_path: dev.host_path.clone(),
-                task_path: dev.task_path.clone(),
-                read_only: !dev.cgroup_permissions.contains('w'),
-            })
-            .collect(),
-        stdout_path: t.stdout_path.clone().into(),
-        stderr_path: t.stderr_path.clone().into(),
-        group_netns: t
-            .network_isolation_spec
-            .as_ref()
-            .filter(|n| n.mode == d::network_isolation_spec::NetworkIsolationMode::Group as i32)
-            .filter(|n| !n.path.is_empty())
-            .map(|n| n.path.clone().into()),
-        group_dns: t.dns.as_ref().map(|dns| {
-            (
-                dns.servers.clone(),
-                dns.searches.clone(),
-                dns.options.clone(),
-            )
-        }),
-    }
-}
-
-fn fingerprint_response(f: backend::fingerprint::Fingerprint) -> d::FingerprintResponse {
-    use backend::fingerprint::{Attr, Health};
-    let attributes: HashMap<String, structs::Attribute> = f
-        .attributes
-        .into_iter()
-        .map(|(k, v)| {
-            let value = match v {
-                Attr::Bool(b) => structs::attribute::Value::BoolVal(b),
-                Attr::Str(s) => structs::attribute::Value::StringVal(s),
-            };
-            (
-                k,
-                structs::Attribute {
-                    value: Some(value),
-                    unit: String::new(),
-                },
-            )
-        })
-        .collect();
-    d::FingerprintResponse {
-        attributes,
-        health: match f.health {
-            Health::Healthy => d::fingerprint_response::HealthState::Healthy,
-            Health::Undetected => d::fingerprint_response::HealthState::Undetected,
-        } as i32,
-        health_description: f.description,
-        err: String::new(),
-    }
-}
-
-fn stats_response(id: &str, s: &stats::Sample) -> d::TaskStatsResponse {
-    use d::cpu_usage::Fields as C;
-    use d::memory_usage::Fields as M;
-    let c = &s.counters;
-    let mut memory_fields = vec![
-        M::Rss as i32,
-        M::Cache as i32,
-        M::Swap as i32,
-        M::Usage as i32,
-    ];
-    if c.max_usage.is_some() {
-        memory_fields.push(M::MaxUsage as i32);
-    }
-    let usage = d::TaskResourceUsage {
-        cpu: Some(d::CpuUsage {
-            system_mode: s.system_percent,
-            user_mode: s.user_percent,
-            total_ticks: s.total_ticks,
-            throttled_periods: c.throttled_periods,
-            throttled_time: c.throttled_time,
-            percent: s.percent,
-            measured_fields: [
-                C::SystemMode,
-                C::UserMode,
-                C::TotalTicks,
-                C::ThrottledPeriods,
-                C::ThrottledTime,
-                C::Percent,
-            ]
-            .iter()
-            .map(|f| *f as i32)
-            .collect(),
-        }),
-        memory: Some(d::MemoryUsage {
-            rss: c.rss,
-            cache: c.cache,
-            max_usage: c.max_usage.unwrap_or(0),
-            kernel_usage: 0,
-            kernel_max_usage: 0,
-            usage: c.usage,
-            swap: c.swap,
-            measured_fields: memory_fields,
-        }),
-    };
-    d::TaskStatsResponse {
-        stats: Some(d::TaskStats {
-            id: id.into(),
-            timestamp: Some(timestamp(SystemTime::now())),
-            agg_resource_usage: Some(usage),
-            resource_usage_by_pid: HashMap::new(),
-        }),
-    }
 }
 
 #[tonic::async_trait]
@@ -615,7 +353,7 @@ impl d::driver_server::Driver for DriverService {
             .map_err(status)?;
         let session = backend::exec_stream::spawn(cmd, setup.tty)
             .map_err(|e| Status::unknown(format!("starting rkt enter: {e}")))?;
-        Ok(Response::new(crate::server_exec::relay(session, inbound)))
+        Ok(Response::new(super::exec::relay(session, inbound)))
     }
 
     async fn create_network(
