@@ -12,7 +12,8 @@
 # (rkt: the pod's supervisor and init, plus a share of the plugin; raw_exec and exec: their
 # executor), and Nomad's logmon per task, which every driver pays, separately.
 #
-#   bench/nomad.sh        ROUNDS=3 by default; SIZES="1 20 100"; NOMAD_BIN=path/to/nomad
+#   bench/nomad.sh        ROUNDS=3 by default; SIZES="1 20 100"; NOMAD_BIN=path/to/nomad;
+#                         KEEP=1 keeps the scratch directory (agent log, allocations)
 #
 # Needs root, a release build (built if missing) and a Nomad binary (NOMAD_BIN, else
 # ../shared/tools/nomad/install.sh target/nomad).
@@ -50,6 +51,10 @@ cleanup() {
     target/release/rkt --dir="$work/rkt" rm "$u" >/dev/null 2>&1 || true
   done
   tests/harness/registry.sh stop "$work/registry" >/dev/null 2>&1 || true
+  if [[ -n ${KEEP:-} ]]; then
+    echo "kept $work" >&2
+    return
+  fi
   grep " $work" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$work"
 }

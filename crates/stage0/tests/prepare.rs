@@ -1,0 +1,86 @@
+//! stage0 as a library: pods prepared from typed specs by many threads of one process at
+//! once (as the Nomad plugin does), and the kinds its errors carry.
+
+use stage0::{Config, Kind};
+use std::sync::OnceLock;
+use test_support::Registry;
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| Registry::with_fixtures("plain"))
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    let mut c = Config::new(dir);
+    c.local_config = dir.join("config");
+    c.system_config = "/nonexistent".into();
+    c.insecure = stage0::InsecureOptions::parse("image,http").unwrap();
+    c.registry_timeout = Some(std::time::Duration::from_secs(5));
+    c
+}
+
+fn specs(args: &[&str]) -> (stage0::PodSpec, Vec<stage0::AppSpec>) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    stage0::spec::parse(&args).unwrap()
+}
+
+#[test]
+fn many_threads_prepare_pods_of_one_image_at_once() {
+    if !test_support::require_root("prepares pods, rendering images with their owners") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let image = registry().image("busybox:latest");
+    // Stored already, as for every task after the first: the threads race on the store's
+    // bookkeeping (the image's last-used time), not on the download.
+    config.fetch(&image, image::fetch::PullPolicy::New).unwrap();
+    let uuids: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                s.spawn(|| {
+                    let (pod, apps) = specs(&[&image, "--exec", "/bin/true"]);
+                    stage0::prepare(&config, &pod, &apps)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<String> = uuids
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    let pods = pod::Pods::open(dir.path()).unwrap();
+    let prepared = pods
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.state == pod::State::Prepared)
+        .count();
+    assert_eq!(prepared, 32);
+}
+
+#[test]
+fn errors_say_what_kind_they_are() {
+    if !test_support::require_root("prepares pods, rendering images with their owners") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let kind = |args: &[&str]| {
+        let (pod, apps) = specs(args);
+        stage0::prepare(&config, &pod, &apps).unwrap_err().kind()
+    };
+    // Nobody listens on port 1: worth a retry later.
+    assert_eq!(kind(&["docker://127.0.0.1:1/x/y:1"]), Kind::Retryable);
+    let missing = registry().image("no/such-image:1");
+    assert_eq!(kind(&[&missing]), Kind::NotFound);
+    let image = registry().image("busybox:latest");
+    assert_eq!(kind(&[&image, "--memory=lots"]), Kind::InvalidInput);
+    let bad_volume = ["--volume=v,kind=host,source=/nonexistent/x", image.as_str()];
+    assert_eq!(kind(&bad_volume), Kind::InvalidInput);
+    // Nothing half-made stays behind.
+    let pods = pod::Pods::open(dir.path()).unwrap();
+    assert!(pods.list().unwrap().is_empty());
+}
