@@ -180,7 +180,16 @@ for n in $SIZES; do
       until [[ $(running "$name") == "$n" ]]; do
         sleep 0.05
         failed=$(curl -s "$addr/v1/job/$name/allocations" | jq '[.[] | select(.ClientStatus == "failed")] | length')
-        [[ $failed == 0 ]] || { echo "$name: $failed allocations failed" >&2; tail -20 "$work/agent.log" >&2; exit 1; }
+        if [[ $failed != 0 ]]; then
+          echo "$name: $failed allocations failed; their events:" >&2
+          curl -s "$addr/v1/job/$name/allocations" |
+            jq -r '.[] | select(.ClientStatus == "failed") | .ID as $id | .TaskStates.t.Events[] | "\($id[:8]) \(.Type): \(.DisplayMessage)"' >&2
+          for a in $(curl -s "$addr/v1/job/$name/allocations" | jq -r '.[] | select(.ClientStatus == "failed") | .ID'); do
+            echo "stderr of $a:" >&2
+            "$nomad" alloc logs -stderr "$a" t >&2 || true
+          done
+          exit 1
+        fi
       done
       end=$(date +%s%N)
       secs[$d-$n]+="$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", (b - a) / 1e9}') "

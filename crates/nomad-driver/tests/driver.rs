@@ -1009,3 +1009,57 @@ async fn uncatchable_signals_reach_the_app() {
     assert_eq!(w.result.unwrap().exit_code, 137);
     destroy(&mut p, id).await;
 }
+
+/// Twenty tasks started at once, as Nomad does for a job of count = 20: every one runs.
+/// (The plugin prepares pods on threads of its own while it forks supervisors for others.)
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_tasks_started_at_once_all_run() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let p = configured(rkt_dir.path()).await;
+    let image = registry().image();
+    let allocs: Vec<Alloc> = (0..20).map(|i| Alloc::new(&format!("many{i}"))).collect();
+    let starts = allocs.iter().map(|alloc| {
+        let mut driver = p.driver.clone();
+        let cfg = command_config(&image, "/bin/sleep", &["1000"], Some("none"));
+        let task = alloc.task_config(cfg);
+        async move {
+            let id = task.id.clone();
+            driver
+                .start_task(d::StartTaskRequest { task: Some(task) })
+                .await
+                .map(|_| id)
+                .map_err(|e| e.message().to_string())
+        }
+    });
+    let ids = futures_join_all(starts).await;
+    let failed: Vec<&String> = ids.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    // Still running a moment later: none of the supervisors failed after the start.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let running = pods(rkt_dir.path())
+        .lines()
+        .filter(|l| l.contains("running"))
+        .count();
+    assert_eq!(running, 20, "{}", pods(rkt_dir.path()));
+    let mut p = p;
+    for id in ids.into_iter().flatten() {
+        destroy(&mut p, id).await;
+    }
+}
+
+/// Every future, concurrently, in order.
+async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
