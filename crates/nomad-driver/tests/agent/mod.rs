@@ -149,6 +149,27 @@ pub fn serve_example_images() {
     });
 }
 
+/// Docker Hub's `library/redis:3.2` (the fixture image) at 127.0.0.1:5000 as well, for a
+/// job that names it `redis:3.2` with the example registry as Docker Hub's mirror.
+pub fn serve_hub_names() {
+    static SERVED: OnceLock<()> = OnceLock::new();
+    serve_example_images();
+    SERVED.get_or_init(|| {
+        let state = bin_dir().join("nomad-agent-images");
+        run_ok(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--dest-tls-verify=false"])
+                .arg(format!(
+                    "oci:{}:busybox",
+                    state.join("fixtures/layout").display()
+                ))
+                .arg(format!(
+                    "docker://127.0.0.1:{EXAMPLE_REGISTRY_PORT}/library/redis:3.2"
+                )),
+        );
+    });
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     assert!(
@@ -268,6 +289,18 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// How a test's agent differs from the standard one.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// The body of the plugin block's `config {}`; `volumes_enabled = true` when None.
+    pub plugin_config: Option<String>,
+    /// Files of a configuration directory of the plugin's own, passed as
+    /// `--rkt-local-config` (paths relative to it, and contents); none: rkt's default.
+    pub rkt_config: Vec<(String, String)>,
+    /// Ready means the rkt driver is detected but unhealthy (a configuration it refuses).
+    pub expect_unhealthy: bool,
+}
+
 /// A running Nomad agent, server and client, with nomad-driver-rkt in its plugin directory.
 pub struct Agent {
     pub nomad: PathBuf,
@@ -283,10 +316,15 @@ impl Agent {
     /// Starts an agent and waits until its node is ready with the rkt driver detected and
     /// healthy. A lost race for a port is retried with new ones.
     pub fn start(nomad: &Path) -> Agent {
+        Agent::start_with(nomad, &Setup::default())
+    }
+
+    /// [`Agent::start`], set up as `setup` says.
+    pub fn start_with(nomad: &Path, setup: &Setup) -> Agent {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (agent, ready) = Agent::try_start(nomad);
+            let (agent, ready) = Agent::try_start(nomad, setup);
             match ready {
                 Ok(()) => return agent,
                 Err(why) if attempt < 3 && why.contains("address already in use") => {
@@ -303,7 +341,7 @@ impl Agent {
     }
 
     /// An agent started, and whether it became ready.
-    fn try_start(nomad: &Path) -> (Agent, Result<(), String>) {
+    fn try_start(nomad: &Path, setup: &Setup) -> (Agent, Result<(), String>) {
         let dir = tempfile::Builder::new()
             .prefix("nomad-agent-")
             .tempdir()
@@ -318,14 +356,30 @@ impl Agent {
         }
         let ports = free_ports(3);
         let (http_port, rpc, serf) = (ports[0], ports[1], ports[2]);
+        let mut plugin_args = vec![
+            format!("--rkt={}", rkt_bin().display()),
+            format!("--rkt-dir={}", rkt_dir.path().display()),
+        ];
+        if !setup.rkt_config.is_empty() {
+            let local = dir.path().join("rkt-config");
+            for (rel, contents) in &setup.rkt_config {
+                let file = local.join(rel);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, contents).unwrap();
+            }
+            plugin_args.push(format!("--rkt-local-config={}", local.display()));
+        }
         let config = dir.path().join("agent.hcl");
         std::fs::write(
             &config,
             agent_config(
                 &dir.path().join("data"),
                 &plugins,
-                &rkt_bin(),
-                rkt_dir.path(),
+                &plugin_args,
+                setup
+                    .plugin_config
+                    .as_deref()
+                    .unwrap_or("volumes_enabled = true"),
                 [http_port, rpc, serf],
             ),
         )
@@ -335,6 +389,9 @@ impl Agent {
         cmd.arg("agent")
             .arg(format!("-config={}", config.display()))
             .env_remove("NOMAD_ADDR")
+            // The plugin inherits these: anything its rkt would fetch from beyond
+            // 127.0.0.0/8 fails at once instead of leaving the machine.
+            .envs(test_support::LOCAL_ONLY_ENV)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -357,12 +414,12 @@ impl Agent {
             child: Some(child),
         };
         let ready = agent
-            .wait_ready(Duration::from_secs(90))
+            .wait_ready(Duration::from_secs(90), setup.expect_unhealthy)
             .map(|id| agent.node_id = id);
         (agent, ready)
     }
 
-    fn wait_ready(&mut self, limit: Duration) -> Result<String, String> {
+    fn wait_ready(&mut self, limit: Duration, unhealthy: bool) -> Result<String, String> {
         let t = Instant::now();
         let mut last = String::from("no answer yet");
         while t.elapsed() < limit {
@@ -375,7 +432,7 @@ impl Agent {
                 };
                 return Err(format!("the agent {why} ({status})"));
             }
-            match self.ready_node() {
+            match self.ready_node(unhealthy) {
                 Ok(id) => return Ok(id),
                 Err(e) => last = e,
             }
@@ -384,8 +441,9 @@ impl Agent {
         Err(format!("not ready after {limit:?}: {last}"))
     }
 
-    /// The node's ID once it is ready with the rkt driver detected and healthy.
-    fn ready_node(&self) -> Result<String, String> {
+    /// The node's ID once it is ready with the rkt driver detected and healthy (or, with
+    /// `unhealthy`, detected and unhealthy with a reason).
+    fn ready_node(&self, unhealthy: bool) -> Result<String, String> {
         // This agent, not another that took the port (then this one would have exited).
         let me = self.get("/v1/agent/self")?;
         let data = self.dir.path().join("data");
@@ -406,7 +464,12 @@ impl Agent {
         }
         let full = self.get(&format!("/v1/node/{id}"))?;
         let rkt = &full["Drivers"]["rkt"];
-        if rkt["Detected"] != true || rkt["Healthy"] != true {
+        let reason = rkt["HealthDescription"].as_str().unwrap_or_default();
+        let ready = match unhealthy {
+            false => rkt["Detected"] == true && rkt["Healthy"] == true,
+            true => rkt["Detected"] == true && rkt["Healthy"] == false && !reason.is_empty(),
+        };
+        if !ready {
             return Err(format!("rkt driver not ready: {rkt}"));
         }
         Ok(id)
@@ -719,10 +782,11 @@ impl Drop for Agent {
 fn agent_config(
     data: &Path,
     plugins: &Path,
-    rkt: &Path,
-    rkt_dir: &Path,
+    plugin_args: &[String],
+    plugin_config: &str,
     [http, rpc, serf]: [u16; 3],
 ) -> String {
+    let args: Vec<String> = plugin_args.iter().map(|a| format!("{a:?}")).collect();
     format!(
         r#"# Written by crates/nomad-driver/tests/agent/mod.rs for one test.
 data_dir             = "{data}"
@@ -766,15 +830,14 @@ consul {{
 }}
 
 plugin "nomad-driver-rkt" {{
-  args = ["--rkt={rkt}", "--rkt-dir={rkt_dir}"]
+  args = [{args}]
   config {{
-    volumes_enabled = true
+{plugin_config}
   }}
 }}
 "#,
         data = data.display(),
         plugins = plugins.display(),
-        rkt = rkt.display(),
-        rkt_dir = rkt_dir.display(),
+        args = args.join(", "),
     )
 }
