@@ -8,8 +8,9 @@
 use crate::appc::{self, DockerImageConfig, Provenance};
 use crate::auth::Credentials;
 use crate::digest;
-use crate::reference::Reference;
-use crate::registry::{self, RawManifest, Registry};
+use crate::reference::{classify, ImageArg, Reference};
+use crate::registries::Registries;
+use crate::registry::{self, Endpoint, RawManifest, Registry};
 use crate::store::{self, ImageInfo, Store};
 use crate::unpack::{Compression, Tree};
 use anyhow::{anyhow, bail, Context, Result};
@@ -69,6 +70,9 @@ pub trait Progress: Send + Sync {
     fn finish(&self, what: &str);
     /// A download continues where an interrupted one stopped.
     fn resumed(&self, _what: &str, _offset: u64) {}
+    /// Something an operator should know about where an image comes from: where a short
+    /// name resolved to, which mirror serves it, a mirror that failed.
+    fn note(&self, _message: &str) {}
 }
 
 pub struct NoProgress;
@@ -81,6 +85,8 @@ impl Progress for NoProgress {
 pub struct Fetcher {
     pub store: Arc<Store>,
     pub credentials: Credentials,
+    /// Mirrors and the default registry of short names (`registries.d`).
+    pub registries: Registries,
     pub options: registry::Options,
     pub policy: PullPolicy,
     pub progress: Arc<dyn Progress>,
@@ -130,9 +136,41 @@ impl Fetcher {
         }
     }
 
-    /// Fetches one image and returns its ID (`sha512-` and 64 hex digits).
+    /// Fetches one image (a `docker://` reference or a short name) and returns its ID
+    /// (`sha512-` and 64 hex digits).
     pub async fn fetch(&self, image: &str) -> Result<String> {
-        let reference = Reference::parse(image)?;
+        let reference = self.resolve(image)?;
+        self.fetch_reference(&reference).await
+    }
+
+    /// The Docker reference an image argument names; where a short name went is said
+    /// through [`Progress::note`].
+    pub fn resolve(&self, image: &str) -> Result<Reference> {
+        let reference = self.registries.reference(image)?;
+        if classify(image) == ImageArg::ShortName {
+            self.progress
+                .note(&self.registries.describe_short(image, &reference));
+        }
+        Ok(reference)
+    }
+
+    /// Where `reference` can come from, in the order to try: the mirrors of its registry,
+    /// then the registry itself (unless `mirrorsOnly`).
+    pub fn sources(&self, reference: &Reference) -> Vec<Endpoint> {
+        let settings = self.registries.settings(&reference.registry);
+        let mut sources: Vec<Endpoint> = settings
+            .into_iter()
+            .flat_map(|s| &s.mirrors)
+            .map(|m| Endpoint::mirror(m, reference, &self.options))
+            .collect();
+        if !settings.is_some_and(|s| s.mirrors_only) {
+            sources.push(Endpoint::registry(reference, &self.options));
+        }
+        sources
+    }
+
+    /// Fetches the image `reference` names and returns its ID.
+    pub async fn fetch_reference(&self, reference: &Reference) -> Result<String> {
         let name = reference.image_name();
         if self.policy != PullPolicy::Update {
             let stored = self.store.find_by_name(&name, reference.tag.as_deref())?;
@@ -148,10 +186,74 @@ impl Fetcher {
                 _ => {}
             }
         }
-        let credential = self.credentials.get(&reference.registry).cloned();
-        let registry = Arc::new(Registry::connect(&reference, credential, &self.options).await?);
-        self.debug(|| format!("talking to {}", registry.base_url()));
-        let manifest = self.resolve_manifest(&registry, &reference).await?;
+        // The first source that serves the manifest serves the image: whatever it sends is
+        // verified against the digests, whichever source it is.
+        let sources = self.sources(reference);
+        let mut failed: Vec<String> = Vec::new();
+        for (i, source) in sources.iter().enumerate() {
+            match self.manifest_from(source, reference).await {
+                Ok((registry, manifest)) => {
+                    if source.mirror {
+                        self.progress
+                            .note(&format!("fetching {reference} from {}", source.what));
+                    }
+                    return self.fetch_from(registry, reference, manifest).await;
+                }
+                Err(e) if i + 1 < sources.len() => {
+                    self.progress.note(&format!(
+                        "{} failed for {reference}: {e:#}; trying {}",
+                        source.what,
+                        sources[i + 1].what
+                    ));
+                    failed.push(format!("{} failed ({e:#})", source.what));
+                }
+                Err(e) => {
+                    if self
+                        .registries
+                        .settings(&reference.registry)
+                        .is_some_and(|s| s.mirrors_only)
+                    {
+                        failed.push(format!(
+                            "registry {} itself is not tried (mirrorsOnly in registries.d)",
+                            reference.registry
+                        ));
+                    }
+                    return Err(if failed.is_empty() {
+                        e
+                    } else {
+                        e.context(format!(
+                            "no source could serve {reference}: {}; the last, {}, said",
+                            failed.join("; "),
+                            source.what
+                        ))
+                    });
+                }
+            }
+        }
+        bail!("no source to fetch {reference} from")
+    }
+
+    /// Connects to one source and resolves the image's manifest for this platform there.
+    async fn manifest_from(
+        &self,
+        source: &Endpoint,
+        reference: &Reference,
+    ) -> Result<(Arc<Registry>, RawManifest)> {
+        let credential = self.credentials.get(&source.host).cloned();
+        let registry =
+            Arc::new(Registry::connect(source, reference, credential, &self.options).await?);
+        self.debug(|| format!("talking to {} ({})", registry.base_url(), source.what));
+        let manifest = self.resolve_manifest(&registry, reference).await?;
+        Ok((registry, manifest))
+    }
+
+    /// Downloads, renders and stores the image of `manifest` from `registry`.
+    async fn fetch_from(
+        &self,
+        registry: Arc<Registry>,
+        reference: &Reference,
+        manifest: RawManifest,
+    ) -> Result<String> {
         let id = digest::image_id(&manifest.bytes);
         self.debug(|| {
             format!(
@@ -164,7 +266,7 @@ impl Fetcher {
             self.store.touch(&id)?;
             return Ok(id);
         }
-        self.pull(&registry, &reference, &manifest, &id)
+        self.pull(&registry, reference, &manifest, &id)
             .await
             .with_context(|| format!("fetching {reference}"))?;
         Ok(id)

@@ -1,7 +1,9 @@
 //! Images for rkt: references, registry client, content store and rendered trees.
 //!
 //! The flow of `rkt fetch docker://…` is [`fetch::Fetcher::fetch`]: parse the
-//! [`reference::Reference`], [`registry::Registry::connect`] with credentials from
+//! [`reference::Reference`] (a short name goes to the default registry of
+//! [`registries::Registries`]), try each source in turn (the registry's mirrors, then the
+//! registry itself) with [`registry::Registry::connect`] and credentials from
 //! [`auth::Credentials`], resolve the manifest for this platform, download and verify blobs
 //! into the [`store::Store`], apply them with [`unpack::Tree`], convert the config to an appc
 //! manifest with [`appc::from_docker`], and publish the image with one rename.
@@ -11,6 +13,7 @@ pub mod auth;
 pub mod digest;
 pub mod fetch;
 pub mod reference;
+pub mod registries;
 pub mod registry;
 pub mod rootfs;
 pub mod store;

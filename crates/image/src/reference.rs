@@ -1,11 +1,70 @@
-//! Docker image references as rkt accepted them: `docker://[host[:port]/]repo[:tag|@sha256:…]`.
+//! Docker image references as rkt accepted them: `docker://[host[:port]/]repo[:tag|@sha256:…]`,
+//! and short names (`redis:3.2`, `library/redis`), which [`classify`] tells apart from image
+//! IDs and from names that are not Docker's.
 //!
 //! Defaults follow Docker Hub's conventions, as docker2aci applied them: no host means
 //! `registry-1.docker.io`, and a single-component repository there gets the `library/` prefix.
+//! A short name goes to the default registry instead ([`Reference::parse_short`]), which is
+//! Docker Hub unless `registries.d` names another (see [`crate::registries`]).
 
 use std::fmt;
 
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
+
+/// What an image argument of `rkt fetch`, `run` or `prepare` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageArg {
+    /// `docker://…`: a Docker image, on Docker Hub unless it names a host.
+    Docker,
+    /// No scheme, and a first path component that is not a host: `redis:3.2`,
+    /// `library/redis`, `myorg/app@sha256:…`. A Docker image on the default registry.
+    ShortName,
+    /// `sha512-…`: an image ID (or a prefix of one) in the store.
+    ImageId,
+    /// Anything else: a name whose first component looks like a host or an appc name
+    /// (`example.com/app:1.0`, `localhost/app`, `quay.io/x`), a path, or a URL. Only the store
+    /// is searched for these today.
+    ///
+    /// The hook for appc: discovery (then, failing that, Docker) is tried for the names of
+    /// this kind that look like appc names, with a dot in the first component; ACI files and
+    /// URLs land here too.
+    Other,
+}
+
+/// Sorts an image argument into [`ImageArg`]s. The short-name rule is Docker's: the first
+/// path component (for a name without `/`, the name itself, without tag or digest) is a host
+/// if it contains `.` or `:` or is `localhost`; a name whose first component is not a host is
+/// short. Image IDs (`sha512-…`), paths (`/…`, `.…`) and URLs (`…://…`) are never short.
+pub fn classify(input: &str) -> ImageArg {
+    if input.starts_with("docker://") {
+        return ImageArg::Docker;
+    }
+    if input.starts_with("sha512-") {
+        return ImageArg::ImageId;
+    }
+    if input.contains("://") || input.starts_with('/') || input.starts_with('.') {
+        return ImageArg::Other;
+    }
+    let name = input.split_once('@').map_or(input, |(n, _)| n);
+    let first = match name.split_once('/') {
+        Some((first, _)) => first,
+        None => name.split_once(':').map_or(name, |(n, _)| n),
+    };
+    if first.is_empty() || first.contains('.') || first.contains(':') || first == "localhost" {
+        ImageArg::Other
+    } else {
+        ImageArg::ShortName
+    }
+}
+
+/// The registry a host names: Docker Hub's aliases (`docker.io`, `index.docker.io`) are
+/// [`DOCKER_HUB`], as Docker and docker2aci treat them; anything else is itself.
+pub fn canonical_registry(host: &str) -> &str {
+    match host {
+        "docker.io" | "index.docker.io" => DOCKER_HUB,
+        other => other,
+    }
+}
 
 /// A parsed `docker://` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +89,23 @@ pub struct ParseError {
 impl Reference {
     /// Parses a reference with or without the `docker://` prefix.
     pub fn parse(input: &str) -> Result<Self, ParseError> {
+        Reference::parse_with(input, None)
+    }
+
+    /// Parses a short name (see [`classify`]): a Docker image on `default_registry`. On
+    /// Docker Hub a single-component repository gets the `library/` prefix; other registries
+    /// take the repository as written (`redis` on `127.0.0.1:5000` is `127.0.0.1:5000/redis`).
+    pub fn parse_short(input: &str, default_registry: &str) -> Result<Self, ParseError> {
+        if classify(input) != ImageArg::ShortName {
+            return Err(ParseError {
+                input: input.to_string(),
+                why: "not a short name: its first component names a host".into(),
+            });
+        }
+        Reference::parse_with(input, Some(canonical_registry(default_registry)))
+    }
+
+    fn parse_with(input: &str, registry: Option<&str>) -> Result<Self, ParseError> {
         let err = |why: &str| ParseError {
             input: input.to_string(),
             why: why.to_string(),
@@ -54,7 +130,10 @@ impl Reference {
         if let Some(t) = &tag {
             validate_tag(t).map_err(|w| err(&w))?;
         }
-        let (registry, repository) = split_registry(name);
+        let (registry, repository) = match registry {
+            Some(r) => (r.to_string(), hub_library(r, name)),
+            None => split_registry(name),
+        };
         validate_repository(&repository).map_err(|w| err(&w))?;
         let tag = match (&tag, &digest) {
             (None, None) => Some("latest".to_string()),
@@ -100,11 +179,7 @@ impl fmt::Display for Reference {
 fn split_registry(name: &str) -> (String, String) {
     if let Some((first, rest)) = name.split_once('/') {
         if first.contains('.') || first.contains(':') || first == "localhost" {
-            let registry = if first == "docker.io" || first == "index.docker.io" {
-                DOCKER_HUB.to_string()
-            } else {
-                first.to_string()
-            };
+            let registry = canonical_registry(first).to_string();
             let repository = hub_library(&registry, rest);
             return (registry, repository);
         }
@@ -208,6 +283,64 @@ mod tests {
         assert_eq!(r.tag, None);
         assert_eq!(r.manifest_reference(), d);
         assert!(Reference::parse("docker://x@sha256:abc").is_err());
+    }
+
+    #[test]
+    fn classification() {
+        use ImageArg::*;
+        for (input, want) in [
+            ("docker://redis", Docker),
+            ("redis", ShortName),
+            ("redis:3.2", ShortName),
+            ("library/redis", ShortName),
+            ("library/redis:3.2-alpine", ShortName),
+            ("myorg/team/app@sha256:abc", ShortName),
+            ("Redis", ShortName), // and then refused by the parser, naming the component
+            ("example.com/app:1.0", Other),
+            ("registry-1.docker.io/library/redis:3.2", Other),
+            ("127.0.0.1:5000/busybox", Other),
+            ("localhost/app", Other),
+            ("localhost", Other),
+            ("app.aci", Other),
+            ("./app.aci", Other),
+            ("/srv/app.aci", Other),
+            ("https://example.com/app.aci", Other),
+            ("sha512-0123abcd", ImageId),
+            ("", Other),
+        ] {
+            assert_eq!(classify(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn short_names_go_to_the_default_registry() {
+        let r = Reference::parse_short("redis:3.2", DOCKER_HUB).unwrap();
+        assert_eq!(
+            r.to_string(),
+            "docker://registry-1.docker.io/library/redis:3.2"
+        );
+        assert_eq!(
+            r,
+            p("docker://redis:3.2"),
+            "the same image as docker://redis:3.2"
+        );
+        let r = Reference::parse_short("library/redis", "docker.io").unwrap();
+        assert_eq!(
+            r.to_string(),
+            "docker://registry-1.docker.io/library/redis:latest"
+        );
+        // Elsewhere the repository is taken as written: library/ is Docker Hub's convention.
+        let r = Reference::parse_short("redis:3.2", "127.0.0.1:5000").unwrap();
+        assert_eq!(r.to_string(), "docker://127.0.0.1:5000/redis:3.2");
+        let r = Reference::parse_short("team/app", "registry.internal").unwrap();
+        assert_eq!(r.image_name(), "registry.internal/team/app");
+        let d = format!("sha256:{}", "b".repeat(64));
+        let r = Reference::parse_short(&format!("busybox@{d}"), DOCKER_HUB).unwrap();
+        assert_eq!((r.tag, r.digest), (None, Some(d)));
+        let e = Reference::parse_short("Redis", DOCKER_HUB).unwrap_err();
+        assert!(e.to_string().contains("\"Redis\" must be lowercase"), "{e}");
+        assert!(Reference::parse_short("example.com/app", DOCKER_HUB).is_err());
+        assert!(Reference::parse_short("docker://redis", DOCKER_HUB).is_err());
     }
 
     #[test]

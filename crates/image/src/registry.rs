@@ -86,7 +86,55 @@ impl Default for Options {
     }
 }
 
-/// A connection to one repository of one registry, authenticated for pulling.
+/// Where one source of an image is and how to reach it: the image's registry, or one of its
+/// mirrors (see [`crate::registries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host[:port]`.
+    pub host: String,
+    /// The image's repository there.
+    pub repository: String,
+    /// Plain HTTP only (an `http://` mirror).
+    pub plain_http: bool,
+    /// HTTPS, then plain HTTP when HTTPS fails (`--insecure-options=http`).
+    pub allow_http: bool,
+    pub skip_tls_verify: bool,
+    /// A mirror (its probe gets one attempt: the next source is its retry).
+    pub mirror: bool,
+    /// How messages name it: `registry quay.io`, `mirror http://10.0.0.5:5000`.
+    pub what: String,
+}
+
+impl Endpoint {
+    /// The image's own registry, as `--insecure-options` allows reaching it.
+    pub fn registry(r: &Reference, opts: &Options) -> Endpoint {
+        Endpoint {
+            host: r.registry.clone(),
+            repository: r.repository.clone(),
+            plain_http: false,
+            allow_http: opts.allow_http,
+            skip_tls_verify: opts.skip_tls_verify,
+            mirror: false,
+            what: format!("registry {}", r.registry),
+        }
+    }
+
+    /// A mirror of the image's registry: its own scheme and TLS setting, relaxed further by
+    /// `--insecure-options` as registries are.
+    pub fn mirror(m: &crate::registries::Mirror, r: &Reference, opts: &Options) -> Endpoint {
+        Endpoint {
+            host: m.host.clone(),
+            repository: m.repository(&r.repository),
+            plain_http: !m.https,
+            allow_http: opts.allow_http,
+            skip_tls_verify: m.skip_tls_verify || opts.skip_tls_verify,
+            mirror: true,
+            what: format!("mirror {}", m.url),
+        }
+    }
+}
+
+/// A connection to one repository of one registry (or mirror), authenticated for pulling.
 pub struct Registry {
     client: reqwest::Client,
     base: String,
@@ -106,56 +154,72 @@ pub struct RawManifest {
 }
 
 impl Registry {
-    /// Finds how to talk to the registry of `reference` (HTTPS, or HTTP when allowed) and
-    /// authenticates for pulling its repository.
+    /// Finds how to talk to `endpoint` (HTTPS, or HTTP when it is plain or HTTP is allowed)
+    /// and authenticates for pulling `image`'s repository there.
     pub async fn connect(
-        reference: &Reference,
+        endpoint: &Endpoint,
+        image: &Reference,
         credential: Option<Credential>,
         opts: &Options,
     ) -> Result<Self> {
         let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(opts.skip_tls_verify)
+            .danger_accept_invalid_certs(endpoint.skip_tls_verify)
             .connect_timeout(opts.timeout)
             .read_timeout(opts.timeout)
             .user_agent(concat!("rkt-rs/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client")?;
+        let scheme = if endpoint.plain_http { "http" } else { "https" };
         let mut reg = Registry {
             client,
-            base: format!("https://{}", reference.registry),
-            repository: reference.repository.clone(),
-            image: reference.to_string(),
+            base: format!("{scheme}://{}", endpoint.host),
+            repository: endpoint.repository.clone(),
+            image: image.to_string(),
             credential,
             authorization: RwLock::new(None),
             attempts: opts.attempts.max(1),
         };
         // With plain HTTP allowed, HTTPS gets one try: a plain-HTTP registry answers a TLS
-        // handshake with garbage, and retrying that only adds delay.
-        if opts.allow_http {
+        // handshake with garbage, and retrying that only adds delay. A mirror's probe gets
+        // one try too: the next source is its retry.
+        let fallback = endpoint.allow_http && !endpoint.plain_http;
+        if fallback || endpoint.mirror {
             reg.attempts = 1;
         }
         let probe = reg.get_with_retries(&reg.url("/v2/"), None).await;
-        reg.attempts = opts.attempts.max(1);
+        if !endpoint.mirror {
+            reg.attempts = opts.attempts.max(1);
+        }
         let probe = match probe {
             Ok(r) => r,
-            Err(https_err) if opts.allow_http => {
-                reg.base = format!("http://{}", reference.registry);
+            Err(https_err) if fallback => {
+                reg.base = format!("http://{}", endpoint.host);
                 reg.get_with_retries(&reg.url("/v2/"), None)
                     .await
                     .with_context(|| {
                         format!(
-                            "registry {} unreachable over HTTPS ({https_err:#}) and HTTP",
-                            reference.registry
+                            "{} unreachable over HTTPS ({https_err:#}) and HTTP",
+                            endpoint.what
                         )
                     })?
             }
+            Err(e) if endpoint.plain_http => {
+                return Err(e.context(format!("{} unreachable", endpoint.what)))
+            }
+            Err(e) if endpoint.mirror => {
+                return Err(e.context(format!(
+                    "{} unreachable over HTTPS; for a plain-HTTP mirror write an http:// URL in registries.d, for an untrusted certificate set skipTLSVerify",
+                    endpoint.what
+                )))
+            }
             Err(e) => {
                 return Err(e.context(format!(
-                    "registry {} unreachable over HTTPS; for a plain-HTTP registry pass --insecure-options=http, for an untrusted certificate --insecure-options=tls",
-                    reference.registry
+                    "{} unreachable over HTTPS; for a plain-HTTP registry pass --insecure-options=http, for an untrusted certificate --insecure-options=tls",
+                    endpoint.what
                 )))
             }
         };
+        reg.attempts = opts.attempts.max(1);
         reg.authenticate(probe).await?;
         Ok(reg)
     }
@@ -335,8 +399,9 @@ impl Registry {
         if let Some(want) = expected {
             if want.starts_with("sha256:") && want != digest {
                 bail!(
-                    "manifest of {} does not match its digest: expected {want}, got {digest}",
-                    self.image
+                    "manifest of {} as served by {} does not match its digest: expected {want}, got {digest}; refusing it",
+                    self.image,
+                    self.base
                 );
             }
         }

@@ -9,12 +9,37 @@ use crate::cty;
 pub struct PluginConfig {
     /// Whether jobs may bind absolute host paths (`volumes`); default true.
     pub volumes_enabled: bool,
+    /// `gc {}`: removing images no task uses any more (not in the original driver; shaped
+    /// like Nomad's Docker driver's).
+    pub gc: GcConfig,
+}
+
+/// `gc { image = true  image_delay = "3m" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GcConfig {
+    /// Remove an image once no task uses it; default true.
+    pub image: bool,
+    /// How long an image stays unused before it is removed; default 3 minutes.
+    pub image_delay: std::time::Duration,
+}
+
+/// Nomad's Docker driver's defaults.
+pub const DEFAULT_IMAGE_DELAY: std::time::Duration = std::time::Duration::from_secs(180);
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            image: true,
+            image_delay: DEFAULT_IMAGE_DELAY,
+        }
+    }
 }
 
 impl Default for PluginConfig {
     fn default() -> Self {
         PluginConfig {
             volumes_enabled: true,
+            gc: GcConfig::default(),
         }
     }
 }
@@ -24,7 +49,41 @@ pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
     let o = cty::object(&v)?;
     Ok(PluginConfig {
         volumes_enabled: cty::boolean("volumes_enabled", o.get("volumes_enabled"))?.unwrap_or(true),
+        gc: gc_config(o.get("gc"))?,
     })
+}
+
+/// The `gc` block: absent (null) means the defaults. Nomad sends a block as an object, or
+/// (from an agent's HCL1 configuration, through JSON) as a list of one.
+fn gc_config(v: Option<&&rmpv::Value>) -> cty::Result<GcConfig> {
+    let mut gc = GcConfig::default();
+    let Some(o) = cty::block("gc", v)? else {
+        return Ok(gc);
+    };
+    if let Some(image) = cty::boolean("gc.image", o.get("image"))? {
+        gc.image = image;
+    }
+    if let Some(delay) = cty::string("gc.image_delay", o.get("image_delay"))? {
+        gc.image_delay = parse_delay("gc.image_delay", &delay)?;
+    }
+    for key in o.keys() {
+        if key != "image" && key != "image_delay" {
+            return Err(format!(
+                "\"gc.{key}\" is not an option of the gc block (it has image and image_delay)"
+            ));
+        }
+    }
+    Ok(gc)
+}
+
+/// A Go duration that may not be negative.
+fn parse_delay(field: &str, s: &str) -> cty::Result<std::time::Duration> {
+    if s.trim_start().starts_with('-') {
+        return Err(format!(
+            "{field:?} is negative ({s:?}); give how long an unused image is kept, such as \"3m\" (or \"0s\")"
+        ));
+    }
+    stage0::spec::parse_duration(s).map_err(|e| format!("{field:?}: {e}"))
 }
 
 /// A field's type: how the schema declares it and how its value is decoded.
@@ -252,6 +311,51 @@ mod tests {
     fn a_dynamic_wrapped_value_reads_like_a_plain_one() {
         let b = bytes(r#"81 a5"image" 92 c4 08 22 73 74 72 69 6e 67 22 a2"hi""#);
         assert_eq!(task_config(&b).unwrap().image, "hi");
+    }
+
+    #[test]
+    fn gc_block_defaults_values_and_errors() {
+        assert_eq!(plugin_config(&[]).unwrap().gc, GcConfig::default());
+        let d = GcConfig::default();
+        assert!(d.image && d.image_delay == std::time::Duration::from_secs(180));
+        // The block absent (null), as an object, and as a list of one object.
+        let b = bytes(r#"82 a2"gc" c0 af"volumes_enabled" c3"#);
+        assert_eq!(plugin_config(&b).unwrap().gc, GcConfig::default());
+        let b = bytes(r#"81 a2"gc" 82 a5"image" c2 ab"image_delay" a2"2s""#);
+        let gc = plugin_config(&b).unwrap().gc;
+        assert!(!gc.image);
+        assert_eq!(gc.image_delay, std::time::Duration::from_secs(2));
+        let b = bytes(r#"81 a2"gc" 91 82 a5"image" c3 ab"image_delay" a5"1h30m""#);
+        assert_eq!(
+            plugin_config(&b).unwrap().gc.image_delay,
+            std::time::Duration::from_secs(5400)
+        );
+        // Attributes left out (or null) keep their defaults.
+        let b = bytes(r#"81 a2"gc" 82 a5"image" c0 ab"image_delay" c0"#);
+        assert_eq!(plugin_config(&b).unwrap().gc, GcConfig::default());
+        for (payload, want) in [
+            (
+                r#"81 a2"gc" 81 ab"image_delay" a3"-3m""#,
+                "\"gc.image_delay\" is negative (\"-3m\")",
+            ),
+            (
+                r#"81 a2"gc" 81 ab"image_delay" a5"soon!""#,
+                "\"gc.image_delay\": invalid duration \"soon!\"",
+            ),
+            (
+                r#"81 a2"gc" 81 a5"image" a3"yes""#,
+                "\"gc.image\" must be true or false",
+            ),
+            (
+                r#"81 a2"gc" 81 a9"container" c3"#,
+                "\"gc.container\" is not an option of the gc block",
+            ),
+            (r#"81 a2"gc" a2"on""#, "\"gc\" must be a block"),
+            (r#"81 a2"gc" 92 80 80"#, "\"gc\" may appear once"),
+        ] {
+            let e = plugin_config(&bytes(payload)).unwrap_err();
+            assert!(e.starts_with(want), "{payload}: {e}");
+        }
     }
 
     #[test]

@@ -165,6 +165,38 @@ pub fn number(field: &str, v: Option<&&Value>) -> Result<Option<f64>> {
     }
 }
 
+/// A nested block's attributes: an object, or a list of at most one object (HCL1 agent
+/// configurations reach Nomad's decoder as JSON, where a block is a list); null (the block
+/// left out) is None.
+pub fn block<'a>(
+    field: &str,
+    v: Option<&&'a Value>,
+) -> Result<Option<BTreeMap<String, &'a Value>>> {
+    let v = match concrete(v) {
+        None | Some(Value::Nil) => return Ok(None),
+        Some(Value::Array(items)) => match items.as_slice() {
+            [] => return Ok(None),
+            [one] => concrete(Some(&one)).unwrap_or(one),
+            _ => {
+                return Err(format!(
+                    "{field:?} may appear once, not {} times",
+                    items.len()
+                ))
+            }
+        },
+        Some(v) => v,
+    };
+    match v {
+        Value::Map(_) => object(v).map(Some),
+        Value::Nil => Ok(None),
+        Value::Ext(..) => Err(unknown(field)),
+        other => Err(format!(
+            "{field:?} must be a block ({field} {{ … }}), not {}",
+            kind(other)
+        )),
+    }
+}
+
 /// list(string); null is an empty list.
 pub fn strings(field: &str, v: Option<&&Value>) -> Result<Vec<String>> {
     match concrete(v) {

@@ -2,6 +2,7 @@
 //! driver declared them (`port_map` as list(map(string)), which takes both the block and the
 //! list-of-maps forms; `volumes_enabled` defaulting to true).
 
+use crate::proto::hclspec::Block as NestedBlock;
 use crate::proto::hclspec::{spec::Block, Attr, Default, Literal, Object, Spec};
 
 fn attr(name: &str, ty: &str, required: bool) -> Spec {
@@ -45,12 +46,40 @@ pub fn task_config() -> Spec {
     )
 }
 
-/// The agent's `plugin "nomad-driver-rkt" { config {} }`.
+/// An optional block holding `nested`.
+fn block(name: &str, nested: Spec) -> Spec {
+    Spec {
+        block: Some(Block::BlockValue(Box::new(NestedBlock {
+            name: name.into(),
+            required: false,
+            nested: Some(Box::new(nested)),
+        }))),
+    }
+}
+
+/// The agent's `plugin "nomad-driver-rkt" { config {} }`: the original's `volumes_enabled`,
+/// and `gc { image = true  image_delay = "3m" }` as Nomad's Docker driver has it (left out,
+/// it is null and the decoder applies the same defaults).
 pub fn plugin_config() -> Spec {
-    object(vec![(
-        "volumes_enabled",
-        with_default(attr("volumes_enabled", "bool", false), "true"),
-    )])
+    object(vec![
+        (
+            "volumes_enabled",
+            with_default(attr("volumes_enabled", "bool", false), "true"),
+        ),
+        (
+            "gc",
+            block(
+                "gc",
+                object(vec![
+                    ("image", with_default(attr("image", "bool", false), "true")),
+                    (
+                        "image_delay",
+                        with_default(attr("image_delay", "string", false), "\"3m\""),
+                    ),
+                ]),
+            ),
+        ),
+    ])
 }
 
 #[cfg(test)]
@@ -111,5 +140,29 @@ mod tests {
             panic!()
         };
         assert_eq!(l.value, "true");
+    }
+
+    #[test]
+    fn plugin_schema_has_an_optional_gc_block() {
+        let Some(Block::Object(o)) = plugin_config().block else {
+            panic!()
+        };
+        let Some(Block::BlockValue(b)) = &o.attributes["gc"].block else {
+            panic!()
+        };
+        assert_eq!((b.name.as_str(), b.required), ("gc", false));
+        let Some(Block::Object(gc)) = &b.nested.as_ref().unwrap().block else {
+            panic!()
+        };
+        let mut keys: Vec<&str> = gc.attributes.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["image", "image_delay"]);
+        let Some(Block::Default(d)) = &gc.attributes["image_delay"].block else {
+            panic!()
+        };
+        let Some(Block::Literal(l)) = &d.default.as_ref().unwrap().block else {
+            panic!()
+        };
+        assert_eq!(l.value, "\"3m\"", "an HCL string literal");
     }
 }

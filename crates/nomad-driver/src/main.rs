@@ -1,8 +1,11 @@
 //! `nomad-driver-rkt`: started by a Nomad client from its plugin_dir.
 //!
 //! Flags (the `args` of the agent's `plugin "nomad-driver-rkt"` block):
-//!   --rkt=PATH      the rkt binary (default: rkt on PATH)
-//!   --rkt-dir=DIR   rkt's data directory (default: rkt's own, /var/lib/rkt)
+//!   --rkt=PATH                 the rkt binary (default: rkt on PATH)
+//!   --rkt-dir=DIR              rkt's data directory (default: rkt's own, /var/lib/rkt)
+//!   --rkt-local-config=DIR     rkt's --local-config: net.d, auth.d, registries.d
+//!                              (default: rkt's own, /etc/rkt)
+//!   --rkt-system-config=DIR    rkt's --system-config (default: rkt's own, /usr/lib/rkt)
 
 use nomad_driver_rkt::backend::{rkt::Rkt, Driver};
 use nomad_driver_rkt::proto::{base, drivers, plugin as gp};
@@ -18,14 +21,19 @@ fn main() {
     }
     let mut rkt_path = None;
     let mut rkt_dir = None;
+    let (mut local_config, mut system_config) = (None, None);
     for arg in std::env::args().skip(1) {
         if let Some(p) = arg.strip_prefix("--rkt=") {
             rkt_path = Some(PathBuf::from(p));
         } else if let Some(d) = arg.strip_prefix("--rkt-dir=") {
             rkt_dir = Some(PathBuf::from(d));
+        } else if let Some(d) = arg.strip_prefix("--rkt-local-config=") {
+            local_config = Some(PathBuf::from(d));
+        } else if let Some(d) = arg.strip_prefix("--rkt-system-config=") {
+            system_config = Some(PathBuf::from(d));
         } else {
             eprintln!(
-                "nomad-driver-rkt: unknown argument {arg:?}; it takes --rkt=PATH and --rkt-dir=DIR"
+                "nomad-driver-rkt: unknown argument {arg:?}; it takes --rkt=PATH, --rkt-dir=DIR, --rkt-local-config=DIR and --rkt-system-config=DIR"
             );
             std::process::exit(1);
         }
@@ -39,21 +47,30 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let code = runtime.block_on(serve(rkt_path, rkt_dir));
+    let code = runtime.block_on(serve(rkt_path, rkt_dir, local_config, system_config));
     std::process::exit(code);
 }
 
-async fn serve(rkt_path: Option<PathBuf>, rkt_dir: Option<PathBuf>) -> i32 {
+async fn serve(
+    rkt_path: Option<PathBuf>,
+    rkt_dir: Option<PathBuf>,
+    local_config: Option<PathBuf>,
+    system_config: Option<PathBuf>,
+) -> i32 {
     // A missing rkt is reported by the fingerprint ("Failed to execute rkt version"), so
     // the plugin still starts and the agent does too.
-    let rkt = Rkt::locate(rkt_path.clone(), rkt_dir.clone()).unwrap_or_else(|e| {
+    let mut rkt = Rkt::locate(rkt_path.clone(), rkt_dir.clone()).unwrap_or_else(|e| {
         log::warn(&e, &[]);
         Rkt {
             path: rkt_path.unwrap_or_else(|| "rkt".into()),
             dir: rkt_dir,
+            ..Default::default()
         }
     });
+    rkt.local_config = local_config;
+    rkt.system_config = system_config;
     let driver = Driver::new(rkt);
+    driver.image_gc.spawn();
     let socket = plugin::socket_path();
     let listener = match tokio::net::UnixListener::bind(&socket) {
         Ok(l) => l,

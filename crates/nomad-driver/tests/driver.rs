@@ -680,6 +680,113 @@ async fn tasks_outlive_a_killed_plugin_and_are_recovered() {
     assert_eq!(pods(rkt_dir.path()), "");
 }
 
+/// The image IDs in rkt's store.
+fn images(rkt_dir: &std::path::Path) -> Vec<String> {
+    rkt_ok(
+        rkt_dir,
+        &["image", "list", "--no-legend", "--full", "--fields=id"],
+    )
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+/// `gc { image = true  image_delay = "2s" }`: the image of a running task stays however long
+/// it runs; once Nomad destroys the task, the image goes after the delay, also when the plugin
+/// was killed in between and a new one took over. An image no task of the driver used (an
+/// operator's `rkt fetch`) is never the driver's to remove.
+#[tokio::test(flavor = "multi_thread")]
+async fn unused_images_go_after_the_delay_even_across_a_plugin_restart() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let config = gc_plugin_config(true, "2s");
+    let mut p = Plugin::start(rkt_dir.path()).await;
+    p.base
+        .set_config(set_config_request(config.clone(), true))
+        .await
+        .unwrap();
+    registry().harness().push("multi", "demo/operators:latest");
+    let operators = rkt_ok(
+        rkt_dir.path(),
+        &[
+            "--insecure-options=image,http",
+            "fetch",
+            "--full",
+            &registry().harness().image("demo/operators:latest"),
+        ],
+    );
+    let operators = operators.trim().to_string();
+
+    let alloc = Alloc::new("gc");
+    let task = alloc.task_config(command_config(
+        &registry().image(),
+        "/bin/sleep",
+        &["3600"],
+        Some("none"),
+    ));
+    let id = task.id.clone();
+    start(&mut p, task).await;
+    let all = images(rkt_dir.path());
+    assert_eq!(all.len(), 2, "{all:?}");
+    let used = all.iter().find(|i| **i != operators).unwrap().clone();
+    // In use for twice the delay (sweeps every half second): kept.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(images(rkt_dir.path()), all, "an image in use was removed");
+
+    destroy(&mut p, id).await;
+    assert_eq!(pods(rkt_dir.path()), "");
+    assert!(
+        images(rkt_dir.path()).contains(&used),
+        "removed before the delay"
+    );
+    // The plugin dies; the delay passes while none runs.
+    p.kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(images(rkt_dir.path()).contains(&used));
+
+    let mut p = Plugin::start(rkt_dir.path()).await;
+    p.base
+        .set_config(set_config_request(config, true))
+        .await
+        .unwrap();
+    // Then it goes, and its blobs with it: what is left is the operator's image's.
+    let cas = rkt_dir.path().join("cas");
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cas.join("images").join(&operators).join("info.json")).unwrap(),
+    )
+    .unwrap();
+    let mut wanted: Vec<String> = info["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&info["configDigest"]])
+        .map(|d| {
+            d.as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    wanted.sort();
+    let blobs = || {
+        let mut b: Vec<String> = std::fs::read_dir(cas.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        b.sort();
+        b
+    };
+    test_support::eventually(
+        Duration::from_secs(10),
+        "the unused image and its blobs to be removed",
+        || (images(rkt_dir.path()) == [operators.clone()] && blobs() == wanted).then_some(()),
+    );
+    rkt_ok(rkt_dir.path(), &["gc", "--grace-period=0s"]);
+    drop(p);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_streaming_with_a_terminal() {
     if !root_or_skip() {
@@ -1051,9 +1158,9 @@ async fn twenty_tasks_started_at_once_all_run() {
 }
 
 /// Every future, concurrently, in order.
-async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = fs.map(tokio::spawn).collect();

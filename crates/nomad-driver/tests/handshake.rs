@@ -18,6 +18,21 @@ fn assert_ordinary_error(s: &tonic::Status) {
     );
 }
 
+/// The first answer of a new Fingerprint stream.
+async fn first_fingerprint(p: &mut Plugin) -> d::FingerprintResponse {
+    let mut fp = p
+        .driver
+        .fingerprint(d::FingerprintRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(Duration::from_secs(5), fp.message())
+        .await
+        .expect("the first fingerprint comes at once")
+        .unwrap()
+        .unwrap()
+}
+
 #[test]
 fn refuses_to_run_outside_nomad() {
     for (cookie, versions, expect) in [
@@ -90,22 +105,56 @@ async fn handshake_base_plugin_schemas_and_shutdown() {
             .await
             .unwrap();
     }
-    // A configuration that cannot be read is refused, naming the field (an agent would not
-    // start, which is what the original driver did too).
+    // A configuration that cannot be used is accepted (an error here would only leave the
+    // driver undetected, with no reason given) and reported by the fingerprint: unhealthy,
+    // naming the field, so that the node says what is wrong and no task is placed.
     let unknown = rmpv::Value::Ext(0, vec![0]);
-    let e = p
-        .base
-        .set_config(set_config_request(volumes_enabled_config(unknown), false))
+    for (bytes, why) in [
+        (
+            volumes_enabled_config(unknown),
+            "\"volumes_enabled\" is an unknown value",
+        ),
+        (
+            volumes_enabled_config(3.into()),
+            "\"volumes_enabled\" must be a bool",
+        ),
+        (
+            encode(&rmpv::Value::Map(vec![(
+                "gc".into(),
+                rmpv::Value::Map(vec![("image_delay".into(), "-3m".into())]),
+            )])),
+            "\"gc.image_delay\" is negative (\"-3m\")",
+        ),
+    ] {
+        p.base
+            .set_config(set_config_request(bytes, true))
+            .await
+            .unwrap();
+        let f = first_fingerprint(&mut p).await;
+        if is_root() {
+            assert_eq!(
+                f.health,
+                d::fingerprint_response::HealthState::Unhealthy as i32,
+                "{f:?}"
+            );
+            assert!(
+                f.health_description
+                    .starts_with(&format!("invalid plugin configuration: {why}")),
+                "{f:?}"
+            );
+        }
+    }
+    // A good configuration makes it healthy again (here: undetected, as there is no rkt).
+    p.base
+        .set_config(set_config_request(Vec::new(), true))
         .await
-        .unwrap_err();
-    assert_ordinary_error(&e);
-    assert!(e.message().contains("\"volumes_enabled\""), "{e:?}");
-    let e = p
-        .base
-        .set_config(set_config_request(volumes_enabled_config(3.into()), false))
-        .await
-        .unwrap_err();
-    assert!(e.message().contains("must be a bool"), "{e:?}");
+        .unwrap();
+    let f = first_fingerprint(&mut p).await;
+    assert_eq!(
+        f.health,
+        d::fingerprint_response::HealthState::Undetected as i32,
+        "{f:?}"
+    );
 
     // What a task runner asks first.
     let ts = p

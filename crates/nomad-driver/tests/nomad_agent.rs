@@ -559,3 +559,137 @@ fn volumes_bind_host_and_allocation_paths() {
 
     stop_and_check_pod_removed(&a, "volumes");
 }
+
+/// Docker Hub's mirror is the examples' registry, and Docker Hub itself is never asked.
+const HUB_MIRROR: &str = r#"{
+  "rktKind": "registries",
+  "rktVersion": "v1",
+  "registries": {
+    "docker.io": {
+      "mirrors": [{"url": "http://127.0.0.1:5000"}],
+      "mirrorsOnly": true
+    }
+  }
+}
+"#;
+
+/// The image IDs and names in the agent's rkt store.
+fn stored_images(a: &Agent) -> Vec<String> {
+    a.rkt(&["image", "list", "--no-legend", "--full", "--fields=id,name"])
+        .ok("rkt image list")
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The documentation page's `image = "redis:3.2"`, unchanged in the job: a short name for
+/// Docker Hub's `library/redis:3.2`, fetched through the mirror that the plugin's rkt
+/// configuration names (`--rkt-local-config`, `registries.d`). With the plugin's
+/// `gc { image = true  image_delay = "2s" }` the image stays while the task runs, however
+/// long, and is removed the delay after `job stop` removed the pod.
+#[test]
+fn short_names_from_a_mirror_and_unused_images_collected() {
+    let Some(nomad) = prerequisites() else { return };
+    serve_hub_names();
+    let a = Agent::start_with(
+        &nomad,
+        &Setup {
+            plugin_config: Some(
+                "    volumes_enabled = true\n    gc {\n      image       = true\n      image_delay = \"2s\"\n    }"
+                    .into(),
+            ),
+            rkt_config: vec![("registries.d/10-hub.json".into(), HUB_MIRROR.into())],
+            ..Default::default()
+        },
+    );
+    let job = a.dir.path().join("redis.nomad");
+    std::fs::write(
+        &job,
+        r#"job "redis" {
+  datacenters = ["dc1"]
+  group "cache" {
+    task "redis" {
+      driver = "rkt"
+      config {
+        image   = "redis:3.2"
+        command = "/bin/httpd"
+        args    = ["-f", "-p", "8080", "-h", "/www"]
+      }
+      resources {
+        cpu    = 100
+        memory = 64
+      }
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let run = a.cli(&["job", "run", job.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "nomad job run: {run:#?}");
+    let alloc = a.wait_running("redis", "redis", Duration::from_secs(120));
+    let events = a.events_text(&alloc, "redis");
+    for want in [
+        "Image redis:3.2: image \"redis:3.2\" is a short name: resolved to docker://registry-1.docker.io/library/redis:3.2",
+        "Image redis:3.2: fetching docker://registry-1.docker.io/library/redis:3.2 from mirror http://127.0.0.1:5000",
+        "Downloaded image redis:3.2",
+    ] {
+        assert!(events.contains(want), "no event {want:?} in {events}");
+    }
+    let page = exec(
+        &a,
+        &alloc,
+        "redis",
+        &["wget", "-qO-", "http://127.0.0.1:8080/"],
+    )
+    .ok("alloc exec wget");
+    assert_eq!(page.stdout.trim(), PAGE);
+    let images = stored_images(&a);
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert!(
+        images[0].ends_with(" registry-1.docker.io/library/redis:3.2"),
+        "stored under Docker Hub's name: {images:?}"
+    );
+
+    // Running for three times the delay: kept.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(stored_images(&a), images, "an image in use was removed");
+
+    a.stop_job("redis");
+    wait_for("the pod to be removed", Duration::from_secs(20), || {
+        a.pods().is_empty().then_some(())
+    });
+    assert_eq!(stored_images(&a), images, "removed before the delay");
+    wait_for(
+        "the unused image to be removed",
+        Duration::from_secs(20),
+        || stored_images(&a).is_empty().then_some(()),
+    );
+}
+
+/// A plugin configuration the driver cannot use (a negative delay) makes Nomad's node show
+/// the rkt driver detected but unhealthy, with the reason, and places no task on it.
+#[test]
+fn a_bad_plugin_configuration_makes_the_driver_unhealthy() {
+    let Some(nomad) = prerequisites() else { return };
+    let a = Agent::start_with(
+        &nomad,
+        &Setup {
+            plugin_config: Some("    gc {\n      image_delay = \"-3m\"\n    }".into()),
+            expect_unhealthy: true,
+            ..Default::default()
+        },
+    );
+    let node = a.get(&format!("/v1/node/{}", a.node_id)).unwrap();
+    let rkt = &node["Drivers"]["rkt"];
+    assert_eq!(
+        rkt["HealthDescription"],
+        "invalid plugin configuration: \"gc.image_delay\" is negative (\"-3m\"); give how long an unused image is kept, such as \"3m\" (or \"0s\")",
+        "{rkt}"
+    );
+    let run = a.cli(&["job", "run", &example("webservice.nomad")]);
+    assert_eq!(run.code, 2, "the job must not be placed: {run:#?}");
+    assert!(a.pods().is_empty());
+}

@@ -49,6 +49,9 @@ impl Progress for Bars {
             b.finish();
         }
     }
+    fn note(&self, message: &str) {
+        let _ = self.multi.println(message);
+    }
 }
 
 #[derive(Default)]
@@ -76,5 +79,8 @@ impl Progress for Lines {
         if let Some(n) = self.done.lock().unwrap().remove(what) {
             eprintln!("Downloaded {what}: {}", crate::output::ibytes(n));
         }
+    }
+    fn note(&self, message: &str) {
+        eprintln!("{message}");
     }
 }

@@ -1199,3 +1199,23 @@ fn interactive_ipc_and_no_silent_flags() {
     // The five pods that ran are there; the refused runs left nothing.
     assert_eq!(pod_dirs(&rkt).len(), 5, "{:?}", pod_dirs(&rkt));
 }
+
+/// `rkt image gc` never removes the image of a pod, running or exited, until the pod is
+/// removed: the image's tree is below the pod's overlay (rkt kept its pods' tree stores).
+#[test]
+fn image_gc_keeps_the_images_pods_use() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let (mut child, uuid) = start_pod(&rkt, &[], &["--exec", "/bin/sleep", "--", "60"]);
+    rkt.ok(&["image", "gc", "--grace-period=0s"]);
+    assert_eq!(rkt.image_dirs().len(), 1, "the image of a running pod");
+    rkt.ok(&["stop", "--force", &uuid]);
+    child.wait().unwrap();
+    rkt.ok(&["image", "gc", "--grace-period=0s"]);
+    assert_eq!(rkt.image_dirs().len(), 1, "the image of an exited pod");
+    rkt.ok(&["rm", &uuid]);
+    rkt.ok(&["image", "gc", "--grace-period=0s"]);
+    assert!(rkt.image_dirs().is_empty(), "no pod uses it any more");
+}

@@ -13,7 +13,7 @@ pub struct Config {
     /// rkt's data directory (`--dir`, default /var/lib/rkt): pods and the image store.
     pub dir: PathBuf,
     /// `--local-config` (default /etc/rkt) and `--system-config` (default /usr/lib/rkt):
-    /// net.d, auth.d.
+    /// net.d, auth.d, registries.d.
     pub local_config: PathBuf,
     pub system_config: PathBuf,
     pub insecure: InsecureOptions,
@@ -50,10 +50,20 @@ impl Config {
         }
     }
 
+    /// `registries.d`: mirrors, and the default registry of short names.
+    pub fn registries(&self) -> Result<image::registries::Registries> {
+        Ok(image::registries::Registries::load(
+            &self.system_config,
+            &self.local_config,
+        )?)
+    }
+
     /// A fetcher for this store and configuration.
     pub fn fetcher(&self, policy: PullPolicy) -> Result<Fetcher> {
         let store = image::store::Store::open(&self.dir)?;
-        let credentials = image::auth::Credentials::load(&self.system_config, &self.local_config)?;
+        let credentials = image::auth::Credentials::load(&self.system_config, &self.local_config)
+            .map_err(|e| Error::invalid(format!("{e:#}")))?;
+        let registries = self.registries()?;
         let mut options = image::registry::Options {
             allow_http: self.insecure.http,
             skip_tls_verify: self.insecure.tls,
@@ -65,6 +75,7 @@ impl Config {
         Ok(Fetcher {
             store: Arc::new(store),
             credentials,
+            registries,
             options,
             policy,
             progress: self.progress.clone(),
@@ -76,11 +87,19 @@ impl Config {
     /// Fetches `image` into the store; its image ID. Blocks (on a runtime of its own).
     pub fn fetch(&self, image: &str, policy: PullPolicy) -> Result<String> {
         let fetcher = self.fetcher(policy)?;
+        self.block_on(fetcher.fetch(image))
+    }
+
+    /// Runs a fetch to its end on a runtime of its own.
+    pub(crate) fn block_on(
+        &self,
+        fetch: impl std::future::Future<Output = anyhow::Result<String>>,
+    ) -> Result<String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::from(e).context("starting the async runtime"))?;
-        Ok(rt.block_on(fetcher.fetch(image))?)
+        Ok(rt.block_on(fetch)?)
     }
 }
 
@@ -143,10 +162,12 @@ impl InsecureOptions {
         Ok(o)
     }
 
-    /// Fails with rkt's message when a Docker image would be fetched without
-    /// `--insecure-options=image`.
+    /// Fails with rkt's message when a Docker image (a `docker://` reference or a short
+    /// name) would be fetched without `--insecure-options=image`.
     pub fn require_image(&self, image: &str) -> Result<()> {
-        if image.starts_with("docker://") && !self.image {
+        use image::reference::{classify, ImageArg};
+        let docker = matches!(classify(image), ImageArg::Docker | ImageArg::ShortName);
+        if docker && !self.image {
             return Err(Error::invalid(format!(
                 "image {image:?}: signature verification for docker images is not supported; pass --insecure-options=image to fetch it unverified"
             )));

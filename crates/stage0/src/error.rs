@@ -111,8 +111,15 @@ impl From<image::reference::ParseError> for Error {
     }
 }
 
+/// A `registries.d` file that cannot be used: fix it.
+impl From<image::registries::ConfigError> for Error {
+    fn from(e: image::registries::ConfigError) -> Error {
+        Error::invalid(e.to_string())
+    }
+}
+
 /// The image and pod crates report with anyhow; a registry failure in the chain says what
-/// kind of error it is.
+/// kind of error it is, and so do a name that is not an image's and a bad registries file.
 impl From<anyhow::Error> for Error {
     fn from(e: anyhow::Error) -> Error {
         use image::registry::{Failure, RegistryError};
@@ -120,6 +127,11 @@ impl From<anyhow::Error> for Error {
             Some(Failure::Unavailable) => Kind::Retryable,
             Some(Failure::NotFound) => Kind::NotFound,
             Some(Failure::Denied | Failure::Refused) => Kind::InvalidInput,
+            None if e.is::<image::reference::ParseError>()
+                || e.is::<image::registries::ConfigError>() =>
+            {
+                Kind::InvalidInput
+            }
             None => Kind::Failed,
         };
         Error::new(kind, format!("{e:#}"))
@@ -176,5 +188,23 @@ mod tests {
         assert!(e.to_string().contains("unreachable: giving up"), "{e}");
         let e = Error::from(anyhow::anyhow!("some other failure"));
         assert_eq!(e.kind(), Kind::Failed);
+    }
+
+    #[test]
+    fn bad_names_and_bad_registries_files_are_invalid_input() {
+        let parse = image::reference::Reference::parse("docker://Upper").unwrap_err();
+        let e = Error::from(anyhow::Error::new(parse).context("fetching"));
+        assert_eq!(e.kind(), Kind::InvalidInput);
+        let mut r = image::registries::Registries::default();
+        let bad = r
+            .add_file("{", std::path::Path::new("/x/registries.d/a.json"))
+            .unwrap_err();
+        assert_eq!(Error::from(bad.clone()).kind(), Kind::InvalidInput);
+        let e = Error::from(anyhow::Error::new(bad));
+        assert_eq!(e.kind(), Kind::InvalidInput);
+        assert!(
+            e.to_string().contains("/x/registries.d/a.json, line 1"),
+            "{e}"
+        );
     }
 }

@@ -363,3 +363,44 @@ fn enter_inner(
         stage1.display()
     )))
 }
+
+/// The images a pod uses: each app's `appsinfo/<app>/treeStoreID` (written as soon as the
+/// app's image is resolved, before the pod manifest) and the pod manifest's image IDs.
+fn pod_images(path: &Path) -> std::collections::BTreeSet<String> {
+    let mut ids = std::collections::BTreeSet::new();
+    if let Ok(apps) = std::fs::read_dir(path.join("appsinfo")) {
+        for app in apps.flatten() {
+            if let Ok(id) = std::fs::read_to_string(app.path().join("treeStoreID")) {
+                ids.insert(id.trim().to_string());
+            }
+        }
+    }
+    let dir = layout::pod_dir::PodDir::new(path);
+    if let Ok(bytes) = std::fs::read(dir.manifest()) {
+        if let Ok(m) = serde_json::from_slice::<pod::manifest::PodManifest>(&bytes) {
+            ids.extend(m.apps.into_iter().map(|a| a.image.id));
+        }
+    }
+    ids.retain(|id| !id.is_empty());
+    ids
+}
+
+/// The image IDs pod `uuid` uses.
+pub fn images_of(config: &Config, uuid: &str) -> Result<Vec<String>> {
+    let pods = Pods::open(&config.dir)?;
+    let pod = pods.find(uuid)?;
+    Ok(pod_images(&pod.path).into_iter().collect())
+}
+
+/// The image IDs some pod of the store uses, whatever its state (a pod that exited still
+/// has its image below its overlay until it is removed): the images nothing may remove.
+/// A pod being prepared right now has not named its image yet; a collector must keep its
+/// own starts out of the way.
+pub fn images_in_use(config: &Config) -> Result<std::collections::BTreeSet<String>> {
+    let pods = Pods::open(&config.dir)?;
+    let mut ids = std::collections::BTreeSet::new();
+    for pod in pods.list()? {
+        ids.extend(pod_images(&pod.path));
+    }
+    Ok(ids)
+}

@@ -257,32 +257,39 @@ fn prepare_app(
     Ok((runtime_app, volumes, prepared))
 }
 
-/// Fetches or finds the image for an app argument.
+/// Fetches or finds the image for an app argument: a Docker image (`docker://…` or a short
+/// name, which goes to the default registry of `registries.d`), or an image ID or name in the
+/// store.
 fn resolve_image(
     config: &Config,
     store: &Store,
     image: &str,
     policy: PullPolicy,
 ) -> Result<String> {
-    if image.starts_with("docker://") {
-        // A stored image is used as it is; only a fetch needs --insecure-options=image.
-        if policy != PullPolicy::Update {
-            let r = image::reference::Reference::parse(image)?;
-            if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
-                if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
-                    return Ok(info.id);
+    use image::reference::{classify, ImageArg};
+    match classify(image) {
+        ImageArg::Docker | ImageArg::ShortName => {
+            let fetcher = config.fetcher(policy)?;
+            let r = fetcher.resolve(image)?;
+            // A stored image is used as it is; only a fetch needs --insecure-options=image.
+            if policy != PullPolicy::Update {
+                if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
+                    if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
+                        return Ok(info.id);
+                    }
                 }
             }
+            config.insecure.require_image(image)?;
+            config.block_on(fetcher.fetch_reference(&r))
         }
-        config.insecure.require_image(image)?;
-        return config.fetch(image, policy);
+        // The ACI issue: appc discovery for names that look like appc's goes here.
+        ImageArg::ImageId | ImageArg::Other => Ok(store
+            .resolve(image)
+            .with_context(|| {
+                format!("image {image:?} is not in the store, and only Docker images can be fetched: docker:// references and short names such as redis:3.2 (appc discovery is not supported yet)")
+            })?
+            .id),
     }
-    Ok(store
-        .resolve(image)
-        .with_context(|| {
-            format!("image {image:?} is not in the store, and only docker:// images can be fetched")
-        })?
-        .id)
 }
 
 /// rkt names an app after the last component of its image name.

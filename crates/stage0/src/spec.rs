@@ -15,6 +15,41 @@ pub fn parse_bool(s: &str) -> std::result::Result<bool, String> {
     }
 }
 
+/// Go's time.ParseDuration for the common forms rkt users write (`24h0m0s`, `90s`, `1h30m`).
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let err = || format!("invalid duration {s:?}; use a Go duration such as 24h0m0s or 90s");
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
 /// What `run-prepared` decides when the pod runs (and `run` takes from its pod flags).
 #[derive(Debug, Default, Clone)]
 pub struct RuntimeSpec {

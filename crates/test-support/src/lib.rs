@@ -162,11 +162,16 @@ impl Registry {
 
     /// Pushes fixture image `tag` (of fixtures.sh's layout) as `repo_tag` (plain mode only).
     pub fn push(&self, tag: &str, repo_tag: &str) {
+        self.push_with(tag, repo_tag, &[]);
+    }
+
+    /// [`Registry::push`] with more `skopeo copy` flags (`--format v2s2`: see push.sh).
+    pub fn push_with(&self, tag: &str, repo_tag: &str, flags: &[&str]) {
         let src = format!("oci:{}:{tag}", fixtures().display());
-        run_script(
-            "push.sh",
-            &[&src, &format!("docker://{}/{repo_tag}", self.host())],
-        );
+        let dest = format!("docker://{}/{repo_tag}", self.host());
+        let mut args = vec![src.as_str(), dest.as_str()];
+        args.extend_from_slice(flags);
+        run_script("push.sh", &args);
     }
 
     pub fn host(&self) -> String {
@@ -184,7 +189,58 @@ impl Registry {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.state.path().join("registry.log")).unwrap_or_default()
     }
+
+    /// The digest the registry gives for `repo:reference`'s manifest (plain mode), as a
+    /// client accepting every manifest type sees it.
+    pub fn manifest_digest(&self, repo: &str, reference: &str) -> String {
+        let url = format!("http://{}/v2/{repo}/manifests/{reference}", self.host());
+        let out = Command::new("curl")
+            .args(["-fsS", "-o", "/dev/null", "-D", "-", "-H"])
+            .arg(MANIFEST_ACCEPT)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("docker-content-digest")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{url}: no Docker-Content-Digest"))
+    }
+
+    /// Where the registry keeps the bytes of blob (or manifest) `digest`: the file its
+    /// filesystem storage serves them from.
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        self.state
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
 }
+
+/// Every manifest type rkt accepts, for asking a registry for digests.
+pub const MANIFEST_ACCEPT: &str = "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The environment that keeps a test's HTTP on this machine: every request to a host other
+/// than 127.0.0.0/8 or localhost goes to a proxy at 127.0.0.1:9, where nothing listens, and
+/// fails at once. A test whose image would come from Docker Hub after all fails instead of
+/// reaching it (rkt's HTTP client honours these variables, as curl does).
+pub const LOCAL_ONLY_ENV: [(&str, &str); 4] = [
+    ("HTTPS_PROXY", "http://127.0.0.1:9"),
+    ("HTTP_PROXY", "http://127.0.0.1:9"),
+    ("ALL_PROXY", "http://127.0.0.1:9"),
+    ("NO_PROXY", "127.0.0.0/8,localhost"),
+];
 
 impl Drop for Registry {
     fn drop(&mut self) {
@@ -254,6 +310,9 @@ impl Rkt {
             .arg(format!("--local-config={}", self.config.path().display()))
             .arg("--system-config=/nonexistent")
             .arg(format!("--insecure-options={}", self.insecure));
+        for (k, v) in LOCAL_ONLY_ENV {
+            c.env(k, v);
+        }
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -304,6 +363,13 @@ impl Rkt {
                 r#"{{"rktKind":"dockerAuth","rktVersion":"v1","registries":["{registry}"],"credentials":{{"user":"{user}","password":"{password}"}}}}"#
             ),
         );
+    }
+
+    /// A `registries.d` file of this store's local configuration.
+    pub fn write_registries(&self, name: &str, json: &str) {
+        let d = self.config.path().join("registries.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), json).unwrap();
     }
 
     pub fn cas(&self) -> PathBuf {

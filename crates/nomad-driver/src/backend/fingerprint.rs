@@ -14,6 +14,8 @@ pub enum Attr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     Undetected,
+    /// Present, but configured so that no task could start: no task is placed here.
+    Unhealthy,
     Healthy,
 }
 
@@ -34,14 +36,24 @@ fn undetected(description: String) -> Fingerprint {
     }
 }
 
-/// `is_root`, the result of running `rkt version`, and the plugin's `volumes_enabled`.
+/// `is_root`, the result of running `rkt version`, the plugin's `volumes_enabled`, and what
+/// is wrong with the configuration (the plugin's or rkt's), if anything: that makes the
+/// driver unhealthy, so that Nomad places no task here rather than fail each one.
 pub fn fingerprint(
     is_root: bool,
     version_output: Result<String, String>,
     volumes_enabled: bool,
+    config_problem: Option<String>,
 ) -> Fingerprint {
     if !is_root {
         return undetected("Driver must run as root".into());
+    }
+    if let Some(problem) = config_problem {
+        return Fingerprint {
+            health: Health::Unhealthy,
+            description: problem,
+            attributes: BTreeMap::new(),
+        };
     }
     let out = match version_output {
         Ok(o) => o,
@@ -121,7 +133,7 @@ mod tests {
 
     #[test]
     fn healthy_with_attributes() {
-        let f = fingerprint(true, Ok(RKT.into()), true);
+        let f = fingerprint(true, Ok(RKT.into()), true, None);
         assert_eq!(f.health, Health::Healthy);
         assert_eq!(f.description, "Healthy");
         assert_eq!(
@@ -134,7 +146,7 @@ mod tests {
         );
         assert_eq!(f.attributes["driver.rkt"], Attr::Bool(true));
         assert_eq!(f.attributes["driver.rkt.volumes.enabled"], Attr::Bool(true));
-        let f = fingerprint(true, Ok(RKT.into()), false);
+        let f = fingerprint(true, Ok(RKT.into()), false, None);
         assert!(!f.attributes.contains_key("driver.rkt.volumes.enabled"));
     }
 
@@ -144,6 +156,7 @@ mod tests {
             true,
             Ok("rkt version 1.27.0\nappc version 1.2.0\n".into()),
             true,
+            None,
         );
         assert_eq!(
             f.attributes["driver.rkt.version"],
@@ -154,27 +167,38 @@ mod tests {
     #[test]
     fn failures() {
         assert_eq!(
-            fingerprint(false, Ok(RKT.into()), true).description,
+            fingerprint(false, Ok(RKT.into()), true, None).description,
             "Driver must run as root"
         );
-        let f = fingerprint(true, Err("exec: \"rkt\": not found".into()), true);
+        let f = fingerprint(true, Err("exec: \"rkt\": not found".into()), true, None);
         assert_eq!(
             f.description,
             "Failed to execute rkt version: exec: \"rkt\": not found"
         );
         assert_eq!(
-            fingerprint(true, Ok("nothing".into()), true).description,
+            fingerprint(true, Ok("nothing".into()), true, None).description,
             "Unable to parse rkt version string"
         );
         let f = fingerprint(
             true,
             Ok("rkt Version: 1.26.9\nappc Version: 0.8.11".into()),
             true,
+            None,
         );
         assert_eq!(
             (f.health, f.description.as_str()),
             (Health::Undetected, "Unsuported rkt version 1.26.9")
         );
         assert!(f.attributes.is_empty());
+    }
+
+    #[test]
+    fn a_bad_configuration_is_unhealthy_with_the_reason() {
+        let why = "invalid plugin configuration: \"gc.image_delay\" is negative (\"-3m\")";
+        let f = fingerprint(true, Ok(RKT.into()), true, Some(why.into()));
+        assert_eq!((f.health, f.description.as_str()), (Health::Unhealthy, why));
+        // Not being root still comes first.
+        let f = fingerprint(false, Ok(RKT.into()), true, Some(why.into()));
+        assert_eq!(f.health, Health::Undetected);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod exec_stream;
 pub mod fingerprint;
+pub mod image_gc;
 pub mod rkt;
 pub mod start;
 pub mod stats;
@@ -98,6 +99,10 @@ pub struct Driver {
     pub rkt: Rkt,
     pub cgroup_root: PathBuf,
     volumes_enabled: AtomicBool,
+    /// Why the plugin's configuration cannot be used, if it cannot.
+    config_error: Mutex<Option<String>>,
+    /// Removes the images no task uses any more.
+    pub image_gc: Arc<image_gc::ImageGc>,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
     events: broadcast::Sender<Event>,
 }
@@ -105,12 +110,35 @@ pub struct Driver {
 impl Driver {
     pub fn new(rkt: Rkt) -> Arc<Driver> {
         Arc::new(Driver {
+            image_gc: image_gc::ImageGc::new(rkt.clone()),
             rkt,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             volumes_enabled: AtomicBool::new(true),
+            config_error: Mutex::new(None),
             tasks: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
         })
+    }
+
+    /// Applies the plugin's configuration (SetConfig). Only the long-lived instance (the one
+    /// Nomad gives its own configuration to) collects images: Nomad also starts a plugin
+    /// briefly to validate the configuration.
+    pub fn configure(&self, config: &crate::config::PluginConfig, long_lived: bool) {
+        self.set_volumes_enabled(config.volumes_enabled);
+        *self.config_error.lock().expect("config error") = None;
+        if long_lived {
+            self.image_gc.configure(config.gc.clone());
+        }
+    }
+
+    /// A configuration that cannot be used: the fingerprint reports the driver unhealthy
+    /// with `why`, and tasks are refused with it, until a good one comes.
+    pub fn set_config_error(&self, why: String) {
+        *self.config_error.lock().expect("config error") = Some(why);
+    }
+
+    pub fn config_error(&self) -> Option<String> {
+        self.config_error.lock().expect("config error").clone()
     }
 
     pub fn set_volumes_enabled(&self, on: bool) {
@@ -133,7 +161,19 @@ impl Driver {
         } else {
             Ok(String::new())
         };
-        fingerprint::fingerprint(root, version, self.volumes_enabled())
+        fingerprint::fingerprint(root, version, self.volumes_enabled(), self.problem())
+    }
+
+    /// Configuration that would fail every task: the plugin's own, or rkt's `registries.d`
+    /// (read again at each fingerprint, so a fix shows within one period).
+    fn problem(&self) -> Option<String> {
+        if let Some(e) = self.config_error() {
+            return Some(format!("invalid plugin configuration: {e}"));
+        }
+        let c = self.rkt.stage0_config();
+        image::registries::Registries::load(&c.system_config, &c.local_config)
+            .err()
+            .map(|e| format!("invalid rkt configuration: {e}"))
     }
 
     fn task(&self, id: &str) -> Result<Arc<Task>, Error> {
@@ -169,14 +209,23 @@ impl Driver {
                 spec.id
             )));
         }
+        if let Some(why) = self.config_error() {
+            return Err(Error::fatal(format!(
+                "the rkt driver's plugin configuration is invalid: {why}"
+            )));
+        }
         let cmds = start::commands(
             &opts,
             &spec,
             self.volumes_enabled(),
-            self.rkt.dir.as_deref(),
+            &self.rkt.global_args(),
         )
         .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
+        // No image is collected while a task starts: its pod names its image only once
+        // prepared.
+        let starting = self.image_gc.starting().await;
         let task = task::launch(self, &opts, &spec, &cmds).await?;
+        drop(starting);
         let state = DriverState {
             uuid: task.uuid.clone(),
             pid: task.pid,
@@ -206,11 +255,37 @@ impl Driver {
             ))
         })?;
         let task = task::recover(self, id, &s).await?;
+        // Its images are the driver's to collect once the task is gone (a plugin that did
+        // not collect images may have started it).
+        self.track_images(&s.uuid).await;
         self.tasks
             .lock()
             .expect("task map")
             .insert(id.to_string(), task);
         Ok(())
+    }
+
+    /// Records the images of pod `uuid` as used by a task, for the image collector.
+    pub(crate) async fn track_images(&self, uuid: &str) {
+        let (gc, config, pod) = (
+            self.image_gc.clone(),
+            self.rkt.stage0_config(),
+            uuid.to_string(),
+        );
+        // Files and a lock another plugin process may hold for a moment: off the runtime.
+        let tracked = tokio::task::spawn_blocking(move || {
+            stage0::lifecycle::images_of(&config, &pod)
+                .map_err(|e| e.to_string())
+                .and_then(|ids| gc.track(&ids))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(e) = tracked {
+            crate::log::warn(
+                "recording the images of a pod for collection",
+                &[("pod", uuid), ("error", &e)],
+            );
+        }
     }
 
     /// WaitTask: the exit, whenever it comes; any number of callers.

@@ -8,11 +8,16 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use tokio::process::Command;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Rkt {
     pub path: PathBuf,
     /// `--dir` for every command; rkt's default (/var/lib/rkt) when None.
     pub dir: Option<PathBuf>,
+    /// `--local-config` for every command (net.d, auth.d, registries.d); rkt's default
+    /// (/etc/rkt) when None.
+    pub local_config: Option<PathBuf>,
+    /// `--system-config` for every command; rkt's default (/usr/lib/rkt) when None.
+    pub system_config: Option<PathBuf>,
 }
 
 /// The parts of `rkt status --format=json` (rkt's v1.Pod) the driver reads.
@@ -69,13 +74,53 @@ impl Rkt {
                 path.display()
             )
         })?;
-        Ok(Rkt { path, dir })
+        Ok(Rkt {
+            path,
+            dir,
+            ..Default::default()
+        })
     }
 
-    /// A command with the global `--dir`, if any, in front of `args`.
+    /// The global flags the plugin was given for rkt (`--dir`, `--local-config`,
+    /// `--system-config`), for every rkt command and for the in-process prepare.
+    pub fn global_args(&self) -> Vec<String> {
+        let mut g = Vec::new();
+        if let Some(d) = &self.dir {
+            g.push(format!("--dir={}", d.display()));
+        }
+        if let Some(c) = &self.local_config {
+            g.push(format!("--local-config={}", c.display()));
+        }
+        if let Some(c) = &self.system_config {
+            g.push(format!("--system-config={}", c.display()));
+        }
+        g
+    }
+
+    /// rkt's data directory: `--dir`, or rkt's default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/rkt"))
+    }
+
+    /// What stage0 works with for this rkt's directory and configuration (rkt's defaults
+    /// for the rest).
+    pub fn stage0_config(&self) -> stage0::Config {
+        let mut config = stage0::Config::new(self.data_dir());
+        if let Some(c) = &self.local_config {
+            config.local_config = c.clone();
+        }
+        if let Some(c) = &self.system_config {
+            config.system_config = c.clone();
+        }
+        config.rkt = Some(self.path.clone());
+        config
+    }
+
+    /// A command with the global flags in front of `args`.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let dir = self.dir.iter().map(|d| format!("--dir={}", d.display()));
-        let mut c = self.raw(&dir.collect::<Vec<_>>());
+        let mut c = self.raw(&self.global_args());
         c.args(args);
         c
     }
@@ -166,13 +211,6 @@ impl Rkt {
     /// The pod's directory while it runs (for its supervisor's PID).
     pub fn run_dir(&self, uuid: &str) -> PathBuf {
         self.data_dir().join("pods/run").join(uuid)
-    }
-
-    /// rkt's data directory: `--dir`, or rkt's default.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/rkt"))
     }
 }
 

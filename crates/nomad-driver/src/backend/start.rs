@@ -95,14 +95,15 @@ const INSECURE_OPTIONS: &[&str] = &[
     "all",
 ];
 
-/// Builds the commands, or says which part of the job is wrong.
+/// Builds the commands, or says which part of the job is wrong. `rkt_globals` are the global
+/// flags the plugin was given for rkt ([`super::rkt::Rkt::global_args`]).
 pub fn commands(
     o: &Options,
     s: &Spec,
     volumes_enabled: bool,
-    rkt_dir: Option<&Path>,
+    rkt_globals: &[String],
 ) -> Result<Commands, String> {
-    let global = global_args(o, rkt_dir)?;
+    let global = global_args(o, rkt_globals)?;
     let joined_net = o.net.join(",");
     let mut prepare = global.clone();
     prepare.push("prepare".into());
@@ -224,7 +225,7 @@ pub fn commands(
         run_prepared.push(format!("--net={joined_net}"));
     }
     let trust = (!o.trust_prefix.is_empty()).then(|| {
-        let mut t = dir_arg(rkt_dir);
+        let mut t = rkt_globals.to_vec();
         t.extend([
             "trust".into(),
             "--skip-fingerprint-review=true".into(),
@@ -242,9 +243,10 @@ pub fn commands(
     })
 }
 
-/// `--insecure-options` (the job's, or `all` without a trust prefix) and `--debug`.
-fn global_args(o: &Options, rkt_dir: Option<&Path>) -> Result<Vec<String>, String> {
-    let mut g = dir_arg(rkt_dir);
+/// rkt's global flags, then `--insecure-options` (the job's, or `all` without a trust
+/// prefix) and `--debug`.
+fn global_args(o: &Options, rkt_globals: &[String]) -> Result<Vec<String>, String> {
+    let mut g = rkt_globals.to_vec();
     for opt in &o.insecure_options {
         if !INSECURE_OPTIONS.contains(&opt.as_str()) {
             return Err(format!(
@@ -263,14 +265,6 @@ fn global_args(o: &Options, rkt_dir: Option<&Path>) -> Result<Vec<String>, Strin
     }
     g.push(format!("--debug={}", o.debug));
     Ok(g)
-}
-
-/// rkt's global `--dir`, when the plugin was given one.
-fn dir_arg(rkt_dir: Option<&Path>) -> Vec<String> {
-    rkt_dir
-        .map(|d| format!("--dir={}", d.display()))
-        .into_iter()
-        .collect()
 }
 
 fn volume(args: &mut Vec<String>, name: &str, source: &str, read_only: Option<bool>, target: &str) {
@@ -420,7 +414,7 @@ mod tests {
 
     #[test]
     fn prepare_and_run_prepared_in_the_original_order() {
-        let c = commands(&opts(), &spec(), true, None).unwrap();
+        let c = commands(&opts(), &spec(), true, &[]).unwrap();
         let want = [
             "--insecure-options=all",
             "--debug=false",
@@ -458,12 +452,17 @@ mod tests {
         o.dns_servers = vec!["8.8.8.8".into()];
         o.dns_search_domains = vec!["svc".into()];
         o.net = vec!["default".into(), "other".into()];
-        let c = commands(&o, &spec(), true, Some(Path::new("/d"))).unwrap();
-        assert_eq!(c.prepare[..2], ["--dir=/d", "--debug=false"]);
+        let globals = ["--dir=/d".to_string(), "--local-config=/c".to_string()];
+        let c = commands(&o, &spec(), true, &globals).unwrap();
+        assert_eq!(
+            c.prepare[..3],
+            ["--dir=/d", "--local-config=/c", "--debug=false"]
+        );
         assert_eq!(
             c.trust.unwrap(),
             [
                 "--dir=/d",
+                "--local-config=/c",
                 "trust",
                 "--skip-fingerprint-review=true",
                 "--prefix=example.com/app",
@@ -471,7 +470,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            c.run_prepared[2..],
+            c.run_prepared[3..],
             [
                 "run-prepared",
                 "--dns=8.8.8.8",
@@ -481,22 +480,22 @@ mod tests {
         );
         o.insecure_options = vec!["none".into()];
         assert_eq!(
-            commands(&o, &spec(), true, None).unwrap().prepare[0],
+            commands(&o, &spec(), true, &[]).unwrap().prepare[0],
             "--insecure-options=none"
         );
         o.insecure_options = vec!["bogus".into()];
-        assert!(commands(&o, &spec(), true, None)
+        assert!(commands(&o, &spec(), true, &[])
             .unwrap_err()
             .contains("unknown insecure option \"bogus\""));
         let mut o = opts();
         o.dns_servers = vec!["host".into()];
-        assert!(commands(&o, &spec(), true, None)
+        assert!(commands(&o, &spec(), true, &[])
             .unwrap()
             .run_prepared
             .contains(&"--dns=host".to_string()));
         o.dns_servers = vec!["8.8.8.8".into(), "nope".into()];
         assert_eq!(
-            commands(&o, &spec(), true, None).unwrap_err(),
+            commands(&o, &spec(), true, &[]).unwrap_err(),
             "invalid ip address for container dns server \"nope\""
         );
     }
@@ -505,7 +504,7 @@ mod tests {
     fn host_network_skips_ports_and_reports_no_network() {
         let mut o = opts();
         o.net = vec!["host".into()];
-        let c = commands(&o, &spec(), true, None).unwrap();
+        let c = commands(&o, &spec(), true, &[]).unwrap();
         assert!(!c.prepare.iter().any(|a| a.starts_with("--port")));
         assert!(!c.contained);
     }
@@ -514,7 +513,7 @@ mod tests {
     fn volumes() {
         let mut o = opts();
         o.volumes = vec!["data:/data".into(), "/etc/ssl:/etc/ssl:readOnly".into()];
-        let c = commands(&o, &spec(), true, None).unwrap();
+        let c = commands(&o, &spec(), true, &[]).unwrap();
         assert!(c.prepare.contains(&"--volume=a1b2-web-server-0,kind=host,source=/var/nomad/alloc/a1b2/data,readOnly=false".to_string()));
         assert!(c.prepare.contains(
             &"--volume=a1b2-web-server-1,kind=host,source=/etc/ssl,readOnly=true".to_string()
@@ -523,10 +522,10 @@ mod tests {
             .prepare
             .contains(&"--mount=volume=a1b2-web-server-1,target=/etc/ssl".to_string()));
         // Disabled: relative paths stay allowed, absolute ones are refused.
-        let e = commands(&o, &spec(), false, None).unwrap_err();
+        let e = commands(&o, &spec(), false, &[]).unwrap_err();
         assert!(e.starts_with("volumes_enabled is false; cannot use rkt volumes: [\"/etc/ssl:/etc/ssl:readOnly\"]"), "{e}");
         o.volumes = vec!["data:/data".into()];
-        assert!(commands(&o, &spec(), false, None).is_ok());
+        assert!(commands(&o, &spec(), false, &[]).is_ok());
         for bad in [
             "../../etc:/x",
             "a/../../b:/x",
@@ -536,7 +535,7 @@ mod tests {
             "a:rel",
         ] {
             o.volumes = vec![bad.into()];
-            let e = commands(&o, &spec(), true, None).unwrap_err();
+            let e = commands(&o, &spec(), true, &[]).unwrap_err();
             assert!(e.starts_with("invalid rkt volume:"), "{bad}: {e}");
         }
     }
@@ -550,7 +549,7 @@ mod tests {
             vec!["svc".into()],
             vec!["ndots:2".into()],
         ));
-        let c = commands(&opts(), &s, true, None).unwrap();
+        let c = commands(&opts(), &s, true, &[]).unwrap();
         assert!(
             !c.prepare.iter().any(|a| a.starts_with("--port")),
             "Nomad maps group ports"
@@ -568,12 +567,12 @@ mod tests {
         assert!(!c.contained);
         let mut o = opts();
         o.net = vec!["default".into()];
-        assert!(commands(&o, &s, true, None)
+        assert!(commands(&o, &s, true, &[])
             .unwrap_err()
             .contains("cannot be used in a group with its own network"));
         o.net.clear();
         o.dns_servers = vec!["1.1.1.1".into()];
-        let c = commands(&o, &s, true, None).unwrap();
+        let c = commands(&o, &s, true, &[]).unwrap();
         assert!(
             c.run_prepared.contains(&"--dns=1.1.1.1".to_string())
                 && !c.run_prepared.iter().any(|a| a.contains("10.0.0.2"))
@@ -585,22 +584,22 @@ mod tests {
         let mut s = spec();
         let mut o = opts();
         o.port_map.insert("metrics".into(), "9100-tcp".into());
-        let e = commands(&o, &s, true, None).unwrap_err();
+        let e = commands(&o, &s, true, &[]).unwrap_err();
         assert!(
             e.contains("port_map label \"metrics\" is not a port of the task's network"),
             "{e}"
         );
         let o = opts();
         s.task_ports = Some(vec![("http".into(), 8080), ("admin".into(), 9000)]);
-        let e = commands(&o, &s, true, None).unwrap_err();
+        let e = commands(&o, &s, true, &[]).unwrap_err();
         assert!(e.starts_with("port_map is not set."), "{e}");
         s.task_ports = None;
         assert_eq!(
-            commands(&o, &s, true, None).unwrap_err(),
+            commands(&o, &s, true, &[]).unwrap_err(),
             "Trying to map ports but no network interface is available"
         );
         s.group_ports = vec![("http".into(), 25000), ("other".into(), 25001)];
-        let c = commands(&o, &s, true, None).unwrap();
+        let c = commands(&o, &s, true, &[]).unwrap();
         assert!(c.prepare.contains(&"--port=6379-tcp:25000".to_string()));
     }
 }

@@ -265,6 +265,7 @@ async fn prepare(
         .map_err(|_| Error::fatal("preparing the pod: the preparing thread died"))?;
     match result {
         Ok(uuid) => {
+            d.track_images(&uuid).await;
             d.emit(spec, format!("Downloaded image {}", opts.image));
             Ok(uuid)
         }
@@ -276,7 +277,8 @@ async fn prepare(
 }
 
 /// stage0's configuration from the global flags in front of `prepare` (the ones
-/// [`super::start::commands`] writes: `--dir`, `--insecure-options`, `--debug`).
+/// [`super::start::commands`] writes: `--dir`, `--local-config`, `--system-config`,
+/// `--insecure-options`, `--debug`).
 fn prepare_config(
     d: &Driver,
     args: &[String],
@@ -289,6 +291,8 @@ fn prepare_config(
         let (flag, value) = a.split_once('=').unwrap_or((a.as_str(), "true"));
         match flag {
             "--dir" => config.dir = value.into(),
+            "--local-config" => config.local_config = value.into(),
+            "--system-config" => config.system_config = value.into(),
             "--insecure-options" => {
                 config.insecure = stage0::InsecureOptions::parse(value).map_err(Error::fatal)?
             }
@@ -320,6 +324,10 @@ fn download_events(d: &Arc<Driver>, spec: &Spec, image: &str) -> Arc<dyn image::
             }
         }
         fn advance(&self, _what: &str, _bytes: u64) {}
+        fn note(&self, message: &str) {
+            self.driver
+                .emit(&self.spec, format!("Image {}: {message}", self.image));
+        }
         fn finish(&self, what: &str) {
             let size = self.sizes.lock().expect("sizes").remove(what);
             let size = size

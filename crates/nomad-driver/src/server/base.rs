@@ -37,9 +37,17 @@ impl b::base_plugin_server::BasePlugin for Base {
         &self,
         req: Request<b::SetConfigRequest>,
     ) -> Result<Response<b::SetConfigResponse>, Status> {
-        let c = config::plugin_config(&req.get_ref().msgpack_config)
-            .map_err(|e| Status::invalid_argument(format!("plugin configuration: {e}")))?;
-        self.driver.set_volumes_enabled(c.volumes_enabled);
+        // A configuration that cannot be used is accepted and reported by the fingerprint
+        // (the driver unhealthy, with the reason), so that the node says what is wrong and
+        // Nomad places no task here, instead of each task failing on its own.
+        let r = req.get_ref();
+        match config::plugin_config(&r.msgpack_config) {
+            Ok(c) => self.driver.configure(&c, r.nomad_config.is_some()),
+            Err(e) => {
+                crate::log::error("invalid plugin configuration", &[("error", &e)]);
+                self.driver.set_config_error(e);
+            }
+        }
         Ok(Response::new(b::SetConfigResponse {}))
     }
 }

@@ -168,6 +168,7 @@ pub(super) fn fingerprint_response(f: backend::fingerprint::Fingerprint) -> d::F
         attributes,
         health: match f.health {
             Health::Healthy => d::fingerprint_response::HealthState::Healthy,
+            Health::Unhealthy => d::fingerprint_response::HealthState::Unhealthy,
             Health::Undetected => d::fingerprint_response::HealthState::Undetected,
         } as i32,
         health_description: f.description,

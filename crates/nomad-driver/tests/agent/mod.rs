@@ -151,6 +151,27 @@ pub fn serve_example_images() {
     });
 }
 
+/// Docker Hub's `library/redis:3.2` (the fixture image) at 127.0.0.1:5000 as well, for a
+/// job that names it `redis:3.2` with the example registry as Docker Hub's mirror.
+pub fn serve_hub_names() {
+    static SERVED: OnceLock<()> = OnceLock::new();
+    serve_example_images();
+    SERVED.get_or_init(|| {
+        let state = bin_dir().join("nomad-agent-images");
+        run_ok(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--dest-tls-verify=false"])
+                .arg(format!(
+                    "oci:{}:busybox",
+                    state.join("fixtures/layout").display()
+                ))
+                .arg(format!(
+                    "docker://127.0.0.1:{EXAMPLE_REGISTRY_PORT}/library/redis:3.2"
+                )),
+        );
+    });
+}
+
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     assert!(
@@ -281,6 +302,18 @@ pub enum Role {
     },
 }
 
+/// How a test's agent differs from the standard one.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// The body of the plugin block's `config {}`; `volumes_enabled = true` when None.
+    pub plugin_config: Option<String>,
+    /// Files of a configuration directory of the plugin's own, passed as
+    /// `--rkt-local-config` (paths relative to it, and contents); none: rkt's default.
+    pub rkt_config: Vec<(String, String)>,
+    /// Ready means the rkt driver is detected but unhealthy (a configuration it refuses).
+    pub expect_unhealthy: bool,
+}
+
 /// A running Nomad agent, with nomad-driver-rkt in its plugin directory.
 pub struct Agent {
     pub nomad: PathBuf,
@@ -300,16 +333,25 @@ impl Agent {
     /// Starts an agent and waits until its node is ready with the rkt driver detected and
     /// healthy. A lost race for a port is retried with new ones.
     pub fn start(nomad: &Path) -> Agent {
-        Agent::start_as(nomad, Role::Both, "rkt-e2e")
+        Agent::start_full(nomad, Role::Both, "rkt-e2e", &Setup::default())
+    }
+
+    /// [`Agent::start`], set up as `setup` says.
+    pub fn start_with(nomad: &Path, setup: &Setup) -> Agent {
+        Agent::start_full(nomad, Role::Both, "rkt-e2e", setup)
     }
 
     /// An agent of `role` named `name`, once ready: a server with a leader, a client's node
     /// ready with the rkt driver healthy.
     pub fn start_as(nomad: &Path, role: Role, name: &str) -> Agent {
+        Agent::start_full(nomad, role, name, &Setup::default())
+    }
+
+    fn start_full(nomad: &Path, role: Role, name: &str, setup: &Setup) -> Agent {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (agent, ready) = Agent::try_start(nomad, role.clone(), name);
+            let (agent, ready) = Agent::try_start(nomad, role.clone(), name, setup);
             match ready {
                 Ok(()) => return agent,
                 Err(why) if attempt < 3 && why.contains("address already in use") => {
@@ -326,7 +368,12 @@ impl Agent {
     }
 
     /// An agent started, and whether it became ready.
-    fn try_start(nomad: &Path, role: Role, name: &str) -> (Agent, Result<(), String>) {
+    fn try_start(
+        nomad: &Path,
+        role: Role,
+        name: &str,
+        setup: &Setup,
+    ) -> (Agent, Result<(), String>) {
         let dir = tempfile::Builder::new()
             .prefix("nomad-agent-")
             .tempdir()
@@ -341,6 +388,19 @@ impl Agent {
         }
         let ports = free_ports(3);
         let (http_port, rpc, serf) = (ports[0], ports[1], ports[2]);
+        let mut plugin_args = vec![
+            format!("--rkt={}", rkt_bin().display()),
+            format!("--rkt-dir={}", rkt_dir.path().display()),
+        ];
+        if !setup.rkt_config.is_empty() {
+            let local = dir.path().join("rkt-config");
+            for (rel, contents) in &setup.rkt_config {
+                let file = local.join(rel);
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(file, contents).unwrap();
+            }
+            plugin_args.push(format!("--rkt-local-config={}", local.display()));
+        }
         let config = dir.path().join("agent.hcl");
         let cni = dir.path().join("cni");
         std::fs::create_dir_all(&cni).unwrap();
@@ -351,8 +411,11 @@ impl Agent {
                 &dir.path().join("data"),
                 &cni,
                 &plugins,
-                &rkt_bin(),
-                rkt_dir.path(),
+                &plugin_args,
+                setup
+                    .plugin_config
+                    .as_deref()
+                    .unwrap_or("volumes_enabled = true"),
                 [http_port, rpc, serf],
                 &role,
                 name,
@@ -372,7 +435,7 @@ impl Agent {
         };
         agent.spawn();
         let ready = agent
-            .wait_ready(Duration::from_secs(90))
+            .wait_ready(Duration::from_secs(90), setup.expect_unhealthy)
             .map(|id| agent.node_id = id);
         (agent, ready)
     }
@@ -391,6 +454,9 @@ impl Agent {
                 self.dir.path().join("agent.hcl").display()
             ))
             .env_remove("NOMAD_ADDR")
+            // The plugin inherits these: anything its rkt would fetch from beyond
+            // 127.0.0.0/8 fails at once instead of leaving the machine.
+            .envs(test_support::LOCAL_ONLY_ENV)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -419,7 +485,7 @@ impl Agent {
     pub fn restart(&mut self) {
         self.kill_agent();
         self.spawn();
-        match self.wait_ready(Duration::from_secs(90)) {
+        match self.wait_ready(Duration::from_secs(90), false) {
             Ok(id) => self.node_id = id,
             Err(why) => panic!(
                 "the restarted agent did not become ready: {why}\n{}",
@@ -440,7 +506,7 @@ impl Agent {
             })
     }
 
-    fn wait_ready(&mut self, limit: Duration) -> Result<String, String> {
+    fn wait_ready(&mut self, limit: Duration, unhealthy: bool) -> Result<String, String> {
         let t = Instant::now();
         let mut last = String::from("no answer yet");
         while t.elapsed() < limit {
@@ -453,7 +519,7 @@ impl Agent {
                 };
                 return Err(format!("the agent {why} ({status})"));
             }
-            match self.ready_node() {
+            match self.ready_node(unhealthy) {
                 Ok(id) => return Ok(id),
                 Err(e) => last = e,
             }
@@ -467,9 +533,10 @@ impl Agent {
         format!("127.0.0.1:{}", self.rpc_port)
     }
 
-    /// The node's ID once it is ready with the rkt driver detected and healthy (a server
-    /// alone: once it has a leader; its "node ID" is empty).
-    fn ready_node(&self) -> Result<String, String> {
+    /// The node's ID once it is ready with the rkt driver detected and healthy (or, with
+    /// `unhealthy`, detected and unhealthy with a reason; a server alone: once it has a
+    /// leader, and its "node ID" is empty).
+    fn ready_node(&self, unhealthy: bool) -> Result<String, String> {
         if self.role == Role::Server {
             let leader = self.get("/v1/status/leader")?;
             return match leader.as_str() {
@@ -497,7 +564,12 @@ impl Agent {
         }
         let full = self.get(&format!("/v1/node/{id}"))?;
         let rkt = &full["Drivers"]["rkt"];
-        if rkt["Detected"] != true || rkt["Healthy"] != true {
+        let reason = rkt["HealthDescription"].as_str().unwrap_or_default();
+        let ready = match unhealthy {
+            false => rkt["Detected"] == true && rkt["Healthy"] == true,
+            true => rkt["Detected"] == true && rkt["Healthy"] == false && !reason.is_empty(),
+        };
+        if !ready {
             return Err(format!("rkt driver not ready: {rkt}"));
         }
         Ok(id)
@@ -835,8 +907,8 @@ fn agent_config(
     data: &Path,
     cni: &Path,
     plugins: &Path,
-    rkt: &Path,
-    rkt_dir: &Path,
+    plugin_args: &[String],
+    plugin_config: &str,
     [http, rpc, serf]: [u16; 3],
     role: &Role,
     name: &str,
@@ -852,6 +924,7 @@ fn agent_config(
         _ => "server {\n  enabled          = true\n  bootstrap_expect = 1\n  heartbeat_grace  = \"3s\"\n  min_heartbeat_ttl = \"3s\"\n}\n".to_string(),
     };
     let client_enabled = server || matches!(role, Role::Client { .. });
+    let args: Vec<String> = plugin_args.iter().map(|a| format!("{a:?}")).collect();
     format!(
         r#"# Written by crates/nomad-driver/tests/agent/mod.rs for one test.
 name                 = "{name}"
@@ -894,16 +967,15 @@ consul {{
 }}
 
 plugin "nomad-driver-rkt" {{
-  args = ["--rkt={rkt}", "--rkt-dir={rkt_dir}"]
+  args = [{args}]
   config {{
-    volumes_enabled = true
+{plugin_config}
   }}
 }}
 "#,
         data = data.display(),
         cni = cni.display(),
         plugins = plugins.display(),
-        rkt = rkt.display(),
-        rkt_dir = rkt_dir.display(),
+        args = args.join(", "),
     )
 }

@@ -202,6 +202,20 @@ pub fn volumes_enabled_config(v: rmpv::Value) -> Vec<u8> {
     encode(&rmpv::Value::Map(vec![("volumes_enabled".into(), v)]))
 }
 
+/// The plugin's `config {}` with `volumes_enabled = true` and a `gc` block.
+pub fn gc_plugin_config(image: bool, image_delay: &str) -> Vec<u8> {
+    encode(&rmpv::Value::Map(vec![
+        (
+            "gc".into(),
+            rmpv::Value::Map(vec![
+                ("image".into(), image.into()),
+                ("image_delay".into(), image_delay.into()),
+            ]),
+        ),
+        ("volumes_enabled".into(), true.into()),
+    ]))
+}
+
 pub fn encode(v: &rmpv::Value) -> Vec<u8> {
     let mut out = Vec::new();
     rmpv::encode::write_value(&mut out, v).unwrap();
@@ -387,6 +401,11 @@ impl Registry {
 
     pub fn image(&self) -> String {
         self.0.image("demo/busybox:latest")
+    }
+
+    /// The harness's registry, to push more.
+    pub fn harness(&self) -> &test_support::Registry {
+        &self.0
     }
 }
 

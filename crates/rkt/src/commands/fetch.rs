@@ -23,7 +23,8 @@ pub struct FetchArgs {
     /// Deprecated: same as --pull-policy=update
     #[arg(long = "no-store", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     pub no_store: bool,
-    /// Images to fetch: docker://[host[:port]/]repo[:tag|@sha256:…]
+    /// Images to fetch: docker://[host[:port]/]repo[:tag|@sha256:…], or a short name
+    /// (repo[:tag|@sha256:…], such as redis:3.2) on the default registry
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -37,11 +38,12 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<()> {
         (_, true) => PullPolicy::Update,
         _ => args.pull_policy,
     };
+    let fetcher = global.config()?.fetcher(policy)?;
     for img in &args.images {
-        check_supported(img)?;
+        // Says plainly what is not supported rather than guessing.
+        fetcher.registries.reference(img)?;
         global.insecure_options.require_image(img)?;
     }
-    let fetcher = global.config()?.fetcher(policy)?;
     let rt = runtime()?;
     for img in &args.images {
         let id = rt.block_on(fetcher.fetch(img))?;
@@ -52,16 +54,6 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Until ACI support lands, say plainly what is not supported rather than guessing.
-fn check_supported(img: &str) -> Result<()> {
-    if img.starts_with("docker://") {
-        return Ok(());
-    }
-    bail!(
-        "image {img:?}: only docker:// images can be fetched by this rkt so far (ACI files, URLs and appc discovery are not supported yet); write docker://{img} for a registry image"
-    )
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -88,7 +88,7 @@ pub fn run(global: &GlobalArgs, cmd: ImageCommand) -> Result<()> {
     match cmd {
         ImageCommand::List(args) => list(&store, &args),
         ImageCommand::Rm { images } => rm(&store, &images),
-        ImageCommand::Gc { grace_period } => gc(&store, grace_period),
+        ImageCommand::Gc { grace_period } => gc(global, &store, grace_period),
         ImageCommand::CatManifest {
             pretty_print,
             image,
@@ -251,12 +251,17 @@ fn rm(store: &Store, queries: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn gc(store: &Store, grace: std::time::Duration) -> Result<()> {
+/// Removes images unused for the grace period, then blobs no image refers to. An image a
+/// pod still uses (in any state, until the pod is removed) stays, as rkt kept the tree
+/// stores of its pods: its rendered tree is below the pod's overlay.
+fn gc(global: &GlobalArgs, store: &Store, grace: std::time::Duration) -> Result<()> {
     let now = image::store::now_nanos();
+    let in_use = stage0::lifecycle::images_in_use(&global.config()?)?;
     let expired: Vec<ImageInfo> = store
         .list()?
         .into_iter()
         .filter(|i| now.saturating_sub(i.last_used) > grace.as_nanos() as i64)
+        .filter(|i| !in_use.contains(&i.id))
         .collect();
     for info in &expired {
         store
