@@ -98,8 +98,7 @@ fn run_prepared_inner(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Res
             pod.state.as_str()
         )));
     }
-    let lock = pod::try_lock_dir(&pod.path)?
-        .ok_or_else(|| Error::conflict(format!("pod {} is locked by another rkt", pod.uuid)))?;
+    let lock = lock_prepared(&pod)?;
     // Refused runtime flags leave the pod prepared, as it was.
     write_runtime(config, &pod.path, &pod.uuid, runtime)?;
     if let Err(e) = pods.transition(&mut pod, "run", State::Running) {
@@ -159,6 +158,26 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         let _ = net::teardown(uuid, dir);
     }
     written
+}
+
+/// The lock of a prepared pod, waiting a moment for a holder that is about to let go: the
+/// `prepare` that made it may have just finished in another thread of the same process (the
+/// Nomad plugin prepares on threads), and a child that process forked meanwhile holds a
+/// copy of the lock's descriptor until it execs. A pod still locked after that is busy.
+fn lock_prepared(pod: &pod::Pod) -> Result<PodLock> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        if let Some(lock) = pod::try_lock_dir(&pod.path)? {
+            return Ok(lock);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::conflict(format!(
+                "pod {} is locked by another rkt",
+                pod.uuid
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// `--ipc`: whether the pod shares the host's IPC namespace.
