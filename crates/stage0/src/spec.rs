@@ -78,13 +78,8 @@ pub struct RuntimeSpec {
 /// Flags of the whole pod.
 #[derive(Debug, Default)]
 pub struct PodSpec {
-    pub net: Vec<String>,
-    pub dns: Vec<String>,
-    pub dns_search: Vec<String>,
-    pub dns_opt: Vec<String>,
-    pub dns_domain: Option<String>,
-    pub hostname: Option<String>,
-    pub hosts_entries: Vec<String>,
+    /// What `run` decides when the pod runs (`run-prepared` takes these as its own flags).
+    pub runtime: RuntimeSpec,
     pub volumes: Vec<String>,
     /// `--mount` before any image: applies to every app.
     pub mounts: Vec<String>,
@@ -96,8 +91,6 @@ pub struct PodSpec {
     pub uuid_file_save: Option<String>,
     pub pull_policy: Option<String>,
     pub quiet: bool,
-    pub interactive: bool,
-    pub ipc: Option<String>,
 }
 
 /// One app: its image and the flags that followed it.
@@ -268,7 +261,7 @@ fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -
         "inherit-env" => pod.inherit_env = v,
         "no-overlay" => pod.no_overlay = v,
         "quiet" => pod.quiet = v,
-        "interactive" => pod.interactive = v,
+        "interactive" => pod.runtime.interactive = v,
         "readonly-rootfs" => match app {
             Some(a) => a.readonly_rootfs = v,
             None => bail!("--readonly-rootfs must follow the image it applies to"),
@@ -288,20 +281,20 @@ fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -
 
 fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
     match name {
-        "net" => pod.net.extend(v.split(',').map(str::to_string)),
-        "dns" => pod.dns.push(v),
-        "dns-search" => pod.dns_search.push(v),
-        "dns-opt" => pod.dns_opt.push(v),
-        "dns-domain" => pod.dns_domain = Some(v),
-        "hostname" => pod.hostname = Some(v),
-        "hosts-entry" => pod.hosts_entries.push(v),
+        "net" => pod.runtime.net.extend(v.split(',').map(str::to_string)),
+        "dns" => pod.runtime.dns.push(v),
+        "dns-search" => pod.runtime.dns_search.push(v),
+        "dns-opt" => pod.runtime.dns_opt.push(v),
+        "dns-domain" => pod.runtime.dns_domain = Some(v),
+        "hostname" => pod.runtime.hostname = Some(v),
+        "hosts-entry" => pod.runtime.hosts_entries.push(v),
         "volume" => pod.volumes.push(v),
         "port" => pod.ports.push(v),
         "set-env" => pod.set_env.push(v),
         "set-env-file" => pod.set_env_file.push(v),
         "uuid-file-save" => pod.uuid_file_save = Some(v),
         "pull-policy" => pod.pull_policy = Some(v),
-        "ipc" => pod.ipc = Some(v),
+        "ipc" => pod.runtime.ipc = Some(v),
         "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
             bail!("--{name} is not supported by this rkt yet")
         }
@@ -437,7 +430,7 @@ mod tests {
             "--net=host --set-env=A=1 img1 --exec /bin/ov --memory 64Mi -- --loglevel v --- img2 --port=p:80 -- --interval 30s",
         ))
         .unwrap();
-        assert_eq!(pod.net, ["host"]);
+        assert_eq!(pod.runtime.net, ["host"]);
         assert_eq!(pod.set_env, ["A=1"]);
         assert_eq!(pod.ports, ["p:80"]);
         assert_eq!(apps.len(), 2);

@@ -31,19 +31,7 @@ fn run_inner(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<Er
         discard(&pod.path);
         return Err(e);
     }
-    let runtime = RuntimeSpec {
-        net: pod_spec.net.clone(),
-        dns: pod_spec.dns.clone(),
-        dns_search: pod_spec.dns_search.clone(),
-        dns_opt: pod_spec.dns_opt.clone(),
-        dns_domain: pod_spec.dns_domain.clone(),
-        hostname: pod_spec.hostname.clone(),
-        hosts_entries: pod_spec.hosts_entries.clone(),
-        interactive: pod_spec.interactive,
-        ipc: pod_spec.ipc.clone(),
-        ..Default::default()
-    };
-    if let Err(e) = write_runtime(config, &pod.path, &pod.uuid, &runtime) {
+    if let Err(e) = write_runtime(config, &pod.path, &pod.uuid, &pod_spec.runtime) {
         discard(&pod.path);
         return Err(e);
     }
@@ -60,11 +48,12 @@ fn run_inner(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<Er
 
 /// `rkt prepare`: fetches the images and prepares the pod; returns its UUID.
 pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<String> {
-    if !pod_spec.net.is_empty()
-        || !pod_spec.dns.is_empty()
-        || pod_spec.hostname.is_some()
-        || pod_spec.interactive
-        || pod_spec.ipc.is_some()
+    let rt = &pod_spec.runtime;
+    if !rt.net.is_empty()
+        || !rt.dns.is_empty()
+        || rt.hostname.is_some()
+        || rt.interactive
+        || rt.ipc.is_some()
     {
         bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
     }
