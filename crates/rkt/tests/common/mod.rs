@@ -10,3 +10,4 @@ pub use test_support::*;
 pub fn require_root() -> bool {
     test_support::require_root("runs pods and renders images with device nodes and owners")
 }
+pub mod pods;
