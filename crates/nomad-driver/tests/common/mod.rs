@@ -434,3 +434,4 @@ impl Drop for RktDir {
         test_support::remove_all_pods(self.path());
     }
 }
+pub mod tasks;
