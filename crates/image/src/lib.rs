@@ -11,6 +11,7 @@
 pub mod appc;
 pub mod auth;
 pub mod digest;
+pub mod export;
 pub mod fetch;
 pub mod reference;
 pub mod registries;

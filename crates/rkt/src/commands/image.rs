@@ -291,82 +291,14 @@ fn cat_manifest(store: &Store, query: &str, pretty: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes an uncompressed ACI: `manifest` and `rootfs/` from the rendered tree. Written to a
-/// temporary name beside the output and renamed, so a failure leaves no half-written ACI.
+/// `rkt image export`: an uncompressed ACI of the stored image.
 fn export(store: &Store, query: &str, out: &Path, overwrite: bool) -> Result<()> {
     let info = store.resolve(query)?;
-    if out.exists() && !overwrite {
-        bail!("output ACI file {} exists (try --overwrite)", out.display());
-    }
-    let tmp = out.with_extension(format!("aci.tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("unable to open output ACI file {}", tmp.display()))?;
-        let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
-        tar.follow_symlinks(false);
-        let manifest = store.manifest_bytes(&info.id)?;
-        let mut h = tar::Header::new_gnu();
-        h.set_size(manifest.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime((info.import_time / 1_000_000_000) as u64);
-        h.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut h, "manifest", &manifest[..])?;
-        tar.append_dir_all("rootfs", store.rootfs(&info.id))
-            .context("error writing to output ACI file")?;
-        tar.into_inner()?
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
-        Ok(())
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&tmp, out).context("moving the ACI into place"),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    image::export::write_aci(store, &info, out, overwrite)
 }
 
-/// `extract` and `render` give the same result here: Docker images are stored already
-/// rendered (their layers squashed), with no appc dependencies left to apply.
+/// `rkt image extract` and `render`.
 fn render(store: &Store, args: &TreeArgs) -> Result<()> {
     let info = store.resolve(&args.image)?;
-    let out = std::path::absolute(&args.output)?;
-    if out == Path::new("/") {
-        bail!("this would delete your root filesystem. Refusing.");
-    }
-    if out.exists() {
-        if !args.overwrite {
-            bail!(
-                "output directory {} exists (try --overwrite)",
-                out.display()
-            );
-        }
-        image::unpack::remove_tree(&out).context("error removing existing output dir")?;
-    }
-    let parent = out.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(parent)?;
-    let staged = parent.join(format!(
-        ".{}.rkt-tmp-{}",
-        out.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let rootfs_dest = if args.rootfs_only {
-            staged.clone()
-        } else {
-            std::fs::create_dir_all(&staged)?;
-            std::fs::write(staged.join("manifest"), store.manifest_bytes(&info.id)?)?;
-            staged.join("rootfs")
-        };
-        Ok(super::copy_tree(&store.rootfs(&info.id), &rootfs_dest)?)
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&staged, &out).context("moving the output into place"),
-        Err(e) => {
-            let _ = image::unpack::remove_tree(&staged);
-            Err(e)
-        }
-    }
+    image::export::write_tree(store, &info, &args.output, args.rootfs_only, args.overwrite)
 }
