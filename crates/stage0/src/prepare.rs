@@ -21,9 +21,7 @@ pub(crate) fn discard(path: &Path) {
 pub(crate) fn save_uuid(pod_spec: &PodSpec, uuid: &str) -> Result<()> {
     if let Some(f) = &pod_spec.uuid_file_save {
         // Whole or not at all: whoever waits for the file must never read half a UUID.
-        let tmp = format!("{f}.tmp-{}", image::store::tmp_suffix());
-        std::fs::write(&tmp, uuid)
-            .and_then(|()| std::fs::rename(&tmp, f))
+        image::store::write_atomic(std::path::Path::new(f), uuid.as_bytes())
             .with_context(|| format!("writing the UUID to {f}"))?;
     }
     Ok(())

@@ -45,6 +45,11 @@ impl Root {
         })
     }
 
+    /// The root's own descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// An `O_PATH` descriptor of `path` (absolute or relative, inside the root), following
     /// symlinks inside the root.
     pub fn resolve(&self, path: &str) -> Result<OwnedFd, Errno> {

@@ -138,19 +138,13 @@ fn mount_source(pod_dir: &Root, pod: &Path, src: &str) -> Result<OwnedFd, String
         return inroot::open_source(Path::new(src));
     }
     rustix::fs::openat2(
-        pod_dir_fd(pod_dir)?,
+        pod_dir.fd(),
         src,
         OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
     )
     .map_err(|e| format!("volume source {}/{src}: {e}", pod.display()))
-}
-
-fn pod_dir_fd(pod_dir: &Root) -> Result<OwnedFd, String> {
-    pod_dir
-        .resolve(".")
-        .map_err(|e| format!("the pod directory: {e}"))
 }
 
 pub fn enter_root(root: &Path) -> Result<(), String> {

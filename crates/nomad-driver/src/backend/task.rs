@@ -276,23 +276,20 @@ async fn prepare(
     }
 }
 
-/// stage0's configuration from the global flags in front of `prepare` (the ones
-/// [`super::start::commands`] writes: `--dir`, `--local-config`, `--system-config`,
-/// `--insecure-options`, `--debug`).
+/// stage0's configuration: the plugin's rkt (directory, configuration, binary), and the
+/// job's own global flags in front of `prepare` (`--insecure-options`, `--debug`; the rest
+/// [`super::start::commands`] wrote from the plugin's rkt itself).
 fn prepare_config(
     d: &Driver,
     args: &[String],
     progress: Arc<dyn image::fetch::Progress>,
 ) -> Result<stage0::Config, Error> {
-    let mut config = stage0::Config::new("/var/lib/rkt");
-    config.rkt = Some(d.rkt.path.clone());
+    let mut config = d.rkt.stage0_config();
     config.progress = progress;
     for a in args.iter().take_while(|a| *a != "prepare") {
         let (flag, value) = a.split_once('=').unwrap_or((a.as_str(), "true"));
         match flag {
-            "--dir" => config.dir = value.into(),
-            "--local-config" => config.local_config = value.into(),
-            "--system-config" => config.system_config = value.into(),
+            "--dir" | "--local-config" | "--system-config" => {}
             "--insecure-options" => {
                 config.insecure = stage0::InsecureOptions::parse(value).map_err(Error::fatal)?
             }
