@@ -21,6 +21,25 @@ pub struct ImageManifest {
     pub app: Option<App>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<NameValue>,
+    /// Images rendered beneath this one, depth first (ACIs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// When not empty, the only files kept in the rendered tree (ACIs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path_whitelist: Vec<String>,
+}
+
+/// An image an ACI is rendered on top of.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    pub image_name: String,
+    #[serde(default, rename = "imageID", skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<NameValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -197,6 +216,8 @@ pub fn from_docker(
         labels,
         app,
         annotations,
+        dependencies: Vec::new(),
+        path_whitelist: Vec::new(),
     })
 }
 

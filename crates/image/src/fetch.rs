@@ -94,6 +94,10 @@ pub struct Fetcher {
     pub parallel: usize,
     /// `--debug`: say on stderr what is being done.
     pub debug: bool,
+    /// The keys ACI signatures are checked against.
+    pub keystore: crate::trust::Keystore,
+    /// Check ACI signatures (off with `--insecure-options=image`).
+    pub verify: bool,
 }
 
 #[derive(Deserialize)]
@@ -136,11 +140,26 @@ impl Fetcher {
         }
     }
 
-    /// Fetches one image (a `docker://` reference or a short name) and returns its ID
-    /// (`sha512-` and 64 hex digits).
+    /// Fetches one image and returns its ID (`sha512-` and 64 hex digits).
     pub async fn fetch(&self, image: &str) -> Result<String> {
-        let reference = self.resolve(image)?;
-        self.fetch_reference(&reference).await
+        self.fetch_image(image, None).await
+    }
+
+    /// Fetches any image argument: a Docker image, an image ID in the store, or an ACI (a
+    /// file, a URL or an appc name), checked against `signature` if given (`--signature`).
+    pub async fn fetch_image(
+        &self,
+        image: &str,
+        signature: Option<&std::path::Path>,
+    ) -> Result<String> {
+        match classify(image) {
+            ImageArg::Docker | ImageArg::ShortName => {
+                let reference = self.resolve(image)?;
+                self.fetch_reference(&reference).await
+            }
+            ImageArg::ImageId => Ok(self.store.resolve(image)?.id),
+            ImageArg::Other => self.fetch_aci(image, signature).await,
+        }
     }
 
     /// The Docker reference an image argument names; where a short name went is said

@@ -7,7 +7,11 @@
 //! [`auth::Credentials`], resolve the manifest for this platform, download and verify blobs
 //! into the [`store::Store`], apply them with [`unpack::Tree`], convert the config to an appc
 //! manifest with [`appc::from_docker`], and publish the image with one rename.
+//!
+//! ACIs (files, URLs, appc names found by [`aci::discovery`]) go through [`aci`]: their
+//! signatures are checked against the [`trust::Keystore`] before anything is unpacked.
 
+pub mod aci;
 pub mod appc;
 pub mod auth;
 pub mod digest;
@@ -18,4 +22,5 @@ pub mod registries;
 pub mod registry;
 pub mod rootfs;
 pub mod store;
+pub mod trust;
 pub mod unpack;

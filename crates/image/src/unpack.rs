@@ -66,6 +66,10 @@ pub struct Tree {
     /// The most recently opened parent directory: tar entries cluster by directory, so this
     /// saves most path resolutions.
     cached_parent: Option<(Vec<u8>, OwnedFd)>,
+    /// Applying an ACI rather than a layer: entries live under `rootfs/` (the `manifest`
+    /// beside it is read separately), and `.wh.` names are ordinary files (appc has no
+    /// whiteouts).
+    aci: bool,
 }
 
 /// Metadata gathered from a tar header and its PAX records.
@@ -91,7 +95,18 @@ impl Tree {
             root,
             path: path.to_path_buf(),
             cached_parent: None,
+            aci: false,
         })
+    }
+
+    /// Applies the `rootfs/` of an uncompressed ACI archive, with the same checks as layers:
+    /// nothing outside the tree is written, through `..`, absolute names or symlinks. Entries
+    /// other than `manifest` and `rootfs/…` are refused.
+    pub fn apply_aci<R: Read>(&mut self, reader: R) -> Result<()> {
+        self.aci = true;
+        let res = self.apply_layer(reader);
+        self.aci = false;
+        res
     }
 
     /// Applies one uncompressed layer tarball. Errors name the entry and what is wrong with it.
@@ -142,6 +157,14 @@ impl Tree {
         ) {
             return Ok(());
         }
+        let path = if self.aci {
+            match aci_rootfs_path(&path)? {
+                Some(p) => p,
+                None => return Ok(()), // the manifest, or the archive's own "./"
+            }
+        } else {
+            path
+        };
         let meta = meta_of(entry)?;
         if path.is_empty() {
             // The archive's own "./" entry: attributes of the tree's root.
@@ -153,7 +176,9 @@ impl Tree {
         }
         let (parent_path, name) = split_last(&path);
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            return self.whiteout(parent_path, target, created);
+            if !self.aci {
+                return self.whiteout(parent_path, target, created);
+            }
         }
         self.open_parent(parent_path, true)?;
         let parent = self.parent_fd(parent_path);
@@ -234,6 +259,13 @@ impl Tree {
             bail!("hardlink target {shown:?} is absolute: it would point outside the image");
         }
         let target = normalize(target).with_context(|| format!("hardlink target {shown:?}"))?;
+        let target = match self.aci {
+            true => match aci_rootfs_path(&target)? {
+                Some(t) if !t.is_empty() => t,
+                _ => bail!("hardlink target {shown:?} is not a file under rootfs/"),
+            },
+            false => target,
+        };
         if target.is_empty() {
             bail!("hardlink to the tree's root directory");
         }
@@ -399,6 +431,23 @@ fn normalize(raw: &[u8]) -> Result<Vec<u8>> {
         }
     }
     Ok(out)
+}
+
+/// Where an (already normalized) ACI archive path goes in the tree: `rootfs/x` is `x` and
+/// `rootfs` the tree's root; `manifest` and the archive's root are not part of the tree
+/// (`None`); anything else is refused, since appc allows only those two top-level entries.
+fn aci_rootfs_path(path: &[u8]) -> Result<Option<Vec<u8>>> {
+    match path {
+        b"" | b"manifest" => Ok(None),
+        b"rootfs" => Ok(Some(Vec::new())),
+        p => match p.strip_prefix(b"rootfs/") {
+            Some(rest) => Ok(Some(rest.to_vec())),
+            None => bail!(
+                "{:?} is outside rootfs/: an ACI holds only \"manifest\" and \"rootfs/\"",
+                String::from_utf8_lossy(p)
+            ),
+        },
+    }
 }
 
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {

@@ -27,6 +27,8 @@ enum Command {
     Version,
     /// Fetch image(s) and store them in the local store
     Fetch(commands::fetch::FetchArgs),
+    /// Trust a key for image verification
+    Trust(commands::trust::TrustArgs),
     /// Operate on image(s) in the local store
     Image {
         #[command(subcommand)]
@@ -126,6 +128,7 @@ fn main() {
     let (name, result) = match cli.command {
         Command::Version => ("version", commands::version::run()),
         Command::Fetch(args) => ("fetch", commands::fetch::run(&cli.global, args)),
+        Command::Trust(args) => ("trust", commands::trust::run(&cli.global, args)),
         Command::Image { command } => ("image", commands::image::run(&cli.global, command)),
         Command::Run { args } => ("run", commands::run::run(&cli.global, &args)),
         Command::Prepare { args } => ("prepare", commands::run::prepare(&cli.global, &args)),

@@ -58,6 +58,11 @@ impl Config {
         )?)
     }
 
+    /// The trusted keys of this configuration (`rkt trust`).
+    pub fn keystore(&self) -> image::trust::Keystore {
+        image::trust::Keystore::new(&self.system_config, &self.local_config)
+    }
+
     /// A fetcher for this store and configuration.
     pub fn fetcher(&self, policy: PullPolicy) -> Result<Fetcher> {
         let store = image::store::Store::open(&self.dir)?;
@@ -81,6 +86,8 @@ impl Config {
             progress: self.progress.clone(),
             parallel: 4,
             debug: self.debug,
+            keystore: self.keystore(),
+            verify: !self.insecure.image,
         })
     }
 

@@ -10,6 +10,7 @@
 //! - [`run_prepared`] and [`run`]: network, /etc files and the full plan, then `exec` of
 //!   `rkt-stage1`, which keeps the PID and the pod lock and supervises the pod.
 //! - [`lifecycle`]: waiting, stopping, entering, removing and collecting pods.
+//! - [`trust`]: finding public keys and trusting them for image name prefixes (`rkt trust`).
 
 pub mod config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod lifecycle;
 mod prepare;
 pub mod spec;
 mod start;
+pub mod trust;
 mod volumes;
 
 pub use config::{Config, InsecureOptions};

@@ -256,8 +256,8 @@ fn prepare_app(
 }
 
 /// Fetches or finds the image for an app argument: a Docker image (`docker://…` or a short
-/// name, which goes to the default registry of `registries.d`), or an image ID or name in the
-/// store.
+/// name, which goes to the default registry of `registries.d`), an image ID in the store, or
+/// an ACI.
 fn resolve_image(
     config: &Config,
     store: &Store,
@@ -280,13 +280,20 @@ fn resolve_image(
             config.insecure.require_image(image)?;
             config.block_on(fetcher.fetch_reference(&r))
         }
-        // The ACI issue: appc discovery for names that look like appc's goes here.
-        ImageArg::ImageId | ImageArg::Other => Ok(store
-            .resolve(image)
-            .with_context(|| {
-                format!("image {image:?} is not in the store, and only Docker images can be fetched: docker:// references and short names such as redis:3.2 (appc discovery is not supported yet)")
-            })?
-            .id),
+        ImageArg::ImageId => Ok(store.resolve(image)?.id),
+        // An ACI: a file, a URL, or an appc name (the store first, as the policy allows,
+        // then discovery); its signature checked unless --insecure-options=image.
+        ImageArg::Other => {
+            // A stored image by its name as `rkt image list` shows it (which for Docker
+            // images from a registry with a port is no appc name) needs no fetch.
+            if policy != PullPolicy::Update {
+                if let Ok(info) = store.resolve(image) {
+                    return Ok(info.id);
+                }
+            }
+            let fetcher = config.fetcher(policy)?;
+            config.block_on(fetcher.fetch_aci(image, None))
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! `rkt fetch [--full] [--pull-policy=new|update|never] IMAGE…`: prints each image's ID on
-//! stdout, progress on stderr.
+//! `rkt fetch [--full] [--pull-policy=new|update|never] [--signature=FILE] IMAGE…`: prints
+//! each image's ID on stdout, progress (and `signature verified:`) on stderr.
 
 use crate::flags::{self, GlobalArgs};
 use anyhow::{bail, Context, Result};
@@ -23,8 +23,9 @@ pub struct FetchArgs {
     /// Deprecated: same as --pull-policy=update
     #[arg(long = "no-store", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "false")]
     pub no_store: bool,
-    /// Images to fetch: docker://[host[:port]/]repo[:tag|@sha256:…], or a short name
-    /// (repo[:tag|@sha256:…], such as redis:3.2) on the default registry
+    /// Images to fetch: docker://[host[:port]/]repo[:tag|@sha256:…]; a short name
+    /// (repo[:tag|@sha256:…], such as redis:3.2) on the default registry; an ACI file, a
+    /// file:// or https:// URL; or an appc name (coreos.com/etcd:v2.0.4) found by discovery
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
 }
@@ -38,15 +39,22 @@ pub fn run(global: &GlobalArgs, args: FetchArgs) -> Result<()> {
         (_, true) => PullPolicy::Update,
         _ => args.pull_policy,
     };
+    if args.signature.len() > args.images.len() {
+        bail!("more --signature files than images; each signature belongs to one image, in order");
+    }
     let fetcher = global.config()?.fetcher(policy)?;
     for img in &args.images {
-        // Says plainly what is not supported rather than guessing.
-        fetcher.registries.reference(img)?;
-        global.insecure_options.require_image(img)?;
+        use image::reference::{classify, ImageArg};
+        if matches!(classify(img), ImageArg::Docker | ImageArg::ShortName) {
+            // Says plainly what is wrong with a reference before anything is fetched.
+            fetcher.registries.reference(img)?;
+            global.insecure_options.require_image(img)?;
+        }
     }
     let rt = runtime()?;
-    for img in &args.images {
-        let id = rt.block_on(fetcher.fetch(img))?;
+    for (i, img) in args.images.iter().enumerate() {
+        let signature = args.signature.get(i).map(std::path::Path::new);
+        let id = rt.block_on(fetcher.fetch_image(img, signature))?;
         if args.full {
             println!("{id}");
         } else {

@@ -4,4 +4,5 @@ pub mod fetch;
 pub mod image;
 pub mod pods;
 pub mod run;
+pub mod trust;
 pub mod version;
