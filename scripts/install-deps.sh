@@ -13,6 +13,9 @@ packages=(
   containernetworking-plugins iptables iproute2
   # the driver's end-to-end tests unpack the test Nomad agent (../shared/tools/nomad) with xz
   xz-utils
+  # ACI fixtures: actool (appc-spec) builds and validates ACIs, gpg makes keys and
+  # signatures, bzip2 and xz the other compressions appc allows
+  appc-spec gnupg bzip2
 )
 
 missing=()

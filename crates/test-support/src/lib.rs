@@ -11,6 +11,8 @@
 //!   running.
 //! - [`eventually`], [`python_server`], paths to the repository and the built binaries.
 
+pub mod discovery;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -110,17 +110,21 @@ pub fn meta_tags(html: &[u8]) -> Vec<Meta> {
     out
 }
 
-/// Fills a template; `None` when a placeholder is left unfilled.
+/// Fills a template's placeholders from `vars`; `None` when one is left unfilled.
 pub fn render(template: &str, vars: &[(String, String)]) -> Option<String> {
+    let s = fill(template, vars);
+    match s.find('{') {
+        Some(i) if s[i..].contains('}') => None,
+        _ => Some(s),
+    }
+}
+
+fn fill(template: &str, vars: &[(String, String)]) -> String {
     let mut s = template.to_string();
     for (k, v) in vars {
         s = s.replace(&format!("{{{k}}}"), v);
     }
-    let open = s.find('{');
-    match open {
-        Some(i) if s[i..].contains('}') => None,
-        _ => Some(s),
-    }
+    s
 }
 
 /// Where an image and its signature are.
@@ -187,7 +191,8 @@ pub async fn aci_endpoints(http: &Http, app: &App) -> Result<(Vec<Endpoint>, Att
             .iter()
             .filter(|m| m.name == "ac-discovery" && app.name.starts_with(&m.prefix))
             .filter_map(|m| {
-                let uri = render(&m.uri, &vars).unwrap_or_else(|| m.uri.clone());
+                // `{ext}` is filled below, once for the image and once for its signature.
+                let uri = fill(&m.uri, &vars);
                 let ext = |e: &str| render(&uri, &[("ext".to_string(), e.to_string())]);
                 Some(Endpoint {
                     aci: ext("aci")?,

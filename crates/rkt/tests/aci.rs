@@ -1,0 +1,499 @@
+//! ACI images: fetched from files and URLs and by appc discovery, verified against keys that
+//! `rkt trust` stored, and run. The ACIs are built by actool, the keys and signatures by gpg
+//! (`tests/harness/aci_fixtures.sh`); discovery is served over HTTPS by
+//! `tests/harness/discovery_server.py` for names that resolve, through `/etc/hosts` entries
+//! the test adds and removes, to a loopback address.
+
+mod common;
+
+use common::discovery::{aci_fixtures, DiscoveryServer};
+use common::Rkt;
+use std::path::{Path, PathBuf};
+
+fn fx(name: &str) -> PathBuf {
+    aci_fixtures().join(name)
+}
+
+fn fxs(name: &str) -> String {
+    fx(name).display().to_string()
+}
+
+/// A store whose fetches verify signatures (`--insecure-options=none`).
+fn verifying() -> Rkt {
+    let mut rkt = Rkt::new();
+    rkt.insecure = "none".into();
+    rkt
+}
+
+fn trust(rkt: &Rkt, prefix: &str, key: &str) -> String {
+    rkt.ok(&[
+        "trust",
+        &format!("--prefix={prefix}"),
+        "--skip-fingerprint-review",
+        &fxs(&format!("keys/{key}.asc")),
+    ])
+}
+
+fn hello_id() -> String {
+    std::fs::read_to_string(fx("hello.id"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Nothing stored, nothing left in the store's scratch space.
+fn assert_nothing_stored(rkt: &Rkt, case: &str) {
+    assert!(
+        rkt.image_dirs().is_empty(),
+        "{case}: stored {:?}",
+        rkt.image_dirs()
+    );
+    assert!(
+        rkt.tmp_entries().is_empty(),
+        "{case}: left {:?}",
+        rkt.tmp_entries()
+    );
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn signed_acis_in_every_compression_fetch_verified_under_one_id_and_run() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = verifying();
+    let out = trust(&rkt, "aci.test/hello", "signer");
+    let fpr_file = std::fs::read_dir(
+        rkt.config
+            .path()
+            .join("trustedkeys/prefix.d/aci.test/hello"),
+    )
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+    .path();
+    assert!(
+        out.contains(&format!(
+            "Added key for prefix \"aci.test/hello\" at \"{}\"",
+            fpr_file.display()
+        )),
+        "{out}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fpr_file.metadata().unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Trusting the same key again is harmless: the same file.
+    trust(&rkt, "aci.test/hello", "signer");
+    assert_eq!(fpr_file.parent().unwrap().read_dir().unwrap().count(), 1);
+
+    let id = hello_id();
+    let gz = format!("file://{}", fxs("hello.aci"));
+    for image in [
+        gz.as_str(),
+        &fxs("hello-plain.aci"),
+        &fxs("hello-bz2.aci"),
+        &fxs("hello-xz.aci"),
+    ] {
+        let out = rkt.cmd().args(["fetch", "--full", image]).output().unwrap();
+        assert!(out.status.success(), "{image}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id, "{image}");
+        assert!(
+            stderr_of(&out).contains("signature verified:\n  ACI Signer <signer@aci.test>"),
+            "{image}: {}",
+            stderr_of(&out)
+        );
+    }
+    // The short form is rkt's: sha512- and 32 hex digits.
+    assert_eq!(rkt.ok(&["fetch", &fxs("hello.aci")]).trim(), &id[..7 + 32]);
+    assert_eq!(rkt.image_dirs().len(), 1);
+    let list = rkt.ok(&["image", "list", "--no-legend"]);
+    assert!(list.contains("aci.test/hello:1.0"), "{list}");
+    // By name from the store (the default pull policy, new, asks nobody).
+    let out = rkt.ok(&["run", "aci.test/hello:1.0"]);
+    assert!(out.contains("hello from aci"), "{out}");
+}
+
+#[test]
+fn an_acis_mount_points_take_volumes_like_a_docker_images() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new(); // --insecure-options=image
+    let vol = tempfile::tempdir().unwrap();
+    rkt.ok(&[
+        "run",
+        &format!("--volume=data,kind=host,source={}", vol.path().display()),
+        &fxs("hello.aci"),
+        "--exec=/bin/sh",
+        "--",
+        "-c",
+        "echo written > /data/file",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(vol.path().join("file")).unwrap(),
+        "written\n"
+    );
+}
+
+#[test]
+fn bad_signatures_and_untrusted_keys_are_refused_and_nothing_is_stored() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = verifying();
+    for key in ["signer", "expired", "revoked"] {
+        trust(&rkt, "aci.test/hello", key);
+    }
+    let hello = fxs("hello.aci");
+    let unsigned_dir = tempfile::tempdir().unwrap();
+    let unsigned = unsigned_dir.path().join("hello.aci");
+    std::fs::copy(fx("hello.aci"), &unsigned).unwrap();
+    let unsigned = unsigned.display().to_string();
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "signed by an untrusted key",
+            vec![
+                format!("--signature={}", fxs("hello-other.asc")),
+                hello.clone(),
+            ],
+            "which is not a trusted key for it",
+        ),
+        (
+            "signed by an expired key",
+            vec![
+                format!("--signature={}", fxs("hello-expired.asc")),
+                hello.clone(),
+            ],
+            "the key expired at 2020-01-02",
+        ),
+        (
+            "signed by a revoked key",
+            vec![
+                format!("--signature={}", fxs("hello-revoked.asc")),
+                hello.clone(),
+            ],
+            "the key is revoked",
+        ),
+        (
+            "tampered",
+            vec![fxs("tampered.aci")],
+            "does not match the image",
+        ),
+        (
+            "another file's signature",
+            vec![
+                format!("--signature={}", fxs("base.aci.asc")),
+                hello.clone(),
+            ],
+            "does not match the image",
+        ),
+        (
+            "no signature",
+            vec![unsigned.clone()],
+            "no signature found (looked for",
+        ),
+        (
+            "not a signature",
+            vec![format!("--signature={}", fxs("hello.id")), hello.clone()],
+            "not an OpenPGP signature",
+        ),
+    ];
+    for (case, args, want) in &cases {
+        let mut argv = vec!["fetch"];
+        argv.extend(args.iter().map(String::as_str));
+        let err = rkt.fails(&argv);
+        assert!(err.contains(want), "{case}: {err}");
+        assert!(
+            err.contains("aci.test/hello") || err.contains("hello.aci"),
+            "{case} names no image: {err}"
+        );
+        assert_nothing_stored(&rkt, case);
+    }
+    // A key trusted for another prefix does not count.
+    let other = verifying();
+    trust(&other, "aci.test/other", "signer");
+    let err = other.fails(&["fetch", &hello]);
+    assert!(
+        err.contains("no keys are trusted for aci.test/hello"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rkt trust --prefix=aci.test/hello"),
+        "says how: {err}"
+    );
+    assert_nothing_stored(&other, "key of another prefix");
+    // The store still works, and --signature checks a file that has none beside it.
+    let out = rkt.ok(&[
+        "fetch",
+        &format!("--signature={}", fxs("hello.aci.asc")),
+        &unsigned,
+    ]);
+    assert!(hello_id().starts_with(out.trim()), "{out}");
+}
+
+#[test]
+fn insecure_image_skips_verification() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new(); // --insecure-options=image,http; no keys at all
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = dir.path().join("hello.aci");
+    std::fs::copy(fx("hello.aci"), &unsigned).unwrap();
+    let out = rkt.run(&["fetch", unsigned.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("signature verified"));
+}
+
+#[test]
+fn hostile_acis_are_refused_and_write_nothing_outside_the_store() {
+    if !common::require_root() {
+        return;
+    }
+    let host = Path::new("/run/rkt-aci-host");
+    std::fs::create_dir_all(host).unwrap();
+    let rkt = Rkt::new(); // unverified: the archives' contents are what is tested
+    let cases = [
+        ("evil-dotdot.aci", "contains \"..\""),
+        ("evil-abs.aci", "absolute path"),
+        ("evil-symlink.aci", "passes through a symlink"),
+        ("evil-badjson.aci", "the manifest is not valid JSON"),
+        ("evil-badname.aci", "is not a valid AC identifier"),
+    ];
+    for (file, want) in cases {
+        let err = rkt.fails(&["fetch", &fxs(file)]);
+        assert!(err.contains(want), "{file}: {err}");
+        assert!(
+            err.contains(file),
+            "{file}: the message names no image: {err}"
+        );
+        assert_nothing_stored(&rkt, file);
+    }
+    assert_eq!(
+        host.read_dir().unwrap().count(),
+        0,
+        "written through the symlink"
+    );
+    for escaped in [
+        rkt.dir.path().join("aci-escape"),
+        rkt.dir.path().join("cas/aci-escape"),
+        PathBuf::from("/aci-abs-escape"),
+    ] {
+        assert!(!escaped.exists(), "{} exists", escaped.display());
+    }
+    let _ = std::fs::remove_dir(host);
+    rkt.ok(&["fetch", &fxs("hello.aci")]);
+}
+
+#[test]
+fn dependencies_render_depth_first_with_the_path_whitelist() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let base = rkt.ok(&["fetch", "--full", &fxs("base.aci")]);
+    assert_eq!(
+        base.trim(),
+        std::fs::read_to_string(fx("base.id")).unwrap().trim()
+    );
+    let out = rkt.ok(&["run", &fxs("app.aci")]);
+    assert!(out.contains("from base\nfrom app\n"), "{out}");
+    assert!(out.contains("/junk: No such file or directory"), "{out}");
+    // /bin keeps only the whitelisted applets of the base's busybox.
+    let bin: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("busybox") && !l.contains("busybox"))
+        .collect();
+    let joined = bin.join(" ");
+    for kept in ["busybox", "cat", "ls", "sh"] {
+        assert!(joined.contains(kept), "{kept} missing: {out}");
+    }
+    for gone in ["echo", "sleep"] {
+        assert!(
+            !joined.split_whitespace().any(|w| w == gone),
+            "{gone} kept: {out}"
+        );
+    }
+}
+
+#[test]
+fn rkt_trust_wants_a_scope_and_a_review() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = verifying();
+    let key = fxs("keys/signer.asc");
+    let err = rkt.fails(&["trust", &key]);
+    assert!(
+        err.contains("aborting due to implicit unbounded trust"),
+        "{err}"
+    );
+    let err = rkt.fails(&["trust", "--prefix=aci.test/hello", "--root", &key]);
+    assert!(
+        err.contains("--root and --prefix usage mutually exclusive"),
+        "{err}"
+    );
+    // No terminal to ask on: refused, saying what to do instead.
+    let out = rkt
+        .cmd()
+        .args(["trust", "--prefix=aci.test/hello", &key])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(254));
+    assert!(
+        stderr_of(&out).contains("unable to ask user to review fingerprint due to lack of tty"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(!rkt.config.path().join("trustedkeys").exists());
+    let out = rkt.ok(&["trust", "--root", "--skip-fingerprint-review", &key]);
+    assert!(out.contains("Added root key at \""), "{out}");
+    assert!(out.contains("gpg key fingerprint is: "), "{out}");
+    // A root key covers every name.
+    rkt.ok(&["fetch", &fxs("hello.aci")]);
+    let err = rkt.fails(&[
+        "trust",
+        "--prefix=aci.test/hello",
+        "--skip-fingerprint-review",
+        &fxs("hello.id"),
+    ]);
+    assert!(err.contains("not an OpenPGP public key"), "{err}");
+}
+
+/// Discovery, one scenario after another: the names resolve to this test's server only
+/// while it runs, and two servers for one name cannot coexist.
+#[test]
+fn appc_discovery_finds_keys_and_images_and_refuses_what_is_wrong() {
+    if !common::require_root() {
+        return;
+    }
+    let srv = DiscoveryServer::start(&["aci.test"]);
+    // The name's own page does not exist; its parent's has the tags (the retry on the
+    // parent path).
+    srv.discovery_page(
+        "aci.test/",
+        &[
+            (
+                "ac-discovery",
+                "aci.test/hello",
+                "https://aci.test/images/{name}-{version}-{os}-{arch}.{ext}",
+            ),
+            (
+                "ac-discovery",
+                "aci.test/cycle",
+                "https://aci.test/images/{name}.{ext}",
+            ),
+            (
+                "ac-discovery",
+                "aci.test/loop",
+                "https://aci.test/loop.{ext}",
+            ),
+            (
+                "ac-discovery-pubkeys",
+                "aci.test",
+                "https://aci.test/pubkeys.gpg",
+            ),
+        ],
+    );
+    srv.file("aci.test/pubkeys.gpg", &fx("keys/signer.asc"));
+    // The image is a redirect away.
+    srv.route(
+        "aci.test/images/aci.test/hello-1.0-linux-amd64.aci",
+        serde_json::json!({ "redirect": "https://aci.test/files/hello.aci" }),
+    );
+    srv.file("aci.test/files/hello.aci", &fx("hello.aci"));
+    srv.file(
+        "aci.test/images/aci.test/hello-1.0-linux-amd64.aci.asc",
+        &fx("hello.aci.asc"),
+    );
+    for x in ["a", "b"] {
+        srv.file(
+            &format!("aci.test/images/aci.test/cycle-{x}.aci"),
+            &fx(&format!("cycle-{x}.aci")),
+        );
+        srv.file(
+            &format!("aci.test/images/aci.test/cycle-{x}.aci.asc"),
+            &fx(&format!("cycle-{x}.aci.asc")),
+        );
+    }
+    srv.route(
+        "aci.test/loop.aci",
+        serde_json::json!({ "redirect": "https://aci.test/loop.aci" }),
+    );
+    let mut rkt = verifying();
+    rkt.env = srv.env();
+
+    // rkt trust without a key: discovered from the prefix.
+    let out = rkt.ok(&["trust", "--prefix=aci.test", "--skip-fingerprint-review"]);
+    assert!(
+        out.contains("Trusting \"https://aci.test/pubkeys.gpg\" for prefix \"aci.test\""),
+        "{out}"
+    );
+    assert!(out.contains("Added key for prefix \"aci.test\""), "{out}");
+
+    let out = rkt
+        .cmd()
+        .args(["fetch", "--full", "aci.test/hello:1.0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), hello_id());
+    assert!(
+        stderr_of(&out).contains("signature verified:"),
+        "{}",
+        stderr_of(&out)
+    );
+    let log = srv.log();
+    let own = log
+        .find("aci.test/hello?ac-discovery=1")
+        .expect("the name's page first");
+    let parent = log
+        .rfind("aci.test/?ac-discovery=1")
+        .expect("then its parent's");
+    assert!(own < parent, "{log}");
+    // The same image by URL, its signature beside it.
+    let url = "https://aci.test/images/aci.test/hello-1.0-linux-amd64.aci";
+    assert_eq!(rkt.ok(&["fetch", "--full", url]).trim(), hello_id());
+    // Plain HTTP only when allowed.
+    let err = rkt.fails(&["fetch", "http://aci.test/files/hello.aci"]);
+    assert!(err.contains("pass --insecure-options=http"), "{err}");
+
+    // What is wrong is refused, naming the image; nothing new is stored.
+    let stored = rkt.image_dirs();
+    let cases = [
+        (
+            "aci.test/notags:1.0",
+            "appc discovery found no ACI for aci.test/notags:1.0",
+        ),
+        ("aci.test/loop:1.0", "redirect"),
+        (
+            "aci.test/cycle-a:1.0",
+            "dependency cycle: aci.test/cycle-a -> aci.test/cycle-b -> aci.test/cycle-a",
+        ),
+        ("aci.test/hello:2.0", "404"),
+    ];
+    for (image, want) in cases {
+        let err = rkt.fails(&["fetch", image]);
+        assert!(err.contains(want), "{image}: {err}");
+        assert!(
+            err.contains(image.split(':').next().unwrap()),
+            "{image}: {err}"
+        );
+        assert_eq!(rkt.image_dirs(), stored, "{image}");
+        assert!(
+            rkt.tmp_entries().is_empty(),
+            "{image}: {:?}",
+            rkt.tmp_entries()
+        );
+    }
+    // And the store still serves and runs what it has.
+    let out = rkt.ok(&["run", "aci.test/hello:1.0"]);
+    assert!(out.contains("hello from aci"), "{out}");
+}
