@@ -23,6 +23,8 @@
 #                          /bin/busybox, /bin/sh, /bin/cat, /bin/ls, /etc/base-file,
 #                          /etc/app-file (so /junk goes)
 #   cycle-a.aci, cycle-b.aci   aci.test/cycle-a depends on aci.test/cycle-b and back
+#   etcd.aci               coreos.com/etcd, version v2.0.4: a stand-in for the page's example
+#                          whose /etcd prints "etcd stand-in v2.0.4 serving" and sleeps
 #   evil-*.aci             hostile archives (see evil_aci.py), signed by signer
 #   *.asc                  every ACI has a detached ASCII-armoured signature by signer
 #
@@ -122,6 +124,15 @@ for x in a b; do
   manifest "aci.test/cycle-$x" 1.0 '' ",\"dependencies\":[{\"imageName\":\"aci.test/cycle-$y\"}]" >"$W/cycle-$x/manifest"
   run actool build "$W/cycle-$x" "$work/cycle-$x.aci"
 done
+# A stand-in for the documentation page's coreos.com/etcd:v2.0.4 (examples/etcd.nomad):
+# /etcd says so and stays up.
+layout "$W/etcd"
+printf '#!/bin/sh\necho "etcd stand-in v2.0.4 serving"\nsleep 3600\n' >"$W/etcd/rootfs/etcd"
+chmod 755 "$W/etcd/rootfs/etcd"
+manifest coreos.com/etcd v2.0.4 '' '' | sed 's|"/bin/sh","-c","echo hello from aci"|"/etcd"|' >"$W/etcd/manifest"
+run actool build "$W/etcd" "$work/etcd.aci"
+sign signer "$work/etcd.aci"
+
 for kind in dotdot abs symlink badjson badname; do
   run python3 "$here/evil_aci.py" "$kind" "$work/evil-$kind.aci"
 done

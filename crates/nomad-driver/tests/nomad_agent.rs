@@ -26,6 +26,7 @@ const PAGE: &str = "hello from rkt";
 const EXAMPLES: &[&str] = &[
     "constraint.nomad",
     "dns.nomad",
+    "etcd.nomad",
     "port-map.nomad",
     "volumes.nomad",
     "webservice.nomad",
@@ -692,4 +693,93 @@ fn a_bad_plugin_configuration_makes_the_driver_unhealthy() {
     let run = a.cli(&["job", "run", &example("webservice.nomad")]);
     assert_eq!(run.code, 2, "the job must not be placed: {run:#?}");
     assert!(a.pods().is_empty());
+}
+
+/// The page's etcd example as written: `trust_prefix` makes the driver run `rkt trust
+/// --prefix=coreos.com/etcd --skip-fingerprint-review`, which discovers the key; the image is
+/// found by appc discovery, its signature verified, and run. A local HTTPS server plays
+/// coreos.com (named through /etc/hosts for the test's duration, with a test CA).
+#[test]
+fn etcd_example_trusts_the_prefix_and_runs_the_signed_aci() {
+    let Some(nomad) = prerequisites() else {
+        return;
+    };
+    use test_support::discovery::{aci_fixtures, DiscoveryServer};
+    let fx = aci_fixtures();
+    let srv = DiscoveryServer::start(&["coreos.com"]);
+    srv.discovery_page(
+        "coreos.com/etcd",
+        &[
+            (
+                "ac-discovery",
+                "coreos.com/etcd",
+                "https://coreos.com/etcd/releases/{name}-{version}-{os}-{arch}.{ext}",
+            ),
+            (
+                "ac-discovery-pubkeys",
+                "coreos.com/etcd",
+                "https://coreos.com/dist/pubkeys/aci-pubkeys.gpg",
+            ),
+        ],
+    );
+    let aci = "coreos.com/etcd/releases/coreos.com/etcd-v2.0.4-linux-amd64.aci";
+    srv.file(aci, &fx.join("etcd.aci"));
+    srv.file(&format!("{aci}.asc"), &fx.join("etcd.aci.asc"));
+    srv.file(
+        "coreos.com/dist/pubkeys/aci-pubkeys.gpg",
+        &fx.join("keys/signer.asc"),
+    );
+    let setup = Setup {
+        // A configuration directory of the plugin's own, so that the trusted key lands there
+        // and not in the host's /etc/rkt.
+        rkt_config: vec![("README".into(), "rkt configuration of this test\n".into())],
+        env: srv.env(),
+        ..Setup::default()
+    };
+    let a = Agent::start_with(&nomad, &setup);
+    let run = a.cli(&["job", "run", &example("etcd.nomad")]);
+    assert_eq!(run.code, 0, "nomad job run etcd.nomad: {run:#?}");
+    let alloc = a.wait_running("etcd", "etcd", Duration::from_secs(120));
+    wait_for("the stand-in's greeting", Duration::from_secs(20), || {
+        logs(&a, &alloc, "etcd")
+            .contains("etcd stand-in v2.0.4 serving")
+            .then_some(())
+    });
+    let keys = a
+        .dir
+        .path()
+        .join("rkt-config/trustedkeys/prefix.d/coreos.com/etcd");
+    let fpr: Vec<_> = std::fs::read_dir(&keys)
+        .unwrap_or_else(|e| panic!("no trusted keys in {}: {e}", keys.display()))
+        .collect();
+    assert_eq!(fpr.len(), 1, "one key trusted for the prefix");
+    let images = a
+        .rkt(&["image", "list", "--no-legend"])
+        .ok("rkt image list");
+    assert!(
+        images.stdout.contains("coreos.com/etcd:v2.0.4"),
+        "{}",
+        images.stdout
+    );
+    let log = srv.log();
+    for wanted in [
+        "coreos.com/etcd?ac-discovery=1",
+        "coreos.com/dist/pubkeys/aci-pubkeys.gpg",
+        aci,
+    ] {
+        assert!(log.contains(wanted), "{wanted} never asked for:\n{log}");
+    }
+    // The process is the image's /etcd, found as the job's command says.
+    let ps = exec(
+        &a,
+        &alloc,
+        "etcd",
+        &[
+            "/bin/sh",
+            "-c",
+            "for c in /proc/[0-9]*/cmdline; do cat $c; echo; done",
+        ],
+    );
+    assert!(ps.stdout.contains("/etcd"), "{ps:?}");
+    stop_and_check_pod_removed(&a, "etcd");
 }

@@ -312,6 +312,9 @@ pub struct Setup {
     pub rkt_config: Vec<(String, String)>,
     /// Ready means the rkt driver is detected but unhealthy (a configuration it refuses).
     pub expect_unhealthy: bool,
+    /// More environment for the agent (and so its plugin and rkt), after the variables that
+    /// keep HTTP on this machine.
+    pub env: Vec<(String, String)>,
 }
 
 /// A running Nomad agent, with nomad-driver-rkt in its plugin directory.
@@ -327,6 +330,7 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     rkt_dir: Option<RktDir>,
     child: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -432,6 +436,7 @@ impl Agent {
             dir,
             rkt_dir: Some(rkt_dir),
             child: None,
+            env: setup.env.clone(),
         };
         agent.spawn();
         let ready = agent
@@ -457,6 +462,7 @@ impl Agent {
             // The plugin inherits these: anything its rkt would fetch from beyond
             // 127.0.0.0/8 fails at once instead of leaving the machine.
             .envs(test_support::LOCAL_ONLY_ENV)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
