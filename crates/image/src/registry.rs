@@ -48,12 +48,12 @@ pub struct RegistryError {
     pub message: String,
 }
 
-fn failed(failure: Failure, message: String) -> anyhow::Error {
+pub(crate) fn failed(failure: Failure, message: String) -> anyhow::Error {
     anyhow::Error::new(RegistryError { failure, message })
 }
 
 /// The failure an HTTP status stands for.
-fn failure_of(status: StatusCode) -> Failure {
+pub(crate) fn failure_of(status: StatusCode) -> Failure {
     match status {
         StatusCode::NOT_FOUND => Failure::NotFound,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Failure::Denied,

@@ -497,3 +497,45 @@ fn appc_discovery_finds_keys_and_images_and_refuses_what_is_wrong() {
     let out = rkt.ok(&["run", "aci.test/hello:1.0"]);
     assert!(out.contains("hello from aci"), "{out}");
 }
+
+#[test]
+fn an_acis_ports_are_forwarded_like_a_docker_images() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let uuid_file = rkt.config.path().join("uuid");
+    let mut child = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=default",
+            &format!("--uuid-file-save={}", uuid_file.display()),
+            &format!("--port=www:{port}"),
+            &fxs("hello.aci"),
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "echo served from an aci > /index.html; exec /bin/busybox httpd -f -p 8080 -h /",
+        ])
+        .spawn()
+        .unwrap();
+    let uuid = common::eventually(std::time::Duration::from_secs(30), "the pod's UUID", || {
+        std::fs::read_to_string(&uuid_file).ok()
+    });
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    let page = common::eventually(std::time::Duration::from_secs(10), "the page", || {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", &format!("http://127.0.0.1:{port}/index.html")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(page, "served from an aci\n");
+    rkt.ok(&["stop", "--force", &uuid]);
+    let _ = child.wait();
+    rkt.ok(&["rm", &uuid]);
+}

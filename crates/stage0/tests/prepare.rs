@@ -84,3 +84,38 @@ fn errors_say_what_kind_they_are() {
     let pods = pod::Pods::open(dir.path()).unwrap();
     assert!(pods.list().unwrap().is_empty());
 }
+
+#[test]
+fn aci_errors_say_what_kind_they_are() {
+    if !test_support::require_root("prepares pods, rendering images with their owners") {
+        return;
+    }
+    let fx = test_support::discovery::aci_fixtures();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.insecure = stage0::InsecureOptions::parse("none").unwrap();
+    let kind = |config: &Config, image: &str| {
+        let (pod, apps) = specs(&[image]);
+        stage0::prepare(config, &pod, &apps).unwrap_err().kind()
+    };
+    let hello = fx.join("hello.aci").display().to_string();
+    // No key trusted: the image cannot be used as asked; retrying changes nothing.
+    assert_eq!(kind(&config, &hello), Kind::InvalidInput);
+    // A hostile archive is refused the same way.
+    let mut unverified = config.clone();
+    unverified.insecure = stage0::InsecureOptions::parse("image").unwrap();
+    let evil = fx.join("evil-dotdot.aci").display().to_string();
+    assert_eq!(kind(&unverified, &evil), Kind::InvalidInput);
+    // An ACI URL on a port nobody listens on: worth a retry later.
+    assert_eq!(kind(&config, "https://127.0.0.1:1/x.aci"), Kind::Retryable);
+    // Once trusted, the same file prepares.
+    config
+        .keystore()
+        .store(
+            Some("aci.test/hello"),
+            &std::fs::read(fx.join("keys/signer.asc")).unwrap(),
+        )
+        .unwrap();
+    let (pod, apps) = specs(&[&hello]);
+    stage0::prepare(&config, &pod, &apps).unwrap();
+}

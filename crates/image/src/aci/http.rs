@@ -3,7 +3,7 @@
 //! TLS settings and timeouts as registries.
 
 use crate::fetch::Progress;
-use crate::registry::Options;
+use crate::registry::{failed, failure_of, Failure, Options};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::StreamExt;
 use std::io::Write;
@@ -52,27 +52,37 @@ impl Http {
             if self.allow_http {
                 return Ok(());
             }
-            bail!("{url} is plain HTTP; pass --insecure-options=http to allow it");
+            return Err(failed(
+                Failure::Refused,
+                format!("{url} is plain HTTP; pass --insecure-options=http to allow it"),
+            ));
         }
-        bail!(
-            "{url}: only https:// (and, with --insecure-options=http, http://) URLs can be fetched"
-        )
+        Err(failed(
+            Failure::Refused,
+            format!("{url}: only https:// (and, with --insecure-options=http, http://) URLs can be fetched"),
+        ))
     }
 
     async fn send(&self, url: &str) -> Result<reqwest::Response> {
         self.check_scheme(url)?;
-        let resp = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
+        let resp = self.client.get(url).send().await.map_err(|e| {
+            // A redirect loop stays one; an unreachable server may come back.
+            let failure = if e.is_redirect() {
+                Failure::Refused
+            } else {
+                Failure::Unavailable
+            };
+            failed(failure, format!("GET {url}: {}", error_chain(&e)))
+        })?;
         // A redirect may not lead from HTTPS to plain HTTP unless that is allowed.
         if resp.url().scheme() == "http" && !self.allow_http {
-            bail!(
-                "{url} redirects to plain HTTP ({}); pass --insecure-options=http to allow it",
-                resp.url()
-            );
+            return Err(failed(
+                Failure::Refused,
+                format!(
+                    "{url} redirects to plain HTTP ({}); pass --insecure-options=http to allow it",
+                    resp.url()
+                ),
+            ));
         }
         Ok(resp)
     }
@@ -99,7 +109,10 @@ impl Http {
     pub async fn get_required(&self, url: &str, what: &str) -> Result<Vec<u8>> {
         match self.get_small(url).await? {
             Got::Body(b) => Ok(b),
-            Got::Status(s, at) => bail!("{what} {url}: the server answered {s} (at {at})"),
+            Got::Status(s, at) => Err(failed(
+                failure_of(s),
+                format!("{what} {url}: the server answered {s} (at {at})"),
+            )),
         }
     }
 
@@ -113,11 +126,14 @@ impl Http {
     ) -> Result<()> {
         let resp = self.send(url).await?;
         if resp.status() != reqwest::StatusCode::OK {
-            bail!(
-                "{url}: the server answered {} (at {})",
-                resp.status(),
-                resp.url()
-            );
+            return Err(failed(
+                failure_of(resp.status()),
+                format!(
+                    "{url}: the server answered {} (at {})",
+                    resp.status(),
+                    resp.url()
+                ),
+            ));
         }
         let mut file =
             std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;

@@ -13,6 +13,7 @@ pub mod validate;
 
 use crate::appc::ImageManifest;
 use crate::fetch::{Fetcher, PullPolicy};
+use crate::registry::{failed, Failure};
 use crate::store::{self, ImageInfo};
 use crate::trust::{self, Verified};
 use crate::unpack::Tree;
@@ -125,23 +126,25 @@ impl Fetcher {
         }
         // Decompress to a plain tar, hashing it: the ID, and a file to read twice.
         let tar_path = tmp.join("image.tar");
-        let id = decompress(&mut cand.file, &tar_path)?;
-        let manifest_bytes = read_manifest(&tar_path)?;
+        let id = decompress(&mut cand.file, &tar_path).map_err(refused)?;
+        let manifest_bytes = read_manifest(&tar_path).map_err(refused)?;
         let manifest = validate::image_manifest(&manifest_bytes)
-            .map_err(|e| anyhow!("invalid image manifest: {e}"))?;
+            .map_err(|e| refused(anyhow!("invalid image manifest: {e}")))?;
         if let Location::Name(app) = loc {
-            check_matches(app, &manifest)?;
+            check_matches(app, &manifest).map_err(refused)?;
         }
         match (&cand.signature, self.verify) {
             (_, false) => {}
-            (None, true) => bail!(
+            (None, true) => return Err(refused(anyhow!(
                 "no signature found (looked for {}); trust the image's key with `rkt trust --prefix={}` and make sure the signature is published, or pass --insecure-options=image to skip verification",
                 cand.signature_at,
                 manifest.name
-            ),
+            ))),
             (Some(sig), true) => {
                 cand.file.seek(SeekFrom::Start(0))?;
-                let verified = self.check_signature(&manifest.name, &cand.file, sig)?;
+                let verified = self
+                    .check_signature(&manifest.name, &cand.file, sig)
+                    .map_err(refused)?;
                 self.progress.note(&verified.message());
             }
         }
@@ -210,10 +213,10 @@ impl Fetcher {
             Location::Name(app) => {
                 let (eps, attempts) = discovery::aci_endpoints(http, app).await?;
                 if eps.is_empty() {
-                    bail!(
+                    return Err(failed(Failure::NotFound, format!(
                         "appc discovery found no ACI for {input} (no ac-discovery meta tag for it: {}); if it is a Docker image, use docker://{input}",
                         attempts.describe()
-                    );
+                    )));
                 }
                 let mut errors = Vec::new();
                 for ep in &eps {
@@ -271,14 +274,20 @@ impl Fetcher {
         let res = async {
             for dep in &manifest.dependencies {
                 if chain.contains(&dep.image_name) {
-                    bail!(
-                        "dependency cycle: {} -> {}",
-                        chain.join(" -> "),
-                        dep.image_name
-                    );
+                    return Err(failed(
+                        Failure::Refused,
+                        format!(
+                            "dependency cycle: {} -> {}",
+                            chain.join(" -> "),
+                            dep.image_name
+                        ),
+                    ));
                 }
                 if chain.len() >= MAX_DEPTH {
-                    bail!("dependencies nest deeper than {MAX_DEPTH} images");
+                    return Err(failed(
+                        Failure::Refused,
+                        format!("dependencies nest deeper than {MAX_DEPTH} images"),
+                    ));
                 }
                 let id = self.dependency(dep, chain).await.with_context(|| {
                     format!("dependency {} of {}", dep.image_name, manifest.name)
@@ -343,7 +352,8 @@ impl Fetcher {
             }
             let file = std::fs::File::open(tar_path)?;
             tree.apply_aci(std::io::BufReader::with_capacity(256 * 1024, file))
-                .context("rendering the ACI's rootfs")?;
+                .context("rendering the ACI's rootfs")
+                .map_err(refused)?;
             if !manifest.path_whitelist.is_empty() {
                 keep_only(&staged.join("rootfs"), &manifest.path_whitelist)?;
             }
@@ -384,6 +394,15 @@ impl Fetcher {
         let _ = std::fs::remove_file(&aci);
         res.with_context(|| format!("rendering dependency {}", info.name))
     }
+}
+
+/// An image that cannot be used as it is (bad signature, manifest or contents): bad input
+/// to whoever asked for it, not worth retrying. Kinds already known are kept.
+fn refused(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<crate::registry::RegistryError>() {
+        return e;
+    }
+    failed(Failure::Refused, format!("{e:#}"))
 }
 
 /// An image found by discovery must be the one asked for: its name, and each label asked
