@@ -505,7 +505,9 @@ impl Fetcher {
             import_time: store::now_nanos(),
             last_used: store::now_nanos(),
             size: blob_size + store::tree_size(&staged.join("rootfs")),
+            dependencies: Vec::new(),
         };
+        crate::verify::record(&staged)?;
         std::fs::write(staged.join("manifest"), serde_json::to_vec(&appc_manifest)?)?;
         std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
         self.store.commit(&staged, id)

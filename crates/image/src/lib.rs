@@ -24,3 +24,4 @@ pub mod rootfs;
 pub mod store;
 pub mod trust;
 pub mod unpack;
+pub mod verify;

@@ -43,6 +43,9 @@ pub struct ImageInfo {
     pub last_used: i64,
     /// Bytes of the image's blobs plus its rendered tree, as rkt reported size.
     pub size: u64,
+    /// The images an ACI was rendered on top of, in order (appc dependencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
 }
 
 impl ImageInfo {
@@ -75,7 +78,7 @@ impl Store {
     /// Opens the store under `dir` (rkt's `--dir`), creating its directories.
     pub fn open(dir: &Path) -> Result<Store> {
         let cas = dir.join("cas");
-        for sub in ["blobs/sha256", "images", "locks", "tmp"] {
+        for sub in ["blobs/sha256", "blobs/sha512", "images", "locks", "tmp"] {
             let p = cas.join(sub);
             std::fs::create_dir_all(&p).with_context(|| {
                 format!(
@@ -87,9 +90,16 @@ impl Store {
         Ok(Store { cas })
     }
 
+    /// Where a blob is kept: Docker layers and configs under `blobs/sha256`, ACIs (their
+    /// uncompressed tar, `sha512:…`) under `blobs/sha512`.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let algorithm = match digest.split_once(':') {
+            Some(("sha512", _)) => "sha512",
+            _ => "sha256",
+        };
         self.cas
-            .join("blobs/sha256")
+            .join("blobs")
+            .join(algorithm)
             .join(crate::digest::hex_part(digest))
     }
 
@@ -263,7 +273,9 @@ impl Store {
             })
             .map(|d| crate::digest::hex_part(&d).to_string())
             .collect();
-        for entry in std::fs::read_dir(self.cas.join("blobs/sha256"))? {
+        let blobs = std::fs::read_dir(self.cas.join("blobs/sha256"))?
+            .chain(std::fs::read_dir(self.cas.join("blobs/sha512"))?);
+        for entry in blobs {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let (hex, partial) = match name.strip_suffix(".partial") {

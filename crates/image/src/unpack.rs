@@ -59,6 +59,18 @@ impl Compression {
     }
 }
 
+/// A decompressing reader for a stored layer, its compression told by its first bytes
+/// (gzip, zstd, or none): the store keeps layers, not their media types.
+pub fn sniffed_decoder<'a, R: std::io::BufRead + 'a>(mut r: R) -> Result<Box<dyn Read + 'a>> {
+    let head = r.fill_buf()?;
+    let c = match head {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        _ => Compression::None,
+    };
+    c.decoder(r)
+}
+
 /// A tree that layers are applied to, in order.
 pub struct Tree {
     root: OwnedFd,

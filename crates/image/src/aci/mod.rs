@@ -98,10 +98,10 @@ impl Fetcher {
                 }
             }
         }
-        let tmp = self
-            .store
-            .tmp_dir()
-            .join(format!("aci-{}", store::tmp_suffix()));
+        // Scratch space, kept from `image gc` by the lock its name says (see Store::sweep).
+        let suffix = store::tmp_suffix();
+        let _scratch = self.store.lock(&format!("image-{suffix}"))?;
+        let tmp = self.store.tmp_dir().join(format!("aci-{suffix}"));
         std::fs::create_dir_all(&tmp)?;
         let res = self.fetch_into(input, loc, signature, chain, &tmp).await;
         let _ = crate::unpack::remove_tree(&tmp);
@@ -364,13 +364,19 @@ impl Fetcher {
                 source: source.to_string(),
                 manifest_digest: String::new(),
                 config_digest: String::new(),
-                layers: Vec::new(),
+                // The archive itself, kept to render the tree again (`rkt image verify`).
+                layers: vec![format!("sha512:{}", id.trim_start_matches("sha512-"))],
                 import_time: store::now_nanos(),
                 last_used: store::now_nanos(),
                 size: std::fs::metadata(tar_path)?.len() + store::tree_size(&staged.join("rootfs")),
+                dependencies: deps.to_vec(),
             };
             std::fs::write(staged.join("manifest"), manifest_bytes)?;
             std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
+            crate::verify::record(&staged)?;
+            let blob = self.store.blob_path(&info.layers[0]);
+            std::fs::rename(tar_path, &blob)
+                .with_context(|| format!("keeping the archive as {}", blob.display()))?;
             Ok(())
         })();
         match res {
@@ -384,7 +390,7 @@ impl Fetcher {
 
     /// Applies a stored image's tree (a dependency) by exporting it as an ACI and applying
     /// that, so that it passes the same checks as the image itself.
-    fn apply_stored(&self, tree: &mut Tree, id: &str, staged: &Path) -> Result<()> {
+    pub(crate) fn apply_stored(&self, tree: &mut Tree, id: &str, staged: &Path) -> Result<()> {
         let info = self.store.info(id)?;
         let aci = staged.with_extension(format!("dep-{}", store::tmp_suffix()));
         crate::export::write_aci(&self.store, &info, &aci, true)?;
@@ -500,7 +506,7 @@ fn read_manifest(tar_path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Keeps only the whitelisted paths (and the directories leading to them) in `root`.
-fn keep_only(root: &Path, whitelist: &[String]) -> Result<()> {
+pub(crate) fn keep_only(root: &Path, whitelist: &[String]) -> Result<()> {
     let keep: std::collections::HashSet<PathBuf> = whitelist
         .iter()
         .map(|p| PathBuf::from(p.trim_start_matches('/')))

@@ -313,6 +313,7 @@ mod tests {
             import_time: 0,
             last_used: 0,
             size: 1,
+            dependencies: Vec::new(),
         };
         std::fs::write(img.join("info.json"), serde_json::to_vec(&info).unwrap()).unwrap();
     }

@@ -31,6 +31,11 @@ pub enum ImageCommand {
         #[arg(value_name = "IMAGE")]
         image: String,
     },
+    /// Verify one or more rendered images in the local store
+    Verify {
+        #[arg(value_name = "IMAGE")]
+        images: Vec<String>,
+    },
     /// Export a stored image to an ACI file
     Export {
         /// Overwrite output ACI
@@ -99,6 +104,7 @@ pub fn run(global: &GlobalArgs, cmd: ImageCommand) -> Result<()> {
             output,
         } => export(&store, &image, &output, overwrite),
         ImageCommand::Extract(a) | ImageCommand::Render(a) => render(&store, &a),
+        ImageCommand::Verify { images } => verify(global, &store, &images),
     }
 }
 
@@ -295,6 +301,40 @@ fn cat_manifest(store: &Store, query: &str, pretty: bool) -> Result<()> {
 fn export(store: &Store, query: &str, out: &Path, overwrite: bool) -> Result<()> {
     let info = store.resolve(query)?;
     image::export::write_aci(store, &info, out, overwrite)
+}
+
+/// `rkt image verify`: each image's tree against the digest taken when it was stored; a
+/// changed tree is rendered again from the store's layers or archive, as rkt repaired its
+/// tree store.
+fn verify(global: &GlobalArgs, store: &Store, images: &[String]) -> Result<()> {
+    use image::verify::{check, Check};
+    if images.is_empty() {
+        bail!("must provide at least one image ID");
+    }
+    for img in images {
+        let info = store
+            .resolve(img)
+            .with_context(|| format!("unable to resolve store key for image {img}"))?;
+        match check(store, &info.id)? {
+            Check::Intact => println!(
+                "successfully verified checksum for image: {img:?} ({:?})",
+                info.id
+            ),
+            Check::NotRecorded => {
+                println!("image {img:?} not rendered; no verification needed")
+            }
+            Check::Changed { recorded, now } => {
+                println!(
+                    "tree cache verification failed for image {img}: the tree's digest is {now}, not the {recorded} it had when stored;  rebuilding..."
+                );
+                let fetcher = global.config()?.fetcher(image::fetch::PullPolicy::Never)?;
+                fetcher
+                    .rerender(&info)
+                    .with_context(|| format!("unable to repair cache for image {img}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `rkt image extract` and `render`.
