@@ -13,6 +13,9 @@ packages=(
   containernetworking-plugins iptables iproute2
   # the driver's end-to-end tests unpack the test Nomad agent (../shared/tools/nomad) with xz
   xz-utils
+  # appc conformance: actool validates every manifest we write; appc's Go types (and the Go
+  # toolchain appc-spec already depends on) build tests/harness/appc-roundtrip
+  appc-spec golang-github-appc-spec-dev
 )
 
 missing=()

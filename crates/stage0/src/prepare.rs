@@ -156,6 +156,18 @@ fn prepare_app(
         );
     }
     let env = environment(pod_spec, app, &image_app.environment, &name)?;
+    let workdir = app
+        .working_dir
+        .clone()
+        .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    exec[0] = crate::exec::Lookup {
+        rootfs: &image_rootfs,
+        env: &env,
+        workdir: &workdir,
+        image: &app.image,
+    }
+    .absolute(&exec[0])?;
     let user = app.user.clone().unwrap_or(image_app.user.clone());
     let group = app.group.clone().unwrap_or(image_app.group.clone());
     let uid = resolve_id(&image_rootfs, &user, "passwd", "user")?;
@@ -174,8 +186,7 @@ fn prepare_app(
     }
     let insecure = &config.insecure;
     if !insecure.capabilities {
-        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
-        isolators.push(serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}}));
+        isolators.push(capabilities_isolator(&caps));
     }
     let mut runtime_app = image_app.clone();
     runtime_app.exec = exec.clone();
@@ -185,7 +196,8 @@ fn prepare_app(
     let runtime_app = RuntimeApp {
         name: name.clone(),
         image: RuntimeImage {
-            name: manifest.name.clone(),
+            // Images stored before fetches sanitised names carry the Docker spelling.
+            name: image::store::aci_identifier(&manifest.name),
             id: image_id.clone(),
             labels: manifest.labels.clone(),
         },
@@ -220,11 +232,7 @@ fn prepare_app(
         overlay,
         exec,
         env,
-        workdir: app
-            .working_dir
-            .clone()
-            .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into()),
+        workdir,
         uid,
         gid,
         supplementary_gids: app.supplementary_gids.clone(),
@@ -271,10 +279,8 @@ fn resolve_image(
             let r = fetcher.resolve(image)?;
             // A stored image is used as it is; only a fetch needs --insecure-options=image.
             if policy != PullPolicy::Update {
-                if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
-                    if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
-                        return Ok(info.id);
-                    }
+                if let Some(info) = store.find_docker(&r)? {
+                    return Ok(info.id);
                 }
             }
             config.insecure.require_image(image)?;
@@ -287,6 +293,18 @@ fn resolve_image(
                 format!("image {image:?} is not in the store, and only Docker images can be fetched: docker:// references and short names such as redis:3.2 (appc discovery is not supported yet)")
             })?
             .id),
+    }
+}
+
+/// The app's capabilities as an appc isolator. appc requires a non-empty set, so keeping
+/// none is written as removing every default one, which means the same.
+fn capabilities_isolator(caps: &[u32]) -> serde_json::Value {
+    if caps.is_empty() {
+        let all = pod::caps::DEFAULT;
+        serde_json::json!({"name": "os/linux/capabilities-remove-set", "value": {"set": all}})
+    } else {
+        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
+        serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}})
     }
 }
 
