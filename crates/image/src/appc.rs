@@ -36,6 +36,12 @@ pub struct App {
     pub exec: Vec<String>,
     pub user: String,
     pub group: String,
+    #[serde(
+        default,
+        rename = "supplementaryGIDs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub supplementary_gids: Vec<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub working_directory: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -226,6 +232,7 @@ fn app_from(
         exec: entrypoint.into_iter().chain(cmd).collect(),
         user,
         group,
+        supplementary_gids: Vec::new(),
         working_directory: absolute_workdir(rc.working_dir.as_deref().unwrap_or_default()),
         environment,
         isolators: Vec::new(),
@@ -235,14 +242,19 @@ fn app_from(
     })
 }
 
-/// appc's rule for environment names (`[A-Za-z_][A-Za-z_0-9.-]*`): docker2aci's manifests
-/// failed appc's own checks on any other, so rkt refused such images; so do we, by name.
-fn valid_env_name(name: &str) -> Result<(), String> {
+/// appc's rule for environment names: `[A-Za-z_][A-Za-z_0-9.-]*`.
+pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_ok = chars
+    chars
         .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// docker2aci's manifests failed appc's own checks on other names, so rkt refused such
+/// images; so do we, by name.
+fn valid_env_name(name: &str) -> Result<(), String> {
+    if is_env_name(name) {
         Ok(())
     } else {
         Err(format!(

@@ -417,7 +417,8 @@ impl Fetcher {
             &r.aci_name(),
             &config,
             &Provenance {
-                original_name: &r.to_string(),
+                // As docker2aci got it from rkt: the reference without the scheme.
+                original_name: r.to_string().trim_start_matches("docker://"),
                 registry: &r.registry,
                 repository: &r.repository,
                 tag: r.tag.as_deref(),

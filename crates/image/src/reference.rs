@@ -154,7 +154,8 @@ impl Reference {
 
     /// The appc name docker2aci gave such an image: the Docker name made a valid
     /// ACIdentifier (`127.0.0.1_5000/app`). The reference itself is kept in the image's
-    /// `appc.io/docker/originalname` annotation and in the store's `source`.
+    /// `appc.io/docker/originalname` annotation (without `docker://`, as docker2aci had it)
+    /// and in the store's `source`.
     pub fn aci_name(&self) -> String {
         let name = self.image_name();
         // A registry host always has a letter or digit, so this never fails; keep the

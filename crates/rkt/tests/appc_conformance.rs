@@ -180,7 +180,8 @@ fn docker_names_become_valid_acidentifiers() {
     };
     assert_eq!(
         annotation("appc.io/docker/originalname").as_deref(),
-        Some(image.as_str())
+        image.strip_prefix("docker://"),
+        "the reference, as docker2aci was given it"
     );
     assert_eq!(
         annotation("appc.io/docker/registryurl").as_deref(),
@@ -296,7 +297,9 @@ fn pod_manifests_are_valid_appc() {
     if !common::require_root() || !actool() {
         return;
     }
-    let rkt = Rkt::new();
+    let mut rkt = Rkt::new();
+    // Inherited by the app, but a name appc cannot record.
+    rkt.env.push(("BASH_FUNC_f%%".into(), "() { :; }".into()));
     let image = busybox();
     let host_dir = tempfile::tempdir().unwrap();
     let host_vol = format!(
@@ -310,11 +313,14 @@ fn pod_manifests_are_valid_appc() {
         "--volume=scratch,kind=empty,mode=0700,uid=1000,gid=1000",
         "--volume=ro,kind=host,source=/etc,readOnly=true",
         "--port=8080-tcp:18080",
+        "--port=53-udp:127.0.0.1:10053",
         "--set-env=POD=1",
+        "--inherit-env",
         &image,
         "--memory=64Mi",
         "--cpu=500m",
         "--environment=APP=1",
+        "--supplementary-gids=50,7",
         "--mount=volume=ro,target=/hostetc",
         "---",
         &image,
@@ -332,6 +338,37 @@ fn pod_manifests_are_valid_appc() {
     assert_eq!(
         v["apps"][1]["app"]["exec"],
         serde_json::json!(["/bin/sleep", "1"])
+    );
+    assert_eq!(
+        v["apps"][0]["app"]["supplementaryGIDs"],
+        serde_json::json!([50, 7])
+    );
+    // The environment rkt's stage0 recorded: the image's, then the pod's and the app's.
+    let env: Vec<(String, String)> = v["apps"][0]["app"]["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for (name, value) in [("FOO", "bar"), ("POD", "1"), ("APP", "1")] {
+        assert!(
+            env.contains(&(name.into(), value.into())),
+            "{name}: {env:?}"
+        );
+    }
+    assert!(!env.iter().any(|(n, _)| n.contains('%')), "{env:?}");
+    // The forwards, as rkt wrote them into the manifest.
+    assert_eq!(
+        v["ports"],
+        serde_json::json!([
+            {"name": "8080-tcp", "hostPort": 18080},
+            {"name": "53-udp", "hostPort": 10053, "hostIP": "127.0.0.1"}
+        ])
     );
     let isolators = v["apps"][0]["app"]["isolators"].to_string();
     assert!(
