@@ -13,9 +13,11 @@ packages=(
   containernetworking-plugins iptables iproute2
   # the driver's end-to-end tests unpack the test Nomad agent (../shared/tools/nomad) with xz
   xz-utils
-  # ACI fixtures: actool (appc-spec) builds and validates ACIs, gpg makes keys and
-  # signatures, bzip2 and xz the other compressions appc allows
-  appc-spec gnupg bzip2
+  # ACIs: actool (appc-spec) builds and validates ACIs and every manifest we write; appc's
+  # Go types (and the Go toolchain appc-spec already depends on) build
+  # tests/harness/appc-roundtrip; gpg makes keys and signatures; bzip2 and xz are the other
+  # compressions appc allows
+  appc-spec golang-github-appc-spec-dev gnupg bzip2
 )
 
 missing=()

@@ -55,6 +55,12 @@ pub struct App {
     pub exec: Vec<String>,
     pub user: String,
     pub group: String,
+    #[serde(
+        default,
+        rename = "supplementaryGIDs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub supplementary_gids: Vec<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub working_directory: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -232,6 +238,9 @@ fn app_from(
         .iter()
         .flatten()
         .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| valid_env_name(k).map(|()| (k, v)))
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter()
         .fold(Vec::<NameValue>::new(), |mut env, (k, v)| {
             // appc's Environment.Set replaces an earlier value of the same name.
             match env.iter_mut().find(|e| e.name == k) {
@@ -244,13 +253,45 @@ fn app_from(
         exec: entrypoint.into_iter().chain(cmd).collect(),
         user,
         group,
-        working_directory: rc.working_dir.clone().unwrap_or_default(),
+        supplementary_gids: Vec::new(),
+        working_directory: absolute_workdir(rc.working_dir.as_deref().unwrap_or_default()),
         environment,
         isolators: Vec::new(),
         mount_points: mount_points(rc.volumes.iter().flat_map(|v| v.keys()))?,
         ports: ports(rc.exposed_ports.iter().flat_map(|p| p.keys()))?,
         user_labels: rc.labels.clone().unwrap_or_default(),
     })
+}
+
+/// appc's rule for environment names: `[A-Za-z_][A-Za-z_0-9.-]*`.
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// docker2aci's manifests failed appc's own checks on other names, so rkt refused such
+/// images; so do we, by name.
+fn valid_env_name(name: &str) -> Result<(), String> {
+    if is_env_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "environment variable {name:?} in the image config is not a valid appc name (letters, digits, '_', '.' and '-', not starting with a digit)"
+        ))
+    }
+}
+
+/// appc requires an absolute working directory; a relative one in a Docker config is taken
+/// from the root, which is where the app would start in it anyway.
+fn absolute_workdir(dir: &str) -> String {
+    if dir.is_empty() || dir.starts_with('/') {
+        dir.to_string()
+    } else {
+        format!("/{dir}")
+    }
 }
 
 /// `"u[:g]"` → (u, g), (u, u) without a group, ("0", "0") when empty.
@@ -286,6 +327,32 @@ pub fn sanitize_ac_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// appc's SanitizeACIdentifier, which docker2aci applied to `<registry>/<repository>`:
+/// lowercase, each character outside `a-z0-9-._~/` becomes `_`, and separators at the edges
+/// go. So `127.0.0.1:5000/app` is named `127.0.0.1_5000/app`: appc rejects `:` in a name.
+pub fn sanitize_ac_identifier(s: &str) -> Result<String, String> {
+    let separator = |c: char| matches!(c, '-' | '.' | '_' | '~' | '/');
+    let out: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || separator(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out = out.trim_matches(separator).to_string();
+    if out.is_empty() {
+        Err(format!(
+            "{s:?} has no character valid in an appc identifier"
+        ))
+    } else {
+        Ok(out)
+    }
+}
+
 fn mount_points<'a>(paths: impl Iterator<Item = &'a String>) -> Result<Vec<MountPoint>, String> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut mps = Vec::new();
@@ -310,9 +377,12 @@ fn ports<'a>(exposed: impl Iterator<Item = &'a String>) -> Result<Vec<Port>, Str
     let mut out = Vec::new();
     for spec in exposed {
         let (num, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+        // appc's ports are 1-65535.
         let port: u16 = num
             .parse()
-            .map_err(|_| format!("exposed port {spec:?} is not a port number"))?;
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("exposed port {spec:?} is not a port number (1-65535)"))?;
         out.push(Port {
             name: sanitize_ac_name(spec)?,
             protocol: proto.to_string(),
@@ -395,5 +465,51 @@ mod tests {
             "volume-var-lib-my-data"
         );
         assert_eq!(appc_os_arch("linux", "arm64", None).1, "aarch64");
+    }
+
+    #[test]
+    fn identifiers_as_docker2aci_sanitised_them() {
+        for (docker, aci) in [
+            ("127.0.0.1:5000/app", "127.0.0.1_5000/app"),
+            (
+                "registry-1.docker.io/library/redis",
+                "registry-1.docker.io/library/redis",
+            ),
+            (
+                "Registry.Example:443/team/my_app",
+                "registry.example_443/team/my_app",
+            ),
+            ("/-x:", "x"),
+        ] {
+            assert_eq!(sanitize_ac_identifier(docker).unwrap(), aci, "{docker}");
+        }
+        assert!(sanitize_ac_identifier(":::").is_err());
+    }
+
+    #[test]
+    fn what_appc_would_reject_is_fixed_or_refused() {
+        let with = |rc: &str| -> DockerImageConfig {
+            serde_json::from_str(&format!(r#"{{"config":{rc}}}"#)).unwrap()
+        };
+        let prov = Provenance {
+            original_name: "docker://r/app:1",
+            registry: "r",
+            repository: "app",
+            tag: Some("1"),
+            config_digest: "sha256:c",
+            manifest_digest: "sha256:m",
+        };
+        let m = from_docker("r/app", &with(r#"{"WorkingDir":"srv/www"}"#), &prov).unwrap();
+        assert_eq!(m.app.unwrap().working_directory, "/srv/www");
+        for (rc, named) in [
+            (r#"{"Env":["1X=a"]}"#, "\"1X\""),
+            (r#"{"Env":["MY VAR=a"]}"#, "\"MY VAR\""),
+            (r#"{"ExposedPorts":{"0/tcp":{}}}"#, "\"0/tcp\""),
+        ] {
+            let e = from_docker("r/app", &with(rc), &prov).unwrap_err();
+            assert!(e.contains(named), "{e}");
+        }
+        let ok = from_docker("r/app", &with(r#"{"Env":["_a.b-c=1"]}"#), &prov).unwrap();
+        assert_eq!(ok.app.unwrap().environment[0].name, "_a.b-c");
     }
 }

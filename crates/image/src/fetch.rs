@@ -190,13 +190,8 @@ impl Fetcher {
 
     /// Fetches the image `reference` names and returns its ID.
     pub async fn fetch_reference(&self, reference: &Reference) -> Result<String> {
-        let name = reference.image_name();
         if self.policy != PullPolicy::Update {
-            let stored = self.store.find_by_name(&name, reference.tag.as_deref())?;
-            let stored = stored.filter(|i| {
-                reference.digest.is_none()
-                    || reference.digest.as_deref() == Some(&i.manifest_digest)
-            });
+            let stored = self.store.find_docker(reference)?;
             match (stored, self.policy) {
                 (Some(info), _) => return Ok(info.id),
                 (None, PullPolicy::Never) => bail!(
@@ -438,10 +433,11 @@ impl Fetcher {
         let config: DockerImageConfig =
             serde_json::from_slice(&config_bytes).context("parsing the image config")?;
         let appc_manifest = appc::from_docker(
-            &r.image_name(),
+            &r.aci_name(),
             &config,
             &Provenance {
-                original_name: &r.to_string(),
+                // As docker2aci got it from rkt: the reference without the scheme.
+                original_name: r.to_string().trim_start_matches("docker://"),
                 registry: &r.registry,
                 repository: &r.repository,
                 tag: r.tag.as_deref(),
@@ -449,7 +445,7 @@ impl Fetcher {
                 manifest_digest: &raw.digest,
             },
         )
-        .map_err(|e| anyhow!("converting the image config: {e}"))?;
+        .map_err(|e| anyhow!("converting the image config of {r} to appc: {e}"))?;
 
         // Start every download now; the render below consumes them in layer order.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<PathBuf>)>();

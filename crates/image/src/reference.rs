@@ -147,9 +147,34 @@ impl Reference {
         })
     }
 
-    /// The appc image name docker2aci gave such an image: registry plus repository.
+    /// The Docker name: registry plus repository (`127.0.0.1:5000/app`).
     pub fn image_name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The appc name docker2aci gave such an image: the Docker name made a valid
+    /// ACIdentifier (`127.0.0.1_5000/app`). The reference itself is kept in the image's
+    /// `appc.io/docker/originalname` annotation (without `docker://`, as docker2aci had it)
+    /// and in the store's `source`.
+    pub fn aci_name(&self) -> String {
+        let name = self.image_name();
+        // A registry host always has a letter or digit, so this never fails; keep the
+        // Docker name if it somehow does rather than lose the image.
+        crate::appc::sanitize_ac_identifier(&name).unwrap_or(name)
+    }
+
+    /// Whether `source` (an image's `source` in the store, `docker://…` as written at fetch
+    /// time) is this image: same registry and repository, and same tag when this reference
+    /// has one. Found this way, images stored before names were sanitised are found too.
+    pub fn names_same_image(&self, source: &str) -> bool {
+        if !source.starts_with("docker://") {
+            return false;
+        }
+        Reference::parse(source).is_ok_and(|s| {
+            s.registry == self.registry
+                && s.repository == self.repository
+                && (self.tag.is_none() || s.tag == self.tag)
+        })
     }
 
     /// What to ask the registry's manifest endpoint for: the digest if pinned, else the tag.
@@ -258,6 +283,7 @@ mod tests {
         assert_eq!(r.repository, "library/redis");
         assert_eq!(r.tag.as_deref(), Some("3.2"));
         assert_eq!(r.image_name(), "registry-1.docker.io/library/redis");
+        assert_eq!(r.aci_name(), "registry-1.docker.io/library/redis");
         assert_eq!(p("docker://busybox").tag.as_deref(), Some("latest"));
         assert_eq!(p("docker://user/app").repository, "user/app");
         assert_eq!(p("docker://docker.io/redis").registry, DOCKER_HUB);
@@ -273,6 +299,14 @@ mod tests {
         assert_eq!(r.registry, "127.0.0.1:5000");
         assert_eq!(r.repository, "a/b");
         assert_eq!(r.tag.as_deref(), Some("1.4"));
+        assert_eq!(r.aci_name(), "127.0.0.1_5000/a/b");
+        // Stored sources are matched by registry, repository and tag, not by name.
+        assert!(r.names_same_image("docker://127.0.0.1:5000/a/b:1.4"));
+        assert!(!r.names_same_image("docker://127.0.0.1:5000/a/b:1.5"));
+        assert!(!r.names_same_image("docker://127.0.0.1_5000/a/b:1.4"));
+        assert!(!r.names_same_image("/srv/a.aci"));
+        let pinned = format!("docker://127.0.0.1:5000/a/b@sha256:{}", "a".repeat(64));
+        assert!(p(&pinned).names_same_image("docker://127.0.0.1:5000/a/b:1.4"));
     }
 
     #[test]

@@ -49,13 +49,20 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
-    /// `name:version`, as `rkt image list` shows it.
+    /// `name:version`, as `rkt image list` shows it. The name is the image's appc name,
+    /// made a valid ACIdentifier for images stored before fetches did that.
     pub fn display_name(&self) -> String {
+        let name = aci_identifier(&self.name);
         match &self.version {
-            Some(v) => format!("{}:{}", self.name, v),
-            None => self.name.clone(),
+            Some(v) => format!("{name}:{v}"),
+            None => name,
         }
     }
+}
+
+/// `name` as a valid appc ACIdentifier (unchanged if it is one already).
+pub fn aci_identifier(name: &str) -> String {
+    crate::appc::sanitize_ac_identifier(name).unwrap_or_else(|_| name.to_string())
 }
 
 /// A held flock(2); released when dropped.
@@ -196,12 +203,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Finds the newest image with this name and version label (`--pull-policy=new|never`).
-    pub fn find_by_name(&self, name: &str, version: Option<&str>) -> Result<Option<ImageInfo>> {
+    /// Finds the newest stored image of a Docker reference (`--pull-policy=new|never`): same
+    /// registry, repository and tag as the `source` it was fetched from, and the same
+    /// manifest digest if the reference pins one. Matching the reference rather than the
+    /// appc name also finds images stored before names were made valid ACIdentifiers
+    /// (`127.0.0.1:5000/app` then, `127.0.0.1_5000/app` now).
+    pub fn find_docker(&self, r: &crate::reference::Reference) -> Result<Option<ImageInfo>> {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|i| i.name == name && (version.is_none() || i.version.as_deref() == version))
+            .filter(|i| r.names_same_image(&i.source))
+            .filter(|i| r.digest.is_none() || r.digest.as_deref() == Some(&i.manifest_digest))
             .max_by_key(|i| i.import_time))
     }
 
@@ -220,21 +232,27 @@ impl Store {
                 ),
             };
         }
-        let wanted = match crate::reference::Reference::parse(query) {
-            Ok(r) if query.starts_with("docker://") => (r.image_name(), r.tag),
-            _ => match query.rsplit_once(':') {
-                Some((n, v)) if !v.contains('/') => (n.to_string(), Some(v.to_string())),
-                _ => (query.to_string(), None),
-            },
+        let missing = || format!("no image named {query:?} in the store; see `rkt image list`");
+        if query.starts_with("docker://") {
+            let r = crate::reference::Reference::parse(query)?;
+            return self.find_docker(&r)?.with_context(missing);
+        }
+        let (name, version) = match query.rsplit_once(':') {
+            Some((n, v)) if !v.contains('/') => (n, Some(v)),
+            _ => (query, None),
         };
+        // A name matches as the appc identifier it stands for, so the Docker spelling
+        // (`127.0.0.1:5000/app:1`) finds the image `rkt image list` shows as
+        // `127.0.0.1_5000/app:1`, and either finds one stored under the old spelling.
+        let same = |a: &str, b: &str| aci_identifier(a) == aci_identifier(b);
         images
             .into_iter()
             .filter(|i| {
-                (i.name == wanted.0 && (wanted.1.is_none() || i.version == wanted.1))
+                (same(&i.name, name) && (version.is_none() || i.version.as_deref() == version))
                     || i.display_name() == query
             })
             .max_by_key(|i| i.import_time)
-            .with_context(|| format!("no image named {query:?} in the store; see `rkt image list`"))
+            .with_context(missing)
     }
 
     /// Publishes a fully prepared image directory (with `info.json`, `manifest`, `rootfs/`)

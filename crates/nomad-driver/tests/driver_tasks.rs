@@ -618,6 +618,10 @@ async fn bad_task_configs_fail_clearly_and_leave_no_pod() {
             vec![("image", rmpv::Value::Ext(0, vec![0]))],
             "\"image\" is an unknown value",
         ),
+        (
+            vec![("command", "no-such-tool".into())],
+            "command \"no-such-tool\" not found in image",
+        ),
     ];
     for (set, expect) in cases {
         let alloc = Alloc::new("bad");
@@ -683,6 +687,43 @@ async fn bad_task_configs_fail_clearly_and_leave_no_pod() {
     assert_ne!(e.code(), tonic::Code::FailedPrecondition, "{}", e.message());
     assert!(e.message().contains("not found"), "{}", e.message());
     assert_eq!(pods(rkt_dir.path()), "", "nothing half-made is left");
+}
+
+/// A job's relative `command = "sleep"` is looked up in the image's PATH, as rkt did: the
+/// pod manifest (which Nomad's own rkt driver read) and the process carry /bin/sleep.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relative_command_runs_as_an_absolute_path() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    let alloc = Alloc::new("relative");
+    let cfg = command_config(&registry().image(), "sleep", &["1000"], Some("none"));
+    let task = alloc.task_config(cfg);
+    let id = task.id.clone();
+    let started = start(&mut p, task).await;
+    let state: serde_json::Value =
+        serde_json::from_slice(&started.handle.unwrap().driver_state).unwrap();
+    let uuid = state["uuid"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&rkt_ok(rkt_dir.path(), &["cat-manifest", &uuid])).unwrap();
+    assert_eq!(
+        manifest["apps"][0]["app"]["exec"],
+        serde_json::json!(["/bin/sleep", "1000"])
+    );
+    let ps = rkt_ok(
+        rkt_dir.path(),
+        &[
+            "enter",
+            &uuid,
+            "/bin/sh",
+            "-c",
+            "for p in /proc/[0-9]*; do /bin/busybox tr '\\0' ' ' < $p/cmdline; echo; done",
+        ],
+    );
+    assert!(ps.lines().any(|l| l == "/bin/sleep 1000 "), "{ps}");
+    destroy(&mut p, id).await;
 }
 
 /// Twenty tasks started at once, as Nomad does for a job of count = 20: every one runs.

@@ -70,7 +70,8 @@ pub struct Volume {
 pub struct ExposedPort {
     pub name: String,
     pub host_port: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// appc spells it `hostIP`.
+    #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
 }
 

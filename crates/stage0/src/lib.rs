@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod error;
+mod exec;
 pub mod fs;
 pub mod lifecycle;
 mod prepare;

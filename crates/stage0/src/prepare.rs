@@ -10,7 +10,7 @@ use image::fetch::PullPolicy;
 use image::store::Store;
 use layout::plan::{AppPlan, Mount as PlanMount, Plan, Seccomp};
 use layout::pod_dir::PodDir;
-use pod::manifest::{Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
+use pod::manifest::{ExposedPort, Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
 use std::path::Path;
 
 /// Removes a pod that failed to prepare, so that nothing half-made stays behind.
@@ -63,7 +63,17 @@ pub(crate) fn prepare_pod(
         .iter()
         .map(|p| forward(p, &runtime_apps))
         .collect::<Result<Vec<_>>>()?;
-    let pod_manifest = PodManifest::new(runtime_apps, volumes, Vec::new());
+    // The forwards go into the manifest's `ports` too, as rkt wrote them (appc's
+    // ExposedPort: the app's port name and the host side).
+    let exposed = ports
+        .iter()
+        .map(|f| ExposedPort {
+            name: f.name.clone(),
+            host_port: f.host_port,
+            host_ip: f.host_ip.map(|ip| ip.to_string()),
+        })
+        .collect();
+    let pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
     let pod = PodDir::new(dir);
     std::fs::write(pod.manifest(), serde_json::to_vec(&pod_manifest)?)?;
     std::fs::create_dir_all(pod.path.join("stage1"))?;
@@ -155,7 +165,19 @@ fn prepare_app(
             app.image
         );
     }
-    let env = environment(pod_spec, app, &image_app.environment, &name)?;
+    let (env, recorded_env) = environment(pod_spec, app, &image_app.environment, &name)?;
+    let workdir = app
+        .working_dir
+        .clone()
+        .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "/".into());
+    exec[0] = crate::exec::Lookup {
+        rootfs: &image_rootfs,
+        env: &env,
+        workdir: &workdir,
+        image: &app.image,
+    }
+    .absolute(&exec[0])?;
     let user = app.user.clone().unwrap_or(image_app.user.clone());
     let group = app.group.clone().unwrap_or(image_app.group.clone());
     let uid = resolve_id(&image_rootfs, &user, "passwd", "user")?;
@@ -174,18 +196,20 @@ fn prepare_app(
     }
     let insecure = &config.insecure;
     if !insecure.capabilities {
-        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
-        isolators.push(serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}}));
+        isolators.push(capabilities_isolator(&caps));
     }
     let mut runtime_app = image_app.clone();
     runtime_app.exec = exec.clone();
     runtime_app.user = uid.to_string();
     runtime_app.group = gid.to_string();
+    runtime_app.supplementary_gids = app.supplementary_gids.clone();
+    runtime_app.environment = recorded_env;
     runtime_app.isolators = isolators;
     let runtime_app = RuntimeApp {
         name: name.clone(),
         image: RuntimeImage {
-            name: manifest.name.clone(),
+            // Images stored before fetches sanitised names carry the Docker spelling.
+            name: image::store::aci_identifier(&manifest.name),
             id: image_id.clone(),
             labels: manifest.labels.clone(),
         },
@@ -220,11 +244,7 @@ fn prepare_app(
         overlay,
         exec,
         env,
-        workdir: app
-            .working_dir
-            .clone()
-            .or(Some(image_app.working_directory.clone()).filter(|w| !w.is_empty()))
-            .unwrap_or_else(|| "/".into()),
+        workdir,
         uid,
         gid,
         supplementary_gids: app.supplementary_gids.clone(),
@@ -271,10 +291,8 @@ fn resolve_image(
             let r = fetcher.resolve(image)?;
             // A stored image is used as it is; only a fetch needs --insecure-options=image.
             if policy != PullPolicy::Update {
-                if let Some(info) = store.find_by_name(&r.image_name(), r.tag.as_deref())? {
-                    if r.digest.is_none() || r.digest.as_deref() == Some(&info.manifest_digest) {
-                        return Ok(info.id);
-                    }
+                if let Some(info) = store.find_docker(&r)? {
+                    return Ok(info.id);
                 }
             }
             config.insecure.require_image(image)?;
@@ -297,36 +315,43 @@ fn resolve_image(
     }
 }
 
+/// The app's capabilities as an appc isolator. appc requires a non-empty set, so keeping
+/// none is written as removing every default one, which means the same.
+fn capabilities_isolator(caps: &[u32]) -> serde_json::Value {
+    if caps.is_empty() {
+        let all = pod::caps::DEFAULT;
+        serde_json::json!({"name": "os/linux/capabilities-remove-set", "value": {"set": all}})
+    } else {
+        let names: Vec<&str> = caps.iter().map(|c| pod::caps::name(*c)).collect();
+        serde_json::json!({"name": "os/linux/capabilities-retain-set", "value": {"set": names}})
+    }
+}
+
 /// rkt names an app after the last component of its image name.
 fn app_name(image_name: &str) -> String {
     let last = image_name.rsplit('/').next().unwrap_or(image_name);
     image::appc::sanitize_ac_name(last).unwrap_or_else(|_| "app".into())
 }
 
-/// appc's environment, by rkt's precedence: host (with --inherit-env), image,
-/// --set-env-file, --set-env, --environment; then AC_APP_NAME and container.
+/// The app's environment, by rkt's precedence: host (with --inherit-env; the image's wins),
+/// image, --set-env-file, --set-env, --environment. Returns what the process gets (with
+/// stage1's default PATH, AC_APP_NAME and container) and what the pod manifest records, as
+/// rkt's stage0 merged it there. appc allows only names like `[A-Za-z_][A-Za-z0-9_.-]*` in a
+/// manifest: others (a host's `BASH_FUNC_f%%`) still reach the process but are not recorded.
 fn environment(
     pod: &PodSpec,
     app: &AppSpec,
     image_env: &[NameValue],
     name: &str,
-) -> Result<Vec<String>> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: &str| match env.iter_mut().find(|(n, _)| n == k) {
-        Some(e) => e.1 = v.to_string(),
-        None => env.push((k.to_string(), v.to_string())),
-    };
-    set(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    );
+) -> Result<(Vec<String>, Vec<NameValue>)> {
+    let mut env = EnvList::default();
     if pod.inherit_env {
         for (k, v) in std::env::vars() {
-            set(&k, &v);
+            env.set(&k, &v);
         }
     }
     for e in image_env {
-        set(&e.name, &e.value);
+        env.set(&e.name, &e.value);
     }
     for f in &pod.set_env_file {
         let text = std::fs::read_to_string(f).with_context(|| format!("--set-env-file {f}"))?;
@@ -337,18 +362,53 @@ fn environment(
             let (k, v) = line
                 .split_once('=')
                 .ok_or_else(|| invalid!("--set-env-file {f}: line {line:?} is not NAME=VALUE"))?;
-            set(k, v);
+            env.set(k, v);
         }
     }
     for kv in pod.set_env.iter().chain(&app.environment) {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| invalid!("environment {kv:?} is not NAME=VALUE"))?;
-        set(k, v);
+        env.set(k, v);
     }
-    set("AC_APP_NAME", name);
-    set("container", "rkt");
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    let recorded = env
+        .0
+        .iter()
+        .filter(|(k, _)| image::appc::is_env_name(k))
+        .map(|(k, v)| NameValue {
+            name: k.clone(),
+            value: v.clone(),
+        })
+        .collect();
+    let mut process = EnvList::default();
+    process.set(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    for (k, v) in &env.0 {
+        process.set(k, v);
+    }
+    process.set("AC_APP_NAME", name);
+    process.set("container", "rkt");
+    let process = process
+        .0
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Ok((process, recorded))
+}
+
+/// An ordered environment where a later value of a name replaces the earlier one in place.
+#[derive(Default)]
+struct EnvList(Vec<(String, String)>);
+
+impl EnvList {
+    fn set(&mut self, k: &str, v: &str) {
+        match self.0.iter_mut().find(|(n, _)| n == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => self.0.push((k.to_string(), v.to_string())),
+        }
+    }
 }
 
 /// A user or group: a number, a name from the image's /etc/passwd or /etc/group, or an

@@ -143,7 +143,7 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<()> {
             let mut row = vec![
                 if first { uuid.clone() } else { String::new() },
                 app.name.clone(),
-                app.image.name.clone(),
+                image_name(&app.image),
             ];
             if args.full {
                 row.push(app.image.id.chars().take(19).collect());
@@ -175,6 +175,14 @@ pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<()> {
     }
     print!("{}", output::tabwrite(&rows));
     Ok(())
+}
+
+/// `name:version`, as rkt's list showed an app's image (its name and `version` label).
+fn image_name(image: &pod::manifest::RuntimeImage) -> String {
+    match image.labels.iter().find(|l| l.name == "version") {
+        Some(v) => format!("{}:{}", image.name, v.value),
+        None => image.name.clone(),
+    }
 }
 
 /// The pods named by `--uuid-file` or by UUIDs (prefixes allowed).
