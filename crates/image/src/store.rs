@@ -217,6 +217,16 @@ impl Store {
             .max_by_key(|i| i.import_time))
     }
 
+    /// Finds the newest stored image with this appc name and, if given, `version` label (an
+    /// ACI asked for by name, `--pull-policy=new|never`).
+    pub fn find_by_name(&self, name: &str, version: Option<&str>) -> Result<Option<ImageInfo>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|i| i.name == name && (version.is_none() || i.version.as_deref() == version))
+            .max_by_key(|i| i.import_time))
+    }
+
     /// Resolves what a user typed (an ID, a unique ID prefix, `name`, `name:version`, or a
     /// `docker://` reference) to one image.
     pub fn resolve(&self, query: &str) -> Result<ImageInfo> {
