@@ -539,3 +539,56 @@ fn an_acis_ports_are_forwarded_like_a_docker_images() {
     let _ = child.wait();
     rkt.ok(&["rm", &uuid]);
 }
+
+/// Keys under the system configuration count too; an empty local file of the same name
+/// masks one, as rkt's keystore did.
+#[test]
+fn system_keys_are_trusted_and_an_empty_local_file_masks_one() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = verifying();
+    let system = tempfile::tempdir().unwrap();
+    // rkt trust into the system directory: the same layout, as an operator would ship it.
+    let installer = verifying();
+    let added = trust(&installer, "aci.test", "signer");
+    let src = installer.config.path().join("trustedkeys");
+    let fpr = std::fs::read_dir(src.join("prefix.d/aci.test"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    assert!(
+        added.contains(&fpr.to_string_lossy().to_string()),
+        "{added}"
+    );
+    let dest = system.path().join("trustedkeys/prefix.d/aci.test");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(src.join("prefix.d/aci.test").join(&fpr), dest.join(&fpr)).unwrap();
+    let fetch = |rkt: &Rkt| {
+        std::process::Command::new(common::bin("rkt"))
+            .arg(format!("--dir={}", rkt.dir.path().display()))
+            .arg(format!("--local-config={}", rkt.config.path().display()))
+            .arg(format!("--system-config={}", system.path().display()))
+            .arg("--insecure-options=none")
+            .envs(common::LOCAL_ONLY_ENV)
+            .args(["fetch", &fxs("hello.aci")])
+            .output()
+            .unwrap()
+    };
+    let out = fetch(&rkt);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // Masked: an empty local file named after the key.
+    let other = verifying();
+    let mask = other.config.path().join("trustedkeys/prefix.d/aci.test");
+    std::fs::create_dir_all(&mask).unwrap();
+    std::fs::write(mask.join(&fpr), "").unwrap();
+    let out = fetch(&other);
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("no keys are trusted for aci.test/hello"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -171,7 +171,10 @@ fn without_configuration_a_short_name_is_docker_hubs() {
         "{err}"
     );
     let err = rkt.fails(&["run", "example.com/app:1.0"]);
-    assert!(err.contains("appc discovery found no ACI for example.com/app:1.0"), "{err}");
+    assert!(
+        err.contains("appc discovery found no ACI for example.com/app:1.0"),
+        "{err}"
+    );
     // An invalid short name is refused by the parser, naming the problem.
     let err = rkt.fails(&["fetch", "Redis:3.2"]);
     assert!(err.contains("must be lowercase"), "{err}");
