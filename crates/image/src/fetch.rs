@@ -350,13 +350,14 @@ impl Fetcher {
     }
 
     /// Applies layers in order, each as soon as its download (and all before it) is done,
-    /// into a staging directory. Returns it with the image lock held.
+    /// into a staging directory. Returns it with the image lock held, and the digests of
+    /// the files written.
     async fn render(
         &self,
         id: &str,
         layers: Vec<(String, Compression)>,
         mut done: tokio::sync::mpsc::UnboundedReceiver<(usize, Result<PathBuf>)>,
-    ) -> Result<(PathBuf, store::Lock)> {
+    ) -> Result<(PathBuf, store::Lock, crate::unpack::ContentHashes)> {
         let lock = {
             let (store, id) = (self.store.clone(), id.to_string());
             tokio::task::spawn_blocking(move || store.lock(&format!("image-{id}"))).await??
@@ -394,11 +395,12 @@ impl Fetcher {
                     next += 1;
                 }
             }
-            Ok::<_, anyhow::Error>(())
+            let tree = tree.take().expect("tree is returned after each layer");
+            Ok::<_, anyhow::Error>(tree.into_content_hashes())
         }
         .await;
         match result {
-            Ok(()) => Ok((staged, lock)),
+            Ok(hashes) => Ok((staged, lock, hashes)),
             Err(e) => {
                 let _ = crate::unpack::remove_tree(&staged);
                 Err(e)
@@ -481,7 +483,7 @@ impl Fetcher {
         for d in downloads {
             let _ = d.await;
         }
-        let (staged, _lock) = rendered?;
+        let (staged, _lock, hashes) = rendered?;
 
         if self.store.has_image(id) {
             // Another fetch finished the same image while we rendered.
@@ -503,7 +505,7 @@ impl Fetcher {
             size: blob_size + store::tree_size(&staged.join("rootfs")),
             dependencies: Vec::new(),
         };
-        crate::verify::record(&staged)?;
+        crate::verify::record(&staged, &hashes)?;
         std::fs::write(staged.join("manifest"), serde_json::to_vec(&appc_manifest)?)?;
         std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
         self.store.commit(&staged, id)

@@ -82,7 +82,13 @@ pub struct Tree {
     /// beside it is read separately), and `.wh.` names are ordinary files (appc has no
     /// whiteouts).
     aci: bool,
+    /// The SHA-256 of each regular file written, by path: the tree's digest is taken from
+    /// these instead of reading every file back (see [`crate::verify`]).
+    hashes: ContentHashes,
 }
+
+/// SHA-256 digests of file contents, by path relative to the tree's root.
+pub type ContentHashes = std::collections::HashMap<Vec<u8>, [u8; 32]>;
 
 /// Metadata gathered from a tar header and its PAX records.
 struct Meta {
@@ -108,6 +114,7 @@ impl Tree {
             path: path.to_path_buf(),
             cached_parent: None,
             aci: false,
+            hashes: ContentHashes::new(),
         })
     }
 
@@ -222,7 +229,8 @@ impl Tree {
                     Mode::from_raw_mode(0o600),
                 )?;
                 let mut file = std::fs::File::from(fd);
-                copy_data(entry, &mut file)?;
+                let digest = copy_data(entry, &mut file)?;
+                self.hashes.insert(path.clone(), digest);
                 set_owner_mode(file.as_fd(), None, &meta)?;
                 set_xattrs(file.as_fd(), &meta)?;
                 fs::futimens(&file, &times(meta.mtime))?;
@@ -259,6 +267,9 @@ impl Tree {
                 set_times_at(parent, &name, meta.mtime)?;
             }
             other => bail!("unsupported tar entry type {other:?}"),
+        }
+        if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            self.hashes.remove(&path);
         }
         created.insert(path);
         Ok(())
@@ -383,6 +394,15 @@ impl Tree {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The contents' digests of the regular files this tree wrote (see [`ContentHashes`]).
+    pub fn content_hashes(&self) -> &ContentHashes {
+        &self.hashes
+    }
+
+    pub fn into_content_hashes(self) -> ContentHashes {
+        self.hashes
     }
 }
 
@@ -600,16 +620,20 @@ fn set_xattrs(fd: BorrowedFd, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
-fn copy_data<R: Read>(entry: &mut tar::Entry<R>, out: &mut std::fs::File) -> Result<()> {
+/// Copies an entry's data into `out`; the SHA-256 of what was written.
+fn copy_data<R: Read>(entry: &mut tar::Entry<R>, out: &mut std::fs::File) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
     loop {
         let n = entry
             .read(&mut buf)
             .context("reading file data from the layer")?;
         if n == 0 {
-            return Ok(());
+            return Ok(hasher.finalize().into());
         }
         out.write_all(&buf[..n]).context("writing file data")?;
+        hasher.update(&buf[..n]);
     }
 }
 

@@ -3,12 +3,15 @@
 //! store) is noticed; and the repair, a fresh render from what the store keeps (the Docker
 //! layers, or the ACI's uncompressed tar), as rkt's tree store re-rendered.
 //!
-//! The digest covers every entry's path, type, mode, owner, size, contents, symlink target
-//! and device number, in name order; not times, which reading a tree may change.
+//! The digest covers every entry's path, type, mode, owner, size, contents (by their
+//! SHA-256), symlink target and device number, in name order; not times, which reading a
+//! tree may change. When an image is stored, the contents' digests come from the render,
+//! which hashed each file as it wrote it ([`crate::unpack::ContentHashes`]), so storing an
+//! image does not read its tree back; `verify` reads everything.
 
 use crate::fetch::Fetcher;
 use crate::store::{ImageInfo, Store};
-use crate::unpack::Tree;
+use crate::unpack::{ContentHashes, Tree};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -18,14 +21,20 @@ use std::path::Path;
 /// Where the digest of an image's tree is kept, beside its `rootfs/`.
 pub const DIGEST_FILE: &str = "rootfs.digest";
 
-/// The digest of the tree at `root` (`sha256:` and hex).
+/// The digest of the tree at `root` (`sha256:` and hex), reading every file.
 pub fn tree_digest(root: &Path) -> Result<String> {
+    tree_digest_with(root, &ContentHashes::new())
+}
+
+/// The digest of the tree at `root`, taking the contents' digests of the files in `known`
+/// (paths relative to `root`) from there rather than reading them.
+pub fn tree_digest_with(root: &Path, known: &ContentHashes) -> Result<String> {
     let mut h = Sha256::new();
-    walk(root, b"", &mut h).with_context(|| format!("reading {}", root.display()))?;
+    walk(root, b"", known, &mut h).with_context(|| format!("reading {}", root.display()))?;
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
-fn walk(dir: &Path, rel: &[u8], h: &mut Sha256) -> Result<()> {
+fn walk(dir: &Path, rel: &[u8], known: &ContentHashes, h: &mut Sha256) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -41,10 +50,13 @@ fn walk(dir: &Path, rel: &[u8], h: &mut Sha256) -> Result<()> {
         h.update(md.gid().to_le_bytes());
         let ft = md.file_type();
         if ft.is_dir() {
-            walk(&e.path(), &path, h)?;
+            walk(&e.path(), &path, known, h)?;
         } else if ft.is_file() {
             h.update(md.len().to_le_bytes());
-            hash_file(&e.path(), h)?;
+            match known.get(&path[1..]) {
+                Some(digest) => h.update(digest),
+                None => h.update(file_digest(&e.path())?),
+            }
         } else if ft.is_symlink() {
             h.update(std::fs::read_link(e.path())?.as_os_str().as_bytes());
         } else {
@@ -55,21 +67,23 @@ fn walk(dir: &Path, rel: &[u8], h: &mut Sha256) -> Result<()> {
     Ok(())
 }
 
-fn hash_file(path: &Path, h: &mut Sha256) -> Result<()> {
+fn file_digest(path: &Path) -> Result<[u8; 32]> {
     let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Ok(h.finalize().into());
         }
         h.update(&buf[..n]);
     }
 }
 
-/// Records the digest of a staged image's tree (`staged/rootfs`), before it is published.
-pub fn record(staged: &Path) -> Result<()> {
-    let d = tree_digest(&staged.join("rootfs"))?;
+/// Records the digest of a staged image's tree (`staged/rootfs`), before it is published;
+/// `known` are the contents' digests its render took.
+pub fn record(staged: &Path, known: &ContentHashes) -> Result<()> {
+    let d = tree_digest_with(&staged.join("rootfs"), known)?;
     std::fs::write(staged.join(DIGEST_FILE), d)?;
     Ok(())
 }
@@ -124,7 +138,7 @@ impl Fetcher {
                         .with_context(|| format!("applying layer {layer}"))?;
                 }
             }
-            record(&staged)
+            record(&staged, tree.content_hashes())
         })();
         if let Err(e) = res {
             let _ = crate::unpack::remove_tree(&staged);

@@ -64,3 +64,18 @@ fn changed_trees_are_noticed_and_rendered_again() {
         "{err}"
     );
 }
+
+/// The digest taken at render (from the files as they were written) is the one a full read
+/// gives, also for the layer cases: whiteouts, opaque directories, hardlinks, devices,
+/// files replaced by directories between layers.
+#[test]
+fn the_digest_taken_at_render_matches_a_full_read() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let special = common::pods::registry().image("special:latest");
+    let id = rkt.ok(&["fetch", "--full", &special]).trim().to_string();
+    let out = verify(&rkt, &id);
+    assert!(out.contains("successfully verified checksum"), "{out}");
+}

@@ -373,7 +373,7 @@ impl Fetcher {
             };
             std::fs::write(staged.join("manifest"), manifest_bytes)?;
             std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
-            crate::verify::record(&staged)?;
+            crate::verify::record(&staged, tree.content_hashes())?;
             let blob = self.store.blob_path(&info.layers[0]);
             std::fs::rename(tar_path, &blob)
                 .with_context(|| format!("keeping the archive as {}", blob.display()))?;
