@@ -112,6 +112,12 @@ enum Command {
 pub const EXIT_ERROR: i32 = 254;
 
 fn main() {
+    // Output piped into `head` and the like ends when the reader goes, quietly, as it did
+    // for rkt (Go programs die of SIGPIPE on stdout); Rust ignores SIGPIPE and would panic.
+    // SAFETY: setting a signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
