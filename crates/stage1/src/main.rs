@@ -309,6 +309,9 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     };
     let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
+    if let Err(e) = sys::cloexec_all_but_stdio() {
+        return e;
+    }
     // Last, so that nothing stage1 still does is filtered; execve itself is on every list.
     if let Some(s) = &plan.seccomp {
         if let Err(e) = caps::install_seccomp(&s.allowed, s.errno) {

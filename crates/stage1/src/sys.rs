@@ -249,23 +249,6 @@ pub fn mount(
     Ok(())
 }
 
-/// A character device `name` in `dir` with exactly `mode` (mknod's own mode is masked by
-/// the umask, so it is set again).
-pub fn mknod_at(
-    dir: std::os::fd::BorrowedFd<'_>,
-    name: &str,
-    mode: u32,
-    major: u32,
-    minor: u32,
-) -> Result<(), String> {
-    use rustix::fs::{FileType, Mode};
-    let mode = Mode::from_raw_mode(mode);
-    let dev = rustix::fs::makedev(major, minor);
-    rustix::fs::mknodat(dir, name, FileType::CharacterDevice, mode, dev)
-        .and_then(|()| rustix::fs::chmodat(dir, name, mode, rustix::fs::AtFlags::empty()))
-        .map_err(|e| format!("mknod /dev/{name}: {e}"))
-}
-
 /// Makes `root` this mount namespace's root: pivot_root(".", ".") stacks the old root under
 /// the new one, and detaching it right after removes it.
 pub fn pivot_into(root: &Path) -> Result<(), String> {
@@ -286,6 +269,33 @@ pub fn set_cloexec(fd: i32) {
     // with EBADF and nothing happens.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so that the next execve leaves the new
+/// program its stdin, stdout and stderr alone: whatever rkt's caller left open without
+/// close-on-exec (a directory of the host, a socket of the plugin) would otherwise reach the
+/// app, and a directory descriptor is a way out of any root.
+pub fn cloexec_all_but_stdio() -> Result<(), String> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC changes descriptor flags only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: each open descriptor, one by one.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("listing /proc/self/fd: {e}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    fds.into_iter().for_each(set_cloexec);
+    Ok(())
 }
 
 /// Joins the namespace of type `kind` that `fd` refers to.
