@@ -195,6 +195,7 @@ fn pod_init(
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
+        sys::reserve_status_at(status.as_fd(), &app.name)?;
         sys::touch_at(status.as_fd(), &Marker::Created.file_name(&app.name))?;
         // SAFETY: stage1 is single-threaded.
         let pid = unsafe { sys::fork() }?;
@@ -222,7 +223,7 @@ fn pod_init(
         if let Some((pid, code)) = sys::wait_any() {
             if let Some(pos) = running.iter().position(|(_, p)| *p == pid) {
                 let (i, _) = running.remove(pos);
-                sys::write_at(status.as_fd(), &plan.apps[i].name, &code.to_string())?;
+                sys::commit_status_at(status.as_fd(), &plan.apps[i].name, &code.to_string())?;
                 if code != 0 && failed.is_none() {
                     failed = Some(code);
                     for (_, p) in &running {

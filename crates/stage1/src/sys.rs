@@ -166,6 +166,33 @@ pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), St
     Ok(())
 }
 
+/// Makes the file an app's exit status will go into (see [`commit_status_at`]) while the
+/// disk has room: the app may fill the file system the pod lives on, and its status must
+/// still be recorded.
+pub fn reserve_status_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
+    write_at(dir, &reserved(name), "254")
+}
+
+/// Writes an app's exit status as `name` in `dir`: into the file [`reserve_status_at`]
+/// made, whose block is already allocated, renamed into place; or, without one, anew.
+pub fn commit_status_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
+    let tmp = reserved(name);
+    let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = match rustix::fs::openat(dir, tmp.as_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return write_at(dir, name, content),
+    };
+    rustix::io::pwrite(&fd, content.as_bytes(), 0)
+        .and_then(|_| rustix::fs::ftruncate(&fd, content.len() as u64))
+        .and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name))
+        .map_err(|e| format!("writing status {name}: {e}"))
+}
+
+/// The reserved status file: app names never start with a dot.
+fn reserved(name: &str) -> String {
+    format!(".{name}.exit")
+}
+
 pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
     write_at(dir, name, "")
 }
