@@ -23,6 +23,9 @@
 #                        and size in the manifest are right, decompressing it fails
 #   bad/truncated-zstd   the same with zstd (mediaType ...tar+zstd)
 #   bad/unknown-media    a layer of mediaType application/vnd.example.unknown.layer
+#   bad/bomb             a decompression bomb: a 0.5 MiB gzip layer holding one file of
+#                        512 MiB of zeros (a ratio of 1000; its diff_id right), streamed
+#                        through gzip, never on disk whole
 #   bad/big-config       a config blob over 4 MiB (5 MiB)
 #   bad/big-manifest     a 5 MiB manifest. Distribution 2.8 refuses to take one (PUT: 400
 #                        MANIFEST_INVALID "http: request body too large"), so it is written
@@ -69,7 +72,10 @@ config() {
   local name=$1 f diff_ids='[]' t
   shift
   f=$work/$(slug "$name").config.json
-  for t in "$@"; do diff_ids=$(jq -c --arg d "sha256:$(sha "$t")" '. + [$d]' <<<"$diff_ids"); done
+  for t in "$@"; do
+    [[ $t == sha256:* ]] || t=sha256:$(sha "$t") # a layer's diff_id, or the tar to digest
+    diff_ids=$(jq -c --arg d "$t" '. + [$d]' <<<"$diff_ids")
+  done
   jq -cjn --arg n "$name" --argjson d "$diff_ids" '{architecture: "amd64", os: "linux",
     config: {Cmd: ["/bin/true"], Labels: {"org.example.fixture": $n}},
     rootfs: {type: "layers", diff_ids: $d}}' >"$f"
@@ -168,6 +174,14 @@ for z in gzip zstd; do
   image "bad/truncated-$z" "$(config "bad/truncated-$z" "$b")" "$media" "$work/truncated"
 done
 
+# --- a decompression bomb --------------------------------------------------------------
+b=$work/bad_bomb.tar.gz
+python3 "$here/evil_tar.py" bomb - bad/bomb $((512 << 20)) |
+  tee >(sha256sum | cut -d' ' -f1 >"$work/bomb.diffid") | gzip -n -9 >"$b"
+for _ in $(seq 100); do [[ -s $work/bomb.diffid ]] && break; sleep 0.1; done # the digest
+[[ -s $work/bomb.diffid ]] || fail "bad/bomb: no digest of the uncompressed layer"
+image bad/bomb "$(config bad/bomb "sha256:$(cat "$work/bomb.diffid")")" "$GZ" "$b"
+
 # --- odd manifests and configs ---------------------------------------------------------
 good bad/unknown-media
 b=$work/bad_unknown-media.tar
@@ -241,7 +255,7 @@ layer() {
   echo "$d"
 }
 
-for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config; do
+for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config bad/bomb; do
   check "$r" 200 "$OCI"
 done
 check edge/manifest-4mib 200 "$OCI"

@@ -25,7 +25,8 @@
 #                /bin/probe-suid-root (0:0, 4755) and /bin/probe-suid-app (1000:1000, 4755,
 #                a user the image's /etc/passwd maps); Cmd /bin/true, User 0:0
 #   hostile-dev  busybox with device nodes a layer may carry: /disk (block 8:0, the host's
-#                first SCSI disk), /kmem (char 1:2), /mem (char 1:1), all 0666
+#                first SCSI disk), /kmem (char 1:2), /mem (char 1:1), /kmsg (char 1:11, the
+#                host's kernel log), /null (char 1:3, harmless: it opens unless nodev), all 0666
 #   hostile-swap three layers: /lib/d/ a directory with a file; then /lib/d replaced by a
 #                symlink to /run/rkt-hostile-host; then a layer (written here by tarfile,
 #                added with `umoci raw add-layer`) with the entry lib/d/pwned, which would
@@ -212,6 +213,8 @@ busybox_layer "$r"
 mknod -m 0666 "$r/disk" b 8 0
 mknod -m 0666 "$r/kmem" c 1 2
 mknod -m 0666 "$r/mem" c 1 1
+mknod -m 0666 "$r/kmsg" c 1 11
+mknod -m 0666 "$r/null" c 1 3
 repack hostile-dev
 run umoci config --image "$L:hostile-dev" --config.cmd /bin/true --os linux --architecture amd64
 
