@@ -315,7 +315,12 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     }
     // Last, so that nothing stage1 still does is filtered; execve itself is on every list.
     if let Some(s) = &plan.seccomp {
-        if let Err(e) = caps::install_seccomp(&s.allowed, s.errno) {
+        // Namespaces stay closed to an app without CAP_SYS_ADMIN (see install_seccomp).
+        let no_namespaces = plan
+            .caps
+            .as_ref()
+            .is_some_and(|c| !c.contains(&caps::CAP_SYS_ADMIN));
+        if let Err(e) = caps::install_seccomp(&s.allowed, s.errno, no_namespaces) {
             return e;
         }
     }
