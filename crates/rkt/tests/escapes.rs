@@ -404,3 +404,98 @@ fn no_descriptor_leaks_into_the_app() {
         "the caller's descriptor 7 is closed: {stdout}"
     );
 }
+
+/// In a pod of several apps, an app (root, with CAP_SYS_CHROOT, an appc default) climbs out
+/// of a chroot with a second chroot. Each app has a mount namespace of its own pivoted into
+/// its root, so there is nothing above it: not the other app's files, not the pod's exit
+/// statuses. The same for a process entered into one of the apps.
+#[test]
+fn an_app_cannot_climb_into_the_pod_or_another_app() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let climb = "/bin/escape_probe chroot-escape /opt/stage2/b/rootfs/tmp/secret; \
+                 /bin/escape_probe chroot-escape /rkt/status/.b.exit; \
+                 /bin/escape_probe chroot-escape /tmp/mine";
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &probe_image(),
+        "--name=a",
+        "--user=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        // b writes its secret first; the climb's last line shows the probe works (its own
+        // file, in its own root, reached the same way).
+        &format!("echo mine >/tmp/mine; /bin/busybox sleep 1; {climb}"),
+        "---",
+        &probe_image(),
+        "--name=b",
+        "--user=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo b-secret >/tmp/secret; /bin/busybox sleep 3",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stdout, CLIMBED_NOWHERE, "{stderr}");
+
+    // Entered into app a of a running pod of two.
+    let uuid_file = rkt.config.path().join("uuid2");
+    let save = format!("--uuid-file-save={}", uuid_file.display());
+    let mut pod = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            &save,
+            &probe_image(),
+            "--name=a",
+            "--user=0",
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            "echo mine >/tmp/mine; exec /bin/busybox sleep 60",
+            "---",
+            &probe_image(),
+            "--name=b",
+            "--user=0",
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            "echo b-secret >/tmp/secret; exec /bin/busybox sleep 60",
+        ])
+        .spawn()
+        .unwrap();
+    let uuid = common::eventually(std::time::Duration::from_secs(30), "the pod's UUID", || {
+        std::fs::read_to_string(&uuid_file).ok()
+    });
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    common::eventually(std::time::Duration::from_secs(10), "b's secret", || {
+        let o = rkt.run(&[
+            "enter",
+            "--app=b",
+            &uuid,
+            "/bin/busybox",
+            "cat",
+            "/tmp/secret",
+        ]);
+        (o.stdout == b"b-secret\n").then_some(())
+    });
+    let o = rkt.run(&["enter", "--app=a", &uuid, "/bin/sh", "-c", climb]);
+    let (stdout, stderr) = out(&o);
+    assert_eq!(stdout, CLIMBED_NOWHERE, "entered: {stderr}");
+    rkt.ok(&["stop", "--force", &uuid]);
+    pod.wait().unwrap();
+}
+
+/// What the climb finds: neither of the pod's paths, only its own file.
+const CLIMBED_NOWHERE: &str =
+    "chroot-escape errno=ENOENT\nchroot-escape errno=ENOENT\nchroot-escape ok mine\n";

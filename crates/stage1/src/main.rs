@@ -257,7 +257,7 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
     if interactive {
         return Ok(());
     }
-    // Before the chroot into its own root (in a pod of several apps), the app's /dev is below.
+    // Before the app is confined to its own root (in a pod of several apps), its /dev is below.
     let null = if chroot {
         format!("{}/dev/null", layout::pod_dir::app_root_in_pod(&app.name))
     } else {
@@ -272,7 +272,7 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
 /// `rkt enter`, so that an entered process is confined exactly like the app.
 fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     if chroot {
-        if let Err(e) = sys::chroot(&layout::pod_dir::app_root_in_pod(&plan.name)) {
+        if let Err(e) = sys::confine_to(&layout::pod_dir::app_root_in_pod(&plan.name)) {
             return e;
         }
     }

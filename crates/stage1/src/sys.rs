@@ -331,9 +331,21 @@ pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<(
         .map_err(|e| format!("setns: {e}"))
 }
 
-pub fn chroot(dir: &str) -> Result<(), String> {
-    rustix::process::chroot(dir).map_err(|e| format!("chroot {dir}: {e}"))?;
-    rustix::process::chdir("/").map_err(|e| format!("chdir /: {e}"))
+/// Confines the calling process to `dir`, an app's root in a pod of several apps: a mount
+/// namespace of its own (a copy of the pod's) whose root is `dir`, the pod's root detached.
+/// Not chroot: the app keeps CAP_SYS_CHROOT (an appc default), and a chrooted root process
+/// climbs out of a chroot with a second one, into the pod's root (the other apps' files,
+/// their exit statuses).
+pub fn confine_to(dir: &str) -> Result<(), String> {
+    // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(format!(
+            "a mount namespace for {dir}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    pivot_into(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))
 }
 
 /// Brings up `lo` in the current network namespace: a new namespace starts with it down.
