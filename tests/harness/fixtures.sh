@@ -27,6 +27,9 @@
 #   hostile-dev  busybox with device nodes a layer may carry: /disk (block 8:0, the host's
 #                first SCSI disk), /kmem (char 1:2), /mem (char 1:1), /kmsg (char 1:11, the
 #                host's kernel log), /null (char 1:3, harmless: it opens unless nodev), all 0666
+#   hostile-whiteout  busybox with /link -> /run/rkt-hostile-host; then a layer (tarfile, raw
+#                add-layer) of whiteouts through it: link/.wh.hosts, link/.wh..wh..opq
+#   hostile-hardlink  the same /link; then a layer with the hardlink h => link/hosts
 #   hostile-swap three layers: /lib/d/ a directory with a file; then /lib/d replaced by a
 #                symlink to /run/rkt-hostile-host; then a layer (written here by tarfile,
 #                added with `umoci raw add-layer`) with the entry lib/d/pwned, which would
@@ -239,6 +242,36 @@ PY
 run umoci raw add-layer --image "$L:hostile-swap" "$work/swap.tar"
 run umoci config --image "$L:hostile-swap" --config.cmd /bin/true --os linux --architecture amd64
 
+# --- hostile-whiteout, hostile-hardlink --------------------------------------------------
+# raw_layer OUT KIND: a layer tarfile writes with entries umoci would never produce
+raw_layer() {
+  python3 - "$1" "$2" <<'PY'
+import sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, type_=tarfile.REGTYPE, link=""):
+        i = tarfile.TarInfo(name)
+        i.type, i.linkname, i.mtime = type_, link, 981158400
+        i.mode = 0 if name.rsplit("/", 1)[-1].startswith(".wh.") else 0o644
+        t.addfile(i)
+    if kind == "whiteout":
+        add("link/.wh.hosts")
+        add("link/.wh..wh..opq")
+    else:
+        add("h", tarfile.LNKTYPE, "link/hosts")
+PY
+}
+for kind in whiteout hardlink; do
+  new_image "hostile-$kind"
+  r=$work/hostile-$kind/rootfs
+  busybox_layer "$r"
+  ln -s "$H" "$r/link"
+  repack "hostile-$kind"
+  raw_layer "$work/$kind.tar" "$kind"
+  run umoci raw add-layer --image "$L:hostile-$kind" "$work/$kind.tar"
+  run umoci config --image "$L:hostile-$kind" --config.cmd /bin/true --os linux --architecture amd64
+done
+
 # --- multi-platform --------------------------------------------------------------------
 for arch in amd64 arm64; do
   new_image "multi-$arch"
@@ -270,7 +303,7 @@ skopeo inspect --raw "oci:$L:multi" |
   jq -e '.mediaType == "application/vnd.oci.image.index.v1+json" and
     ([.manifests[].platform.architecture] == ["amd64", "arm64"])' >/dev/null ||
   { echo "fixtures.sh: oci:$L:multi is not the expected index" >&2; exit 1; }
-for t in busybox special hostile hostile-etc probe hostile-dev hostile-swap multi-amd64 multi-arm64; do
+for t in busybox special hostile hostile-etc probe hostile-dev hostile-swap hostile-whiteout hostile-hardlink multi-amd64 multi-arm64; do
   skopeo inspect "oci:$L:$t" >/dev/null 2>>"$log" || { echo "fixtures.sh: skopeo cannot read $t" >&2; tail -5 "$log" >&2; exit 1; }
 done
 [[ $(skopeo inspect --config "oci:$L:multi-arm64" | jq -r .architecture) == arm64 ]] ||

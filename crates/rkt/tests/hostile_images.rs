@@ -24,7 +24,13 @@ fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| {
         let reg = Registry::with_fixtures("plain");
-        for tag in ["hostile-dev", "hostile-swap", "probe"] {
+        for tag in [
+            "hostile-dev",
+            "hostile-swap",
+            "hostile-whiteout",
+            "hostile-hardlink",
+            "probe",
+        ] {
             reg.push(tag, &format!("{tag}:latest"));
         }
         reg
@@ -286,6 +292,56 @@ fn a_directory_swapped_for_a_symlink_between_layers_is_refused() {
         "/www/index.html",
     ]);
     assert_eq!(text(&o.stdout), "hello from rkt\n", "{}", text(&o.stderr));
+}
+
+/// Whiteouts below a symlink to the host (`link/.wh.hosts`, an opaque `link/.wh..wh..opq`)
+/// hide nothing and, above all, delete nothing on the host: the image is fetched and runs,
+/// and the host directory keeps every file.
+#[test]
+fn whiteouts_through_a_symlink_delete_nothing_on_the_host() {
+    if !common::require_root() {
+        return;
+    }
+    let host = HostDir::new();
+    let rkt = Rkt::new();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &registry().image("hostile-whiteout:latest"),
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "/bin/busybox readlink /link",
+    ]);
+    assert_eq!(text(&o.stdout), format!("{HOST}\n"), "{}", text(&o.stderr));
+    host.assert_untouched();
+}
+
+/// A hardlink whose target passes through a symlink to the host (`h => link/hosts`) is
+/// refused: the link would make the host's file part of the image.
+#[test]
+fn a_hardlink_through_a_symlink_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let host = HostDir::new();
+    let rkt = Rkt::new();
+    let image = registry().image("hostile-hardlink:latest");
+    let err = rkt.fails(&["fetch", &image]);
+    for want in [&image, "\"h\"", "symlink"] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+    host.assert_untouched();
+    assert!(rkt.image_dirs().is_empty(), "{:?}", rkt.image_dirs());
+    assert!(rkt.tmp_entries().is_empty(), "{:?}", rkt.tmp_entries());
+    // The host's file did not gain a link from the store.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(format!("{HOST}/hosts")).unwrap().nlink(),
+        1
+    );
+    rkt.ok(&["fetch", &registry().image("busybox:latest")]);
 }
 
 /// Device nodes in an image are kept (images may carry them) but confined: inside the pod
