@@ -787,3 +787,44 @@ async fn no_descriptor_of_the_plugin_leaks_into_the_app() {
     destroy(&mut p, busy_id).await;
     drop(other);
 }
+
+/// A job's `pids_limit` becomes the pod's pids limit; without one, rkt's default (2048).
+#[tokio::test(flavor = "multi_thread")]
+async fn pids_limit_reaches_the_pods_cgroup() {
+    if !root_or_skip() {
+        return;
+    }
+    let root = std::path::Path::new(layout::cgroup::ROOT);
+    if layout::cgroup::v1_pids_dir(root, "rkt").is_none()
+        && !root.join("cgroup.controllers").exists()
+    {
+        test_support::skip("this host has no pids cgroup controller");
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    for (limit, want) in [(Some(64), "64"), (None, "2048")] {
+        let alloc = Alloc::new("pids");
+        let mut fields = vec![
+            ("image", registry().image().into()),
+            ("command", "/bin/sleep".into()),
+            ("args", strs(&["30"])),
+        ];
+        if let Some(n) = limit {
+            fields.push(("pids_limit", rmpv::Value::from(n)));
+        }
+        let task = alloc.task_config(task_config(&fields));
+        let id = task.id.clone();
+        start(&mut p, task).await;
+        let uuid = rkt_ok(rkt_dir.path(), &["list", "--full", "--no-legend"]);
+        let uuid = uuid.split_whitespace().next().unwrap().to_string();
+        let rel = layout::cgroup::pod_rel(&uuid);
+        let max = match layout::cgroup::v1_pids_dir(root, &rel) {
+            Some(d) => d.join("pids.max"),
+            None => root.join(&rel).join("pids.max"),
+        };
+        let got = std::fs::read_to_string(&max).unwrap();
+        assert_eq!(got.trim(), want, "{}", max.display());
+        destroy(&mut p, id).await;
+    }
+}
