@@ -12,7 +12,8 @@
  * Built static by tests/harness/fixtures.sh (gcc -static) into the `probe` fixture image,
  * because busybox has no keyctl, ptrace, open_by_handle_at, capset or finit_module.
  * `escape_probe fds` instead prints the descriptors it was started with, one a line:
- * `fd N TARGET` (what /proc/self/fd/N links to), without forking.
+ * `fd N TARGET` (what /proc/self/fd/N links to), without forking; `escape_probe raw-list`
+ * the names `escape_probe raw NAME` knows.
  *
  * Exit status: 0 when the line was printed, 2 on bad usage.
  */
@@ -112,6 +113,53 @@ static int do_chroot_escape(int argc, char **argv) {
     if (chdir("..") < 0) return -1;
   if (chroot(".") < 0) return -1;
   return do_open(argc, argv);
+}
+
+/* System calls that reach the host's kernel state, called with zero arguments: refused by
+ * the filter (SIGSYS) or, when allowed, failing for want of a capability or of valid
+ * arguments; never doing anything with zeros. */
+static const struct {
+  const char *name;
+  long nr;
+} raw_calls[] = {
+    {"bpf", SYS_bpf},
+    {"perf_event_open", SYS_perf_event_open},
+    {"userfaultfd", SYS_userfaultfd},
+    {"kexec_load", SYS_kexec_load},
+    {"reboot", SYS_reboot},
+    {"swapon", SYS_swapon},
+    {"acct", SYS_acct},
+    {"quotactl", SYS_quotactl},
+    {"pivot_root", SYS_pivot_root},
+    {"umount2", SYS_umount2},
+    {"setns", SYS_setns},
+    {"fsopen", SYS_fsopen},
+    {"open_tree", SYS_open_tree},
+    {"move_mount", SYS_move_mount},
+    {"process_vm_readv", SYS_process_vm_readv},
+    {"kcmp", SYS_kcmp},
+    {"iopl", SYS_iopl},
+    {"ioperm", SYS_ioperm},
+    {"syslog", SYS_syslog},
+    {"settimeofday", SYS_settimeofday},
+    {"clock_settime", SYS_clock_settime},
+    {"lookup_dcookie", SYS_lookup_dcookie},
+    {"vhangup", SYS_vhangup},
+};
+
+static int do_raw(int argc, char **argv) {
+  /* raw NAME: one of raw_calls, with zero arguments. */
+  if (argc < 1) return errno = EINVAL, -1;
+  for (size_t i = 0; i < sizeof raw_calls / sizeof raw_calls[0]; i++)
+    if (!strcmp(argv[0], raw_calls[i].name))
+      return syscall(raw_calls[i].nr, 0, 0, 0, 0, 0, 0) < 0 ? -1 : 0;
+  return errno = EINVAL, -1;
+}
+
+static int list_raw(void) {
+  for (size_t i = 0; i < sizeof raw_calls / sizeof raw_calls[0]; i++)
+    printf("%s\n", raw_calls[i].name);
+  return 0;
 }
 
 static void *thread_main(void *arg) { return arg; }
@@ -251,6 +299,7 @@ static const struct {
     {"unshare", do_unshare},     {"clone", do_clone},
     {"clone3", do_clone3},       {"thread", do_thread},
     {"chroot-escape", do_chroot_escape},
+    {"raw", do_raw},
     {"keyctl", do_keyctl},
     {"add_key", do_add_key},     {"finit_module", do_finit_module},
     {"init_module", do_init_module}, {"ptrace", do_ptrace},
@@ -283,6 +332,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (!strcmp(argv[1], "fds")) return list_fds();
+  if (!strcmp(argv[1], "raw-list")) return list_raw();
   attempt_fn fn = NULL;
   for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++)
     if (!strcmp(argv[1], probes[i].name)) fn = probes[i].fn;

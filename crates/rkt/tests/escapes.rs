@@ -499,3 +499,35 @@ fn an_app_cannot_climb_into_the_pod_or_another_app() {
 /// What the climb finds: neither of the pod's paths, only its own file.
 const CLIMBED_NOWHERE: &str =
     "chroot-escape errno=ENOENT\nchroot-escape errno=ENOENT\nchroot-escape ok mine\n";
+
+/// The system calls that reach the host kernel's own state (bpf, perf_event_open,
+/// userfaultfd, kexec_load, reboot, swapon, acct, quotactl, pivot_root, umount2, setns, the
+/// new mount API, process_vm_readv, kcmp, iopl, ioperm, syslog, the clocks, ...): every one
+/// is off the default allow-list, and the caller is killed.
+#[test]
+fn kernel_interfaces_are_off_the_allow_list() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &probe_image(),
+        "--user=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "for c in $(/bin/escape_probe raw-list); do echo \"$c $(/bin/escape_probe raw $c)\"; done",
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 20, "{stdout}");
+    let wrong: Vec<&&str> = lines
+        .iter()
+        .filter(|l| !l.ends_with(" raw signal=31"))
+        .collect();
+    assert!(wrong.is_empty(), "not killed by the filter: {wrong:?}");
+}
