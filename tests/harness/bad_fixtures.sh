@@ -19,6 +19,9 @@
 #                        same length: the registry serves them under the old digest
 #   bad/digest-mismatch  the same, but the replacement is another valid gzip'd tar of the
 #                        same length, so only the digest check can catch it
+#   bad/config-mismatch  the config blob's bytes in storage replaced by another valid config
+#                        of the same length (its label's last letter changed): only the
+#                        config's digest check can catch it
 #   bad/truncated-gzip   the layer is a gzip stream cut in half, uploaded as such: its digest
 #                        and size in the manifest are right, decompressing it fails
 #   bad/truncated-zstd   the same with zstd (mediaType ...tar+zstd)
@@ -166,6 +169,16 @@ data=$(blob_path "sha256:$(sha "$b.gz0")")
   fail "bad/digest-mismatch: the replacement's length differs"
 cp "$work/other.tar.gz0" "$data"
 
+good bad/config-mismatch
+b=$work/bad_config-mismatch.tar
+cfg=$(config bad/config-mismatch "$b")
+image bad/config-mismatch "$cfg" "$GZ" "$b.gz"
+data=$(blob_path "sha256:$(sha "$cfg")")
+sed 's/"bad\/config-mismatch"/"bad\/config-mismatcX"/' "$cfg" >"$work/config-swapped"
+[[ $(stat -c %s "$work/config-swapped") == "$(stat -c %s "$data")" ]] && ! cmp -s "$cfg" "$work/config-swapped" ||
+  fail "bad/config-mismatch: the swapped config is not a same-length change"
+cp "$work/config-swapped" "$data"
+
 for z in gzip zstd; do
   good "bad/truncated-$z" 200000
   b=$work/bad_truncated-$z.tar
@@ -255,7 +268,7 @@ layer() {
   echo "$d"
 }
 
-for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config bad/bomb; do
+for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config bad/bomb bad/config-mismatch; do
   check "$r" 200 "$OCI"
 done
 check edge/manifest-4mib 200 "$OCI"

@@ -118,6 +118,11 @@ fn layer_swapped_for_another_valid_gzip() {
 }
 
 #[test]
+fn config_swapped_for_another_valid_one() {
+    refused("bad/config-mismatch", &["does not match its digest"]);
+}
+
+#[test]
 fn schema1_refused() {
     refused("bad/schema1", &["schema1"]);
 }
