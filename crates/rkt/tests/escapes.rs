@@ -350,32 +350,18 @@ fn setuid_binaries_gain_nothing() {
     );
 }
 
-/// No descriptor of rkt or of the supervisor reaches the app: not even one the caller of
-/// `rkt run` left open without close-on-exec (a directory of the host, here), which would
-/// let the app `openat` its way out.
-#[test]
-fn no_descriptor_leaks_into_the_app() {
-    if !common::require_root() {
-        return;
-    }
-    let rkt = Rkt::new();
-    let host_dir = std::fs::File::open("/run").unwrap();
-    let mut cmd = rkt.cmd();
-    cmd.args([
-        "run",
-        "--net=none",
-        &probe_image(),
-        "--user=0",
-        "--exec",
-        "/bin/sh",
-        "--",
-        "-c",
-        // What the app was started with (the shell adds none for a simple command), then a
-        // walk up from the descriptor the caller left open.
-        "/bin/escape_probe fds; /bin/escape_probe openat-fd 7 ..",
-    ]);
+/// What the app was started with (the shell adds none for a simple command), then a walk up
+/// from the descriptor the caller left open.
+const LIST_FDS: &str = "/bin/escape_probe fds; /bin/escape_probe openat-fd 7 ..";
+
+/// `rkt ARGS` with a directory of the host open on descriptor 7, without close-on-exec, as
+/// a careless caller would leave it.
+fn run_with_host_dir_on_fd_7(rkt: &Rkt, args: &[&str]) -> std::process::Output {
     use std::os::fd::AsRawFd;
+    let host_dir = std::fs::File::open("/run").unwrap();
     let raw = host_dir.as_raw_fd();
+    let mut cmd = rkt.cmd();
+    cmd.args(args);
     // SAFETY: dup2 in the child between fork and exec, on a descriptor we own.
     unsafe {
         cmd.pre_exec(move || {
@@ -385,9 +371,13 @@ fn no_descriptor_leaks_into_the_app() {
             Ok(())
         });
     }
-    let o = cmd.output().unwrap();
-    let (stdout, stderr) = out(&o);
-    assert!(o.status.success(), "{stdout}\n{stderr}");
+    cmd.output().unwrap()
+}
+
+/// The descriptors are exactly stdin (/dev/null), stdout and stderr, and 7 is closed.
+fn assert_only_stdio(how: &str, o: &std::process::Output) {
+    let (stdout, stderr) = out(o);
+    assert!(o.status.success(), "{how}: {stdout}\n{stderr}");
     let fds: Vec<&str> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("fd "))
@@ -396,13 +386,66 @@ fn no_descriptor_leaks_into_the_app() {
     assert_eq!(
         numbers,
         ["0", "1", "2"],
-        "the app has descriptors it was not given: {fds:?}"
+        "{how}: descriptors it was not given: {fds:?}"
     );
-    assert!(fds[0].ends_with("/dev/null"), "stdin is /dev/null: {fds:?}");
+    assert!(fds[0].ends_with("/dev/null"), "{how}: stdin: {fds:?}");
     assert!(
         stdout.contains("openat-fd errno=EBADF"),
-        "the caller's descriptor 7 is closed: {stdout}"
+        "{how}: the caller's descriptor 7 is open: {stdout}"
     );
+}
+
+/// No descriptor of rkt or of the supervisor reaches the app, or a command `rkt enter`
+/// starts: not even one the caller left open without close-on-exec (a directory of the
+/// host, here), which would let the app `openat` its way out.
+#[test]
+fn no_descriptor_leaks_into_the_app() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = probe_image();
+    let o = run_with_host_dir_on_fd_7(
+        &rkt,
+        &[
+            "run",
+            "--net=none",
+            &image,
+            "--user=0",
+            "--exec",
+            "/bin/sh",
+            "--",
+            "-c",
+            LIST_FDS,
+        ],
+    );
+    assert_only_stdio("rkt run", &o);
+
+    let uuid_file = rkt.config.path().join("uuid");
+    let save = format!("--uuid-file-save={}", uuid_file.display());
+    let mut pod = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            &save,
+            &image,
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    let uuid = common::eventually(std::time::Duration::from_secs(30), "the pod's UUID", || {
+        std::fs::read_to_string(&uuid_file).ok()
+    });
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    let o = run_with_host_dir_on_fd_7(&rkt, &["enter", &uuid, "/bin/sh", "-c", LIST_FDS]);
+    // rkt enter passes its own stdin on (here /dev/null, from Command::output).
+    assert_only_stdio("rkt enter", &o);
+    rkt.ok(&["stop", "--force", &uuid]);
+    pod.wait().unwrap();
 }
 
 /// In a pod of several apps, an app (root, with CAP_SYS_CHROOT, an appc default) climbs out
