@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-  # building
-  gcc pkg-config
+  # building (libc6-dev: the escape tests' probe is linked static, tests/harness/escape_probe.c)
+  gcc libc6-dev pkg-config
   # the test harness: a real registry, fixture images built by umoci and pushed by skopeo
   docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl python3 attr tar zstd gzip
   # pod networks: the real CNI plugins, iptables for masquerading and forwarded ports, and

@@ -19,10 +19,16 @@
 #                        same length: the registry serves them under the old digest
 #   bad/digest-mismatch  the same, but the replacement is another valid gzip'd tar of the
 #                        same length, so only the digest check can catch it
+#   bad/config-mismatch  the config blob's bytes in storage replaced by another valid config
+#                        of the same length (its label's last letter changed): only the
+#                        config's digest check can catch it
 #   bad/truncated-gzip   the layer is a gzip stream cut in half, uploaded as such: its digest
 #                        and size in the manifest are right, decompressing it fails
 #   bad/truncated-zstd   the same with zstd (mediaType ...tar+zstd)
 #   bad/unknown-media    a layer of mediaType application/vnd.example.unknown.layer
+#   bad/bomb             a decompression bomb: a 0.5 MiB gzip layer holding one file of
+#                        512 MiB of zeros (a ratio of 1000; its diff_id right), streamed
+#                        through gzip, never on disk whole
 #   bad/big-config       a config blob over 4 MiB (5 MiB)
 #   bad/big-manifest     a 5 MiB manifest. Distribution 2.8 refuses to take one (PUT: 400
 #                        MANIFEST_INVALID "http: request body too large"), so it is written
@@ -69,7 +75,10 @@ config() {
   local name=$1 f diff_ids='[]' t
   shift
   f=$work/$(slug "$name").config.json
-  for t in "$@"; do diff_ids=$(jq -c --arg d "sha256:$(sha "$t")" '. + [$d]' <<<"$diff_ids"); done
+  for t in "$@"; do
+    [[ $t == sha256:* ]] || t=sha256:$(sha "$t") # a layer's diff_id, or the tar to digest
+    diff_ids=$(jq -c --arg d "$t" '. + [$d]' <<<"$diff_ids")
+  done
   jq -cjn --arg n "$name" --argjson d "$diff_ids" '{architecture: "amd64", os: "linux",
     config: {Cmd: ["/bin/true"], Labels: {"org.example.fixture": $n}},
     rootfs: {type: "layers", diff_ids: $d}}' >"$f"
@@ -160,6 +169,16 @@ data=$(blob_path "sha256:$(sha "$b.gz0")")
   fail "bad/digest-mismatch: the replacement's length differs"
 cp "$work/other.tar.gz0" "$data"
 
+good bad/config-mismatch
+b=$work/bad_config-mismatch.tar
+cfg=$(config bad/config-mismatch "$b")
+image bad/config-mismatch "$cfg" "$GZ" "$b.gz"
+data=$(blob_path "sha256:$(sha "$cfg")")
+sed 's/"bad\/config-mismatch"/"bad\/config-mismatcX"/' "$cfg" >"$work/config-swapped"
+[[ $(stat -c %s "$work/config-swapped") == "$(stat -c %s "$data")" ]] && ! cmp -s "$cfg" "$work/config-swapped" ||
+  fail "bad/config-mismatch: the swapped config is not a same-length change"
+cp "$work/config-swapped" "$data"
+
 for z in gzip zstd; do
   good "bad/truncated-$z" 200000
   b=$work/bad_truncated-$z.tar
@@ -167,6 +186,14 @@ for z in gzip zstd; do
   head -c $(($(stat -c %s "$full") / 2)) "$full" >"$work/truncated"
   image "bad/truncated-$z" "$(config "bad/truncated-$z" "$b")" "$media" "$work/truncated"
 done
+
+# --- a decompression bomb --------------------------------------------------------------
+b=$work/bad_bomb.tar.gz
+python3 "$here/evil_tar.py" bomb - bad/bomb $((512 << 20)) |
+  tee >(sha256sum | cut -d' ' -f1 >"$work/bomb.diffid") | gzip -n -9 >"$b"
+for _ in $(seq 100); do [[ -s $work/bomb.diffid ]] && break; sleep 0.1; done # the digest
+[[ -s $work/bomb.diffid ]] || fail "bad/bomb: no digest of the uncompressed layer"
+image bad/bomb "$(config bad/bomb "sha256:$(cat "$work/bomb.diffid")")" "$GZ" "$b"
 
 # --- odd manifests and configs ---------------------------------------------------------
 good bad/unknown-media
@@ -241,7 +268,7 @@ layer() {
   echo "$d"
 }
 
-for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config; do
+for r in bad/dotdot bad/abs bad/symlink-write bad/hardlink-out bad/unknown-media bad/big-config bad/bomb bad/config-mismatch; do
   check "$r" 200 "$OCI"
 done
 check edge/manifest-4mib 200 "$OCI"

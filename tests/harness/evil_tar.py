@@ -10,6 +10,8 @@ KIND:
   hardlink-out   ok, h => ../../etc/passwd, h2 => /etc/passwd   (hardlinks out of the root)
   good           etc/, etc/label (LABEL), etc/random (PAYLOAD_BYTES random bytes; 0 if not
                  given): a harmless layer, unique per LABEL, that other fixtures damage
+  bomb           ok, zeros (PAYLOAD_BYTES zero bytes): a decompression bomb once gzip'd.
+                 OUT may be "-" (stdout, streamed: nothing that size is written to disk)
 
 Python's tarfile writes names and link names exactly as given to addfile() (only add() and
 gettarinfo() strip a leading '/'), which is what a hostile image would contain. Every entry
@@ -43,6 +45,28 @@ def add_link(tar, name, target, kind):
     tar.addfile(i)
 
 
+class Zeros:
+    """A file of `size` zero bytes that is never in memory whole."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
+
+
+def bomb(out, label, size):
+    stream = sys.stdout.buffer if out == "-" else open(out, "wb")
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        add_file(tar, "ok", label)
+        i = info("zeros")
+        i.size = size
+        tar.addfile(i, Zeros(size))
+    stream.flush()
+
+
 def raw_names(path):
     """(name, linkname) of every ustar/GNU header, straight from the 512-byte blocks."""
     out = []
@@ -68,6 +92,8 @@ def main():
     label = (sys.argv[3] if len(sys.argv) > 3 else kind).encode() + b"\n"
     payload = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     expect = []
+    if kind == "bomb":
+        return bomb(out, label, payload)
     with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as tar:
         if kind == "good":
             tar.addfile(info("etc/", tarfile.DIRTYPE, 0o755))

@@ -20,6 +20,20 @@
 #                /etc/hostname and /etc/resolv.conf -> files in /run/rkt-hostile-host
 #   hostile-etc  busybox whose /etc, /proc and /dev are absolute symlinks into
 #                /run/rkt-hostile-host and whose /sys is a relative one; VOLUME /data
+#   probe        busybox plus /bin/escape_probe (tests/harness/escape_probe.c, built here
+#                with gcc -static) for the escape tests, and two setuid copies of it:
+#                /bin/probe-suid-root (0:0, 4755) and /bin/probe-suid-app (1000:1000, 4755,
+#                a user the image's /etc/passwd maps); Cmd /bin/true, User 0:0
+#   hostile-dev  busybox with device nodes a layer may carry: /disk (block 8:0, the host's
+#                first SCSI disk), /kmem (char 1:2), /mem (char 1:1), /kmsg (char 1:11, the
+#                host's kernel log), /null (char 1:3, harmless: it opens unless nodev), all 0666
+#   hostile-whiteout  busybox with /link -> /run/rkt-hostile-host; then a layer (tarfile, raw
+#                add-layer) of whiteouts through it: link/.wh.hosts, link/.wh..wh..opq
+#   hostile-hardlink  the same /link; then a layer with the hardlink h => link/hosts
+#   hostile-swap three layers: /lib/d/ a directory with a file; then /lib/d replaced by a
+#                symlink to /run/rkt-hostile-host; then a layer (written here by tarfile,
+#                added with `umoci raw add-layer`) with the entry lib/d/pwned, which would
+#                land in the host directory if the symlink were followed
 #
 # Cached: does nothing when OUTDIR/.done is newer than this script. Builds into a scratch
 # layout and renames it into place, so an interrupted build leaves no half layout behind;
@@ -38,10 +52,11 @@ set -euo pipefail
 out=${1:?usage: fixtures.sh OUTDIR}
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 
-fresh() { [[ -f $out/.done && $out/.done -nt $self && -f $out/layout/index.json ]]; }
+probe_src=$(dirname "$self")/escape_probe.c
+fresh() { [[ -f $out/.done && $out/.done -nt $self && $out/.done -nt $probe_src && -f $out/layout/index.json ]]; }
 fresh && exit 0
 
-for tool in umoci skopeo jq python3 setfattr mknod sha256sum flock; do
+for tool in umoci skopeo jq python3 setfattr mknod sha256sum flock gcc; do
   command -v "$tool" >/dev/null || { echo "fixtures.sh: $tool not found (see tests/harness/packages.txt)" >&2; exit 1; }
 done
 [[ -x /bin/busybox ]] || { echo "fixtures.sh: /bin/busybox not found (busybox-static)" >&2; exit 1; }
@@ -179,6 +194,84 @@ repack hostile-etc
 run umoci config --image "$L:hostile-etc" --config.cmd /bin/true --config.volume /data \
   --os linux --architecture amd64
 
+# --- probe -----------------------------------------------------------------------------
+new_image probe
+r=$work/probe/rootfs
+busybox_layer "$r"
+gcc -static -O2 -o "$r/bin/escape_probe" "$probe_src" 2>>"$log" ||
+  { echo "fixtures.sh: cannot build escape_probe.c (gcc, libc6-dev)" >&2; tail -5 "$log" >&2; exit 1; }
+cp "$r/bin/escape_probe" "$r/bin/probe-suid-root"
+chmod 4755 "$r/bin/probe-suid-root"
+cp "$r/bin/escape_probe" "$r/bin/probe-suid-app"
+chown 1000:1000 "$r/bin/probe-suid-app"
+chmod 4755 "$r/bin/probe-suid-app"
+repack probe
+run umoci config --image "$L:probe" --config.cmd /bin/true --config.user 0:0 \
+  --os linux --architecture amd64
+
+# --- hostile-dev -----------------------------------------------------------------------
+new_image hostile-dev
+r=$work/hostile-dev/rootfs
+busybox_layer "$r"
+mknod -m 0666 "$r/disk" b 8 0
+mknod -m 0666 "$r/kmem" c 1 2
+mknod -m 0666 "$r/mem" c 1 1
+mknod -m 0666 "$r/kmsg" c 1 11
+mknod -m 0666 "$r/null" c 1 3
+repack hostile-dev
+run umoci config --image "$L:hostile-dev" --config.cmd /bin/true --os linux --architecture amd64
+
+# --- hostile-swap ----------------------------------------------------------------------
+new_image hostile-swap
+r=$work/hostile-swap/rootfs
+busybox_layer "$r"
+mkdir -p "$r/lib/d"
+echo lower >"$r/lib/d/file"
+repack hostile-swap
+rm -rf "$r/lib/d"
+ln -s "$H" "$r/lib/d"
+repack hostile-swap
+python3 - "$work/swap.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    i = tarfile.TarInfo("lib/d/pwned")
+    data = b"written through a symlink of a lower layer\n"
+    i.mode, i.size, i.mtime = 0o644, len(data), 981158400
+    t.addfile(i, io.BytesIO(data))
+PY
+run umoci raw add-layer --image "$L:hostile-swap" "$work/swap.tar"
+run umoci config --image "$L:hostile-swap" --config.cmd /bin/true --os linux --architecture amd64
+
+# --- hostile-whiteout, hostile-hardlink --------------------------------------------------
+# raw_layer OUT KIND: a layer tarfile writes with entries umoci would never produce
+raw_layer() {
+  python3 - "$1" "$2" <<'PY'
+import sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    def add(name, type_=tarfile.REGTYPE, link=""):
+        i = tarfile.TarInfo(name)
+        i.type, i.linkname, i.mtime = type_, link, 981158400
+        i.mode = 0 if name.rsplit("/", 1)[-1].startswith(".wh.") else 0o644
+        t.addfile(i)
+    if kind == "whiteout":
+        add("link/.wh.hosts")
+        add("link/.wh..wh..opq")
+    else:
+        add("h", tarfile.LNKTYPE, "link/hosts")
+PY
+}
+for kind in whiteout hardlink; do
+  new_image "hostile-$kind"
+  r=$work/hostile-$kind/rootfs
+  busybox_layer "$r"
+  ln -s "$H" "$r/link"
+  repack "hostile-$kind"
+  raw_layer "$work/$kind.tar" "$kind"
+  run umoci raw add-layer --image "$L:hostile-$kind" "$work/$kind.tar"
+  run umoci config --image "$L:hostile-$kind" --config.cmd /bin/true --os linux --architecture amd64
+done
+
 # --- multi-platform --------------------------------------------------------------------
 for arch in amd64 arm64; do
   new_image "multi-$arch"
@@ -210,7 +303,7 @@ skopeo inspect --raw "oci:$L:multi" |
   jq -e '.mediaType == "application/vnd.oci.image.index.v1+json" and
     ([.manifests[].platform.architecture] == ["amd64", "arm64"])' >/dev/null ||
   { echo "fixtures.sh: oci:$L:multi is not the expected index" >&2; exit 1; }
-for t in busybox special hostile hostile-etc multi-amd64 multi-arm64; do
+for t in busybox special hostile hostile-etc probe hostile-dev hostile-swap hostile-whiteout hostile-hardlink multi-amd64 multi-arm64; do
   skopeo inspect "oci:$L:$t" >/dev/null 2>>"$log" || { echo "fixtures.sh: skopeo cannot read $t" >&2; tail -5 "$log" >&2; exit 1; }
 done
 [[ $(skopeo inspect --config "oci:$L:multi-arm64" | jq -r .architecture) == arm64 ]] ||

@@ -94,6 +94,12 @@ impl Store {
                 )
             })?;
         }
+        // Rendered images hold whatever their layers carried: device nodes of mode 0666,
+        // setuid-root binaries. Only root may reach them on the host (as rkt's own setup
+        // made /var/lib/rkt 2750), or any local user could open the one or run the other.
+        for sub in ["images", "tmp"] {
+            owner_only(&cas.join(sub))?;
+        }
         Ok(Store { cas })
     }
 
@@ -379,4 +385,18 @@ pub fn tree_size(path: &Path) -> u64 {
             .sum()
     }
     walk(path)
+}
+
+/// Makes `dir` reachable by its owner alone (mode 0700), unless it already is.
+pub fn owner_only(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("closing {} to other users", dir.display()))?;
+    }
+    Ok(())
 }

@@ -51,9 +51,10 @@ pub fn app_rel(pod_rel: &str, app: &str) -> String {
     format!("{pod_rel}/{app}")
 }
 
-/// The directories a cgroup `rel` has for limits and accounting: on v1 memory, cpu and
+/// The directories a cgroup `rel` has for limits and accounting: on v1 memory, cpu,
 /// cpuacct when that is a hierarchy of its own (co-mounted with cpu, the cpu directory
-/// already is it); on v2 the one unified directory. Paths only: nothing is created.
+/// already is it) and pids when mounted (see [`v1_pids_dir`]); on v2 the one unified
+/// directory. Paths only: nothing is created.
 pub fn dirs(root: &Path, rel: &str) -> Vec<PathBuf> {
     match Hierarchy::detect(root) {
         Hierarchy::V1 => {
@@ -63,10 +64,19 @@ pub fn dirs(root: &Path, rel: &str) -> Vec<PathBuf> {
             {
                 dirs.push(root.join("cpuacct").join(rel));
             }
+            dirs.extend(v1_pids_dir(root, rel));
             dirs
         }
         Hierarchy::V2 => vec![root.join(rel)],
     }
+}
+
+/// Where a v1 (or hybrid) host counts a cgroup's processes: the pids hierarchy, when it is
+/// mounted. Always last in [`dirs`].
+pub fn v1_pids_dir(root: &Path, rel: &str) -> Option<PathBuf> {
+    root.join("pids/tasks")
+        .exists()
+        .then(|| root.join("pids").join(rel))
 }
 
 /// Where CPU usage is accounted for a v1 cgroup `rel`: cpuacct's own directory, or the

@@ -74,6 +74,9 @@ pub struct AppPlan {
     pub cpu_quota_us: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// The most processes (and threads) the app may have; the pod's cgroup gets the sum of
+    /// its apps' (no limit if any app has none). None: no limit.
+    pub pids_limit: Option<u64>,
     /// Capabilities the app keeps (bounding, effective, permitted, inheritable); None keeps
     /// them all (`--insecure-options=capabilities`).
     pub caps: Option<Vec<u32>>,
@@ -103,6 +106,7 @@ impl Default for AppPlan {
             cpu_quota_us: None,
             cpu_shares: None,
             oom_score_adj: None,
+            pids_limit: None,
             caps: None,
             no_new_privs: false,
             seccomp: None,
@@ -184,6 +188,14 @@ fn join<T: ToString>(v: &[T]) -> String {
 }
 
 impl Plan {
+    /// The pod's pids limit: the sum of its apps' limits, or None (no limit) when any app
+    /// has none.
+    pub fn pids_limit(&self) -> Option<u64> {
+        self.apps
+            .iter()
+            .try_fold(0u64, |sum, a| a.pids_limit.map(|n| sum.saturating_add(n)))
+    }
+
     /// The plan's records: the pod's, then each app's.
     pub fn encode(&self) -> Result<Vec<u8>, PlanError> {
         let mut w = Writer(Vec::new());
@@ -299,6 +311,7 @@ fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
     w.opt("cpu_quota_us", app.cpu_quota_us)?;
     w.opt("cpu_shares", app.cpu_shares)?;
     w.opt("oom_score_adj", app.oom_score_adj)?;
+    w.opt("pids", app.pids_limit)?;
     if let Some(caps) = &app.caps {
         w.rec("caps", &join(caps))?;
     }
@@ -373,6 +386,7 @@ fn parse_app_record(p: &mut AppPlan, k: &str, v: &str) -> Result<(), PlanError> 
         "cpu_quota_us" => p.cpu_quota_us = Some(num(k, v)?),
         "cpu_shares" => p.cpu_shares = Some(num(k, v)?),
         "oom_score_adj" => p.oom_score_adj = Some(num(k, v)?),
+        "pids" => p.pids_limit = Some(num(k, v)?),
         _ => return Err(bad(format!("unknown key {k:?}"))),
     }
     Ok(())
@@ -382,6 +396,25 @@ fn parse_app_record(p: &mut AppPlan, k: &str, v: &str) -> Result<(), PlanError> 
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_pods_pids_limit_is_the_sum_of_its_apps() {
+        let app = |n| AppPlan {
+            pids_limit: n,
+            ..Default::default()
+        };
+        let mut p = Plan {
+            apps: vec![app(Some(10)), app(Some(20))],
+            ..Default::default()
+        };
+        assert_eq!(p.pids_limit(), Some(30));
+        p.apps.push(app(None));
+        assert_eq!(
+            p.pids_limit(),
+            None,
+            "one app without a limit lifts the pod's"
+        );
+    }
 
     #[test]
     fn parses_lists_in_order() {
@@ -479,12 +512,13 @@ mod tests {
             no_new_privs: bool,
             seccomp in prop::option::of(seccomp()),
             mask_paths: bool,
+            pids_limit in prop::option::of(any::<u64>()),
         ) -> AppPlan {
             AppPlan {
                 name, image, image_rootfs, overlay, exec, env, workdir,
                 uid: ids.0, gid: ids.1, supplementary_gids: ids.2, readonly_rootfs, mounts,
                 memory_limit: limits.0, cpu_quota_us: limits.1, cpu_shares: limits.2,
-                oom_score_adj: limits.3, caps, no_new_privs, seccomp, mask_paths,
+                oom_score_adj: limits.3, pids_limit, caps, no_new_privs, seccomp, mask_paths,
             }
         }
     }

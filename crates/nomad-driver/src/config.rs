@@ -94,6 +94,8 @@ pub enum FieldType {
     Bool,
     /// `list(map(string))`, which takes both the block and the list-of-maps forms.
     PortMap,
+    /// A whole number (`number` in the schema; 0 when absent).
+    Int,
 }
 
 impl FieldType {
@@ -104,6 +106,7 @@ impl FieldType {
             FieldType::Strings => "list(string)",
             FieldType::Bool => "bool",
             FieldType::PortMap => "list(map(string))",
+            FieldType::Int => "number",
         }
     }
 }
@@ -114,6 +117,7 @@ enum FieldValue {
     Strings(Vec<String>),
     Bool(bool),
     Map(std::collections::BTreeMap<String, String>),
+    Int(i64),
 }
 
 /// One field of the job's `config {}`: its name, type, whether it is required, and where its
@@ -159,6 +163,9 @@ pub const TASK_FIELDS: &[Field] = &[
     field!(no_overlay, Bool, Bool),
     field!(debug, Bool, Bool),
     field!(group, String, String),
+    // Not in the original driver (rkt had no pids isolator): Docker's and podman's drivers'
+    // `pids_limit`, passed as rkt's --pids-limit.
+    field!(pids_limit, Int, Int),
 ];
 
 /// The job's `config {}`, decoded field by field as [`TASK_FIELDS`] says.
@@ -179,6 +186,7 @@ pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
             FieldType::Strings => FieldValue::Strings(cty::strings(f.name, raw)?),
             FieldType::Bool => FieldValue::Bool(cty::boolean(f.name, raw)?.unwrap_or_default()),
             FieldType::PortMap => FieldValue::Map(cty::merged_maps(f.name, raw)?),
+            FieldType::Int => FieldValue::Int(cty::integer(f.name, raw)?.unwrap_or_default()),
         };
         (f.set)(&mut options, value);
     }

@@ -106,6 +106,7 @@ mod tests {
                 "insecure_options",
                 "net",
                 "no_overlay",
+                "pids_limit",
                 "port_map",
                 "trust_prefix",
                 "volumes"

@@ -779,3 +779,93 @@ where
     }
     out
 }
+
+/// No descriptor of the plugin (its gRPC socket, its listener, its log FIFOs of other tasks,
+/// its store locks) reaches a task's app: the app has its stdin (/dev/null) and the two log
+/// FIFOs Nomad gave the task, and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_descriptor_of_the_plugin_leaks_into_the_app() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    // A second task running meanwhile, so that the plugin holds its FIFOs too.
+    let other = Alloc::new("other");
+    let busy = other.task_config(command_config(
+        &registry().image(),
+        "/bin/sleep",
+        &["30"],
+        None,
+    ));
+    let busy_id = busy.id.clone();
+    start(&mut p, busy).await;
+    // The escape tests' probe (tests/harness/escape_probe.c) lists the descriptors it was
+    // started with, but the one it lists them through.
+    static PROBE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let probe = PROBE.get_or_init(|| {
+        registry().harness().push("probe", "demo/probe:latest");
+        registry().harness().image("demo/probe:latest")
+    });
+    let mut alloc = Alloc::new("fds");
+    let task = alloc.task_config(command_config(probe, "/bin/escape_probe", &["fds"], None));
+    let id = task.id.clone();
+    start(&mut p, task).await;
+    let w = wait(&mut p, &id).await;
+    assert_eq!(w.result.unwrap().exit_code, 0, "{}", alloc.stderr());
+    let out = alloc.stdout();
+    let fds: Vec<(&str, &str)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("fd ")?.split_once(' '))
+        .collect();
+    let numbers: Vec<&str> = fds.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, ["0", "1", "2"], "descriptors in the app: {out}");
+    assert_eq!(fds[0].1, "/dev/null", "{out}");
+    // Its own log FIFOs, never the other task's, a socket or a pipe of the plugin.
+    assert!(fds[1].1.ends_with("/alloc/logs/.fds.stdout.fifo"), "{out}");
+    assert!(fds[2].1.ends_with("/alloc/logs/.fds.stderr.fifo"), "{out}");
+    destroy(&mut p, id).await;
+    destroy(&mut p, busy_id).await;
+    drop(other);
+}
+
+/// A job's `pids_limit` becomes the pod's pids limit; without one, rkt's default (2048).
+#[tokio::test(flavor = "multi_thread")]
+async fn pids_limit_reaches_the_pods_cgroup() {
+    if !root_or_skip() {
+        return;
+    }
+    let root = std::path::Path::new(layout::cgroup::ROOT);
+    if layout::cgroup::v1_pids_dir(root, "rkt").is_none()
+        && !root.join("cgroup.controllers").exists()
+    {
+        test_support::skip("this host has no pids cgroup controller");
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    for (limit, want) in [(Some(64), "64"), (None, "2048")] {
+        let alloc = Alloc::new("pids");
+        let mut fields = vec![
+            ("image", registry().image().into()),
+            ("command", "/bin/sleep".into()),
+            ("args", strs(&["30"])),
+        ];
+        if let Some(n) = limit {
+            fields.push(("pids_limit", rmpv::Value::from(n)));
+        }
+        let task = alloc.task_config(task_config(&fields));
+        let id = task.id.clone();
+        start(&mut p, task).await;
+        let uuid = rkt_ok(rkt_dir.path(), &["list", "--full", "--no-legend"]);
+        let uuid = uuid.split_whitespace().next().unwrap().to_string();
+        let rel = layout::cgroup::pod_rel(&uuid);
+        let max = match layout::cgroup::v1_pids_dir(root, &rel) {
+            Some(d) => d.join("pids.max"),
+            None => root.join(&rel).join("pids.max"),
+        };
+        let got = std::fs::read_to_string(&max).unwrap();
+        assert_eq!(got.trim(), want, "{}", max.display());
+        destroy(&mut p, id).await;
+    }
+}

@@ -113,6 +113,16 @@ impl Pods {
                 )
             })?;
         }
+        // The pods' roots (their overlays' upper layers, what --no-overlay copied) hold what
+        // the apps wrote, as root, setuid binaries included: only root may reach them.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&root)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+                    .with_context(|| format!("closing {} to other users", root.display()))?;
+            }
+        }
         Ok(Pods { root })
     }
 

@@ -118,6 +118,11 @@ fn layer_swapped_for_another_valid_gzip() {
 }
 
 #[test]
+fn config_swapped_for_another_valid_one() {
+    refused("bad/config-mismatch", &["does not match its digest"]);
+}
+
+#[test]
 fn schema1_refused() {
     refused("bad/schema1", &["schema1"]);
 }
@@ -154,6 +159,44 @@ fn manifest_over_4_mib() {
     server.kill().ok();
     server.wait().ok();
     assert!(!err.contains("limit"), "{err}");
+}
+
+/// A decompression bomb (512 MiB of zeros in a 0.5 MiB layer) into a store on a 64 MiB file
+/// system: refused when the disk is full, naming the image, with the space given back and
+/// the store working as before.
+#[test]
+fn decompression_bomb_fills_nothing_for_good() {
+    if !common::require_root() {
+        return;
+    }
+    let reg = bad();
+    let fs = common::SmallFs::new("64m");
+    let rkt = fs.rkt();
+    let free = fs.free();
+    let image = reg.image("bad/bomb:latest");
+    let err = rkt.fails(&["fetch", &image]);
+    assert!(
+        err.contains(&image) && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert!(rkt.image_dirs().is_empty(), "a half image is visible");
+    assert!(rkt.tmp_entries().is_empty(), "{:?}", rkt.tmp_entries());
+    assert!(
+        fs.free() + (2 << 20) >= free,
+        "the bomb's bytes stayed: {} free, {free} before",
+        fs.free()
+    );
+    rkt.ok(&["fetch", &reg.image("busybox:latest")]);
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &reg.image("busybox:latest"),
+        "--exec",
+        "/bin/cat",
+        "--",
+        "/www/index.html",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rkt\n");
 }
 
 #[test]

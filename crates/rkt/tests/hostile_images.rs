@@ -2,6 +2,10 @@
 //! pod (volume targets, `--mount` targets, /etc files, /proc, /sys, /dev) must land inside the
 //! pod's root or be refused, and the host must be left exactly as it was.
 //!
+//! Also images whose layers carry what a store must not let out: device nodes, and a
+//! directory that a later layer turns into a symlink to the host before a third writes
+//! through it.
+//!
 //! The fixtures (`tests/harness/fixtures.sh`, images `hostile` and `hostile-etc`) point at
 //! the fixed host directory [`HOST`]; each test fills it with known contents first and
 //! compares it, entry by entry, afterwards.
@@ -18,7 +22,19 @@ const HOST: &str = "/run/rkt-hostile-host";
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
-    REG.get_or_init(|| Registry::with_fixtures("plain"))
+    REG.get_or_init(|| {
+        let reg = Registry::with_fixtures("plain");
+        for tag in [
+            "hostile-dev",
+            "hostile-swap",
+            "hostile-whiteout",
+            "hostile-hardlink",
+            "probe",
+        ] {
+            reg.push(tag, &format!("{tag}:latest"));
+        }
+        reg
+    })
 }
 
 /// [`HOST`] with known contents, for one test at a time; removed when dropped.
@@ -241,6 +257,157 @@ fn a_volume_source_swapped_for_a_symlink_after_prepare_is_refused() {
     host.assert_untouched();
     assert!(!parent.path().join("old/p").exists());
     assert_no_mounts(&rkt);
+}
+
+/// A layer that replaces a directory with a symlink to the host, then one that writes below
+/// it: refused at the third layer, with nothing written to the host, no half image, and the
+/// store as good as before.
+#[test]
+fn a_directory_swapped_for_a_symlink_between_layers_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let host = HostDir::new();
+    let rkt = Rkt::new();
+    let image = registry().image("hostile-swap:latest");
+    let err = rkt.fails(&["fetch", &image]);
+    for want in [&image, "lib/d/pwned", "symlink"] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+    host.assert_untouched();
+    assert!(!Path::new(HOST).join("pwned").exists());
+    assert!(
+        rkt.image_dirs().is_empty(),
+        "a half image: {:?}",
+        rkt.image_dirs()
+    );
+    assert!(rkt.tmp_entries().is_empty(), "{:?}", rkt.tmp_entries());
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &registry().image("busybox:latest"),
+        "--exec",
+        "/bin/cat",
+        "--",
+        "/www/index.html",
+    ]);
+    assert_eq!(text(&o.stdout), "hello from rkt\n", "{}", text(&o.stderr));
+}
+
+/// Whiteouts below a symlink to the host (`link/.wh.hosts`, an opaque `link/.wh..wh..opq`)
+/// hide nothing and, above all, delete nothing on the host: the image is fetched and runs,
+/// and the host directory keeps every file.
+#[test]
+fn whiteouts_through_a_symlink_delete_nothing_on_the_host() {
+    if !common::require_root() {
+        return;
+    }
+    let host = HostDir::new();
+    let rkt = Rkt::new();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &registry().image("hostile-whiteout:latest"),
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "/bin/busybox readlink /link",
+    ]);
+    assert_eq!(text(&o.stdout), format!("{HOST}\n"), "{}", text(&o.stderr));
+    host.assert_untouched();
+}
+
+/// A hardlink whose target passes through a symlink to the host (`h => link/hosts`) is
+/// refused: the link would make the host's file part of the image.
+#[test]
+fn a_hardlink_through_a_symlink_is_refused() {
+    if !common::require_root() {
+        return;
+    }
+    let host = HostDir::new();
+    let rkt = Rkt::new();
+    let image = registry().image("hostile-hardlink:latest");
+    let err = rkt.fails(&["fetch", &image]);
+    for want in [&image, "\"h\"", "symlink"] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+    host.assert_untouched();
+    assert!(rkt.image_dirs().is_empty(), "{:?}", rkt.image_dirs());
+    assert!(rkt.tmp_entries().is_empty(), "{:?}", rkt.tmp_entries());
+    // The host's file did not gain a link from the store.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(format!("{HOST}/hosts")).unwrap().nlink(),
+        1
+    );
+    rkt.ok(&["fetch", &registry().image("busybox:latest")]);
+}
+
+/// Device nodes in an image are kept (images may carry them) but confined: inside the pod
+/// every file system the app can reach is nodev, so they cannot be opened, even as root
+/// with CAP_MKNOD; in the store they lie below a directory only root may enter.
+#[test]
+fn device_nodes_in_an_image_cannot_be_opened() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = registry().image("hostile-dev:latest");
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        &image,
+        "--user=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "for d in /disk /kmem /mem /kmsg /null; do /bin/busybox stat -c '%n %t:%T %a' $d; \
+           /bin/busybox head -c1 $d 2>&1 >/dev/null || echo \"$d refused\"; done; \
+         (echo x >/kmsg) 2>&1; true",
+    ]);
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    // EACCES ("Permission denied") is nodev's answer; without it, /null would open, /kmsg
+    // would take a line into the host's kernel log, and the others would fail for want of
+    // capabilities (EPERM) or a disk at 8:0 (ENXIO).
+    assert_eq!(
+        stdout,
+        "/disk 8:0 666\nhead: /disk: Permission denied\n/disk refused\n\
+         /kmem 1:2 666\nhead: /kmem: Permission denied\n/kmem refused\n\
+         /mem 1:1 666\nhead: /mem: Permission denied\n/mem refused\n\
+         /kmsg 1:b 666\nhead: /kmsg: Permission denied\n/kmsg refused\n\
+         /null 1:3 666\nhead: /null: Permission denied\n/null refused\n\
+         /bin/sh: can't create /kmsg: Permission denied\n"
+    );
+    // On the host: the rendered nodes exist, below a directory closed to other users.
+    let id = rkt.ok(&["image", "list", "--no-legend", "--fields=id"]);
+    let rootfs = rkt.rootfs(id.lines().next().unwrap());
+    assert!(rootfs.join("disk").exists());
+    let closed = rootfs.ancestors().any(|d| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
+    });
+    assert!(closed, "{} is reachable by every user", rootfs.display());
+    // A local user (nobody) cannot open the image's 0666 node through the store.
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "head",
+            "-c1",
+        ])
+        .arg(rootfs.join("null"))
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && text(&o.stderr).contains("Permission denied"),
+        "{:?} {}",
+        o.status,
+        text(&o.stderr)
+    );
 }
 
 /// Paths of the regular files below `dir` with one of `names`.

@@ -129,6 +129,7 @@ fn prepare_app(
         .as_deref()
         .map(crate::spec::parse_millicores)
         .transpose()?;
+    let pids_limit = crate::spec::parse_pids_limit(app.pids_limit.as_deref())?;
     let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
     let seccomp = pod::seccomp::filter(app.seccomp.as_deref())?;
     let policy: PullPolicy = pod_spec
@@ -262,6 +263,7 @@ fn prepare_app(
         cpu_quota_us: millicores.map(|m| m * 100),
         cpu_shares: app.cpu_shares,
         oom_score_adj: app.oom_score_adj,
+        pids_limit,
         // No app gains privileges through setuid binaries or file capabilities, unless
         // --insecure-options=capabilities lifted the capability limits too.
         no_new_privs: caps.is_some(),

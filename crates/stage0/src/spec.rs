@@ -109,6 +109,9 @@ pub struct AppSpec {
     pub cpu: Option<String>,
     pub cpu_shares: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// `--pids-limit`: not one of rkt's flags (appc has no pids isolator); see
+    /// [`parse_pids_limit`].
+    pub pids_limit: Option<String>,
     pub environment: Vec<String>,
     pub mounts: Vec<String>,
     pub caps_retain: Option<String>,
@@ -175,6 +178,7 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "cpu",
     "cpu-shares",
     "oom-score-adj",
+    "pids-limit",
     "environment",
     "mount",
     "caps-retain",
@@ -348,6 +352,7 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
                     .map_err(|_| invalid!("--oom-score-adj: {v:?} is not a number"))?,
             )
         }
+        "pids-limit" => app.pids_limit = Some(v),
         "environment" => app.environment.push(v),
         "caps-retain" | "cap-retain" => app.caps_retain = Some(v),
         "caps-remove" | "cap-remove" => app.caps_remove = Some(v),
@@ -359,6 +364,26 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
 }
 
 /// A Kubernetes quantity in bytes: `16Mi`, `50M`, `1G`, `1048576`.
+/// How many processes and threads an app may have when `--pids-limit` is not given: podman's
+/// default (containers.conf `pids_limit`), enough for any ordinary service and small enough
+/// that a fork bomb stops long before it hurts the node.
+pub const DEFAULT_PIDS_LIMIT: u64 = 2048;
+
+/// `--pids-limit=N` (N >= 1), or `max` / `-1` (Docker's word for it) for no limit; the
+/// default when not given is [`DEFAULT_PIDS_LIMIT`]. None: no limit.
+pub fn parse_pids_limit(v: Option<&str>) -> Result<Option<u64>> {
+    match v {
+        None => Ok(Some(DEFAULT_PIDS_LIMIT)),
+        Some("max" | "-1") => Ok(None),
+        Some(n) => match n.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(invalid!(
+                "--pids-limit: {n:?} is not a number of processes; use a number of 1 or more, or \"max\" for no limit"
+            )),
+        },
+    }
+}
+
 pub fn parse_bytes(s: &str) -> Result<u64> {
     let (num, mult) = split_suffix(
         s,
@@ -422,6 +447,18 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn pids_limits() {
+        assert_eq!(parse_pids_limit(None).unwrap(), Some(DEFAULT_PIDS_LIMIT));
+        assert_eq!(parse_pids_limit(Some("100")).unwrap(), Some(100));
+        assert_eq!(parse_pids_limit(Some("max")).unwrap(), None);
+        assert_eq!(parse_pids_limit(Some("-1")).unwrap(), None);
+        for bad in ["0", "-2", "1k", ""] {
+            let e = parse_pids_limit(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("--pids-limit"), "{e}");
+        }
     }
 
     #[test]

@@ -46,19 +46,82 @@ pub fn set_no_new_privs() -> Result<(), String> {
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))
 }
 
+/// Capability number 21 (linux/capability.h), which libc does not name.
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// The namespaces `clone` may not create for an app without CAP_SYS_ADMIN: what `unshare`
+/// (not on the allow-list) would give it, through the other door.
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP) as u64;
+
 /// Installs a seccomp filter allowing exactly `allowed`; other calls kill the process with
 /// SIGSYS, or fail with `errno`. Needs no_new_privs (or CAP_SYS_ADMIN); install it last.
-pub fn install_seccomp(allowed: &[i64], errno: Option<i32>) -> Result<(), String> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
-    let arch: TargetArch = std::env::consts::ARCH
-        .try_into()
-        .map_err(|e| format!("seccomp: {e:?}"))?;
-    let rules = allowed.iter().map(|n| (*n, Vec::new())).collect();
+///
+/// With `no_namespaces` (an app without CAP_SYS_ADMIN, as Docker's profile does it):
+/// `clone` is allowed only without namespace flags, and `clone3`, whose flags lie in memory
+/// a filter cannot read, fails with ENOSYS, which makes the C library fall back to `clone`.
+/// Without this an app could make a user namespace, and in it mount file systems and reach
+/// the kernel interfaces that only CAP_SYS_ADMIN reaches.
+pub fn install_seccomp(
+    allowed: &[i64],
+    errno: Option<i32>,
+    no_namespaces: bool,
+) -> Result<(), String> {
+    use seccompiler::{
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule,
+    };
     let refuse = match errno {
         Some(e) => SeccompAction::Errno(e as u32),
         None => SeccompAction::KillProcess,
     };
-    let filter = SeccompFilter::new(rules, refuse, SeccompAction::Allow, arch)
+    let mut rules = std::collections::BTreeMap::new();
+    for n in allowed {
+        let conditions = if no_namespaces && *n == libc::SYS_clone {
+            // clone's flags are its first argument on x86_64 and aarch64.
+            let none = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(NAMESPACE_FLAGS),
+                0,
+            )
+            .and_then(|c| SeccompRule::new(vec![c]))
+            .map_err(|e| format!("seccomp: {e}"))?;
+            vec![none]
+        } else {
+            Vec::new()
+        };
+        rules.insert(*n, conditions);
+    }
+    load_filter(rules, refuse, SeccompAction::Allow)?;
+    if no_namespaces && allowed.contains(&libc::SYS_clone3) {
+        // A second filter: the kernel applies the stricter answer of the two.
+        let clone3 = std::collections::BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+        load_filter(
+            clone3,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+        )?;
+    }
+    Ok(())
+}
+
+/// Compiles and installs one filter: `matched` for the calls in `rules` whose conditions
+/// hold, `mismatched` for the others.
+fn load_filter(
+    rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>>,
+    mismatched: seccompiler::SeccompAction,
+    matched: seccompiler::SeccompAction,
+) -> Result<(), String> {
+    use seccompiler::{BpfProgram, SeccompFilter, TargetArch};
+    let arch: TargetArch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp: {e:?}"))?;
+    let filter = SeccompFilter::new(rules, mismatched, matched, arch)
         .map_err(|e| format!("building the seccomp filter: {e}"))?;
     let prog: BpfProgram = filter
         .try_into()

@@ -80,6 +80,7 @@ impl Cgroups {
         }
         let single = plan.apps.len() == 1;
         cg.dirs = controller_dirs(root, &plan.cgroup)?;
+        set_pids_limit(root, &plan.cgroup, plan.pids_limit())?;
         if single {
             set_limits(root, &cg.dirs, &plan.apps[0])?;
             cg.app_dirs.push(Vec::new());
@@ -154,6 +155,25 @@ fn set_limits(root: &Path, dirs: &[PathBuf], app: &AppPlan) -> Result<(), String
     Ok(())
 }
 
+/// The pod's process limit, on the whole pod (a fork bomb in any app stops there). A host
+/// without the pids controller gets none, with a warning: refusing to run would break pods
+/// that ran before.
+fn set_pids_limit(root: &Path, rel: &str, limit: Option<u64>) -> Result<(), String> {
+    let value = limit.map_or("max".to_string(), |n| n.to_string());
+    let file = match Hierarchy::detect(root) {
+        Hierarchy::V1 => paths::v1_pids_dir(root, rel).map(|d| d.join("pids.max")),
+        Hierarchy::V2 => Some(root.join(rel).join("pids.max")),
+    };
+    match file {
+        Some(f) if f.exists() => write(&f, &value),
+        _ if limit.is_some() => {
+            eprintln!("rkt-stage1: warning: no pids cgroup controller on this host; the pod's limit of {value} processes is not enforced");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// v2 needs each ancestor to delegate the controllers to its children.
 fn enable_controllers(root: &Path, rel: &str) -> Result<(), String> {
     let mut dir = root.to_path_buf();
@@ -162,12 +182,23 @@ fn enable_controllers(root: &Path, rel: &str) -> Result<(), String> {
         .into_iter()
         .flat_map(|p| p.components())
     {
-        let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +cpu");
+        delegate(&dir);
         dir.push(comp);
         mkdir(&dir)?;
     }
-    let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +cpu");
+    delegate(&dir);
     Ok(())
+}
+
+/// Enables the controllers for `dir`'s children. The kernel takes all or none of a write:
+/// when one controller is missing (pids, on some hosts), the others go one by one.
+fn delegate(dir: &Path) {
+    let file = dir.join("cgroup.subtree_control");
+    if std::fs::write(&file, "+memory +cpu +pids").is_err() {
+        for c in ["+memory", "+cpu", "+pids"] {
+            let _ = std::fs::write(&file, c);
+        }
+    }
 }
 
 /// The conversion runc and systemd use from v1 shares (2..262144) to v2 weight (1..10000).
@@ -221,7 +252,7 @@ mod tests {
         );
         assert_eq!(
             std::fs::read_to_string(root.path().join("rkt/cgroup.subtree_control")).unwrap(),
-            "+memory +cpu"
+            "+memory +cpu +pids"
         );
         // cgroupfs provides the member files; a fake hierarchy needs them made.
         std::fs::write(dir.join("cgroup.procs"), "").unwrap();

@@ -26,7 +26,8 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         .iter()
         .find(|a| a.name == app)
         .ok_or_else(|| format!("the pod has no app {app:?}"))?;
-    // With several apps, the pod's root is stage1's and each app is chrooted below it.
+    // With several apps, the pod's root is stage1's and each app is confined below it
+    // (a mount namespace of its own pivoted into its root: see sys::confine_to).
     let chroot = plan.apps.len() > 1;
     let pid = layout::pod_dir::read_pid(&PodDir::new(pod).pid())
         .ok_or("the pod has no running init (no pid file)")?;

@@ -195,6 +195,7 @@ fn pod_init(
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
+        sys::reserve_status_at(status.as_fd(), &app.name)?;
         sys::touch_at(status.as_fd(), &Marker::Created.file_name(&app.name))?;
         // SAFETY: stage1 is single-threaded.
         let pid = unsafe { sys::fork() }?;
@@ -222,7 +223,7 @@ fn pod_init(
         if let Some((pid, code)) = sys::wait_any() {
             if let Some(pos) = running.iter().position(|(_, p)| *p == pid) {
                 let (i, _) = running.remove(pos);
-                sys::write_at(status.as_fd(), &plan.apps[i].name, &code.to_string())?;
+                sys::commit_status_at(status.as_fd(), &plan.apps[i].name, &code.to_string())?;
                 if code != 0 && failed.is_none() {
                     failed = Some(code);
                     for (_, p) in &running {
@@ -256,7 +257,7 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
     if interactive {
         return Ok(());
     }
-    // Before the chroot into its own root (in a pod of several apps), the app's /dev is below.
+    // Before the app is confined to its own root (in a pod of several apps), its /dev is below.
     let null = if chroot {
         format!("{}/dev/null", layout::pod_dir::app_root_in_pod(&app.name))
     } else {
@@ -271,7 +272,7 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
 /// `rkt enter`, so that an entered process is confined exactly like the app.
 fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     if chroot {
-        if let Err(e) = sys::chroot(&layout::pod_dir::app_root_in_pod(&plan.name)) {
+        if let Err(e) = sys::confine_to(&layout::pod_dir::app_root_in_pod(&plan.name)) {
             return e;
         }
     }
@@ -309,9 +310,17 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     };
     let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
+    if let Err(e) = sys::cloexec_all_but_stdio() {
+        return e;
+    }
     // Last, so that nothing stage1 still does is filtered; execve itself is on every list.
     if let Some(s) = &plan.seccomp {
-        if let Err(e) = caps::install_seccomp(&s.allowed, s.errno) {
+        // Namespaces stay closed to an app without CAP_SYS_ADMIN (see install_seccomp).
+        let no_namespaces = plan
+            .caps
+            .as_ref()
+            .is_some_and(|c| !c.contains(&caps::CAP_SYS_ADMIN));
+        if let Err(e) = caps::install_seccomp(&s.allowed, s.errno, no_namespaces) {
             return e;
         }
     }

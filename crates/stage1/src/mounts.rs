@@ -4,6 +4,11 @@
 //! Every path inside an app's root is resolved beneath that root (see [`crate::inroot`]):
 //! mount targets, the directories made for them and the files bound over `/etc`, so that an
 //! image's symlinks cannot point any of it at the host.
+//!
+//! Everything the app can write to is mounted nodev (its root, its directory volumes, /dev
+//! itself, /dev/shm): the app keeps CAP_MKNOD, one of appc's default capabilities, and with
+//! no device cgroup a node it made for the host's disk would open. The devices it gets are
+//! the host's own nodes bound into /dev one by one.
 
 use crate::inroot::{self, Root};
 use crate::sys;
@@ -69,7 +74,7 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
             upper.display(),
             work.display()
         );
-        sys::mount("overlay", &root_path, "overlay", 0, &opts)?;
+        sys::mount("overlay", &root_path, "overlay", libc::MS_NODEV, &opts)?;
     } else {
         // --no-overlay: stage0 copied the image here; make it a mount point for pivot_root.
         sys::mount(
@@ -78,6 +83,11 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
             "",
             libc::MS_BIND | libc::MS_REC,
             "",
+        )?;
+        remount_keeping(
+            &inroot::open_source(&root_path)?,
+            &root_path.display().to_string(),
+            libc::MS_NODEV,
         )?;
     }
     // From here on, what lies below the root came from the image.
@@ -102,6 +112,7 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
                 &format!("/etc/{name}"),
                 false,
                 false,
+                0,
             )?;
         }
     }
@@ -116,16 +127,14 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
         } else {
             root.file_for_bind(target)?
         };
-        bind(&root, &src, &dest, target, *ro, *recursive)?;
+        // A directory is nodev (see the top); a file is bound as it is: it may be a device
+        // the operator gave the app on purpose (Nomad's `devices`).
+        let nodev = if is_dir { libc::MS_NODEV } else { 0 };
+        bind(&root, &src, &dest, target, *ro, *recursive, nodev)?;
     }
     if plan.readonly_rootfs {
-        sys::mount(
-            "",
-            &root_path,
-            "",
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-            "",
-        )?;
+        let top = inroot::open_source(&root_path)?;
+        remount_keeping(&top, "the root", libc::MS_RDONLY)?;
     }
     Ok(root_path)
 }
@@ -242,8 +251,9 @@ fn is_dir(fd: &OwnedFd) -> bool {
     rustix::fs::fstat(fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
-/// A fresh tmpfs on /dev with the standard devices, /dev/pts and /dev/shm. Everything below
-/// the tmpfs is made relative to its descriptor: it is ours, not the image's.
+/// A fresh nodev tmpfs on /dev with the host's standard devices bound in, /dev/pts and
+/// /dev/shm. Everything below the tmpfs is made relative to its descriptor: it is ours, not
+/// the image's.
 fn mount_dev(root: &Root) -> Result<(), String> {
     let dev = root.mkdir_all("/dev")?;
     mount_on(
@@ -251,7 +261,7 @@ fn mount_dev(root: &Root) -> Result<(), String> {
         &dev,
         "/dev",
         "tmpfs",
-        libc::MS_NOSUID | libc::MS_NOEXEC,
+        NOSUID_NODEV_NOEXEC,
         "mode=755,size=65536k",
     )?;
     let dev = root.resolve("/dev").map_err(|e| format!("/dev: {e}"))?;
@@ -263,7 +273,7 @@ fn mount_dev(root: &Root) -> Result<(), String> {
     )
     .map_err(|e| format!("opening the pod's /dev: {e}"))?;
     for (name, mode, major, minor) in DEVICES {
-        sys::mknod_at(dev.as_fd(), name, mode, major, minor)?;
+        bind_device(&dev, name, mode, major, minor)?;
     }
     let pts = dev_dir(&dev, "pts", 0o755)?;
     mount_on(
@@ -296,6 +306,37 @@ fn mount_dev(root: &Root) -> Result<(), String> {
     Ok(())
 }
 
+/// Binds the host's /dev/NAME (checked to be the character device MAJOR:MINOR) over an
+/// empty file of the pod's /dev, so that it opens although the tmpfs is nodev.
+fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> Result<(), String> {
+    let host = format!("/dev/{name}");
+    let src = inroot::open_source(Path::new(&host))?;
+    let st = rustix::fs::fstat(&src).map_err(|e| format!("{host}: {e}"))?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
+        || rustix::fs::major(st.st_rdev) != major
+        || rustix::fs::minor(st.st_rdev) != minor
+    {
+        return Err(format!(
+            "{host} on this host is not the character device {major}:{minor}; apps need it"
+        ));
+    }
+    let file = rustix::fs::openat(
+        dev,
+        name,
+        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(|e| format!("creating /dev/{name}: {e}"))?;
+    mount_on(
+        &inroot::fd_path(&src).display().to_string(),
+        &file,
+        &format!("/dev/{name}"),
+        "",
+        libc::MS_BIND,
+        "",
+    )
+}
+
 fn dev_dir(dev: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, String> {
     rustix::fs::mkdirat(dev, name, Mode::from_raw_mode(mode))
         .map_err(|e| format!("creating /dev/{name}: {e}"))?;
@@ -306,7 +347,9 @@ fn mkdir(p: &Path) -> Result<(), String> {
     std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
 }
 
-/// Binds `src` over `dest` (both descriptors checked by the caller), at `target` in `root`.
+/// Binds `src` over `dest` (both descriptors checked by the caller), at `target` in `root`,
+/// then makes it read-only (`ro`) and adds `extra` mount flags (MS_NODEV), keeping the
+/// flags it had.
 fn bind(
     root: &Root,
     src: &OwnedFd,
@@ -314,21 +357,44 @@ fn bind(
     target: &str,
     ro: bool,
     recursive: bool,
+    extra: libc::c_ulong,
 ) -> Result<(), String> {
     let s = inroot::fd_path(src).display().to_string();
     let rec = if recursive { libc::MS_REC } else { 0 };
     mount_on(&s, dest, target, "", libc::MS_BIND | rec, "")?;
-    if ro {
+    let add = extra | if ro { libc::MS_RDONLY } else { 0 };
+    if add != 0 {
         // `dest` still names what lies under the new mount: look the target up again.
         let top = root.resolve(target).map_err(|e| format!("{target}: {e}"))?;
-        mount_on(
-            "",
-            &top,
-            target,
-            "",
-            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-            "",
-        )?;
+        remount_keeping(&top, target, add)?;
     }
     Ok(())
+}
+
+/// Remounts the bind mount at `fd` with `add` (MS_RDONLY, MS_NODEV) on top of the flags it
+/// has: a bind remount sets the mount's flags, so any it had and was not given again (a
+/// host volume's nosuid, the root's nodev) would be dropped.
+fn remount_keeping(fd: &OwnedFd, shown: &str, add: libc::c_ulong) -> Result<(), String> {
+    let st = rustix::fs::fstatvfs(fd).map_err(|e| format!("{shown}: {e}"))?;
+    let have = st.f_flag.bits() as libc::c_ulong;
+    let kept = [
+        (libc::ST_RDONLY, libc::MS_RDONLY),
+        (libc::ST_NOSUID, libc::MS_NOSUID),
+        (libc::ST_NODEV, libc::MS_NODEV),
+        (libc::ST_NOEXEC, libc::MS_NOEXEC),
+        (libc::ST_NOATIME, libc::MS_NOATIME),
+        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+        (libc::ST_RELATIME, libc::MS_RELATIME),
+    ]
+    .iter()
+    .filter(|(st, _)| have & *st != 0)
+    .fold(0, |acc, (_, ms)| acc | ms);
+    mount_on(
+        "",
+        fd,
+        shown,
+        "",
+        libc::MS_BIND | libc::MS_REMOUNT | kept | add,
+        "",
+    )
 }

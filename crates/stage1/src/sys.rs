@@ -166,6 +166,33 @@ pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), St
     Ok(())
 }
 
+/// Makes the file an app's exit status will go into (see [`commit_status_at`]) while the
+/// disk has room: the app may fill the file system the pod lives on, and its status must
+/// still be recorded.
+pub fn reserve_status_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
+    write_at(dir, &reserved(name), "254")
+}
+
+/// Writes an app's exit status as `name` in `dir`: into the file [`reserve_status_at`]
+/// made, whose block is already allocated, renamed into place; or, without one, anew.
+pub fn commit_status_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
+    let tmp = reserved(name);
+    let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = match rustix::fs::openat(dir, tmp.as_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return write_at(dir, name, content),
+    };
+    rustix::io::pwrite(&fd, content.as_bytes(), 0)
+        .and_then(|_| rustix::fs::ftruncate(&fd, content.len() as u64))
+        .and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name))
+        .map_err(|e| format!("writing status {name}: {e}"))
+}
+
+/// The reserved status file: app names never start with a dot.
+fn reserved(name: &str) -> String {
+    format!(".{name}.exit")
+}
+
 pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
     write_at(dir, name, "")
 }
@@ -249,23 +276,6 @@ pub fn mount(
     Ok(())
 }
 
-/// A character device `name` in `dir` with exactly `mode` (mknod's own mode is masked by
-/// the umask, so it is set again).
-pub fn mknod_at(
-    dir: std::os::fd::BorrowedFd<'_>,
-    name: &str,
-    mode: u32,
-    major: u32,
-    minor: u32,
-) -> Result<(), String> {
-    use rustix::fs::{FileType, Mode};
-    let mode = Mode::from_raw_mode(mode);
-    let dev = rustix::fs::makedev(major, minor);
-    rustix::fs::mknodat(dir, name, FileType::CharacterDevice, mode, dev)
-        .and_then(|()| rustix::fs::chmodat(dir, name, mode, rustix::fs::AtFlags::empty()))
-        .map_err(|e| format!("mknod /dev/{name}: {e}"))
-}
-
 /// Makes `root` this mount namespace's root: pivot_root(".", ".") stacks the old root under
 /// the new one, and detaching it right after removes it.
 pub fn pivot_into(root: &Path) -> Result<(), String> {
@@ -288,15 +298,54 @@ pub fn set_cloexec(fd: i32) {
     let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
 }
 
+/// Marks every descriptor from 3 up close-on-exec, so that the next execve leaves the new
+/// program its stdin, stdout and stderr alone: whatever rkt's caller left open without
+/// close-on-exec (a directory of the host, a socket of the plugin) would otherwise reach the
+/// app, and a directory descriptor is a way out of any root.
+pub fn cloexec_all_but_stdio() -> Result<(), String> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC changes descriptor flags only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: each open descriptor, one by one.
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("listing /proc/self/fd: {e}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    fds.into_iter().for_each(set_cloexec);
+    Ok(())
+}
+
 /// Joins the namespace of type `kind` that `fd` refers to.
 pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<(), String> {
     rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind))
         .map_err(|e| format!("setns: {e}"))
 }
 
-pub fn chroot(dir: &str) -> Result<(), String> {
-    rustix::process::chroot(dir).map_err(|e| format!("chroot {dir}: {e}"))?;
-    rustix::process::chdir("/").map_err(|e| format!("chdir /: {e}"))
+/// Confines the calling process to `dir`, an app's root in a pod of several apps: a mount
+/// namespace of its own (a copy of the pod's) whose root is `dir`, the pod's root detached.
+/// Not chroot: the app keeps CAP_SYS_CHROOT (an appc default), and a chrooted root process
+/// climbs out of a chroot with a second one, into the pod's root (the other apps' files,
+/// their exit statuses).
+pub fn confine_to(dir: &str) -> Result<(), String> {
+    // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(format!(
+            "a mount namespace for {dir}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    pivot_into(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))
 }
 
 /// Brings up `lo` in the current network namespace: a new namespace starts with it down.

@@ -461,3 +461,59 @@ pub fn python_server(
     });
     (child, port.trim().to_string(), dir)
 }
+
+/// A small tmpfs of its own, for what happens when a file system fills up (a store, a
+/// volume); unmounted (lazily, in case a pod still holds it) when dropped.
+pub struct SmallFs {
+    pub dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// A tmpfs of `size` (tmpfs's own syntax: `48m`).
+    pub fn new(size: &str) -> SmallFs {
+        let dir = tempfile::Builder::new()
+            .prefix("rkt-smallfs-")
+            .tempdir()
+            .unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mounting a tmpfs on {}", dir.path().display());
+        SmallFs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes an unprivileged writer could still write.
+    pub fn free(&self) -> u64 {
+        let path = std::ffi::CString::new(self.dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string and a zeroed struct for the kernel to fill.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+        st.f_bavail * st.f_frsize
+    }
+
+    /// An rkt whose store (`--dir`) is on this file system.
+    pub fn rkt(&self) -> Rkt {
+        let mut rkt = Rkt::new();
+        rkt.dir = tempfile::Builder::new()
+            .prefix("store-")
+            .tempdir_in(self.dir.path())
+            .unwrap();
+        rkt
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        remove_all_pods(self.dir.path());
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -23,6 +23,8 @@ pub struct Options {
     pub no_overlay: bool,
     pub debug: bool,
     pub group: String,
+    /// The most processes the task may have: 0 for rkt's default (2048), -1 for no limit.
+    pub pids_limit: i64,
 }
 
 /// A host path Nomad asks to be mounted (host volumes, CSI) or a device.
@@ -171,6 +173,16 @@ pub fn commands(
     }
     if s.cpu_shares > 0 {
         prepare.push(format!("--cpu-shares={}", s.cpu_shares));
+    }
+    match o.pids_limit {
+        0 => {}
+        -1 => prepare.push("--pids-limit=max".into()),
+        n if n > 0 => prepare.push(format!("--pids-limit={n}")),
+        n => {
+            return Err(format!(
+                "pids_limit = {n}: use a number of processes, or -1 for no limit (0 or none: rkt's default of 2048)"
+            ))
+        }
     }
     if s.group_netns.is_some() && !o.net.is_empty() {
         return Err(format!(
@@ -498,6 +510,24 @@ mod tests {
             commands(&o, &spec(), true, &[]).unwrap_err(),
             "invalid ip address for container dns server \"nope\""
         );
+    }
+
+    #[test]
+    fn pids_limit_becomes_rkts_flag() {
+        let has = |n: i64| {
+            let mut o = opts();
+            o.pids_limit = n;
+            commands(&o, &spec(), true, &[]).map(|c| {
+                c.prepare
+                    .into_iter()
+                    .filter(|a| a.starts_with("--pids-limit"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert!(has(0).unwrap().is_empty(), "rkt's default");
+        assert_eq!(has(100).unwrap(), ["--pids-limit=100"]);
+        assert_eq!(has(-1).unwrap(), ["--pids-limit=max"]);
+        assert!(has(-5).unwrap_err().contains("pids_limit = -5"));
     }
 
     #[test]
