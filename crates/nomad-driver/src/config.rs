@@ -120,24 +120,44 @@ enum FieldValue {
     Int(i64),
 }
 
-/// One field of the job's `config {}`: its name, type, whether it is required, and where its
-/// value goes in [`Options`].
+/// Where a field's value goes on rkt's command lines ([`crate::backend::start::commands`]
+/// builds them in the original driver's order; a test holds it to this table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rkt {
+    /// A global flag, on every command.
+    Global(&'static str),
+    /// The image argument of `rkt prepare`.
+    Image,
+    /// A flag of `rkt prepare` (for the app after the image, or for the pod before it).
+    Prepare(&'static str),
+    /// The app's arguments, after `--` on `rkt prepare`.
+    AppArgs,
+    /// A flag of `rkt run-prepared`.
+    RunPrepared(&'static str),
+    /// `rkt trust --prefix`, run before the pod is prepared.
+    Trust,
+}
+
+/// One field of the job's `config {}`: its name, type, whether it is required, where its
+/// value goes in [`Options`], and where it goes on rkt's command lines.
 pub struct Field {
     pub name: &'static str,
     pub ty: FieldType,
     pub required: bool,
+    pub rkt: Rkt,
     set: fn(&mut Options, FieldValue),
 }
 
 macro_rules! field {
-    ($name:ident, $ty:ident, $variant:ident) => {
-        field!($name, $ty, $variant, false)
+    ($name:ident, $ty:ident, $variant:ident, $rkt:expr) => {
+        field!($name, $ty, $variant, $rkt, false)
     };
-    ($name:ident, $ty:ident, $variant:ident, $required:expr) => {
+    ($name:ident, $ty:ident, $variant:ident, $rkt:expr, $required:expr) => {
         Field {
             name: stringify!($name),
             ty: FieldType::$ty,
             required: $required,
+            rkt: $rkt,
             set: |o, v| {
                 if let FieldValue::$variant(v) = v {
                     o.$name = v;
@@ -148,24 +168,37 @@ macro_rules! field {
 }
 
 /// Every field of the documentation page's `config {}`: the one list the task schema
-/// ([`crate::hclspec::task_config`]) and the decoder ([`task_config`]) are made from.
+/// ([`crate::hclspec::task_config`]), the decoder ([`task_config`]) and the rkt flags each
+/// field becomes are made from.
 pub const TASK_FIELDS: &[Field] = &[
-    field!(image, String, String, true),
-    field!(command, String, String),
-    field!(args, Strings, Strings),
-    field!(trust_prefix, String, String),
-    field!(dns_servers, Strings, Strings),
-    field!(dns_search_domains, Strings, Strings),
-    field!(net, Strings, Strings),
-    field!(port_map, PortMap, Map),
-    field!(volumes, Strings, Strings),
-    field!(insecure_options, Strings, Strings),
-    field!(no_overlay, Bool, Bool),
-    field!(debug, Bool, Bool),
-    field!(group, String, String),
+    field!(image, String, String, Rkt::Image, true),
+    field!(command, String, String, Rkt::Prepare("--exec")),
+    field!(args, Strings, Strings, Rkt::AppArgs),
+    field!(trust_prefix, String, String, Rkt::Trust),
+    field!(dns_servers, Strings, Strings, Rkt::RunPrepared("--dns")),
+    field!(
+        dns_search_domains,
+        Strings,
+        Strings,
+        Rkt::RunPrepared("--dns-search")
+    ),
+    field!(net, Strings, Strings, Rkt::RunPrepared("--net")),
+    // Nomad's port label to the image's port name, with the host port Nomad allocated.
+    field!(port_map, PortMap, Map, Rkt::Prepare("--port")),
+    // Host paths (relative ones inside the allocation) as volumes mounted at their targets.
+    field!(volumes, Strings, Strings, Rkt::Prepare("--volume")),
+    field!(
+        insecure_options,
+        Strings,
+        Strings,
+        Rkt::Global("--insecure-options")
+    ),
+    field!(no_overlay, Bool, Bool, Rkt::Prepare("--no-overlay")),
+    field!(debug, Bool, Bool, Rkt::Global("--debug")),
+    field!(group, String, String, Rkt::Prepare("--group")),
     // Not in the original driver (rkt had no pids isolator): Docker's and podman's drivers'
     // `pids_limit`, passed as rkt's --pids-limit.
-    field!(pids_limit, Int, Int),
+    field!(pids_limit, Int, Int, Rkt::Prepare("--pids-limit")),
 ];
 
 /// The job's `config {}`, decoded field by field as [`TASK_FIELDS`] says.

@@ -424,6 +424,50 @@ mod tests {
         }
     }
 
+    /// Every field of the task config table reaches the rkt command its `rkt` column names,
+    /// as that flag: a field added to the table without its argument (or an argument moved
+    /// to another command) fails here.
+    #[test]
+    fn every_task_config_field_becomes_the_rkt_argument_the_table_says() {
+        use crate::config::{Rkt, TASK_FIELDS};
+        let o = Options {
+            image: "docker://x/y:1".into(),
+            command: "/bin/cmd".into(),
+            args: vec!["arg-one".into()],
+            trust_prefix: "example.com/app".into(),
+            dns_servers: vec!["10.9.8.7".into()],
+            dns_search_domains: vec!["svc.example".into()],
+            net: vec!["default".into()],
+            port_map: [("http".to_string(), "8080-tcp".to_string())].into(),
+            volumes: vec!["/srv/data:/data".into()],
+            insecure_options: vec!["image".into()],
+            no_overlay: true,
+            debug: true,
+            group: "www".into(),
+            pids_limit: 77,
+        };
+        let c = commands(&o, &spec(), true, &[]).unwrap();
+        let trust = c.trust.clone().unwrap_or_default();
+        let image_at = c.prepare.iter().position(|a| a == &o.image);
+        let dashdash = c.prepare.iter().position(|a| a == "--");
+        let has =
+            |argv: &[String], flag: &str| argv.iter().any(|a| a.starts_with(&format!("{flag}=")));
+        for f in TASK_FIELDS {
+            let ok = match f.rkt {
+                Rkt::Global(flag) => has(&c.prepare, flag) && has(&c.run_prepared, flag),
+                Rkt::Image => image_at.is_some(),
+                Rkt::Prepare(flag) => has(&c.prepare, flag),
+                Rkt::AppArgs => dashdash.is_some_and(|i| c.prepare[i + 1..] == o.args[..]),
+                Rkt::RunPrepared(flag) => has(&c.run_prepared, flag),
+                Rkt::Trust => trust.contains(&format!("--prefix={}", o.trust_prefix)),
+            };
+            assert!(ok, "field {} ({:?}) not found in {c:#?}", f.name, f.rkt);
+        }
+        // The literal above names every field of Options (no `..Default`), so a new field
+        // does not compile until it is set there; and each needs a row of the table.
+        assert_eq!(TASK_FIELDS.len(), 14);
+    }
+
     #[test]
     fn prepare_and_run_prepared_in_the_original_order() {
         let c = commands(&opts(), &spec(), true, &[]).unwrap();
