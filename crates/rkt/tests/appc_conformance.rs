@@ -470,6 +470,14 @@ fn relative_image_command_is_looked_up_in_the_images_path() {
         v["apps"][0]["app"]["exec"],
         serde_json::json!(["/bin/true"])
     );
+    // Exported as an ACI, the relative command goes with it; fetched back as an ACI (appc's
+    // types let a relative exec[0] through, and so does rkt), it runs the same way.
+    let dir = tempfile::tempdir().unwrap();
+    let aci = dir.path().join("relcmd.aci");
+    rkt.ok(&["image", "export", &image, aci.to_str().unwrap()]);
+    let other = Rkt::new();
+    let id = other.ok(&["fetch", "--full", aci.to_str().unwrap()]);
+    other.ok(&["run", "--net=none", id.trim()]);
 }
 
 /// A command the image does not have is refused at prepare time, naming the command, the

@@ -77,12 +77,8 @@ pub fn image_manifest(bytes: &[u8]) -> Result<ImageManifest, String> {
     ac_identifier(&m.name).map_err(|e| format!("name: {e}"))?;
     check_labels(&m)?;
     if let Some(app) = &m.app {
-        match app.exec.first() {
-            Some(e0) if !e0.starts_with('/') => {
-                return Err(format!("app.exec[0] {e0:?} must be an absolute path"))
-            }
-            _ => {}
-        }
+        // A relative exec[0] is let through, as appc's own types let it through (and images
+        // exported from Docker ones carry them): prepare looks it up in the app's PATH.
         if app.user.is_empty() || app.group.is_empty() {
             return Err("app.user and app.group are required".into());
         }
@@ -201,7 +197,10 @@ mod tests {
         assert!(image_manifest(good).is_ok());
         let rel = br#"{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/app",
             "app":{"exec":["sh"],"user":"0","group":"0"}}"#;
-        assert!(image_manifest(rel).unwrap_err().contains("absolute"));
+        assert!(image_manifest(rel).is_ok());
+        let no_group = br#"{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/app",
+            "app":{"exec":["/bin/sh"],"user":"0","group":""}}"#;
+        assert!(image_manifest(no_group).unwrap_err().contains("required"));
         let kind = br#"{"acKind":"PodManifest","acVersion":"0.8.11","name":"example.com/app"}"#;
         assert!(image_manifest(kind).unwrap_err().contains("acKind"));
         assert!(image_manifest(b"{not json").unwrap_err().contains("JSON"));
