@@ -416,6 +416,29 @@ fn split_suffix<'a>(s: &'a str, table: &[(&str, u64)]) -> (&'a str, u64) {
     (s, 1)
 }
 
+/// Entry point for the fuzz target (`fuzz/`): the words after `rkt run` or `rkt prepare`, and
+/// the flag values that are parsed only when the pod is prepared (volumes, ports, networks,
+/// limits). Errors are fine; panics are not. Not an API.
+#[doc(hidden)]
+pub fn fuzz_words(raw: &[String]) {
+    let Ok((pod, apps)) = parse(raw) else { return };
+    for v in &pod.volumes {
+        let _ = crate::volumes::parse_volume(v);
+    }
+    for p in &pod.ports {
+        let _ = crate::prepare::forward(p, &[]);
+    }
+    let _ = net::conf::parse_mode(&pod.runtime.net);
+    for a in &apps {
+        if let Some(m) = &a.memory {
+            let _ = parse_bytes(m);
+        }
+        if let Some(c) = &a.cpu {
+            let _ = parse_millicores(c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
