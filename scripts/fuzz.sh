@@ -8,14 +8,20 @@
 #
 # Environment: FUZZ_SANITIZER (default none: the code is Rust, and a build without
 # AddressSanitizer is several times cheaper; use address for long runs by hand),
-# FUZZ_JOBS (parallel fuzzing processes per target, default 1).
+# FUZZ_JOBS (parallel fuzzing processes per target, default 1), FUZZ_DEV=1 (an unoptimized
+# build: half the build time, for short runs such as the test suite's).
 # The tar_layer target writes into temporary directories, as root when run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 shift || true
 sanitizer=${FUZZ_SANITIZER:-none}
+# Its own target directory whatever the caller's cargo uses (the test suite sets its own).
+export CARGO_TARGET_DIR="$PWD/fuzz/target"
+unset RUSTFLAGS RUSTC RUSTC_WRAPPER CARGO_BUILD_TARGET_DIR
 jobs=${FUZZ_JOBS:-1}
+build=(-s "$sanitizer" -a) # -a: debug assertions (integer overflow panics) on
+if [[ ${FUZZ_DEV:-} == 1 ]]; then build+=(--dev); fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "fuzz.sh: the nightly toolchain is needed (rustup toolchain install nightly)" >&2
@@ -31,8 +37,8 @@ if ((${#targets[@]} == 0)); then
   mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-# One build for every target; -a keeps debug assertions (integer overflow panics) on.
-cargo +nightly fuzz build -s "$sanitizer" -a
+# One build for every target.
+cargo +nightly fuzz build "${build[@]}"
 parallel=()
 if ((jobs > 1)); then parallel=(-jobs="$jobs" -workers="$jobs"); fi
 scratch=$(mktemp -d)
@@ -41,7 +47,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t" "fuzz/artifacts/$t"
   echo "fuzz.sh: $t for ${seconds}s" >&2
   # The scratch corpus first: libFuzzer writes what it finds into the first directory.
-  if ! cargo +nightly fuzz run -s "$sanitizer" -a "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
+  if ! cargo +nightly fuzz run "${build[@]}" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     "${parallel[@]}" -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
     tail -n 40 "$scratch/$t.log" >&2
