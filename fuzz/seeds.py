@@ -75,6 +75,16 @@ def image_config():
     }
     put("image_config", "full", json.dumps(cfg))
     put("image_config", "minimal", json.dumps({"architecture": "arm", "variant": "v7", "os": "linux"}))
+    appc = {"acKind": "ImageManifest", "acVersion": "0.8.11", "name": "registry.test/busybox",
+            "labels": [{"name": "arch", "value": "amd64"}, {"name": "os", "value": "linux"},
+                       {"name": "version", "value": "latest"}],
+            "app": {"exec": ["/bin/sh"], "user": "0", "group": "0", "workingDirectory": "/",
+                    "environment": [{"name": "PATH", "value": "/bin"}],
+                    "mountPoints": [{"name": "data", "path": "/data", "readOnly": False}],
+                    "ports": [{"name": "80-tcp", "protocol": "tcp", "port": 80, "count": 1,
+                               "socketActivated": False}]},
+            "annotations": [{"name": "appc.io/docker/originalname", "value": "busybox"}]}
+    put("image_config", "appc-manifest", json.dumps(appc))
     put("image_config", "odd-user", json.dumps({"architecture": "amd64", "os": "linux",
                                                 "config": {"User": "nobody", "ExposedPorts": {"x/sctp": {}}}}))
 
