@@ -50,8 +50,9 @@ for t in "${targets[@]}"; do
   if ! cargo +nightly fuzz run "${build[@]}" "$t" "$scratch/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     "${parallel[@]}" -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
-    tail -n 40 "$scratch/$t.log" >&2
-    echo "fuzz.sh: $t failed; the input is in fuzz/artifacts/$t/" >&2
+    cp "$scratch/$t.log" "fuzz/artifacts/$t/fuzz.log"
+    grep -v -e '^Output of' -e '^	\[' "$scratch/$t.log" | grep -B2 -A12 -m3 -e panicked -e ERROR >&2 || tail -n 40 "$scratch/$t.log" >&2
+    echo "fuzz.sh: $t failed; the input and the whole log are in fuzz/artifacts/$t/" >&2
     exit 1
   fi
   grep -E '^stat::number_of_executed_units' "$scratch/$t.log" | sed "s/^/  $t: /" >&2 || true
