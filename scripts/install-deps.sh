@@ -35,3 +35,14 @@ if ! command -v cargo >/dev/null; then
   echo "cargo not found: install a Rust toolchain (rustup, stable >= 1.85) first" >&2
   exit 1
 fi
+
+# Fuzzing (scripts/fuzz.sh; the test suite runs it in short form): cargo-fuzz on the nightly
+# toolchain.
+if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^nightly'; then
+  echo "installing: the nightly Rust toolchain (for cargo-fuzz)" >&2
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing: cargo-fuzz" >&2
+  cargo +stable install cargo-fuzz --locked
+fi

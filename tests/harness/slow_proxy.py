@@ -32,7 +32,13 @@ def pump(src, dst, rate):
 
 
 def serve(client, target, rate):
-    upstream = socket.create_connection(("127.0.0.1", target))
+    try:
+        upstream = socket.create_connection(("127.0.0.1", target))
+    except OSError:
+        # The target is down (a test killed it): refuse this client, as the target would,
+        # and keep serving for when it is back.
+        client.close()
+        return
     threading.Thread(target=pump, args=(client, upstream, 0), daemon=True).start()
     threading.Thread(target=pump, args=(upstream, client, rate), daemon=True).start()
 

@@ -99,6 +99,12 @@ impl Credentials {
         Ok(())
     }
 
+    /// One `auth.d` file's text, for the fuzz target (`fuzz/`). Not an API.
+    #[doc(hidden)]
+    pub fn fuzz_file(&mut self, text: &str) -> Result<()> {
+        self.parse_file(text)
+    }
+
     fn parse_file(&mut self, text: &str) -> Result<()> {
         let header: Header = serde_json::from_str(text)?;
         if header.rkt_version != "v1" {

@@ -293,27 +293,7 @@ impl Fetcher {
             registry::MEDIA_OCI_INDEX | registry::MEDIA_DOCKER_LIST => {
                 let index: Index = serde_json::from_slice(&top.bytes)
                     .with_context(|| format!("parsing the image index of {r}"))?;
-                let (os, arch) = host_platform();
-                let entry = index
-                    .manifests
-                    .iter()
-                    .find(|m| {
-                        m.platform
-                            .as_ref()
-                            .is_some_and(|p| p.os == os && p.architecture == arch)
-                    })
-                    .ok_or_else(|| {
-                        let have: Vec<String> = index
-                            .manifests
-                            .iter()
-                            .filter_map(|m| m.platform.as_ref())
-                            .map(|p| format!("{}/{}", p.os, p.architecture))
-                            .collect();
-                        anyhow!(
-                            "image {r} has no variant for this host's platform {os}/{arch} (it has: {})",
-                            have.join(", ")
-                        )
-                    })?;
+                let entry = platform_entry(&index, r)?;
                 let m = reg.manifest(&entry.digest).await?;
                 match m.media_type.as_str() {
                     registry::MEDIA_OCI_MANIFEST | registry::MEDIA_DOCKER_MANIFEST => Ok(m),
@@ -417,20 +397,7 @@ impl Fetcher {
     ) -> Result<()> {
         let manifest: Manifest =
             serde_json::from_slice(&raw.bytes).context("parsing the image manifest")?;
-        let mut plan = Vec::new();
-        for l in &manifest.layers {
-            crate::reference::validate_digest(&l.digest).map_err(|e| anyhow!("layer: {e}"))?;
-            let c = Compression::from_media_type(&l.media_type).ok_or_else(|| {
-                anyhow!(
-                    "layer {} has unknown media type {:?}; supported are OCI tar, tar+gzip, tar+zstd and Docker rootfs.diff.tar.gzip layers",
-                    l.digest,
-                    l.media_type
-                )
-            })?;
-            plan.push((l.clone(), c));
-        }
-        crate::reference::validate_digest(&manifest.config.digest)
-            .map_err(|e| anyhow!("config: {e}"))?;
+        let plan = layer_plan(&manifest)?;
         let config_bytes = self.config_blob(reg, &manifest.config).await?;
         let config: DockerImageConfig =
             serde_json::from_slice(&config_bytes).context("parsing the image config")?;
@@ -509,6 +476,96 @@ impl Fetcher {
         std::fs::write(staged.join("manifest"), serde_json::to_vec(&appc_manifest)?)?;
         std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
         self.store.commit(&staged, id)
+    }
+}
+
+/// The entry of an index for this host's platform.
+fn platform_entry<'a>(index: &'a Index, r: &Reference) -> Result<&'a IndexEntry> {
+    let (os, arch) = host_platform();
+    index
+        .manifests
+        .iter()
+        .find(|m| {
+            m.platform
+                .as_ref()
+                .is_some_and(|p| p.os == os && p.architecture == arch)
+        })
+        .ok_or_else(|| {
+            let have: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref())
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+                .collect();
+            anyhow!(
+                "image {r} has no variant for this host's platform {os}/{arch} (it has: {})",
+                have.join(", ")
+            )
+        })
+}
+
+/// What a manifest asks to download and apply: its layers with their compression, every
+/// digest checked for form before it goes into a URL or a store path.
+fn layer_plan(manifest: &Manifest) -> Result<Vec<(Descriptor, Compression)>> {
+    let mut plan = Vec::new();
+    for l in &manifest.layers {
+        crate::reference::validate_digest(&l.digest).map_err(|e| anyhow!("layer: {e}"))?;
+        let c = Compression::from_media_type(&l.media_type).ok_or_else(|| {
+            anyhow!(
+                "layer {} has unknown media type {:?}; supported are OCI tar, tar+gzip, tar+zstd and Docker rootfs.diff.tar.gzip layers",
+                l.digest,
+                l.media_type
+            )
+        })?;
+        plan.push((l.clone(), c));
+    }
+    crate::reference::validate_digest(&manifest.config.digest)
+        .map_err(|e| anyhow!("config: {e}"))?;
+    Ok(plan)
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): a registry's manifest and index answers and
+/// an image config, through the same parsing and checks a fetch uses. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// A manifest or index answer, as [`Fetcher`] reads it once its media type is known.
+    pub fn manifest_answer(bytes: &[u8], content_type: Option<String>) -> Result<()> {
+        let r = Reference::parse("docker://registry.test/fuzz:latest").expect("a valid reference");
+        match registry::fuzzing::media_type(bytes, content_type).as_str() {
+            registry::MEDIA_OCI_INDEX | registry::MEDIA_DOCKER_LIST => {
+                let index: Index = serde_json::from_slice(bytes)?;
+                let entry = platform_entry(&index, &r)?;
+                crate::reference::validate_digest(&entry.digest).map_err(|e| anyhow!(e))?;
+            }
+            _ => {
+                let manifest: Manifest = serde_json::from_slice(bytes)?;
+                layer_plan(&manifest)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An image config, converted to the appc image manifest stored with the image; that
+    /// manifest must read back as what was written (`rkt image cat-manifest`, pods).
+    pub fn image_config(bytes: &[u8]) -> Result<()> {
+        let config: DockerImageConfig = serde_json::from_slice(bytes)?;
+        let prov = Provenance {
+            original_name: "docker://registry.test/fuzz:latest",
+            registry: "registry.test",
+            repository: "fuzz",
+            tag: Some("latest"),
+            config_digest:
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            manifest_digest:
+                "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        };
+        let m = appc::from_docker("registry.test/fuzz", &config, &prov).map_err(|e| anyhow!(e))?;
+        let written = serde_json::to_vec(&m)?;
+        let read: appc::ImageManifest = serde_json::from_slice(&written)?;
+        assert_eq!(read, m, "the stored appc manifest does not read back");
+        Ok(())
     }
 }
 

@@ -319,13 +319,7 @@ impl Registry {
             ));
         }
         let body = resp.bytes().await.context("reading the token answer")?;
-        let body: serde_json::Value =
-            serde_json::from_slice(&body).context("parsing the token answer")?;
-        body.get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(|t| t.as_str())
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("token server {realm} sent no token"))
+        token_of(&body).with_context(|| format!("token server {realm}"))
     }
 
     /// GET with retries on 5xx, 429 and broken connections, backing off exponentially.
@@ -518,6 +512,43 @@ fn basic(user: &str, password: &str) -> Result<HeaderValue> {
 
 fn bearer(token: &str) -> Result<HeaderValue> {
     Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
+}
+
+/// The token of a token server's answer: `token`, or OAuth2's `access_token`.
+fn token_of(body: &[u8]) -> Result<String> {
+    let body: serde_json::Value =
+        serde_json::from_slice(body).context("parsing the token answer")?;
+    body.get("token")
+        .or_else(|| body.get("access_token"))
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the answer holds no token"))
+}
+
+/// Entry points for the fuzz targets (`fuzz/`): what a registry or token server sends, through
+/// the same functions the client uses. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A manifest answer's media type, from its bytes and `Content-Type`.
+    pub fn media_type(bytes: &[u8], content_type: Option<String>) -> String {
+        super::media_type_of(bytes, content_type)
+    }
+
+    /// A `WWW-Authenticate` header; a Bearer challenge's realm and service, if any.
+    pub fn www_authenticate(header: &str) -> Option<(String, Option<String>)> {
+        match super::Challenge::parse(header) {
+            super::Challenge::Basic => None,
+            super::Challenge::Bearer { realm, service } => Some((realm, service)),
+        }
+    }
+
+    /// A token server's answer; a token that cannot go into an `Authorization` header is an
+    /// error, as it is for the client.
+    pub fn token_answer(body: &[u8]) -> anyhow::Result<()> {
+        let token = super::token_of(body)?;
+        super::bearer(&token)?;
+        Ok(())
+    }
 }
 
 /// A parsed `WWW-Authenticate` header.

@@ -191,7 +191,13 @@ fn config_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 fn read_conf(path: &Path) -> Result<NetConf> {
     let text = std::fs::read(path).map_err(|e| err(format!("reading {}: {e}", path.display())))?;
-    let json: Value = serde_json::from_slice(&text).map_err(|e| {
+    parse_conf(&text, path)
+}
+
+/// A `net.d` file's bytes, as [`load`] reads them. Public for the fuzz target (`fuzz/`).
+#[doc(hidden)]
+pub fn parse_conf(text: &[u8], path: &Path) -> Result<NetConf> {
+    let json: Value = serde_json::from_slice(text).map_err(|e| {
         err(format!(
             "network configuration {} is not valid JSON: {e}; fix or remove the file",
             path.display()

@@ -1,42 +1,14 @@
-//! Several fetches at once, and fetches killed half way: one consistent image, each blob
-//! downloaded once, nothing half-made visible, and the next fetch completes the work.
+//! Twenty fetches of one image at once, fetches killed half way, and twenty pods run at once:
+//! one consistent image, each blob downloaded once, nothing half-made visible, the next fetch
+//! completes the work, and every pod runs once, to its end, and is removed without a trace.
+//! (More faults, killed at random points: faults.rs.)
 
 mod common;
 
-use common::{Registry, Rkt};
+use common::{push_big_image, Registry, Rkt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// A one-layer image holding 48 MiB of random (incompressible) data, built by umoci and
-/// pushed by skopeo, so that downloads take long enough to be interrupted.
-fn push_big_image(reg: &Registry) -> String {
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("oci");
-    let bundle = work.path().join("bundle");
-    let sh = |script: &str| {
-        let out = Command::new("bash")
-            .arg("-ec")
-            .arg(script)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh(&format!(
-        "umoci init --layout {l} && umoci new --image {l}:big && umoci unpack --image {l}:big {b} >/dev/null \
-         && mkdir -p {b}/rootfs/data && head -c 50331648 /dev/urandom > {b}/rootfs/data/blob \
-         && umoci repack --image {l}:big {b} \
-         && skopeo copy --dest-tls-verify=false oci:{l}:big docker://127.0.0.1:{p}/big:latest >/dev/null",
-        l = layout.display(),
-        b = bundle.display(),
-        p = reg.port
-    ));
-    reg.image("big:latest")
-}
 
 fn blob_requests(log: &str, repo: &str) -> Vec<String> {
     log.lines()
@@ -55,7 +27,7 @@ fn concurrent_fetches_share_downloads_and_agree() {
     let reg = Registry::start("plain");
     let image = push_big_image(&reg);
     let rkt = Rkt::new();
-    let children: Vec<_> = (0..4)
+    let children: Vec<_> = (0..20)
         .map(|_| {
             rkt.cmd()
                 .args(["fetch", "--full", &image])
@@ -159,4 +131,78 @@ fn killed_fetch_leaves_nothing_visible_and_next_fetch_resumes() {
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let data = std::fs::metadata(rkt.rootfs(&id).join("data/blob")).unwrap();
     assert_eq!(data.len(), 50331648);
+}
+
+/// Twenty `rkt run` at once in one store: each pod gets a UUID of its own, runs its app once
+/// (its own output, its own exit status), is listed as exited, and `gc` leaves nothing.
+#[test]
+fn twenty_concurrent_runs_each_run_once() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = common::pods::busybox();
+    rkt.ok(&["fetch", &image]);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let save = rkt.config.path().join(format!("uuid-{i}"));
+            let child = rkt
+                .cmd()
+                .args([
+                    "run",
+                    "--net=none",
+                    &format!("--uuid-file-save={}", save.display()),
+                    &image,
+                    "--exec=/bin/sh",
+                    "--",
+                    "-c",
+                    &format!("echo run-{i}; exit {i}"),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (i, save, child)
+        })
+        .collect();
+    let mut uuids = Vec::new();
+    for (i, save, child) in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(i),
+            "pod {i}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.matches("run-").count(),
+            1,
+            "pod {i} ran once: {stdout}"
+        );
+        assert!(stdout.contains(&format!("run-{i}")), "{stdout}");
+        uuids.push(std::fs::read_to_string(save).unwrap());
+    }
+    let mut unique = uuids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 20, "{uuids:?}");
+    let list = rkt.ok(&["list", "--no-legend", "--full"]);
+    assert_eq!(
+        list.lines().filter(|l| l.contains("exited")).count(),
+        20,
+        "{list}"
+    );
+    for (i, uuid) in uuids.iter().enumerate() {
+        let status = rkt.ok(&["status", uuid]);
+        assert!(status.contains(&format!("={i}\n")), "{status}");
+    }
+    rkt.ok(&["gc", "--grace-period=0s"]);
+    assert!(common::pods::pod_dirs(&rkt).is_empty());
+    common::pods::assert_no_mounts(&rkt);
+    let left: Vec<_> = uuids
+        .iter()
+        .flat_map(|u| common::pods::cgroups_of(u))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -83,7 +83,7 @@ pub(crate) fn prepare_pod(
 }
 
 /// `--port=NAME:[HOSTIP:]HOSTPORT`, NAME being a port of one of the pod's apps.
-fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
+pub(crate) fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
     let bad = || {
         invalid!("invalid --port {spec:?}; use NAME:[HOSTIP:]HOSTPORT, NAME being a port of the image (such as 80-tcp)")
     };

@@ -47,6 +47,14 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
         total += n * scale;
         rest = &rest[unit_end..];
     }
+    // Go's durations are int64 nanoseconds; a longer one is an error there, and
+    // Duration::from_secs_f64 would panic on it (found by the rkt_args fuzz target).
+    const MAX_SECS: f64 = i64::MAX as f64 / 1e9;
+    if total.is_nan() || total > MAX_SECS {
+        return Err(format!(
+            "invalid duration {s:?}: longer than the longest Go duration, 2562047h47m16.854775807s"
+        ));
+    }
     Ok(std::time::Duration::from_secs_f64(total))
 }
 
@@ -441,6 +449,29 @@ fn split_suffix<'a>(s: &'a str, table: &[(&str, u64)]) -> (&'a str, u64) {
     (s, 1)
 }
 
+/// Entry point for the fuzz target (`fuzz/`): the words after `rkt run` or `rkt prepare`, and
+/// the flag values that are parsed only when the pod is prepared (volumes, ports, networks,
+/// limits). Errors are fine; panics are not. Not an API.
+#[doc(hidden)]
+pub fn fuzz_words(raw: &[String]) {
+    let Ok((pod, apps)) = parse(raw) else { return };
+    for v in &pod.volumes {
+        let _ = crate::volumes::parse_volume(v);
+    }
+    for p in &pod.ports {
+        let _ = crate::prepare::forward(p, &[]);
+    }
+    let _ = net::conf::parse_mode(&pod.runtime.net);
+    for a in &apps {
+        if let Some(m) = &a.memory {
+            let _ = parse_bytes(m);
+        }
+        if let Some(c) = &a.cpu {
+            let _ = parse_millicores(c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +507,19 @@ mod tests {
         assert_eq!(apps[0].args, ["--loglevel", "v"]);
         assert_eq!(apps[1].image, "img2");
         assert_eq!(apps[1].args, ["--interval", "30s"]);
+    }
+
+    #[test]
+    fn durations_beyond_gos_are_errors_not_panics() {
+        assert_eq!(
+            parse_duration("1m30s").unwrap(),
+            std::time::Duration::from_secs(90)
+        );
+        assert!(parse_duration("2562047h").is_ok());
+        // From the rkt_args fuzz target: a panic in Duration::from_secs_f64 before.
+        let e = parse_duration(&format!("{}5s", "2".repeat(37))).unwrap_err();
+        assert!(e.contains("longer than the longest Go duration"), "{e}");
+        assert!(parse_duration("2562048h").is_err());
     }
 
     #[test]

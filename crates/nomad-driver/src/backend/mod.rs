@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod image_gc;
 pub mod rkt;
 pub mod start;
+pub mod starting;
 pub mod stats;
 mod task;
 
@@ -123,10 +124,16 @@ impl Driver {
     /// Applies the plugin's configuration (SetConfig). Only the long-lived instance (the one
     /// Nomad gives its own configuration to) collects images: Nomad also starts a plugin
     /// briefly to validate the configuration.
-    pub fn configure(&self, config: &crate::config::PluginConfig, long_lived: bool) {
+    pub fn configure(self: &Arc<Self>, config: &crate::config::PluginConfig, long_lived: bool) {
         self.set_volumes_enabled(config.volumes_enabled);
         *self.config_error.lock().expect("config error") = None;
         if long_lived {
+            // Nomad's own instance: pods of starts a killed plugin left go now, not at the
+            // next StartTask.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let d = self.clone();
+                rt.spawn(async move { d.remove_orphans().await });
+            }
             self.image_gc.configure(config.gc.clone());
         }
     }
@@ -221,10 +228,19 @@ impl Driver {
             &self.rkt.global_args(),
         )
         .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
+        // A pod left by an earlier plugin killed in the middle of a start would otherwise run
+        // beside this one (Nomad never got its handle): remove such pods first.
+        self.remove_orphans().await;
+        let record = starting::Record::begin(&self.starting_dir(), &spec.id).map_err(|e| {
+            Error::fatal(format!(
+                "recording the start in {}: {e}",
+                self.starting_dir().display()
+            ))
+        })?;
         // No image is collected while a task starts: its pod names its image only once
         // prepared.
         let starting = self.image_gc.starting().await;
-        let task = task::launch(self, &opts, &spec, &cmds).await?;
+        let task = task::launch(self, &opts, &spec, &cmds, &record).await?;
         drop(starting);
         let state = DriverState {
             uuid: task.uuid.clone(),
@@ -242,6 +258,33 @@ impl Driver {
             state: serde_json::to_vec(&state).expect("serializable"),
             network,
         })
+    }
+
+    fn starting_dir(&self) -> PathBuf {
+        starting::dir(&self.rkt.data_dir().join("nomad-driver-rkt"))
+    }
+
+    /// Stops and removes the pods of starts that a dead plugin left unfinished (see
+    /// [`starting`]): Nomad has no handle for them and has started, or will start, the task
+    /// anew.
+    pub async fn remove_orphans(&self) {
+        let orphans = starting::orphans(&self.starting_dir());
+        for o in orphans {
+            if let Some(uuid) = &o.pod {
+                crate::log::warn(
+                    "removing the pod of a start a killed plugin left unfinished (Nomad never got its handle)",
+                    &[("pod", uuid), ("task_id", &o.task)],
+                );
+                let _ = self.rkt.stop(uuid, true).await;
+                if let Err(e) = self.rkt.rm(uuid).await {
+                    crate::log::warn(
+                        "could not remove the pod of an unfinished start",
+                        &[("pod", uuid), ("error", &e)],
+                    );
+                    continue; // the record stays, for the next sweep
+                }
+            }
+        }
     }
 
     /// RecoverTask: finds the pod again from the handle's state.

@@ -171,6 +171,7 @@ pub(super) async fn launch(
     opts: &Options,
     spec: &Spec,
     cmds: &Commands,
+    record: &super::starting::Record,
 ) -> Result<Arc<Task>, Error> {
     if let Some(trust) = &cmds.trust {
         let out = d.rkt.output(d.rkt.raw(trust)).await.map_err(Error::fatal)?;
@@ -181,7 +182,7 @@ pub(super) async fn launch(
             )));
         }
     }
-    let uuid = prepare(d, opts, spec, &cmds.prepare).await?;
+    let uuid = prepare(d, opts, spec, &cmds.prepare, &record.uuid_file()).await?;
     let started = match spawn_supervisor(d, spec, &cmds.run_prepared, &uuid).await {
         Ok(s) => s,
         Err(e) => {
@@ -245,13 +246,16 @@ async fn prepare(
     opts: &Options,
     spec: &Spec,
     args: &[String],
+    uuid_file: &std::path::Path,
 ) -> Result<String, Error> {
     let config = prepare_config(d, args, download_events(d, spec, &opts.image))?;
-    let rest = args
+    let mut rest = args
         .iter()
         .position(|a| a == "prepare")
         .map(|i| args[i + 1..].to_vec())
         .ok_or_else(|| Error::fatal("the prepare command line has no \"prepare\""))?;
+    // The pod's UUID reaches the start's record before the pod can run (see starting.rs).
+    rest.insert(0, format!("--uuid-file-save={}", uuid_file.display()));
     // stage0 blocks and runs a runtime of its own for the download: a thread of its own,
     // outside this runtime.
     let (tx, rx) = tokio::sync::oneshot::channel();
