@@ -141,6 +141,29 @@ def registry_auth():
     put("registry_auth", "token-newline", b'\x01{"token":"a\\nb"}')
 
 
+def aci():
+    page = (b'<!DOCTYPE html><html><head>'
+            b'<meta name="ac-discovery" content="example.com https://example.com/{name}-{version}-{os}-{arch}.{ext}">'
+            b'<meta name="ac-discovery-pubkeys" content="example.com https://example.com/pubkeys.gpg">'
+            b'</head></html>')
+    put("aci_discovery", "page", b"\x00" + page)
+    put("aci_discovery", "page-unclosed", b"\x00<meta name=ac-discovery content='x.com/a https://x.com/{name}.{ext}'")
+    put("aci_discovery", "name", b"\x01coreos.com/etcd:v2.0.4")
+    put("aci_discovery", "name-labels", b"\x01example.com/app,version=1.0,os=linux,channel=beta")
+    manifest = (b'{"acKind":"ImageManifest","acVersion":"0.8.11","name":"example.com/app",'
+                b'"labels":[{"name":"version","value":"1"},{"name":"os","value":"linux"},{"name":"arch","value":"amd64"}],'
+                b'"app":{"exec":["/bin/sh"],"user":"0","group":"0","ports":[{"name":"www","protocol":"tcp","port":80}],'
+                b'"mountPoints":[{"name":"data","path":"/data"}]},'
+                b'"dependencies":[{"imageName":"example.com/base","imageID":"sha512-00"}],"pathWhitelist":["/bin/sh"]}')
+    put("aci_manifest", "manifest", b"\x00" + manifest)
+    key = os.path.join(REPO, "target/test-fixtures-aci/keys/signer.asc")
+    if os.path.exists(key):
+        put("aci_manifest", "key", b"\x01" + open(key, "rb").read())
+    sig = os.path.join(REPO, "target/test-fixtures-aci/hello.aci.asc")
+    if os.path.exists(sig):
+        put("aci_manifest", "signature", b"\x01" + open(sig, "rb").read())
+
+
 def config_files():
     put("auth_d", "docker-auth", json.dumps({"rktKind": "dockerAuth", "rktVersion": "v1",
                                              "registries": ["quay.io", "127.0.0.1:5000"],
@@ -198,6 +221,7 @@ def main():
     pod_manifest()
     registry_manifest(layout)
     registry_auth()
+    aci()
     config_files()
     rkt_args()
     tar_layers()
