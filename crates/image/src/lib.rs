@@ -15,6 +15,7 @@ pub mod aci;
 pub mod appc;
 pub mod auth;
 pub mod digest;
+pub mod error;
 pub mod export;
 pub mod fetch;
 pub mod reference;
@@ -25,3 +26,5 @@ pub mod store;
 pub mod trust;
 pub mod unpack;
 pub mod verify;
+
+pub use error::{Error, Result};
