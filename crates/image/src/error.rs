@@ -206,17 +206,6 @@ impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     }
 }
 
-/// `ok_or_else` with an error of a given kind, for options.
-pub(crate) trait OrRefuse<T> {
-    fn or_refuse(self, f: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> OrRefuse<T> for Option<T> {
-    fn or_refuse(self, f: impl FnOnce() -> String) -> Result<T> {
-        self.ok_or_else(|| Error::Refused(f()))
-    }
-}
-
 /// Returns an [`Error::Refused`] with a formatted message: the image (or what it
 /// contains) cannot be used.
 macro_rules! refuse {

@@ -9,7 +9,7 @@
 //! `.wh..wh..opq` empties its directory of lower-layer content. Entries created earlier in the
 //! same layer survive both, whatever their order in the archive.
 
-use crate::error::{refuse, Context, Error, OrRefuse, Result};
+use crate::error::{refuse, Context, Error, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{
     self, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -238,7 +238,7 @@ impl Tree {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .or_refuse(|| "symlink without a target".into())?;
+                    .ok_or_else(|| Error::refused("symlink without a target"))?;
                 fs::symlinkat(&target[..], parent, &name[..])?;
                 fs::chownat(
                     parent,
@@ -252,7 +252,7 @@ impl Tree {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .or_refuse(|| "hardlink without a target".into())?
+                    .ok_or_else(|| Error::refused("hardlink without a target"))?
                     .into_owned();
                 self.hardlink(&target, parent, &name)?;
             }
