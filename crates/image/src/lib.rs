@@ -10,6 +10,9 @@
 //!
 //! ACIs (files, URLs, appc names found by [`aci::discovery`]) go through [`aci`]: their
 //! signatures are checked against the [`trust::Keystore`] before anything is unpacked.
+//!
+//! Every fallible function returns an [`Error`], whose variant says what a caller can do
+//! about it (retry a registry, report an image or input that cannot be used, not found).
 
 pub mod aci;
 pub mod appc;
