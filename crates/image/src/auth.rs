@@ -13,7 +13,7 @@
 //!
 //! `auth` entries of type `oauth` carry `{"token": …}` and are sent as a Bearer token.
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Context, Error, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -89,11 +89,11 @@ impl Credentials {
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            self.parse_file(&text).with_context(|| {
-                format!(
-                    "invalid credentials file {}; expected rktKind \"dockerAuth\" or \"auth\", rktVersion \"v1\"",
+            self.parse_file(&text).map_err(|e| {
+                Error::config(format!(
+                    "invalid credentials file {}; expected rktKind \"dockerAuth\" or \"auth\", rktVersion \"v1\": {e}",
                     file.display()
-                )
+                ))
             })?;
         }
         Ok(())
@@ -108,7 +108,10 @@ impl Credentials {
     fn parse_file(&mut self, text: &str) -> Result<()> {
         let header: Header = serde_json::from_str(text)?;
         if header.rkt_version != "v1" {
-            bail!("unsupported rktVersion {:?}", header.rkt_version);
+            return Err(Error::config(format!(
+                "unsupported rktVersion {:?}",
+                header.rkt_version
+            )));
         }
         match header.rkt_kind.as_str() {
             "dockerAuth" => {
@@ -136,16 +139,20 @@ impl Credentials {
                     "oauth" => {
                         let token = a.credentials["token"]
                             .as_str()
-                            .context("oauth credentials need a \"token\"")?;
+                            .ok_or_else(|| Error::config("oauth credentials need a \"token\""))?;
                         Credential::Bearer(token.to_string())
                     }
-                    other => bail!("unsupported auth type {other:?} (basic and oauth are)"),
+                    other => {
+                        return Err(Error::config(format!(
+                            "unsupported auth type {other:?} (basic and oauth are)"
+                        )))
+                    }
                 };
                 for d in a.domains {
                     self.insert(&d, cred.clone());
                 }
             }
-            other => bail!("unknown rktKind {other:?}"),
+            other => return Err(Error::config(format!("unknown rktKind {other:?}"))),
         }
         Ok(())
     }

@@ -2,14 +2,17 @@
 //! (`rkt image extract` and `render`). Each writes beside its destination and renames into
 //! place, so that a failure leaves nothing half-written.
 
+use crate::error::{Context, Error, Result};
 use crate::store::{ImageInfo, Store};
-use anyhow::{bail, Context, Result};
 use std::path::Path;
 
 /// Writes an uncompressed ACI of the image: `manifest` and `rootfs/` from the rendered tree.
 pub fn write_aci(store: &Store, info: &ImageInfo, out: &Path, overwrite: bool) -> Result<()> {
     if out.exists() && !overwrite {
-        bail!("output ACI file {} exists (try --overwrite)", out.display());
+        return Err(Error::invalid(format!(
+            "output ACI file {} exists (try --overwrite)",
+            out.display()
+        )));
     }
     let tmp = out.with_extension(format!("aci.tmp-{}", crate::store::tmp_suffix()));
     let result = (|| -> Result<()> {
@@ -53,14 +56,16 @@ pub fn write_tree(
 ) -> Result<()> {
     let out = std::path::absolute(out)?;
     if out == Path::new("/") {
-        bail!("this would delete your root filesystem. Refusing.");
+        return Err(Error::invalid(
+            "this would delete your root filesystem. Refusing.",
+        ));
     }
     if out.exists() {
         if !overwrite {
-            bail!(
+            return Err(Error::invalid(format!(
                 "output directory {} exists (try --overwrite)",
                 out.display()
-            );
+            )));
         }
         crate::unpack::remove_tree(&out).context("error removing existing output dir")?;
     }
@@ -105,11 +110,11 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         .status()
         .context("running cp -a")?;
     if !status.success() {
-        bail!(
+        return Err(Error::failed(format!(
             "copying {} to {}: cp -a exited with {status}",
             from.display(),
             to.display()
-        );
+        )));
     }
     Ok(())
 }

@@ -8,12 +8,12 @@
 use crate::appc::{self, DockerImageConfig, Provenance};
 use crate::auth::Credentials;
 use crate::digest;
+use crate::error::{refuse, Context, Error, Failure, Result};
 use crate::reference::{classify, ImageArg, Reference};
 use crate::registries::Registries;
 use crate::registry::{self, Endpoint, RawManifest, Registry};
 use crate::store::{self, ImageInfo, Store};
 use crate::unpack::{Compression, Tree};
-use anyhow::{anyhow, bail, Context, Result};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -194,9 +194,9 @@ impl Fetcher {
             let stored = self.store.find_docker(reference)?;
             match (stored, self.policy) {
                 (Some(info), _) => return Ok(info.id),
-                (None, PullPolicy::Never) => bail!(
+                (None, PullPolicy::Never) => return Err(Error::not_found(format!(
                     "image {reference} is not in the store and --pull-policy=never forbids fetching it; fetch it first or use --pull-policy=new"
-                ),
+                ))),
                 _ => {}
             }
         }
@@ -244,7 +244,9 @@ impl Fetcher {
                 }
             }
         }
-        bail!("no source to fetch {reference} from")
+        Err(Error::config(format!(
+            "no source to fetch {reference} from"
+        )))
     }
 
     /// Connects to one source and resolves the image's manifest for this platform there.
@@ -297,11 +299,11 @@ impl Fetcher {
                 let m = reg.manifest(&entry.digest).await?;
                 match m.media_type.as_str() {
                     registry::MEDIA_OCI_MANIFEST | registry::MEDIA_DOCKER_MANIFEST => Ok(m),
-                    other => bail!("image {r}: index entry {} has unsupported media type {other:?}", entry.digest),
+                    other => refuse!("image {r}: index entry {} has unsupported media type {other:?}", entry.digest),
                 }
             }
             registry::MEDIA_OCI_MANIFEST | registry::MEDIA_DOCKER_MANIFEST => Ok(top),
-            other => bail!(
+            other => refuse!(
                 "image {r} has a manifest of unsupported media type {other:?}; supported are OCI manifests and indexes and Docker schema2 manifests and manifest lists"
             ),
         }
@@ -313,7 +315,7 @@ impl Fetcher {
         let limit = registry::MAX_MANIFEST_BYTES as u64;
         let size = desc.size.unwrap_or(0);
         if size > limit {
-            bail!(
+            refuse!(
                 "image config {} is {size} bytes, over the {limit}-byte limit; refusing it",
                 desc.digest
             );
@@ -321,7 +323,7 @@ impl Fetcher {
         let path = ensure_blob(&self.store, reg, &desc.digest, desc.size, &NoProgress).await?;
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         if bytes.len() as u64 > limit {
-            bail!(
+            refuse!(
                 "image config {} is over the {limit}-byte limit; refusing it",
                 desc.digest
             );
@@ -340,7 +342,9 @@ impl Fetcher {
     ) -> Result<(PathBuf, store::Lock, crate::unpack::ContentHashes)> {
         let lock = {
             let (store, id) = (self.store.clone(), id.to_string());
-            tokio::task::spawn_blocking(move || store.lock(&format!("image-{id}"))).await??
+            tokio::task::spawn_blocking(move || store.lock(&format!("image-{id}")))
+                .await
+                .map_err(joined)??
         };
         let staged = self
             .store
@@ -356,7 +360,7 @@ impl Fetcher {
                 let (i, res) = done
                     .recv()
                     .await
-                    .ok_or_else(|| anyhow!("a layer download ended without a result"))?;
+                    .ok_or_else(|| Error::failed("a layer download ended without a result"))?;
                 ready[i] = Some(res?);
                 while let Some(path) = ready.get_mut(next).and_then(Option::take) {
                     let (digest, c) = layers[next].clone();
@@ -368,7 +372,8 @@ impl Fetcher {
                             .with_context(|| format!("applying layer {digest}"));
                         (t, res)
                     })
-                    .await?;
+                    .await
+                    .map_err(joined)?;
                     tree = Some(t);
                     res?;
                     self.debug(|| format!("applied layer {shown} in {:?}", started.elapsed()));
@@ -376,7 +381,7 @@ impl Fetcher {
                 }
             }
             let tree = tree.take().expect("tree is returned after each layer");
-            Ok::<_, anyhow::Error>(tree.into_content_hashes())
+            Ok::<_, Error>(tree.into_content_hashes())
         }
         .await;
         match result {
@@ -414,7 +419,7 @@ impl Fetcher {
                 manifest_digest: &raw.digest,
             },
         )
-        .map_err(|e| anyhow!("converting the image config of {r} to appc: {e}"))?;
+        .map_err(|e| Error::refused(format!("converting the image config of {r} to appc: {e}")))?;
 
         // Start every download now; the render below consumes them in layer order.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Result<PathBuf>)>();
@@ -431,7 +436,7 @@ impl Fetcher {
                         Ok(_permit) => {
                             ensure_blob(&store, &reg, &layer.digest, layer.size, &*progress).await
                         }
-                        Err(e) => Err(e.into()),
+                        Err(e) => Err(Error::failed(e.to_string())),
                     };
                     let _ = tx.send((i, res));
                 })
@@ -473,8 +478,15 @@ impl Fetcher {
             dependencies: Vec::new(),
         };
         crate::verify::record(&staged, &hashes)?;
-        std::fs::write(staged.join("manifest"), serde_json::to_vec(&appc_manifest)?)?;
-        std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
+        let to_json = |r: serde_json::Result<Vec<u8>>| r.map_err(|e| Error::failed(e.to_string()));
+        std::fs::write(
+            staged.join("manifest"),
+            to_json(serde_json::to_vec(&appc_manifest))?,
+        )?;
+        std::fs::write(
+            staged.join("info.json"),
+            to_json(serde_json::to_vec_pretty(&info))?,
+        )?;
         self.store.commit(&staged, id)
     }
 }
@@ -497,10 +509,10 @@ fn platform_entry<'a>(index: &'a Index, r: &Reference) -> Result<&'a IndexEntry>
                 .filter_map(|m| m.platform.as_ref())
                 .map(|p| format!("{}/{}", p.os, p.architecture))
                 .collect();
-            anyhow!(
+            Error::refused(format!(
                 "image {r} has no variant for this host's platform {os}/{arch} (it has: {})",
                 have.join(", ")
-            )
+            ))
         })
 }
 
@@ -509,18 +521,19 @@ fn platform_entry<'a>(index: &'a Index, r: &Reference) -> Result<&'a IndexEntry>
 fn layer_plan(manifest: &Manifest) -> Result<Vec<(Descriptor, Compression)>> {
     let mut plan = Vec::new();
     for l in &manifest.layers {
-        crate::reference::validate_digest(&l.digest).map_err(|e| anyhow!("layer: {e}"))?;
+        crate::reference::validate_digest(&l.digest)
+            .map_err(|e| Error::refused(format!("layer: {e}")))?;
         let c = Compression::from_media_type(&l.media_type).ok_or_else(|| {
-            anyhow!(
+            Error::refused(format!(
                 "layer {} has unknown media type {:?}; supported are OCI tar, tar+gzip, tar+zstd and Docker rootfs.diff.tar.gzip layers",
                 l.digest,
                 l.media_type
-            )
+            ))
         })?;
         plan.push((l.clone(), c));
     }
     crate::reference::validate_digest(&manifest.config.digest)
-        .map_err(|e| anyhow!("config: {e}"))?;
+        .map_err(|e| Error::refused(format!("config: {e}")))?;
     Ok(plan)
 }
 
@@ -537,7 +550,7 @@ pub mod fuzzing {
             registry::MEDIA_OCI_INDEX | registry::MEDIA_DOCKER_LIST => {
                 let index: Index = serde_json::from_slice(bytes)?;
                 let entry = platform_entry(&index, &r)?;
-                crate::reference::validate_digest(&entry.digest).map_err(|e| anyhow!(e))?;
+                crate::reference::validate_digest(&entry.digest).map_err(Error::refused)?;
             }
             _ => {
                 let manifest: Manifest = serde_json::from_slice(bytes)?;
@@ -561,7 +574,7 @@ pub mod fuzzing {
             manifest_digest:
                 "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         };
-        let m = appc::from_docker("registry.test/fuzz", &config, &prov).map_err(|e| anyhow!(e))?;
+        let m = appc::from_docker("registry.test/fuzz", &config, &prov).map_err(Error::refused)?;
         let written = serde_json::to_vec(&m)?;
         let read: appc::ImageManifest = serde_json::from_slice(&written)?;
         assert_eq!(read, m, "the stored appc manifest does not read back");
@@ -590,7 +603,9 @@ async fn ensure_blob(
     let hex = digest::hex_part(digest).to_string();
     let lock = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.lock(&format!("blob-{hex}"))).await??
+        tokio::task::spawn_blocking(move || store.lock(&format!("blob-{hex}")))
+            .await
+            .map_err(joined)??
     };
     let final_path = store.blob_path(digest);
     if final_path.exists() {
@@ -658,7 +673,7 @@ async fn download(
                     offset += bytes.len() as u64;
                     progress.advance(what, bytes.len() as u64);
                     if size.is_some_and(|s| offset > s) {
-                        bail!(
+                        refuse!(
                             "blob {digest} is longer than the {} bytes its manifest says",
                             size.unwrap()
                         );
@@ -674,12 +689,12 @@ async fn download(
             None if size.is_none_or(|s| s == offset) => break,
             None => broken_retry(
                 &mut attempts_left,
-                anyhow!(
+                format!(
                     "connection closed at byte {offset} of {}",
                     size.unwrap_or(0)
                 ),
             )?,
-            Some(e) => broken_retry(&mut attempts_left, anyhow::Error::new(e))?,
+            Some(e) => broken_retry(&mut attempts_left, crate::error::chain(&e))?,
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -688,16 +703,21 @@ async fn download(
     if got != digest {
         drop(file);
         std::fs::remove_file(partial).ok();
-        bail!(
+        refuse!(
             "blob {digest} does not match its digest (got {got}); the registry's copy is corrupt or was tampered with"
         );
     }
     Ok(())
 }
 
-fn broken_retry(attempts_left: &mut u32, err: anyhow::Error) -> Result<()> {
+/// A download that broke off `err` is tried again, a few times; then the registry is
+/// taken to be unavailable for now.
+fn broken_retry(attempts_left: &mut u32, err: String) -> Result<()> {
     if *attempts_left == 0 {
-        return Err(err.context("download kept breaking off; giving up"));
+        return Err(Error::registry(
+            Failure::Unavailable,
+            format!("download kept breaking off; giving up: {err}"),
+        ));
     }
     *attempts_left -= 1;
     Ok(())
@@ -716,6 +736,11 @@ fn hash_existing(file: &mut std::fs::File, hasher: &mut Sha256) -> Result<u64> {
         total += n as u64;
     }
     Ok(total)
+}
+
+/// A blocking task that panicked or was cancelled.
+fn joined(e: tokio::task::JoinError) -> Error {
+    Error::failed(e.to_string())
 }
 
 /// This host's platform in OCI terms.

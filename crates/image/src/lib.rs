@@ -10,11 +10,15 @@
 //!
 //! ACIs (files, URLs, appc names found by [`aci::discovery`]) go through [`aci`]: their
 //! signatures are checked against the [`trust::Keystore`] before anything is unpacked.
+//!
+//! Every fallible function returns an [`Error`], whose variant says what a caller can do
+//! about it (retry a registry, report an image or input that cannot be used, not found).
 
 pub mod aci;
 pub mod appc;
 pub mod auth;
 pub mod digest;
+pub mod error;
 pub mod export;
 pub mod fetch;
 pub mod reference;
@@ -25,3 +29,5 @@ pub mod store;
 pub mod trust;
 pub mod unpack;
 pub mod verify;
+
+pub use error::{Error, Result};

@@ -7,8 +7,8 @@
 //! hasher into the store.
 
 use crate::auth::Credential;
+use crate::error::{refuse, Context, Error, Result};
 use crate::reference::Reference;
-use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode};
@@ -27,7 +27,7 @@ pub const MEDIA_DOCKER_SCHEMA1_SIGNED: &str =
     "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Why a registry could not give what was asked, for callers that decide what to do next
-/// (retry later, or report bad input). Carried in the error chain; see [`RegistryError`].
+/// (retry later, or report bad input). Carried by [`Error::Registry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// Unreachable, timed out, or a 5xx/429 answer that outlasted the retries.
@@ -41,15 +41,8 @@ pub enum Failure {
 }
 
 /// A registry failure of a known [`Failure`]; its message names the registry and the image.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct RegistryError {
-    pub failure: Failure,
-    pub message: String,
-}
-
-pub(crate) fn failed(failure: Failure, message: String) -> anyhow::Error {
-    anyhow::Error::new(RegistryError { failure, message })
+pub(crate) fn failed(failure: Failure, message: String) -> Error {
+    Error::registry(failure, message)
 }
 
 /// The failure an HTTP status stands for.
@@ -168,7 +161,12 @@ impl Registry {
             .read_timeout(opts.timeout)
             .user_agent(concat!("rkt-rs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .context("building the HTTP client")?;
+            .map_err(|e| {
+                Error::failed(format!(
+                    "building the HTTP client: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
         let scheme = if endpoint.plain_http { "http" } else { "https" };
         let mut reg = Registry {
             client,
@@ -257,9 +255,12 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .map(Challenge::parse)
             .ok_or_else(|| {
-                anyhow!(
-                    "registry {} demands authentication but sent no WWW-Authenticate challenge",
-                    self.base
+                Error::registry(
+                    Failure::Refused,
+                    format!(
+                        "registry {} demands authentication but sent no WWW-Authenticate challenge",
+                        self.base
+                    ),
                 )
             })?;
         let header = match challenge {
@@ -297,10 +298,10 @@ impl Registry {
             req = req.basic_auth(user, Some(password));
         }
         let resp = req.send().await.map_err(|e| {
-            anyhow::Error::new(e).context(RegistryError {
-                failure: Failure::Unavailable,
-                message: format!("requesting a token from {realm}"),
-            })
+            Error::from(e).into_registry(
+                Failure::Unavailable,
+                format!("requesting a token from {realm}"),
+            )
         })?;
         if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN {
             return Err(failed(
@@ -336,22 +337,24 @@ impl Registry {
             }
             match req.send().await {
                 Ok(r) if r.status().is_server_error() || r.status().as_u16() == 429 => {
-                    last_err = Some(anyhow!("HTTP {} from {url}", r.status()));
+                    last_err = Some(format!("HTTP {} from {url}", r.status()));
                 }
                 Ok(r) => return Ok(r),
-                Err(e) => last_err = Some(anyhow::Error::new(e).context(format!("GET {url}"))),
+                Err(e) => last_err = Some(format!("GET {url}: {}", crate::error::chain(&e))),
             }
             if attempt < self.attempts {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(3));
             }
         }
-        Err(last_err
-            .unwrap_or_else(|| anyhow!("no attempt made"))
-            .context(RegistryError {
-                failure: Failure::Unavailable,
-                message: format!("giving up after {} attempts", self.attempts),
-            }))
+        Err(failed(
+            Failure::Unavailable,
+            format!(
+                "giving up after {} attempts: {}",
+                self.attempts,
+                last_err.as_deref().unwrap_or("no attempt made")
+            ),
+        ))
     }
 
     /// Fetches a manifest or index by tag or digest, refusing oversized and schema1 answers
@@ -392,7 +395,7 @@ impl Registry {
         };
         if let Some(want) = expected {
             if want.starts_with("sha256:") && want != digest {
-                bail!(
+                refuse!(
                     "manifest of {} as served by {} does not match its digest: expected {want}, got {digest}; refusing it",
                     self.image,
                     self.base
@@ -401,7 +404,7 @@ impl Registry {
         }
         let media_type = media_type_of(&bytes, content_type);
         if media_type == MEDIA_DOCKER_SCHEMA1 || media_type == MEDIA_DOCKER_SCHEMA1_SIGNED {
-            bail!(
+            refuse!(
                 "image {} uses the Docker schema1 manifest format, which is deprecated and not supported; push it again with a current Docker or skopeo (schema2 or OCI)",
                 self.image
             );
@@ -421,7 +424,7 @@ impl Registry {
         if offset > 0 {
             headers.insert(
                 reqwest::header::RANGE,
-                HeaderValue::from_str(&format!("bytes={offset}-"))?,
+                HeaderValue::from_str(&format!("bytes={offset}-")).map_err(header_error)?,
             );
         }
         let resp = self.get_with_retries(&url, Some(headers)).await?;
@@ -490,7 +493,7 @@ async fn read_limited(resp: Response, limit: usize) -> Result<Vec<u8>> {
     use futures_util::StreamExt;
     if let Some(len) = resp.content_length() {
         if len as usize > limit {
-            bail!("it is {len} bytes, over the {limit}-byte limit; refusing it");
+            refuse!("it is {len} bytes, over the {limit}-byte limit; refusing it");
         }
     }
     let mut out = Vec::new();
@@ -498,7 +501,7 @@ async fn read_limited(resp: Response, limit: usize) -> Result<Vec<u8>> {
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.context("reading the answer")?;
         if out.len() + chunk.len() > limit {
-            bail!("it is over the {limit}-byte limit; refusing it");
+            refuse!("it is over the {limit}-byte limit; refusing it");
         }
         out.extend_from_slice(&chunk);
     }
@@ -507,22 +510,27 @@ async fn read_limited(resp: Response, limit: usize) -> Result<Vec<u8>> {
 
 fn basic(user: &str, password: &str) -> Result<HeaderValue> {
     let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    Ok(HeaderValue::from_str(&format!("Basic {b}"))?)
+    HeaderValue::from_str(&format!("Basic {b}")).map_err(header_error)
 }
 
 fn bearer(token: &str) -> Result<HeaderValue> {
-    Ok(HeaderValue::from_str(&format!("Bearer {token}"))?)
+    HeaderValue::from_str(&format!("Bearer {token}")).map_err(header_error)
+}
+
+/// Credentials (from auth.d, or a token server) that cannot be sent in a header.
+fn header_error(e: reqwest::header::InvalidHeaderValue) -> Error {
+    Error::config(e.to_string())
 }
 
 /// The token of a token server's answer: `token`, or OAuth2's `access_token`.
 fn token_of(body: &[u8]) -> Result<String> {
-    let body: serde_json::Value =
-        serde_json::from_slice(body).context("parsing the token answer")?;
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| failed(Failure::Refused, format!("parsing the token answer: {e}")))?;
     body.get("token")
         .or_else(|| body.get("access_token"))
         .and_then(|t| t.as_str())
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("the answer holds no token"))
+        .ok_or_else(|| failed(Failure::Refused, "the answer holds no token".to_string()))
 }
 
 /// Entry points for the fuzz targets (`fuzz/`): what a registry or token server sends, through
@@ -544,7 +552,7 @@ pub mod fuzzing {
 
     /// A token server's answer; a token that cannot go into an `Authorization` header is an
     /// error, as it is for the client.
-    pub fn token_answer(body: &[u8]) -> anyhow::Result<()> {
+    pub fn token_answer(body: &[u8]) -> crate::Result<()> {
         let token = super::token_of(body)?;
         super::bearer(&token)?;
         Ok(())

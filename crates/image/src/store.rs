@@ -17,7 +17,7 @@
 //! image or nothing visible, and the next fetch redoes the missing part.
 
 use crate::appc::ImageManifest;
-use anyhow::{bail, Context, Result};
+use crate::error::{Context, Error, Result};
 use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -170,12 +170,12 @@ impl Store {
     pub fn info(&self, id: &str) -> Result<ImageInfo> {
         let p = self.image_dir(id).join("info.json");
         let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&text).with_context(|| format!("parsing {}", p.display()))
+        serde_json::from_slice(&text).map_err(|e| stored_json(&p.display(), e))
     }
 
     pub fn manifest(&self, id: &str) -> Result<ImageManifest> {
         let bytes = self.manifest_bytes(id)?;
-        serde_json::from_slice(&bytes).context("parsing the image manifest")
+        serde_json::from_slice(&bytes).map_err(|e| stored_json(&"the image manifest", e))
     }
 
     pub fn manifest_bytes(&self, id: &str) -> Result<Vec<u8>> {
@@ -189,7 +189,7 @@ impl Store {
         info.last_used = now_nanos();
         write_atomic(
             &self.image_dir(id).join("info.json"),
-            &serde_json::to_vec_pretty(&info)?,
+            &serde_json::to_vec_pretty(&info).map_err(|e| Error::failed(e.to_string()))?,
         )
     }
 
@@ -240,18 +240,24 @@ impl Store {
         if query.starts_with("sha512-") {
             let hits: Vec<_> = images.iter().filter(|i| i.id.starts_with(query)).collect();
             return match hits.len() {
-                0 => bail!("no image with ID {query:?} in the store; see `rkt image list`"),
+                0 => Err(Error::not_found(format!(
+                    "no image with ID {query:?} in the store; see `rkt image list`"
+                ))),
                 1 => Ok(hits[0].clone()),
-                _ => bail!(
+                _ => Err(Error::invalid(format!(
                     "image ID prefix {query:?} matches {} images; give more of the ID",
                     hits.len()
-                ),
+                ))),
             };
         }
-        let missing = || format!("no image named {query:?} in the store; see `rkt image list`");
+        let missing = || {
+            Error::not_found(format!(
+                "no image named {query:?} in the store; see `rkt image list`"
+            ))
+        };
         if query.starts_with("docker://") {
             let r = crate::reference::Reference::parse(query)?;
-            return self.find_docker(&r)?.with_context(missing);
+            return self.find_docker(&r)?.ok_or_else(missing);
         }
         let (name, version) = match query.rsplit_once(':') {
             Some((n, v)) if !v.contains('/') => (n, Some(v)),
@@ -268,7 +274,7 @@ impl Store {
                     || i.display_name() == query
             })
             .max_by_key(|i| i.import_time)
-            .with_context(missing)
+            .ok_or_else(missing)
     }
 
     /// Publishes a fully prepared image directory (with `info.json`, `manifest`, `rootfs/`)
@@ -356,6 +362,11 @@ pub fn tmp_suffix() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}-{n}", std::process::id())
+}
+
+/// A file the store wrote that does not parse: the store is damaged, not the caller's input.
+fn stored_json(what: &dyn std::fmt::Display, e: serde_json::Error) -> Error {
+    Error::failed(format!("parsing {what}: {e}"))
 }
 
 /// Writes a file by rename, so readers see the old or the new content, never a mix.

@@ -10,7 +10,7 @@
 //! signing subkey) must be trusted for the image, validly self-signed, not revoked, not
 //! expired, and the signature must be valid now.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{refuse, Context, Error, Result};
 pub use pgp::composed::SignedPublicKey;
 use pgp::composed::{Deserializable, DetachedSignature};
 use pgp::packet::{Signature, SignatureType};
@@ -68,7 +68,8 @@ impl Keystore {
         match prefix {
             None => Ok(base.join("root.d")),
             Some(p) => {
-                crate::aci::validate::ac_identifier(p).map_err(|e| anyhow!("trust prefix: {e}"))?;
+                crate::aci::validate::ac_identifier(p)
+                    .map_err(|e| Error::invalid(format!("trust prefix: {e}")))?;
                 Ok(base.join("prefix.d").join(p))
             }
         }
@@ -78,7 +79,8 @@ impl Keystore {
     /// is `name` or one of its parents, system keys first so that a local file (or an empty
     /// local file, which masks) wins.
     pub fn keys_for(&self, name: &str) -> Result<Vec<TrustedKey>> {
-        crate::aci::validate::ac_identifier(name).map_err(|e| anyhow!("image name: {e}"))?;
+        crate::aci::validate::ac_identifier(name)
+            .map_err(|e| Error::refused(format!("image name: {e}")))?;
         let mut dirs = Vec::new();
         for config in [&self.system_config, &self.local_config] {
             let base = Self::dir(config);
@@ -98,14 +100,14 @@ impl Keystore {
                 if bytes.is_empty() {
                     continue; // masks the system key of this fingerprint
                 }
-                let key =
-                    parse_key(&bytes).with_context(|| format!("trusted key {}", path.display()))?;
+                let key = parse_key(&bytes)
+                    .map_err(|e| Error::config(format!("trusted key {}: {e}", path.display())))?;
                 let actual = fingerprint_of(&key);
                 if actual != fingerprint {
-                    bail!(
+                    return Err(Error::config(format!(
                         "trusted key {} is named {fingerprint} but its fingerprint is {actual}; rename or remove it",
                         path.display()
-                    );
+                    )));
                 }
                 keys.push(TrustedKey {
                     fingerprint,
@@ -156,14 +158,17 @@ fn key_files(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 pub fn parse_key(bytes: &[u8]) -> Result<SignedPublicKey> {
     let key = match SignedPublicKey::from_armor_single(bytes) {
         Ok((key, _)) => key,
-        Err(armored) => SignedPublicKey::from_bytes(bytes)
-            .map_err(|_| anyhow!("not an OpenPGP public key (armoured or binary): {armored}"))?,
+        Err(armored) => SignedPublicKey::from_bytes(bytes).map_err(|_| {
+            Error::refused(format!(
+                "not an OpenPGP public key (armoured or binary): {armored}"
+            ))
+        })?,
     };
     key.verify_bindings().map_err(|e| {
-        anyhow!(
+        Error::refused(format!(
             "public key {}: its self-signatures do not verify: {e}",
             fingerprint_of(&key)
-        )
+        ))
     })?;
     Ok(key)
 }
@@ -217,7 +222,7 @@ pub fn verify(
 ) -> Result<Verified> {
     let sig = parse_signature(signature)?;
     let (trusted, signer) = find_signer(keys, &sig)?;
-    let now = Timestamp::try_from(now).map_err(|_| anyhow!("the clock is out of range"))?;
+    let now = Timestamp::try_from(now).map_err(|_| Error::failed("the clock is out of range"))?;
     check_key_usable(&trusted.key, now)
         .with_context(|| format!("signing key {}", trusted.fingerprint))?;
     if let Signer::Subkey(i) = signer {
@@ -233,10 +238,10 @@ pub fn verify(
         Signer::Subkey(i) => sig.verify(&trusted.key.public_subkeys[i].key, &bytes[..]),
     };
     res.map_err(|e| {
-        anyhow!(
+        Error::refused(format!(
             "the signature by key {} does not match the image: the image or the signature was altered ({e})",
             trusted.fingerprint
-        )
+        ))
     })?;
     Ok(Verified {
         fingerprint: trusted.fingerprint.clone(),
@@ -247,12 +252,15 @@ pub fn verify(
 fn parse_signature(bytes: &[u8]) -> Result<Signature> {
     let sig = match DetachedSignature::from_armor_single(bytes) {
         Ok((s, _)) => s,
-        Err(armored) => DetachedSignature::from_bytes(bytes)
-            .map_err(|_| anyhow!("not an OpenPGP signature (armoured or binary): {armored}"))?,
+        Err(armored) => DetachedSignature::from_bytes(bytes).map_err(|_| {
+            Error::refused(format!(
+                "not an OpenPGP signature (armoured or binary): {armored}"
+            ))
+        })?,
     };
     match sig.signature.typ() {
         Some(SignatureType::Binary) | Some(SignatureType::Text) => Ok(sig.signature),
-        other => bail!("the signature is of type {other:?}, not a signature of a file"),
+        other => refuse!("the signature is of type {other:?}, not a signature of a file"),
     }
 }
 
@@ -294,7 +302,7 @@ fn find_signer<'a>(keys: &'a [TrustedKey], sig: &Signature) -> Result<(&'a Trust
         .or(ids.first())
         .map(hex::encode)
         .unwrap_or_else(|| "an unnamed key".into());
-    bail!("the image is signed by {issuer}, which is not a trusted key for it")
+    refuse!("the image is signed by {issuer}, which is not a trusted key for it")
 }
 
 fn signer_created(key: &SignedPublicKey, signer: Signer) -> Timestamp {
@@ -308,7 +316,7 @@ fn signer_created(key: &SignedPublicKey, signer: Signer) -> Timestamp {
 fn check_key_usable(key: &SignedPublicKey, now: Timestamp) -> Result<()> {
     for rev in &key.details.revocation_signatures {
         if rev.verify_key(&key.primary_key).is_ok() {
-            bail!("the key is revoked{}", reason(rev));
+            refuse!("the key is revoked{}", reason(rev));
         }
     }
     let newest = key
@@ -330,7 +338,7 @@ fn check_subkey_usable(key: &SignedPublicKey, i: usize, now: Timestamp) -> Resul
         if s.typ() == Some(SignatureType::SubkeyRevocation)
             && s.verify_subkey_binding(&key.primary_key, &sk.key).is_ok()
         {
-            bail!("the subkey is revoked{}", reason(s));
+            refuse!("the subkey is revoked{}", reason(s));
         }
     }
     let binding = sk
@@ -338,9 +346,9 @@ fn check_subkey_usable(key: &SignedPublicKey, i: usize, now: Timestamp) -> Resul
         .iter()
         .filter(|s| s.typ() == Some(SignatureType::SubkeyBinding))
         .max_by_key(|s| s.created().map(|t| t.as_secs()).unwrap_or(0))
-        .ok_or_else(|| anyhow!("the subkey has no binding signature"))?;
+        .ok_or_else(|| Error::refused("the subkey has no binding signature"))?;
     if !binding.key_flags().sign() {
-        bail!("the subkey is not a signing key");
+        refuse!("the subkey is not a signing key");
     }
     check_expiry(sk.key.created_at(), binding, now)
 }
@@ -349,7 +357,7 @@ fn check_expiry(created: Timestamp, self_sig: &Signature, now: Timestamp) -> Res
     if let Some(d) = self_sig.key_expiration_time() {
         let expires = u64::from(created.as_secs()) + u64::from(d.as_secs());
         if d.as_secs() > 0 && expires <= u64::from(now.as_secs()) {
-            bail!("the key expired at {}", utc(expires));
+            refuse!("the key expired at {}", utc(expires));
         }
     }
     Ok(())
@@ -358,14 +366,14 @@ fn check_expiry(created: Timestamp, self_sig: &Signature, now: Timestamp) -> Res
 fn check_signature_time(sig: &Signature, key_created: Timestamp, now: Timestamp) -> Result<()> {
     let created = sig
         .created()
-        .ok_or_else(|| anyhow!("the signature has no creation time"))?;
+        .ok_or_else(|| Error::refused("the signature has no creation time"))?;
     if created.as_secs() < key_created.as_secs() {
-        bail!("the signature is older than the key that made it");
+        refuse!("the signature is older than the key that made it");
     }
     if let Some(d) = sig.signature_expiration_time() {
         let expires = u64::from(created.as_secs()) + u64::from(d.as_secs());
         if d.as_secs() > 0 && expires <= u64::from(now.as_secs()) {
-            bail!("the signature expired at {}", utc(expires));
+            refuse!("the signature expired at {}", utc(expires));
         }
     }
     Ok(())

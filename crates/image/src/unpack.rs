@@ -9,7 +9,7 @@
 //! `.wh..wh..opq` empties its directory of lower-layer content. Entries created earlier in the
 //! same layer survive both, whatever their order in the archive.
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{refuse, Context, Error, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{
     self, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
@@ -238,7 +238,7 @@ impl Tree {
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| anyhow!("symlink without a target"))?;
+                    .ok_or_else(|| Error::refused("symlink without a target"))?;
                 fs::symlinkat(&target[..], parent, &name[..])?;
                 fs::chownat(
                     parent,
@@ -252,7 +252,7 @@ impl Tree {
             tar::EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
-                    .ok_or_else(|| anyhow!("hardlink without a target"))?
+                    .ok_or_else(|| Error::refused("hardlink without a target"))?
                     .into_owned();
                 self.hardlink(&target, parent, &name)?;
             }
@@ -266,7 +266,7 @@ impl Tree {
                 set_owner_mode(parent, Some(&name), &meta)?;
                 set_times_at(parent, &name, meta.mtime)?;
             }
-            other => bail!("unsupported tar entry type {other:?}"),
+            other => refuse!("unsupported tar entry type {other:?}"),
         }
         if !matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
             self.hashes.remove(&path);
@@ -279,18 +279,18 @@ impl Tree {
     fn hardlink(&self, target: &[u8], parent: BorrowedFd, name: &[u8]) -> Result<()> {
         let shown = String::from_utf8_lossy(target).into_owned();
         if target.starts_with(b"/") {
-            bail!("hardlink target {shown:?} is absolute: it would point outside the image");
+            refuse!("hardlink target {shown:?} is absolute: it would point outside the image");
         }
         let target = normalize(target).with_context(|| format!("hardlink target {shown:?}"))?;
         let target = match self.aci {
             true => match aci_rootfs_path(&target)? {
                 Some(t) if !t.is_empty() => t,
-                _ => bail!("hardlink target {shown:?} is not a file under rootfs/"),
+                _ => refuse!("hardlink target {shown:?} is not a file under rootfs/"),
             },
             false => target,
         };
         if target.is_empty() {
-            bail!("hardlink to the tree's root directory");
+            refuse!("hardlink to the tree's root directory");
         }
         let (tparent_path, tname) = split_last(&target);
         // Resolved afresh (not through the cache, which holds the entry's own parent).
@@ -329,7 +329,7 @@ impl Tree {
             return Ok(());
         }
         if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
-            bail!("malformed whiteout");
+            refuse!("malformed whiteout");
         }
         if !created.contains(&join(parent_path, target)) {
             match remove_at(parent, target) {
@@ -425,20 +425,18 @@ fn open_dir_at(dir: BorrowedFd, name: &[u8]) -> std::result::Result<OwnedFd, Err
     )
 }
 
-fn resolve_error(path: &[u8], e: Errno) -> anyhow::Error {
+fn resolve_error(path: &[u8], e: Errno) -> Error {
     let shown = String::from_utf8_lossy(path);
     match e {
-        Errno::LOOP | Errno::XDEV | Errno::NOTDIR => anyhow!(
+        Errno::LOOP | Errno::XDEV | Errno::NOTDIR => Error::refused(format!(
             "path {shown:?} passes through a symlink or a non-directory; writing through it could escape the image, refusing"
-        ),
-        other => anyhow!("cannot open directory {shown:?}: {other}"),
+        )),
+        other => Error::from(other).context(format!("cannot open directory {shown:?}")),
     }
 }
 
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Errno>() == Some(&Errno::NOENT)
-        || e.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { error, .. } if error.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// Turns a tar path into a normalized relative path: no leading "./", no "." components.
@@ -447,13 +445,13 @@ fn is_not_found(e: &anyhow::Error) -> bool {
 fn normalize(raw: &[u8]) -> Result<Vec<u8>> {
     let shown = String::from_utf8_lossy(raw);
     if raw.starts_with(b"/") {
-        bail!("absolute path {shown:?} in layer; layer paths must be relative, refusing");
+        refuse!("absolute path {shown:?} in layer; layer paths must be relative, refusing");
     }
     let mut out: Vec<u8> = Vec::with_capacity(raw.len());
     for comp in raw.split(|b| *b == b'/') {
         match comp {
             b"" | b"." => continue,
-            b".." => bail!("path {shown:?} contains \"..\"; it could escape the image, refusing"),
+            b".." => refuse!("path {shown:?} contains \"..\"; it could escape the image, refusing"),
             c => {
                 if !out.is_empty() {
                     out.push(b'/');
@@ -474,7 +472,7 @@ fn aci_rootfs_path(path: &[u8]) -> Result<Option<Vec<u8>>> {
         b"rootfs" => Ok(Some(Vec::new())),
         p => match p.strip_prefix(b"rootfs/") {
             Some(rest) => Ok(Some(rest.to_vec())),
-            None => bail!(
+            None => refuse!(
                 "{:?} is outside rootfs/: an ACI holds only \"manifest\" and \"rootfs/\"",
                 String::from_utf8_lossy(p)
             ),
@@ -541,33 +539,48 @@ fn meta_of<R: Read>(entry: &mut tar::Entry<R>) -> Result<Meta> {
     if let Some(exts) = entry.pax_extensions()? {
         for ext in exts {
             let ext = ext?;
-            let key = ext.key().map_err(|_| anyhow!("PAX key is not UTF-8"))?;
+            let key = ext
+                .key()
+                .map_err(|_| Error::refused("PAX key is not UTF-8"))?;
             let value = ext.value_bytes();
             if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
                 meta.xattrs.push((attr.to_string(), value.to_vec()));
             } else if key == "uid" || key == "gid" {
-                let v: u32 = std::str::from_utf8(value)?.trim().parse()?;
+                let v: u32 = pax_text(value)?.trim().parse().map_err(bad_pax)?;
                 if key == "uid" {
                     meta.uid = v;
                 } else {
                     meta.gid = v;
                 }
             } else if key == "mtime" {
-                meta.mtime = parse_pax_time(std::str::from_utf8(value)?)?;
+                meta.mtime = parse_pax_time(pax_text(value)?)?;
             }
         }
     }
     Ok(meta)
 }
 
+fn pax_text(value: &[u8]) -> Result<&str> {
+    std::str::from_utf8(value).map_err(bad_pax)
+}
+
+/// A PAX record whose value is not what its key says it is.
+fn bad_pax(e: impl std::fmt::Display) -> Error {
+    Error::refused(e.to_string())
+}
+
 fn parse_pax_time(s: &str) -> Result<Timespec> {
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let tv_sec: i64 = secs.parse()?;
+    let tv_sec: i64 = secs.parse().map_err(bad_pax)?;
     let mut nanos = frac.chars().take(9).collect::<String>();
     while nanos.len() < 9 {
         nanos.push('0');
     }
-    let tv_nsec: i64 = if frac.is_empty() { 0 } else { nanos.parse()? };
+    let tv_nsec: i64 = if frac.is_empty() {
+        0
+    } else {
+        nanos.parse().map_err(bad_pax)?
+    };
     Ok(Timespec {
         tv_sec,
         tv_nsec: tv_nsec as _,
@@ -639,10 +652,12 @@ fn copy_data<R: Read>(entry: &mut tar::Entry<R>, out: &mut std::fs::File) -> Res
 
 /// Removes a tree written by [`Tree`], tolerating odd modes (like a 0000 directory).
 pub fn remove_tree(path: &Path) -> Result<()> {
-    let parent = path.parent().ok_or_else(|| anyhow!("cannot remove /"))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| Error::invalid("cannot remove /"))?;
     let name = path
         .file_name()
-        .ok_or_else(|| anyhow!("no file name in {}", path.display()))?;
+        .ok_or_else(|| Error::invalid(format!("no file name in {}", path.display())))?;
     let dir = fs::open(
         parent,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,

@@ -9,10 +9,10 @@
 //! which hashed each file as it wrote it ([`crate::unpack::ContentHashes`]), so storing an
 //! image does not read its tree back; `verify` reads everything.
 
+use crate::error::{Context, Error, Result};
 use crate::fetch::Fetcher;
 use crate::store::{ImageInfo, Store};
 use crate::unpack::{ContentHashes, Tree};
-use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -159,10 +159,10 @@ impl Fetcher {
 
     fn render_aci_again(&self, info: &ImageInfo, tree: &mut Tree, staged: &Path) -> Result<()> {
         let Some(blob) = info.layers.first() else {
-            bail!(
+            return Err(Error::not_found(format!(
                 "the store keeps no archive of image {}; remove it and fetch it again",
                 info.id
-            );
+            )));
         };
         let manifest = self.store.manifest(&info.id)?;
         for dep in &info.dependencies {

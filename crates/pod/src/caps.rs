@@ -1,7 +1,7 @@
 //! Linux capability names, and the set an app gets: appc's default set, narrowed by
 //! `--caps-retain` (an exact allow-list) or `--caps-remove` (subtracted from the default).
 
-use anyhow::{bail, Result};
+use crate::error::{invalid, Result};
 
 const NAMES: [&str; 41] = [
     "CAP_CHOWN",
@@ -75,7 +75,7 @@ pub fn number(name: &str) -> Result<u32> {
     };
     match NAMES.iter().position(|n| *n == full) {
         Some(i) => Ok(i as u32),
-        None => bail!("unknown capability {name:?}; use names such as CAP_NET_ADMIN"),
+        None => invalid!("unknown capability {name:?}; use names such as CAP_NET_ADMIN"),
     }
 }
 
@@ -92,7 +92,7 @@ pub fn effective_set(retain: Option<&str>, remove: Option<&str>) -> Result<Vec<u
             .collect()
     };
     let mut set = match (retain, remove) {
-        (Some(_), Some(_)) => bail!("--caps-retain and --caps-remove cannot be used together"),
+        (Some(_), Some(_)) => invalid!("--caps-retain and --caps-remove cannot be used together"),
         (Some(r), None) => parse(r)?,
         (None, rm) => {
             let remove = rm.map(parse).transpose()?.unwrap_or_default();

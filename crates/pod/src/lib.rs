@@ -16,11 +16,13 @@
 //! Transitions are `rename(2)`s of the pod directory, made while holding its lock.
 
 pub mod caps;
+pub mod error;
 pub mod manifest;
 pub mod seccomp;
 pub mod status;
 
-use anyhow::{anyhow, bail, Context, Result};
+use error::{invalid, Context};
+pub use error::{Error, Result};
 use rustix::fs::{flock, FlockOperation};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -179,7 +181,7 @@ impl Pods {
     /// Finds a pod by UUID or unique UUID prefix.
     pub fn find(&self, prefix: &str) -> Result<Pod> {
         if prefix.is_empty() {
-            bail!("no pod UUID given");
+            invalid!("no pod UUID given");
         }
         let mut hits: Vec<Pod> = self
             .list()?
@@ -187,25 +189,27 @@ impl Pods {
             .filter(|p| p.uuid.starts_with(prefix))
             .collect();
         match hits.len() {
-            0 => Err(anyhow!("no pod with UUID {prefix:?}; see `rkt list`")),
+            0 => Err(Error::NotFound(format!(
+                "no pod with UUID {prefix:?}; see `rkt list`"
+            ))),
             1 => Ok(hits.remove(0)),
-            n => Err(anyhow!(
+            n => Err(Error::InvalidInput(format!(
                 "UUID prefix {prefix:?} matches {n} pods; give more of the UUID"
-            )),
+            ))),
         }
     }
 
     /// Reads a UUID from `--uuid-file`, or takes it from the argument.
     pub fn find_from(&self, uuid: Option<&str>, uuid_file: Option<&Path>) -> Result<Pod> {
         match (uuid, uuid_file) {
-            (Some(_), Some(_)) => bail!("give either a UUID or --uuid-file, not both"),
+            (Some(_), Some(_)) => invalid!("give either a UUID or --uuid-file, not both"),
             (Some(u), None) => self.find(u),
             (None, Some(f)) => {
                 let u = std::fs::read_to_string(f)
                     .with_context(|| format!("reading the UUID file {}", f.display()))?;
                 self.find(u.trim())
             }
-            (None, None) => bail!("give a pod UUID or --uuid-file"),
+            (None, None) => invalid!("give a pod UUID or --uuid-file"),
         }
     }
 }
@@ -313,7 +317,8 @@ impl Pod {
     pub fn manifest(&self) -> Result<manifest::PodManifest> {
         let p = self.path.join("pod");
         let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", p.display()))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("parsing {}: {e}", p.display())))
     }
 }
 

@@ -6,7 +6,7 @@
 //! none of the calls that reach the host (mount, kexec, module loading, bpf, ptrace, keyctl,
 //! reboot, swap, clock setting, namespaces).
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{invalid, Error, Result};
 
 macro_rules! syscalls {
     ($($name:ident),* $(,)?) => { &[$((stringify!($name), libc::$name as i64)),*] };
@@ -360,12 +360,12 @@ fn expand(item: &str) -> Result<Vec<i64>> {
         "@rkt/default-whitelist" | "@docker/default-whitelist" | "@appc.io/all" => {
             Ok(default_list())
         }
-        g if g.starts_with('@') => bail!(
+        g if g.starts_with('@') => invalid!(
             "unknown seccomp group {g:?}; known: @rkt/default-whitelist, @docker/default-whitelist"
         ),
-        name => lookup(name)
-            .map(|n| vec![n])
-            .ok_or_else(|| anyhow!("unknown system call {name:?} in --seccomp")),
+        name => lookup(name).map(|n| vec![n]).ok_or_else(|| {
+            Error::InvalidInput(format!("unknown system call {name:?} in --seccomp"))
+        }),
     }
 }
 
@@ -379,7 +379,9 @@ fn errno_number(name: &str) -> Result<i32> {
         "EFAULT" => libc::EFAULT,
         "ENOENT" => libc::ENOENT,
         "EIO" => libc::EIO,
-        other => bail!("unknown errno {other:?} in --seccomp; use a name such as EPERM or ENOSYS"),
+        other => {
+            invalid!("unknown errno {other:?} in --seccomp; use a name such as EPERM or ENOSYS")
+        }
     })
 }
 
@@ -399,7 +401,7 @@ pub fn filter(spec: Option<&str>) -> Result<Filter> {
             Some(("mode", m)) if m == "retain" || m == "remove" => mode = Some(m.to_string()),
             Some(("errno", e)) => errno = Some(errno_number(e)?),
             Some((k, _)) => {
-                bail!("invalid --seccomp option {k:?}; use mode=retain|remove, errno=NAME")
+                invalid!("invalid --seccomp option {k:?}; use mode=retain|remove, errno=NAME")
             }
             None => items.extend(expand(part)?),
         }
@@ -410,7 +412,7 @@ pub fn filter(spec: Option<&str>) -> Result<Filter> {
             .into_iter()
             .filter(|n| !items.contains(n))
             .collect(),
-        _ => bail!("--seccomp needs mode=retain or mode=remove"),
+        _ => invalid!("--seccomp needs mode=retain or mode=remove"),
     };
     let mut allowed = allowed;
     allowed.sort_unstable();

@@ -100,7 +100,7 @@ impl Config {
     /// Runs a fetch to its end on a runtime of its own.
     pub(crate) fn block_on(
         &self,
-        fetch: impl std::future::Future<Output = anyhow::Result<String>>,
+        fetch: impl std::future::Future<Output = image::Result<String>>,
     ) -> Result<String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

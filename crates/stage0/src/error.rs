@@ -118,23 +118,44 @@ impl From<image::registries::ConfigError> for Error {
     }
 }
 
-/// The image and pod crates report with anyhow; a registry failure in the chain says what
-/// kind of error it is, and so do a name that is not an image's and a bad registries file.
-impl From<anyhow::Error> for Error {
-    fn from(e: anyhow::Error) -> Error {
-        use image::registry::{Failure, RegistryError};
-        let kind = match e.downcast_ref::<RegistryError>().map(|r| r.failure) {
-            Some(Failure::Unavailable) => Kind::Retryable,
-            Some(Failure::NotFound) => Kind::NotFound,
-            Some(Failure::Denied | Failure::Refused) => Kind::InvalidInput,
-            None if e.is::<image::reference::ParseError>()
-                || e.is::<image::registries::ConfigError>() =>
-            {
+/// An image error's variant says what kind it is: a registry's failure, an image or a
+/// configuration file that cannot be used, an image that is not there.
+impl From<image::Error> for Error {
+    fn from(e: image::Error) -> Error {
+        use image::error::Failure;
+        let kind = match &e {
+            image::Error::Registry { failure, .. } => match failure {
+                Failure::Unavailable => Kind::Retryable,
+                Failure::NotFound => Kind::NotFound,
+                Failure::Denied | Failure::Refused => Kind::InvalidInput,
+            },
+            image::Error::Refused(_) | image::Error::InvalidInput(_) | image::Error::Config(_) => {
                 Kind::InvalidInput
             }
-            None => Kind::Failed,
+            image::Error::NotFound(_) => Kind::NotFound,
+            image::Error::Io { .. } | image::Error::Failed(_) => Kind::Failed,
         };
-        Error::new(kind, format!("{e:#}"))
+        let message = e.to_string();
+        Error {
+            kind,
+            message,
+            source: match e {
+                image::Error::Io { error, .. } => Some(Box::new(error)),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A pod error's variant says what kind it is.
+impl From<pod::Error> for Error {
+    fn from(e: pod::Error) -> Error {
+        let kind = match &e {
+            pod::Error::InvalidInput(_) => Kind::InvalidInput,
+            pod::Error::NotFound(_) => Kind::NotFound,
+            pod::Error::Corrupt(_) | pod::Error::Io { .. } => Kind::Failed,
+        };
+        Error::new(kind, e.to_string())
     }
 }
 
@@ -176,35 +197,57 @@ mod tests {
 
     #[test]
     fn registry_failures_keep_their_kind_through_context() {
-        use image::registry::{Failure, RegistryError};
-        let e = anyhow::Error::new(RegistryError {
-            failure: Failure::Unavailable,
-            message: "giving up after 3 attempts".into(),
-        })
-        .context("registry 127.0.0.1:1 unreachable");
+        use image::error::Failure;
+        let e = image::Error::registry(Failure::Unavailable, "giving up after 3 attempts")
+            .context("registry 127.0.0.1:1 unreachable");
         let e = Error::from(e).context("fetching docker://127.0.0.1:1/x");
         assert_eq!(e.kind(), Kind::Retryable);
         assert!(e.is_retryable());
         assert!(e.to_string().contains("unreachable: giving up"), "{e}");
-        let e = Error::from(anyhow::anyhow!("some other failure"));
+        let e = Error::from(image::Error::failed("some other failure"));
         assert_eq!(e.kind(), Kind::Failed);
     }
 
     #[test]
     fn bad_names_and_bad_registries_files_are_invalid_input() {
         let parse = image::reference::Reference::parse("docker://Upper").unwrap_err();
-        let e = Error::from(anyhow::Error::new(parse).context("fetching"));
+        let e = Error::from(image::Error::from(parse).context("fetching"));
         assert_eq!(e.kind(), Kind::InvalidInput);
         let mut r = image::registries::Registries::default();
         let bad = r
             .add_file("{", std::path::Path::new("/x/registries.d/a.json"))
             .unwrap_err();
         assert_eq!(Error::from(bad.clone()).kind(), Kind::InvalidInput);
-        let e = Error::from(anyhow::Error::new(bad));
+        let e = Error::from(image::Error::from(bad));
         assert_eq!(e.kind(), Kind::InvalidInput);
         assert!(
             e.to_string().contains("/x/registries.d/a.json, line 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn image_and_pod_errors_keep_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = image::store::Store::open(dir.path()).unwrap();
+        let e = Error::from(store.resolve("sha512-0123").unwrap_err());
+        assert_eq!(e.kind(), Kind::NotFound);
+        assert!(e.to_string().contains("no image with ID"), "{e}");
+        let e = Error::from(image::aci::location("ftp://h/a.aci").unwrap_err());
+        assert_eq!(e.kind(), Kind::InvalidInput);
+        assert!(e.to_string().contains("unsupported scheme"), "{e}");
+        let Err(e) = image::store::Store::open(std::path::Path::new("/proc/no-store")) else {
+            panic!("a store under /proc")
+        };
+        assert_eq!(Error::from(e).kind(), Kind::Failed);
+
+        let pods = pod::Pods::open(dir.path()).unwrap();
+        let e = Error::from(pods.find("0123").unwrap_err());
+        assert_eq!(e.kind(), Kind::NotFound);
+        assert!(e.to_string().contains("no pod with UUID \"0123\""), "{e}");
+        let e = pod::caps::effective_set(Some("CAP_NO_SUCH"), None).unwrap_err();
+        assert_eq!(Error::from(e).kind(), Kind::InvalidInput);
+        let e = pod::seccomp::filter(Some("mode=retain,no_such_call")).unwrap_err();
+        assert_eq!(Error::from(e).kind(), Kind::InvalidInput);
     }
 }

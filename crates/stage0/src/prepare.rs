@@ -137,7 +137,7 @@ fn prepare_app(
         .as_deref()
         .unwrap_or("new")
         .parse()
-        .map_err(anyhow::Error::msg)?;
+        .map_err(crate::Error::invalid)?;
     let store = Store::open(&config.dir)?;
     let image_id = resolve_image(config, &store, &app.image, policy)?;
     store.touch(&image_id)?;

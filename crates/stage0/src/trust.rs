@@ -80,7 +80,7 @@ pub fn store(config: &Config, prefix: Option<&str>, key: &Candidate) -> Result<s
     Ok(config.keystore().store(prefix, &key.armored)?)
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> Result<T> {
+fn block_on<T>(f: impl std::future::Future<Output = image::Result<T>>) -> Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,7 +9,14 @@
 //! left unfilled are skipped. `ac-discovery-pubkeys` tags give key URLs.
 
 use super::http::{Got, Http};
-use anyhow::{bail, Result};
+use crate::error::{Error, Result};
+
+/// Returns an [`Error::InvalidInput`]: the app string the caller gave is not one.
+macro_rules! bad_app {
+    ($($arg:tt)*) => {
+        return Err(Error::invalid(format!($($arg)*)))
+    };
+}
 use std::collections::BTreeMap;
 
 /// An image asked for by name: `name[:version][,label=value…]`.
@@ -28,29 +35,29 @@ impl App {
             None => (input, None),
         };
         if rest.is_some_and(|r| r.contains(':')) || head.matches(':').count() > 1 {
-            bail!("image {input:?}: a colon may appear only once, right after the name (name:version)");
+            bad_app!("image {input:?}: a colon may appear only once, right after the name (name:version)");
         }
         let (name, version) = match head.split_once(':') {
             Some((n, v)) => (n, Some(v)),
             None => (head, None),
         };
         super::validate::ac_identifier(name)
-            .map_err(|e| anyhow::anyhow!("image {input:?}: {e}"))?;
+            .map_err(|e| Error::invalid(format!("image {input:?}: {e}")))?;
         let mut labels = BTreeMap::new();
         if let Some(v) = version {
             if v.is_empty() {
-                bail!("image {input:?}: empty version after ':'");
+                bad_app!("image {input:?}: empty version after ':'");
             }
             labels.insert("version".to_string(), v.to_string());
         }
         for kv in rest.into_iter().flat_map(|r| r.split(',')) {
             let Some((k, v)) = kv.split_once('=') else {
-                bail!("image {input:?}: label {kv:?} is not name=value");
+                bad_app!("image {input:?}: label {kv:?} is not name=value");
             };
             super::validate::ac_identifier(k)
-                .map_err(|e| anyhow::anyhow!("image {input:?}: label name {e}"))?;
+                .map_err(|e| Error::invalid(format!("image {input:?}: label name {e}")))?;
             if labels.insert(k.to_string(), v.to_string()).is_some() {
-                bail!("image {input:?}: label {k:?} given twice");
+                bad_app!("image {input:?}: label {k:?} given twice");
             }
         }
         let (os, arch) = crate::appc::appc_os_arch(

@@ -2,9 +2,9 @@
 //! followed (at most ten), `http://` only when `--insecure-options=http` allows it, the same
 //! TLS settings and timeouts as registries.
 
+use crate::error::{Context, Error, Result};
 use crate::fetch::Progress;
 use crate::registry::{failed, failure_of, Failure, Options};
-use anyhow::{anyhow, bail, Context, Result};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::Path;
@@ -33,7 +33,12 @@ impl Http {
             .redirect(reqwest::redirect::Policy::limited(10))
             .user_agent(concat!("rkt-rs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .context("building the HTTP client")?;
+            .map_err(|e| {
+                Error::failed(format!(
+                    "building the HTTP client: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
         Ok(Http {
             client,
             allow_http: opts.allow_http,
@@ -96,10 +101,13 @@ impl Http {
         let mut body = Vec::new();
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| anyhow!("reading {url}: {}", error_chain(&e)))?;
+            let chunk = chunk.map_err(|e| broken(url, &e))?;
             body.extend_from_slice(&chunk);
             if body.len() > MAX_SMALL_BYTES {
-                bail!("{url} is larger than {MAX_SMALL_BYTES} bytes; refusing it");
+                return Err(failed(
+                    Failure::Refused,
+                    format!("{url} is larger than {MAX_SMALL_BYTES} bytes; refusing it"),
+                ));
             }
         }
         Ok(Got::Body(body))
@@ -141,16 +149,24 @@ impl Http {
         let mut stream = resp.bytes_stream();
         let res = async {
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| anyhow!("reading {url}: {}", error_chain(&e)))?;
+                let chunk = chunk.map_err(|e| broken(url, &e))?;
                 file.write_all(&chunk).context("writing the download")?;
                 progress.advance(what, chunk.len() as u64);
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, Error>(())
         }
         .await;
         progress.finish(what);
         res
     }
+}
+
+/// A download that broke off: the server may answer in full next time.
+fn broken(url: &str, e: &reqwest::Error) -> Error {
+    failed(
+        Failure::Unavailable,
+        format!("reading {url}: {}", error_chain(e)),
+    )
 }
 
 /// reqwest's error with its causes ("error sending request: … connection refused").

@@ -12,12 +12,12 @@ pub mod http;
 pub mod validate;
 
 use crate::appc::ImageManifest;
+use crate::error::{refuse, Context, Error, Result};
 use crate::fetch::{Fetcher, PullPolicy};
 use crate::registry::{failed, Failure};
 use crate::store::{self, ImageInfo};
 use crate::trust::{self, Verified};
 use crate::unpack::Tree;
-use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha512};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,9 +46,9 @@ pub fn location(input: &str) -> Result<Location> {
         return Ok(Location::Url(input.to_string()));
     }
     if let Some((scheme, _)) = input.split_once("://") {
-        bail!(
+        return Err(Error::invalid(format!(
             "image {input:?}: unsupported scheme {scheme:?}; use docker://, https://, http:// (with --insecure-options=http), file://, a path, or an appc name"
-        );
+        )));
     }
     if input.starts_with('/') || input.starts_with('.') || input.ends_with(".aci") {
         return Ok(Location::File(PathBuf::from(input)));
@@ -94,7 +94,7 @@ impl Fetcher {
                     return Ok(info.id);
                 }
                 if self.policy == PullPolicy::Never {
-                    bail!("image {input} is not in the store and --pull-policy=never forbids fetching it; fetch it first or use --pull-policy=new");
+                    return Err(Error::not_found(format!("image {input} is not in the store and --pull-policy=never forbids fetching it; fetch it first or use --pull-policy=new")));
                 }
             }
         }
@@ -126,16 +126,16 @@ impl Fetcher {
         }
         // Decompress to a plain tar, hashing it: the ID, and a file to read twice.
         let tar_path = tmp.join("image.tar");
-        let id = decompress(&mut cand.file, &tar_path).map_err(refused)?;
-        let manifest_bytes = read_manifest(&tar_path).map_err(refused)?;
+        let id = decompress(&mut cand.file, &tar_path).map_err(Error::refusal)?;
+        let manifest_bytes = read_manifest(&tar_path).map_err(Error::refusal)?;
         let manifest = validate::image_manifest(&manifest_bytes)
-            .map_err(|e| refused(anyhow!("invalid image manifest: {e}")))?;
+            .map_err(|e| Error::refused(format!("invalid image manifest: {e}")))?;
         if let Location::Name(app) = loc {
-            check_matches(app, &manifest).map_err(refused)?;
+            check_matches(app, &manifest)?;
         }
         match (&cand.signature, self.verify) {
             (_, false) => {}
-            (None, true) => return Err(refused(anyhow!(
+            (None, true) => return Err(Error::refused(format!(
                 "no signature found (looked for {}); trust the image's key with `rkt trust --prefix={}` and make sure the signature is published, or pass --insecure-options=image to skip verification",
                 cand.signature_at,
                 manifest.name
@@ -144,7 +144,7 @@ impl Fetcher {
                 cand.file.seek(SeekFrom::Start(0))?;
                 let verified = self
                     .check_signature(&manifest.name, &cand.file, sig)
-                    .map_err(refused)?;
+                    .map_err(Error::refusal)?;
                 self.progress.note(&verified.message());
             }
         }
@@ -167,7 +167,7 @@ impl Fetcher {
     fn check_signature(&self, name: &str, file: &std::fs::File, sig: &[u8]) -> Result<Verified> {
         let keys = self.keystore.keys_for(name)?;
         if keys.is_empty() {
-            bail!(
+            refuse!(
                 "no keys are trusted for {name}; trust one with `rkt trust --prefix={name} KEYFILE` (or --root), or pass --insecure-options=image to skip verification"
             );
         }
@@ -225,10 +225,10 @@ impl Fetcher {
                         Err(e) => errors.push(format!("{e:#}")),
                     }
                 }
-                bail!(
+                Err(Error::failed(format!(
                     "no discovered location of {input} could be fetched: {}",
                     errors.join("; ")
-                )
+                )))
             }
         }
     }
@@ -319,7 +319,7 @@ impl Fetcher {
         let id = Box::pin(self.fetch_location(&dep.image_name, &loc, None, chain)).await?;
         if let Some(want) = &dep.image_id {
             if !id.starts_with(want.as_str()) {
-                bail!("fetched image {id}, but the manifest pins {want}");
+                refuse!("fetched image {id}, but the manifest pins {want}");
             }
         }
         Ok(id)
@@ -353,7 +353,7 @@ impl Fetcher {
             let file = std::fs::File::open(tar_path)?;
             tree.apply_aci(std::io::BufReader::with_capacity(256 * 1024, file))
                 .context("rendering the ACI's rootfs")
-                .map_err(refused)?;
+                .map_err(Error::refusal)?;
             if !manifest.path_whitelist.is_empty() {
                 keep_only(&staged.join("rootfs"), &manifest.path_whitelist)?;
             }
@@ -372,7 +372,9 @@ impl Fetcher {
                 dependencies: deps.to_vec(),
             };
             std::fs::write(staged.join("manifest"), manifest_bytes)?;
-            std::fs::write(staged.join("info.json"), serde_json::to_vec_pretty(&info)?)?;
+            let info_json =
+                serde_json::to_vec_pretty(&info).map_err(|e| Error::failed(e.to_string()))?;
+            std::fs::write(staged.join("info.json"), info_json)?;
             crate::verify::record(&staged, tree.content_hashes())?;
             let blob = self.store.blob_path(&info.layers[0]);
             std::fs::rename(tar_path, &blob)
@@ -395,27 +397,18 @@ impl Fetcher {
         let aci = staged.with_extension(format!("dep-{}", store::tmp_suffix()));
         crate::export::write_aci(&self.store, &info, &aci, true)?;
         let res = std::fs::File::open(&aci)
-            .map_err(anyhow::Error::from)
+            .map_err(Error::from)
             .and_then(|f| tree.apply_aci(std::io::BufReader::new(f)));
         let _ = std::fs::remove_file(&aci);
         res.with_context(|| format!("rendering dependency {}", info.name))
     }
 }
 
-/// An image that cannot be used as it is (bad signature, manifest or contents): bad input
-/// to whoever asked for it, not worth retrying. Kinds already known are kept.
-fn refused(e: anyhow::Error) -> anyhow::Error {
-    if e.is::<crate::registry::RegistryError>() {
-        return e;
-    }
-    failed(Failure::Refused, format!("{e:#}"))
-}
-
 /// An image found by discovery must be the one asked for: its name, and each label asked
 /// for that it has (the `latest` version matches any).
 fn check_matches(app: &discovery::App, m: &ImageManifest) -> Result<()> {
     if m.name != app.name {
-        bail!(
+        refuse!(
             "discovery for {} served an image named {}; refusing it",
             app.name,
             m.name
@@ -424,7 +417,7 @@ fn check_matches(app: &discovery::App, m: &ImageManifest) -> Result<()> {
     for (k, v) in &app.labels {
         if let Some(have) = m.label(k) {
             if have != v && !(k == "version" && v == "latest") {
-                bail!(
+                refuse!(
                     "image {} has label {k}={have}, not the {k}={v} asked for",
                     m.name
                 );
@@ -493,16 +486,16 @@ fn read_manifest(tar_path: &Path) -> Result<Vec<u8>> {
             continue;
         }
         if !entry.header().entry_type().is_file() {
-            bail!("the ACI's manifest is not a regular file");
+            refuse!("the ACI's manifest is not a regular file");
         }
         if entry.size() > MAX_MANIFEST_BYTES {
-            bail!("the ACI's manifest is over {MAX_MANIFEST_BYTES} bytes; refusing it");
+            refuse!("the ACI's manifest is over {MAX_MANIFEST_BYTES} bytes; refusing it");
         }
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes)?;
         return Ok(bytes);
     }
-    bail!("the archive has no manifest: it is not an ACI")
+    refuse!("the archive has no manifest: it is not an ACI")
 }
 
 /// Keeps only the whitelisted paths (and the directories leading to them) in `root`.

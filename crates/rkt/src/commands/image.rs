@@ -242,7 +242,7 @@ fn rm(store: &Store, queries: &[String]) -> Result<()> {
                 removed += 1;
             }
             Err(e) => {
-                eprintln!("image rm: {}", output::error_chain(&e));
+                eprintln!("image rm: {e}");
                 failed += 1;
             }
         }
@@ -300,7 +300,7 @@ fn cat_manifest(store: &Store, query: &str, pretty: bool) -> Result<()> {
 /// `rkt image export`: an uncompressed ACI of the stored image.
 fn export(store: &Store, query: &str, out: &Path, overwrite: bool) -> Result<()> {
     let info = store.resolve(query)?;
-    image::export::write_aci(store, &info, out, overwrite)
+    Ok(image::export::write_aci(store, &info, out, overwrite)?)
 }
 
 /// `rkt image verify`: each image's tree against the digest taken when it was stored; a
@@ -340,5 +340,11 @@ fn verify(global: &GlobalArgs, store: &Store, images: &[String]) -> Result<()> {
 /// `rkt image extract` and `render`.
 fn render(store: &Store, args: &TreeArgs) -> Result<()> {
     let info = store.resolve(&args.image)?;
-    image::export::write_tree(store, &info, &args.output, args.rootfs_only, args.overwrite)
+    Ok(image::export::write_tree(
+        store,
+        &info,
+        &args.output,
+        args.rootfs_only,
+        args.overwrite,
+    )?)
 }

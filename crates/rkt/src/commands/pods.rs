@@ -190,7 +190,10 @@ fn targets(pods: &Pods, uuid_file: Option<&Path>, uuids: &[String]) -> Result<Ve
     match uuid_file {
         Some(f) => Ok(vec![pods.find_from(None, Some(f))?]),
         None if uuids.is_empty() => bail!("give at least one pod UUID, or --uuid-file"),
-        None => uuids.iter().map(|u| pods.find(u)).collect(),
+        None => Ok(uuids
+            .iter()
+            .map(|u| pods.find(u))
+            .collect::<pod::Result<_>>()?),
     }
 }
 
