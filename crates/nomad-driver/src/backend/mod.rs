@@ -105,6 +105,10 @@ pub struct Driver {
     /// Removes the images no task uses any more.
     pub image_gc: Arc<image_gc::ImageGc>,
     tasks: Mutex<HashMap<String, Arc<Task>>>,
+    /// Held while pods of unfinished starts are removed: a StartTask waits for the sweep
+    /// that configuring began, rather than taking the other's locked records for starts in
+    /// flight and starting its pod beside an orphan still being removed.
+    orphan_sweep: tokio::sync::Mutex<()>,
     events: broadcast::Sender<Event>,
 }
 
@@ -118,6 +122,7 @@ impl Driver {
             config_error: Mutex::new(None),
             tasks: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
+            orphan_sweep: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -268,6 +273,7 @@ impl Driver {
     /// [`starting`]): Nomad has no handle for them and has started, or will start, the task
     /// anew.
     pub async fn remove_orphans(&self) {
+        let _sweep = self.orphan_sweep.lock().await;
         let orphans = starting::orphans(&self.starting_dir());
         for o in orphans {
             if let Some(uuid) = &o.pod {
@@ -275,14 +281,28 @@ impl Driver {
                     "removing the pod of a start a killed plugin left unfinished (Nomad never got its handle)",
                     &[("pod", uuid), ("task_id", &o.task)],
                 );
-                let _ = self.rkt.stop(uuid, true).await;
-                if let Err(e) = self.rkt.rm(uuid).await {
+                if let Err(e) = self.stop_and_remove(uuid).await {
                     crate::log::warn(
                         "could not remove the pod of an unfinished start",
                         &[("pod", uuid), ("error", &e)],
                     );
                     continue; // the record stays, for the next sweep
                 }
+            }
+        }
+    }
+
+    /// Stops and removes a pod whose start a dead plugin left. Its supervisor may still be
+    /// starting (prepared, about to run) or be dying from the stop, and `rkt rm` refuses a
+    /// pod in either state, so stop and rm are retried together for up to ten seconds.
+    async fn stop_and_remove(&self, uuid: &str) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let _ = self.rkt.stop(uuid, true).await;
+            match self.rkt.rm(uuid).await {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     }
