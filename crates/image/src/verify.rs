@@ -165,16 +165,15 @@ impl Fetcher {
             )));
         };
         let manifest = self.store.manifest(&info.id)?;
-        for dep in &info.dependencies {
-            self.apply_stored(tree, dep, staged)?;
-        }
-        let file = std::fs::File::open(self.store.blob_path(blob)).with_context(|| {
+        let archive = std::fs::File::open(self.store.blob_path(blob)).with_context(|| {
             format!("the archive of image {} is no longer in the store; remove the image and fetch it again", info.id)
         })?;
-        tree.apply_aci(std::io::BufReader::new(file))?;
-        if !manifest.path_whitelist.is_empty() {
-            crate::aci::keep_only(&staged.join("rootfs"), &manifest.path_whitelist)?;
-        }
-        Ok(())
+        self.render_aci(
+            tree,
+            staged,
+            &info.dependencies,
+            archive,
+            &manifest.path_whitelist,
+        )
     }
 }

@@ -347,16 +347,8 @@ impl Fetcher {
         crate::unpack::remove_tree(&staged)?;
         let res = (|| -> Result<()> {
             let mut tree = Tree::open(&staged.join("rootfs"))?;
-            for dep in deps {
-                self.apply_stored(&mut tree, dep, &staged)?;
-            }
-            let file = std::fs::File::open(tar_path)?;
-            tree.apply_aci(std::io::BufReader::with_capacity(256 * 1024, file))
-                .context("rendering the ACI's rootfs")
-                .map_err(Error::refusal)?;
-            if !manifest.path_whitelist.is_empty() {
-                keep_only(&staged.join("rootfs"), &manifest.path_whitelist)?;
-            }
+            let archive = std::fs::File::open(tar_path)?;
+            self.render_aci(&mut tree, &staged, deps, archive, &manifest.path_whitelist)?;
             let info = ImageInfo {
                 id: id.to_string(),
                 name: manifest.name.clone(),
@@ -392,7 +384,30 @@ impl Fetcher {
 
     /// Applies a stored image's tree (a dependency) by exporting it as an ACI and applying
     /// that, so that it passes the same checks as the image itself.
-    pub(crate) fn apply_stored(&self, tree: &mut Tree, id: &str, staged: &Path) -> Result<()> {
+    /// Renders an ACI into `tree` (at `staged/rootfs`): its dependencies (stored images, in
+    /// order), then its archive's `rootfs/`, then its `pathWhitelist`. A fetch and `rkt image
+    /// verify`'s new render both come here.
+    pub(crate) fn render_aci(
+        &self,
+        tree: &mut Tree,
+        staged: &Path,
+        deps: &[String],
+        archive: std::fs::File,
+        whitelist: &[String],
+    ) -> Result<()> {
+        for dep in deps {
+            self.apply_stored(tree, dep, staged)?;
+        }
+        tree.apply_aci(std::io::BufReader::with_capacity(256 * 1024, archive))
+            .context("rendering the ACI's rootfs")
+            .map_err(Error::refusal)?;
+        if !whitelist.is_empty() {
+            keep_only(&staged.join("rootfs"), whitelist)?;
+        }
+        Ok(())
+    }
+
+    fn apply_stored(&self, tree: &mut Tree, id: &str, staged: &Path) -> Result<()> {
         let info = self.store.info(id)?;
         let aci = staged.with_extension(format!("dep-{}", store::tmp_suffix()));
         crate::export::write_aci(&self.store, &info, &aci, true)?;
@@ -499,7 +514,7 @@ fn read_manifest(tar_path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Keeps only the whitelisted paths (and the directories leading to them) in `root`.
-pub(crate) fn keep_only(root: &Path, whitelist: &[String]) -> Result<()> {
+fn keep_only(root: &Path, whitelist: &[String]) -> Result<()> {
     let keep: std::collections::HashSet<PathBuf> = whitelist
         .iter()
         .map(|p| PathBuf::from(p.trim_start_matches('/')))
