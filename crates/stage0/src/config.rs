@@ -98,10 +98,10 @@ impl Config {
     }
 
     /// Runs a fetch to its end on a runtime of its own.
-    pub(crate) fn block_on(
+    pub(crate) fn block_on<T>(
         &self,
-        fetch: impl std::future::Future<Output = image::Result<String>>,
-    ) -> Result<String> {
+        fetch: impl std::future::Future<Output = image::Result<T>>,
+    ) -> Result<T> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

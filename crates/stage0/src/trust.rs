@@ -46,7 +46,7 @@ pub fn discover(config: &Config, prefix: &str, fetching: &Fetching) -> Result<Ve
     image::aci::validate::ac_identifier(prefix)
         .map_err(|e| Error::invalid(format!("--prefix: {e}")))?;
     let http = http(config, fetching)?;
-    let (keys, attempts) = block_on(discovery::pubkey_urls(&http, prefix))?;
+    let (keys, attempts) = config.block_on(discovery::pubkey_urls(&http, prefix))?;
     if keys.is_empty() {
         return Err(Error::not_found(format!(
             "meta discovery on {prefix} found no ac-discovery-pubkeys tag ({}); give the key as a file or URL: rkt trust --prefix={prefix} KEYFILE",
@@ -60,7 +60,7 @@ pub fn discover(config: &Config, prefix: &str, fetching: &Fetching) -> Result<Ve
 pub fn read(config: &Config, location: &str, fetching: &Fetching) -> Result<Candidate> {
     let armored = if location.starts_with("https://") || location.starts_with("http://") {
         let http = http(config, fetching)?;
-        block_on(http.get_required(location, "public key"))?
+        config.block_on(http.get_required(location, "public key"))?
     } else {
         let path = location.strip_prefix("file://").unwrap_or(location);
         std::fs::read(path)
@@ -78,12 +78,4 @@ pub fn read(config: &Config, location: &str, fetching: &Fetching) -> Result<Cand
 /// Trusts the key for `prefix` (`None`: for every image); where it was stored.
 pub fn store(config: &Config, prefix: Option<&str>, key: &Candidate) -> Result<std::path::PathBuf> {
     Ok(config.keystore().store(prefix, &key.armored)?)
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = image::Result<T>>) -> Result<T> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from(e).context("starting the async runtime"))?;
-    Ok(rt.block_on(f)?)
 }
