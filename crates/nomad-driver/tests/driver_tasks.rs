@@ -337,11 +337,7 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
     destroy(&mut p, id).await;
 
     // DestroyTask of a running task: refused without force, done with it.
-    let alloc = Alloc::new("second");
-    let cfg = command_config(&registry().image(), "/bin/sleep", &["1000"], Some("none"));
-    let task = alloc.task_config(cfg);
-    let id = task.id.clone();
-    start(&mut p, task).await;
+    let (_alloc, id, _) = start_command(&mut p, "second", "/bin/sleep", &["1000"]).await;
     let e = p
         .driver
         .destroy_task(d::DestroyTaskRequest {
@@ -433,11 +429,7 @@ async fn exec_streaming_with_a_terminal() {
     }
     let rkt_dir = RktDir::new();
     let mut p = configured(rkt_dir.path()).await;
-    let alloc = Alloc::new("shell");
-    let cfg = command_config(&registry().image(), "/bin/sleep", &["1000"], Some("none"));
-    let task = alloc.task_config(cfg);
-    let id = task.id.clone();
-    start(&mut p, task).await;
+    let (_alloc, id, _) = start_command(&mut p, "shell", "/bin/sleep", &["1000"]).await;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let input = tokio_stream::wrappers::ReceiverStream::new(rx);
     tx.send(d::ExecTaskStreamingRequest {
@@ -698,11 +690,7 @@ async fn a_relative_command_runs_as_an_absolute_path() {
     }
     let rkt_dir = RktDir::new();
     let mut p = configured(rkt_dir.path()).await;
-    let alloc = Alloc::new("relative");
-    let cfg = command_config(&registry().image(), "sleep", &["1000"], Some("none"));
-    let task = alloc.task_config(cfg);
-    let id = task.id.clone();
-    let started = start(&mut p, task).await;
+    let (_alloc, id, started) = start_command(&mut p, "relative", "sleep", &["1000"]).await;
     let state: serde_json::Value =
         serde_json::from_slice(&started.handle.unwrap().driver_state).unwrap();
     let uuid = state["uuid"].as_str().unwrap().to_string();

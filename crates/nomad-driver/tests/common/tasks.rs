@@ -26,6 +26,23 @@ pub async fn start(p: &mut Plugin, task: d::TaskConfig) -> d::StartTaskResponse 
         .into_inner()
 }
 
+/// Starts `command args` from the test image as the task of a new allocation named
+/// `alloc`, on no network: the allocation (keep it while the task runs: it owns the
+/// task's directory and log FIFOs), the task's ID and StartTask's answer.
+pub async fn start_command(
+    p: &mut Plugin,
+    alloc: &str,
+    command: &str,
+    args: &[&str],
+) -> (Alloc, String, d::StartTaskResponse) {
+    let cfg = command_config(&registry().image(), command, args, Some("none"));
+    let alloc = Alloc::new(alloc);
+    let task = alloc.task_config(cfg);
+    let id = task.id.clone();
+    let started = start(p, task).await;
+    (alloc, id, started)
+}
+
 pub async fn wait(p: &mut Plugin, id: &str) -> d::WaitTaskResponse {
     p.driver
         .wait_task(d::WaitTaskRequest { task_id: id.into() })
