@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
         .split(|b| *b == 0)
         .map(|w| String::from_utf8_lossy(w).into_owned())
         .collect();
-    spec::fuzz_words(&words);
+    rkt::grammar::fuzz_words(&words);
     for w in &words {
         let _ = image::reference::Reference::parse(w);
         let _ = image::reference::classify(w);

@@ -22,9 +22,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `--pull-policy`: when to ask the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicy {
     /// Use a stored image of the same name and tag if there is one.
+    #[default]
     New,
     /// Always ask the registry; reuse what is stored if it is the same image.
     Update,

@@ -15,3 +15,10 @@
 pub mod cgroup;
 pub mod plan;
 pub mod pod_dir;
+
+/// rkt's data directory when `--dir` is not given: pods and the image store.
+pub const DEFAULT_DIR: &str = "/var/lib/rkt";
+/// rkt's local configuration when `--local-config` is not given (an operator's own).
+pub const DEFAULT_LOCAL_CONFIG: &str = "/etc/rkt";
+/// rkt's system configuration when `--system-config` is not given (what packages install).
+pub const DEFAULT_SYSTEM_CONFIG: &str = "/usr/lib/rkt";

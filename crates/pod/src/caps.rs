@@ -83,12 +83,13 @@ pub fn name(n: u32) -> &'static str {
     NAMES.get(n as usize).copied().unwrap_or("CAP_UNKNOWN")
 }
 
-/// The capabilities an app keeps, as numbers, sorted.
-pub fn effective_set(retain: Option<&str>, remove: Option<&str>) -> Result<Vec<u32>> {
-    let parse = |list: &str| -> Result<Vec<u32>> {
-        list.split(',')
+/// The capabilities an app keeps, as numbers, sorted: only `retain`, or appc's default set
+/// without `remove`.
+pub fn effective_set(retain: Option<&[String]>, remove: Option<&[String]>) -> Result<Vec<u32>> {
+    let parse = |list: &[String]| -> Result<Vec<u32>> {
+        list.iter()
             .filter(|c| !c.trim().is_empty())
-            .map(number)
+            .map(|c| number(c))
             .collect()
     };
     let mut set = match (retain, remove) {
@@ -118,17 +119,18 @@ mod tests {
 
     #[test]
     fn default_set_is_the_familiar_mask() {
+        let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(mask(&effective_set(None, None).unwrap()), 0xa80425fb);
         assert_eq!(
-            mask(&effective_set(None, Some("CAP_NET_RAW")).unwrap()),
+            mask(&effective_set(None, Some(&list("CAP_NET_RAW"))).unwrap()),
             0xa80405fb
         );
         assert_eq!(
-            mask(&effective_set(Some("CAP_CHOWN,net_admin"), None).unwrap()),
+            mask(&effective_set(Some(&list("CAP_CHOWN,net_admin")), None).unwrap()),
             0x1001
         );
-        assert!(effective_set(Some("CAP_CHOWN"), Some("CAP_KILL")).is_err());
-        assert!(effective_set(Some("CAP_BOGUS"), None).is_err());
+        assert!(effective_set(Some(&list("CAP_CHOWN")), Some(&list("CAP_KILL"))).is_err());
+        assert!(effective_set(Some(&list("CAP_BOGUS")), None).is_err());
         assert_eq!(name(21), "CAP_SYS_ADMIN");
     }
 }

@@ -385,36 +385,69 @@ fn errno_number(name: &str) -> Result<i32> {
     })
 }
 
-/// The filter for an app: the default list, or what `--seccomp` says.
-pub fn filter(spec: Option<&str>) -> Result<Filter> {
+/// Whether a seccomp set lists the calls allowed or the calls taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only the listed calls (appc's `os/linux/seccomp-retain-set`).
+    Retain,
+    /// The default list without the listed calls (`os/linux/seccomp-remove-set`).
+    Remove,
+}
+
+/// A seccomp setting as rkt's `--seccomp` and appc's seccomp isolators give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub mode: Mode,
+    /// The errno refused calls fail with (`EPERM`); None kills the caller with SIGSYS.
+    pub errno: Option<String>,
+    /// System call names and groups (`@rkt/default-whitelist`).
+    pub set: Vec<String>,
+}
+
+impl Spec {
+    /// rkt's `--seccomp mode=retain|remove[,errno=NAME],CALL,…`.
+    pub fn parse(spec: &str) -> Result<Spec> {
+        let mut mode = None;
+        let mut errno = None;
+        let mut set = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.split_once('=') {
+                Some(("mode", "retain")) => mode = Some(Mode::Retain),
+                Some(("mode", "remove")) => mode = Some(Mode::Remove),
+                Some(("errno", e)) => errno = Some(e.to_string()),
+                Some((k, _)) => {
+                    invalid!("invalid --seccomp option {k:?}; use mode=retain|remove, errno=NAME")
+                }
+                None => set.push(part.to_string()),
+            }
+        }
+        let Some(mode) = mode else {
+            invalid!("--seccomp needs mode=retain or mode=remove")
+        };
+        Ok(Spec { mode, errno, set })
+    }
+}
+
+/// The filter for an app: the default list, or what the spec says.
+pub fn filter(spec: Option<&Spec>) -> Result<Filter> {
     let Some(spec) = spec else {
         return Ok(Filter {
             allowed: default_list(),
             errno: None,
         });
     };
-    let mut mode = None;
-    let mut errno = None;
+    let errno = spec.errno.as_deref().map(errno_number).transpose()?;
     let mut items = Vec::new();
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('=') {
-            Some(("mode", m)) if m == "retain" || m == "remove" => mode = Some(m.to_string()),
-            Some(("errno", e)) => errno = Some(errno_number(e)?),
-            Some((k, _)) => {
-                invalid!("invalid --seccomp option {k:?}; use mode=retain|remove, errno=NAME")
-            }
-            None => items.extend(expand(part)?),
-        }
+    for item in &spec.set {
+        items.extend(expand(item)?);
     }
-    let allowed = match mode.as_deref() {
-        Some("retain") => items,
-        Some("remove") => default_list()
+    let mut allowed = match spec.mode {
+        Mode::Retain => items,
+        Mode::Remove => default_list()
             .into_iter()
             .filter(|n| !items.contains(n))
             .collect(),
-        _ => invalid!("--seccomp needs mode=retain or mode=remove"),
     };
-    let mut allowed = allowed;
     allowed.sort_unstable();
     allowed.dedup();
     Ok(Filter { allowed, errno })
@@ -426,6 +459,7 @@ mod tests {
 
     #[test]
     fn defaults_and_modes() {
+        let filter = |s: Option<&str>| filter(s.map(Spec::parse).transpose()?.as_ref());
         let d = filter(None).unwrap();
         assert!(d.allowed.contains(&libc::SYS_read) && !d.allowed.contains(&libc::SYS_mount));
         assert_eq!(d.errno, None);

@@ -10,13 +10,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
     pub debug: bool,
     /// rkt data directory
-    #[arg(long, global = true, default_value = "/var/lib/rkt")]
+    #[arg(long, global = true, default_value = layout::DEFAULT_DIR)]
     pub dir: PathBuf,
     /// Local configuration directory
-    #[arg(long = "local-config", global = true, default_value = "/etc/rkt")]
+    #[arg(long = "local-config", global = true, default_value = layout::DEFAULT_LOCAL_CONFIG)]
     pub local_config: PathBuf,
     /// System configuration directory
-    #[arg(long = "system-config", global = true, default_value = "/usr/lib/rkt")]
+    #[arg(long = "system-config", global = true, default_value = layout::DEFAULT_SYSTEM_CONFIG)]
     pub system_config: PathBuf,
     /// User configuration directory (accepted for compatibility)
     #[arg(long = "user-config", global = true, default_value = "")]

@@ -32,8 +32,8 @@ impl Config {
     pub fn new(dir: impl Into<PathBuf>) -> Config {
         Config {
             dir: dir.into(),
-            local_config: PathBuf::from("/etc/rkt"),
-            system_config: PathBuf::from("/usr/lib/rkt"),
+            local_config: PathBuf::from(layout::DEFAULT_LOCAL_CONFIG),
+            system_config: PathBuf::from(layout::DEFAULT_SYSTEM_CONFIG),
             insecure: InsecureOptions::default(),
             debug: false,
             progress: Arc::new(image::fetch::NoProgress),

@@ -245,9 +245,12 @@ mod tests {
         let e = Error::from(pods.find("0123").unwrap_err());
         assert_eq!(e.kind(), Kind::NotFound);
         assert!(e.to_string().contains("no pod with UUID \"0123\""), "{e}");
-        let e = pod::caps::effective_set(Some("CAP_NO_SUCH"), None).unwrap_err();
+        let e = pod::caps::effective_set(Some(&["CAP_NO_SUCH".to_string()]), None).unwrap_err();
         assert_eq!(Error::from(e).kind(), Kind::InvalidInput);
-        let e = pod::seccomp::filter(Some("mode=retain,no_such_call")).unwrap_err();
+        let e = pod::seccomp::filter(Some(
+            &pod::seccomp::Spec::parse("mode=retain,no_such_call").unwrap(),
+        ))
+        .unwrap_err();
         assert_eq!(Error::from(e).kind(), Kind::InvalidInput);
     }
 }

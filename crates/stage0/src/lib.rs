@@ -1,6 +1,6 @@
 //! stage0: what `rkt run`, `prepare`, `run-prepared`, `stop`, `rm`, `gc` and `enter` do, as a
-//! library. Typed specs go in ([`PodSpec`], [`AppSpec`], [`RuntimeSpec`], built by hand or
-//! from rkt's argument grammar with [`spec::parse`]); pods come out in the store under
+//! library. Typed specs go in ([`PodSpec`], [`AppSpec`], [`RuntimeSpec`]: filled by the `rkt`
+//! crate's argument grammar, or by the Nomad driver from a job); pods come out in the store under
 //! [`Config::dir`], laid out as [`layout`] says. Every error carries a [`Kind`], so that a
 //! caller (the `rkt` command line, the Nomad driver) knows whether to retry, report bad input
 //! or give up, without reading its text.
@@ -26,4 +26,4 @@ mod volumes;
 pub use config::{Config, InsecureOptions};
 pub use error::{Error, Kind, Result};
 pub use spec::{AppSpec, PodSpec, RuntimeSpec};
-pub use start::{prepare, run, run_prepared, stage1_path};
+pub use start::{prepare, ready_prepared, run, run_prepared, stage1_path, Ready};

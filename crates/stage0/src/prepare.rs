@@ -2,13 +2,13 @@
 //! volumes, limits, security), and writing the pod manifest and the apps' plan records.
 
 use crate::error::{bail, invalid, Context, Result};
-use crate::spec::{AppSpec, PodSpec};
-use crate::volumes::{parse_volume, volumes};
+use crate::spec::{AppSpec, EnvVar, PodSpec, PortSpec};
+use crate::volumes::volumes;
 use crate::Config;
 use image::appc::NameValue;
 use image::fetch::PullPolicy;
 use image::store::Store;
-use layout::plan::{AppPlan, Mount as PlanMount, Plan, Seccomp};
+use layout::plan::{AppPlan, Plan, Seccomp};
 use layout::pod_dir::PodDir;
 use pod::manifest::{ExposedPort, Mount, PodManifest, RuntimeApp, RuntimeImage, Volume};
 use std::path::Path;
@@ -21,8 +21,8 @@ pub(crate) fn discard(path: &Path) {
 pub(crate) fn save_uuid(pod_spec: &PodSpec, uuid: &str) -> Result<()> {
     if let Some(f) = &pod_spec.uuid_file_save {
         // Whole or not at all: whoever waits for the file must never read half a UUID.
-        image::store::write_atomic(std::path::Path::new(f), uuid.as_bytes())
-            .with_context(|| format!("writing the UUID to {f}"))?;
+        image::store::write_atomic(f, uuid.as_bytes())
+            .with_context(|| format!("writing the UUID to {}", f.display()))?;
     }
     Ok(())
 }
@@ -36,9 +36,7 @@ pub(crate) fn prepare_pod(
     apps: &[AppSpec],
 ) -> Result<()> {
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
-    for v in &pod_spec.volumes {
-        parse_volume(v)?;
-    }
+    crate::volumes::check(pod_spec)?;
     let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
     let mut volumes: Vec<Volume> = Vec::new();
     let mut prepared = Vec::new();
@@ -82,21 +80,20 @@ pub(crate) fn prepare_pod(
     Ok(())
 }
 
-/// `--port=NAME:[HOSTIP:]HOSTPORT`, NAME being a port of one of the pod's apps.
-pub(crate) fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
-    let bad = || {
-        invalid!("invalid --port {spec:?}; use NAME:[HOSTIP:]HOSTPORT, NAME being a port of the image (such as 80-tcp)")
-    };
-    let (name, rest) = spec.split_once(':').ok_or_else(bad)?;
-    let (host_ip, host_port) = match rest.rsplit_once(':') {
-        Some((ip, port)) => (Some(ip.parse().map_err(|_| bad())?), port),
-        None => (None, rest),
-    };
-    let host_port: u16 = host_port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+/// A forwarded port, its name being a port of one of the pod's apps.
+pub(crate) fn forward(spec: &PortSpec, apps: &[RuntimeApp]) -> Result<net::Forward> {
+    let PortSpec {
+        name,
+        host_ip,
+        host_port,
+    } = spec;
+    if *host_port == 0 {
+        bail!("port {name:?}: host port 0 cannot be forwarded; give a port from 1 to 65535");
+    }
     let port = apps
         .iter()
         .flat_map(|a| &a.app.ports)
-        .find(|p| p.name == name)
+        .find(|p| p.name == *name)
         .ok_or_else(|| invalid!("port name {name:?} could not be found in any apps"))?;
     let protocol = port.protocol.to_ascii_lowercase();
     if protocol != "tcp" && protocol != "udp" {
@@ -105,8 +102,8 @@ pub(crate) fn forward(spec: &str, apps: &[RuntimeApp]) -> Result<net::Forward> {
     Ok(net::Forward {
         name: name.to_string(),
         protocol,
-        host_ip,
-        host_port,
+        host_ip: *host_ip,
+        host_port: *host_port,
         pod_port: port.port,
     })
 }
@@ -119,25 +116,15 @@ fn prepare_app(
     pod_spec: &PodSpec,
     app: &AppSpec,
 ) -> Result<(RuntimeApp, Vec<Volume>, AppPlan)> {
-    let memory = app
-        .memory
-        .as_deref()
-        .map(crate::spec::parse_bytes)
-        .transpose()?;
-    let millicores = app
-        .cpu
-        .as_deref()
-        .map(crate::spec::parse_millicores)
-        .transpose()?;
-    let pids_limit = crate::spec::parse_pids_limit(app.pids_limit.as_deref())?;
+    let memory = app.memory;
+    let millicores = app.cpu_millicores;
+    if millicores == Some(0) {
+        bail!("a CPU limit of 0 would never let the app run; give millicores of 1 or more");
+    }
+    let pids_limit = app.pids_limit.value()?;
     let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
-    let seccomp = pod::seccomp::filter(app.seccomp.as_deref())?;
-    let policy: PullPolicy = pod_spec
-        .pull_policy
-        .as_deref()
-        .unwrap_or("new")
-        .parse()
-        .map_err(crate::Error::invalid)?;
+    let seccomp = pod::seccomp::filter(app.seccomp.as_ref())?;
+    let policy = pod_spec.pull_policy;
     let store = Store::open(&config.dir)?;
     let image_id = resolve_image(config, &store, &app.image, policy)?;
     store.touch(&image_id)?;
@@ -218,9 +205,9 @@ fn prepare_app(
         read_only_root_fs: app.readonly_rootfs,
         mounts: mounts
             .iter()
-            .map(|(vol, target, _, _, _)| Mount {
-                volume: vol.clone(),
-                path: target.clone(),
+            .map(|m| Mount {
+                volume: m.volume.clone(),
+                path: m.bind.target.clone(),
             })
             .collect(),
     };
@@ -250,15 +237,7 @@ fn prepare_app(
         gid,
         supplementary_gids: app.supplementary_gids.clone(),
         readonly_rootfs: app.readonly_rootfs,
-        mounts: mounts
-            .into_iter()
-            .map(|(_, target, source, read_only, recursive)| PlanMount {
-                source,
-                target,
-                read_only,
-                recursive,
-            })
-            .collect(),
+        mounts: mounts.into_iter().map(|m| m.bind).collect(),
         memory_limit: memory,
         cpu_quota_us: millicores.map(|m| m * 100),
         cpu_shares: app.cpu_shares,
@@ -355,8 +334,9 @@ fn environment(
     for e in image_env {
         env.set(&e.name, &e.value);
     }
-    for f in &pod.set_env_file {
-        let text = std::fs::read_to_string(f).with_context(|| format!("--set-env-file {f}"))?;
+    for path in &pod.set_env_file {
+        let f = path.display();
+        let text = std::fs::read_to_string(path).with_context(|| format!("--set-env-file {f}"))?;
         for line in text.lines().map(str::trim) {
             if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
                 continue;
@@ -367,11 +347,11 @@ fn environment(
             env.set(k, v);
         }
     }
-    for kv in pod.set_env.iter().chain(&app.environment) {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| invalid!("environment {kv:?} is not NAME=VALUE"))?;
-        env.set(k, v);
+    for EnvVar { name, value } in pod.set_env.iter().chain(&app.environment) {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            bail!("environment variable name {name:?} is not a name: it may not be empty or hold '=' or NUL");
+        }
+        env.set(name, value);
     }
     let recorded = env
         .0

@@ -1,9 +1,15 @@
-//! rkt's argument grammar for `run` and `prepare`: pod flags, then images, each followed by
-//! the flags that apply to it alone; `--` ends rkt's parsing for an app (the rest are the
-//! app's arguments) and `---` resumes it for the next image. Flags take `--f=v` or `--f v`;
-//! booleans take only `--f` or `--f=bool`, as Go's pflag did.
+//! The typed specs every pod starts from: [`PodSpec`] (the whole pod), [`AppSpec`] (one app)
+//! and [`RuntimeSpec`] (what is decided when the pod runs). `rkt`'s argument grammar fills
+//! them from the command line (the `rkt` crate's `grammar`), and the Nomad driver fills them
+//! from a job: each value lands in a field of its own, so no value is ever read as a flag or
+//! as a part of another value's syntax.
+//!
+//! The value parsers here (quantities, durations, booleans) say what text a field accepts
+//! where its value comes as text, in rkt's spelling.
 
-use crate::error::{bail, invalid, Error, Result};
+use crate::error::{invalid, Result};
+use image::fetch::PullPolicy;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// Go's strconv.ParseBool, which rkt's boolean flags accept.
@@ -59,7 +65,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
 }
 
 /// What `run-prepared` decides when the pod runs (and `run` takes from its pod flags).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct RuntimeSpec {
     /// Networks: default, default-restricted, host, none, all, or names from net.d
     /// (`NAME:K=V;K=V` passes CNI_ARGS).
@@ -71,41 +77,129 @@ pub struct RuntimeSpec {
     pub dns_domain: Option<String>,
     /// The pod's hostname (default rkt-<uuid>).
     pub hostname: Option<String>,
-    /// `IP=HOST` entries for /etc/hosts, or "host".
-    pub hosts_entries: Vec<String>,
+    /// Lines for the pod's /etc/hosts.
+    pub hosts_entries: Vec<HostsEntry>,
     /// Join this existing network namespace instead of making one (not an rkt 1.30 flag:
     /// nomad-driver-rkt uses it for Nomad's group networks).
     pub net_namespace: Option<PathBuf>,
     /// Give the (single) app the caller's stdin.
     pub interactive: bool,
-    /// The IPC namespace: auto or private (its own), or parent (the host's).
-    pub ipc: Option<String>,
+    /// The IPC namespace.
+    pub ipc: Ipc,
     pub mds_register: bool,
 }
 
+/// `--hosts-entry`: a name for an address, or the host's whole /etc/hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostsEntry {
+    /// `host`: the host's /etc/hosts instead of the pod's own.
+    Host,
+    /// `IP=HOSTNAME`.
+    Name { ip: IpAddr, hostname: String },
+}
+
+/// `--ipc`: the pod's IPC namespace.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Ipc {
+    /// Its own (rkt's `auto` and `private`).
+    #[default]
+    Private,
+    /// The host's (`parent`).
+    Parent,
+}
+
 /// Flags of the whole pod.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct PodSpec {
     /// What `run` decides when the pod runs (`run-prepared` takes these as its own flags).
     pub runtime: RuntimeSpec,
-    pub volumes: Vec<String>,
+    pub volumes: Vec<Volume>,
     /// `--mount` before any image: applies to every app.
-    pub mounts: Vec<String>,
-    pub ports: Vec<String>,
-    pub set_env: Vec<String>,
-    pub set_env_file: Vec<String>,
+    pub mounts: Vec<MountSpec>,
+    pub ports: Vec<PortSpec>,
+    /// `--set-env`, for every app.
+    pub set_env: Vec<EnvVar>,
+    pub set_env_file: Vec<PathBuf>,
     pub inherit_env: bool,
     pub no_overlay: bool,
-    pub uuid_file_save: Option<String>,
-    pub pull_policy: Option<String>,
+    pub uuid_file_save: Option<PathBuf>,
+    pub pull_policy: PullPolicy,
+    /// No progress on stderr while images download.
     pub quiet: bool,
 }
 
+/// An environment variable: its name and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+impl EnvVar {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A volume of the pod (appc's `volumes`), which mounts refer to by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// An appc name (`[a-z0-9]+(-[a-z0-9]+)*`).
+    pub name: String,
+    pub kind: VolumeKind,
+    /// Mounted read-only; None: read-write.
+    pub read_only: Option<bool>,
+    /// A host volume's submounts come with it; None: rkt's default (yes).
+    pub recursive: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeKind {
+    /// A host directory or file, bound into the apps.
+    Host(HostSource),
+    /// A new empty directory in the pod, owned and moded as given.
+    Empty { mode: u32, uid: u32, gid: u32 },
+}
+
+/// Where on the host a host volume comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSource {
+    /// An absolute host path, as `rkt run --volume` and an operator's configuration name it.
+    Absolute(PathBuf),
+    /// A relative path resolved beneath `root` and never outside it: symlinks on the way
+    /// are followed only while they stay inside, `..` may not climb out. Nomad's
+    /// allocation directories, where any task of the allocation can make symlinks.
+    Beneath { root: PathBuf, path: PathBuf },
+}
+
+/// `--mount`: a volume at a path inside the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub volume: String,
+    /// Absolute, inside the app.
+    pub target: String,
+}
+
+/// `--port`: a port of an app, forwarded from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// The image's name of the port (`80-tcp`).
+    pub name: String,
+    /// The host address it is forwarded from (IPv4, as rkt's); None: all of them.
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    pub host_port: u16,
+}
+
 /// One app: its image and the flags that followed it.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct AppSpec {
     pub image: String,
+    /// `--exec`: replaces the image's command.
     pub exec: Option<String>,
+    /// The app's arguments: replace the image's (after `--exec`, or the image's command).
     pub args: Vec<String>,
     pub name: Option<String>,
     pub user: Option<String>,
@@ -113,278 +207,62 @@ pub struct AppSpec {
     pub supplementary_gids: Vec<u32>,
     pub working_dir: Option<String>,
     pub readonly_rootfs: bool,
-    pub memory: Option<String>,
-    pub cpu: Option<String>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU limit in millicores.
+    pub cpu_millicores: Option<u64>,
     pub cpu_shares: Option<u64>,
     pub oom_score_adj: Option<i32>,
-    /// `--pids-limit`: not one of rkt's flags (appc has no pids isolator); see
-    /// [`parse_pids_limit`].
-    pub pids_limit: Option<String>,
-    pub environment: Vec<String>,
-    pub mounts: Vec<String>,
-    pub caps_retain: Option<String>,
-    pub caps_remove: Option<String>,
-    pub seccomp: Option<String>,
+    /// `--pids-limit`: not one of rkt's flags (appc has no pids isolator).
+    pub pids_limit: PidsLimit,
+    /// `--environment`, for this app.
+    pub environment: Vec<EnvVar>,
+    pub mounts: Vec<MountSpec>,
+    /// `--caps-retain`: only these capabilities (names such as CAP_NET_ADMIN or net_admin).
+    pub caps_retain: Option<Vec<String>>,
+    /// `--caps-remove`: appc's default set without these.
+    pub caps_remove: Option<Vec<String>>,
+    /// `--seccomp`.
+    pub seccomp: Option<pod::seccomp::Spec>,
 }
 
-const POD_VALUE_FLAGS: &[&str] = &[
-    "net",
-    "dns",
-    "dns-search",
-    "dns-opt",
-    "dns-domain",
-    "hostname",
-    "hosts-entry",
-    "volume",
-    "port",
-    "set-env",
-    "set-env-file",
-    "uuid-file-save",
-    "pull-policy",
-    "stage1-url",
-    "stage1-path",
-    "stage1-name",
-    "stage1-hash",
-    "stage1-from-dir",
-    "pod-manifest",
-    "ipc",
-    "private-users",
-    "signature",
-    "user-annotation",
-    "user-label",
-    "stdin",
-    "stdout",
-    "stderr",
-];
-const BOOL_FLAGS: &[&str] = &[
-    "inherit-env",
-    "no-overlay",
-    "quiet",
-    "interactive",
-    "readonly-rootfs",
-    "mds-register",
-    "store-only",
-    "no-store",
-];
-const GLOBAL_FLAGS: &[&str] = &[
-    "dir",
-    "debug",
-    "insecure-options",
-    "local-config",
-    "system-config",
-    "user-config",
-    "trust-keys-from-https",
-];
-const APP_VALUE_FLAGS: &[&str] = &[
-    "exec",
-    "name",
-    "user",
-    "group",
-    "supplementary-gids",
-    "working-dir",
-    "memory",
-    "cpu",
-    "cpu-shares",
-    "oom-score-adj",
-    "pids-limit",
-    "environment",
-    "mount",
-    "caps-retain",
-    "caps-remove",
-    "cap-retain",
-    "cap-remove",
-    "seccomp",
-];
-
-pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
-    let mut pod = PodSpec::default();
-    let mut apps: Vec<AppSpec> = Vec::new();
-    let mut i = 0;
-    while i < raw.len() {
-        let tok = &raw[i];
-        i += 1;
-        if tok == "---" {
-            continue;
-        }
-        if tok == "--" {
-            let Some(app) = apps.last_mut() else {
-                bail!("\"--\" must follow an image: it starts that image's arguments");
-            };
-            while i < raw.len() && raw[i] != "---" {
-                app.args.push(raw[i].clone());
-                i += 1;
-            }
-            continue;
-        }
-        let Some(flag) = tok.strip_prefix("--") else {
-            if tok.starts_with('-') && tok.len() > 1 {
-                bail!("unknown shorthand flag {tok:?}");
-            }
-            apps.push(AppSpec {
-                image: tok.clone(),
-                ..Default::default()
-            });
-            continue;
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.to_string(), None),
-        };
-        if BOOL_FLAGS.contains(&name.as_str()) {
-            let v = match inline {
-                Some(v) => parse_bool(&v).map_err(Error::invalid)?,
-                None => true,
-            };
-            set_bool(&mut pod, apps.last_mut(), &name, v)?;
-            continue;
-        }
-        if GLOBAL_FLAGS.contains(&name.as_str()) {
-            bail!("--{name} is a global flag: put it before the subcommand (rkt --{name}=… run …)");
-        }
-        let is_app = APP_VALUE_FLAGS.contains(&name.as_str());
-        if !is_app && !POD_VALUE_FLAGS.contains(&name.as_str()) {
-            bail!("unknown flag: --{name}");
-        }
-        let value = match inline {
-            Some(v) => v,
-            // rkt's --net has a value for its bare form (Go's NoOptDefVal): the default
-            // network; the next word stays an image.
-            None if name == "net" => "default".to_string(),
-            None if i < raw.len() => {
-                i += 1;
-                raw[i - 1].clone()
-            }
-            None => bail!("flag needs an argument: --{name}"),
-        };
-        if is_app {
-            set_app_flag(&mut pod, apps.last_mut(), &name, value)?;
-        } else {
-            set_pod_flag(&mut pod, &name, value)?;
-        }
-    }
-    if apps.is_empty() {
-        bail!("must provide at least one image");
-    }
-    Ok((pod, apps))
-}
-
-fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -> Result<()> {
-    match name {
-        "inherit-env" => pod.inherit_env = v,
-        "no-overlay" => pod.no_overlay = v,
-        "quiet" => pod.quiet = v,
-        "interactive" => pod.runtime.interactive = v,
-        "readonly-rootfs" => match app {
-            Some(a) => a.readonly_rootfs = v,
-            None => bail!("--readonly-rootfs must follow the image it applies to"),
-        },
-        // rkt's deprecated spellings of --pull-policy.
-        "store-only" if v => pod.pull_policy = Some("never".into()),
-        "no-store" if v => pod.pull_policy = Some("update".into()),
-        "store-only" | "no-store" => {}
-        "mds-register" if v => {
-            bail!("--mds-register: this rkt has no metadata service; leave it false")
-        }
-        "mds-register" => {}
-        _ => unreachable!("--{name} is in BOOL_FLAGS"),
-    }
-    Ok(())
-}
-
-fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
-    match name {
-        "net" => pod.runtime.net.extend(v.split(',').map(str::to_string)),
-        "dns" => pod.runtime.dns.push(v),
-        "dns-search" => pod.runtime.dns_search.push(v),
-        "dns-opt" => pod.runtime.dns_opt.push(v),
-        "dns-domain" => pod.runtime.dns_domain = Some(v),
-        "hostname" => pod.runtime.hostname = Some(v),
-        "hosts-entry" => pod.runtime.hosts_entries.push(v),
-        "volume" => pod.volumes.push(v),
-        "port" => pod.ports.push(v),
-        "set-env" => pod.set_env.push(v),
-        "set-env-file" => pod.set_env_file.push(v),
-        "uuid-file-save" => pod.uuid_file_save = Some(v),
-        "pull-policy" => pod.pull_policy = Some(v),
-        "ipc" => pod.runtime.ipc = Some(v),
-        "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
-            bail!("--{name} is not supported by this rkt yet")
-        }
-        "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
-            bail!("--{name}: this rkt's stage1 is built in (rkt-stage1 beside rkt); other stage1 images cannot be used")
-        }
-        "signature" => bail!(
-            "--signature: signatures are checked for ACI images, which this rkt cannot fetch yet; Docker images need none (--insecure-options=image)"
-        ),
-        "stdin" | "stdout" | "stderr" => bail!(
-            "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
-        ),
-        _ => unreachable!("--{name} is in POD_VALUE_FLAGS"),
-    }
-    Ok(())
-}
-
-fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: String) -> Result<()> {
-    let Some(app) = app else {
-        if name == "mount" {
-            pod.mounts.push(v);
-            return Ok(());
-        }
-        bail!("--{name} must follow the image it applies to");
-    };
-    match name {
-        "exec" => app.exec = Some(v),
-        "name" => app.name = Some(v),
-        "user" => app.user = Some(v),
-        "group" => app.group = Some(v),
-        "supplementary-gids" => {
-            for g in v.split(',').filter(|g| !g.is_empty()) {
-                app.supplementary_gids.push(
-                    g.parse()
-                        .map_err(|_| invalid!("--supplementary-gids: {g:?} is not a group ID"))?,
-                );
-            }
-        }
-        "working-dir" => app.working_dir = Some(v),
-        "memory" => app.memory = Some(v),
-        "cpu" => app.cpu = Some(v),
-        "cpu-shares" => {
-            app.cpu_shares = Some(
-                v.parse()
-                    .map_err(|_| invalid!("--cpu-shares: {v:?} is not a number"))?,
-            )
-        }
-        "oom-score-adj" => {
-            app.oom_score_adj = Some(
-                v.parse()
-                    .map_err(|_| invalid!("--oom-score-adj: {v:?} is not a number"))?,
-            )
-        }
-        "pids-limit" => app.pids_limit = Some(v),
-        "environment" => app.environment.push(v),
-        "caps-retain" | "cap-retain" => app.caps_retain = Some(v),
-        "caps-remove" | "cap-remove" => app.caps_remove = Some(v),
-        "seccomp" => app.seccomp = Some(v),
-        "mount" => app.mounts.push(v),
-        _ => unreachable!("listed in APP_VALUE_FLAGS"),
-    }
-    Ok(())
-}
-
-/// A Kubernetes quantity in bytes: `16Mi`, `50M`, `1G`, `1048576`.
 /// How many processes and threads an app may have when `--pids-limit` is not given: podman's
 /// default (containers.conf `pids_limit`), enough for any ordinary service and small enough
 /// that a fork bomb stops long before it hurts the node.
 pub const DEFAULT_PIDS_LIMIT: u64 = 2048;
 
-/// `--pids-limit=N` (N >= 1), or `max` / `-1` (Docker's word for it) for no limit; the
-/// default when not given is [`DEFAULT_PIDS_LIMIT`]. None: no limit.
-pub fn parse_pids_limit(v: Option<&str>) -> Result<Option<u64>> {
+/// The most processes (and threads) an app may have.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum PidsLimit {
+    /// [`DEFAULT_PIDS_LIMIT`].
+    #[default]
+    Default,
+    /// No limit.
+    Unlimited,
+    /// At most this many (1 or more).
+    Max(u64),
+}
+
+impl PidsLimit {
+    /// The limit, None for none.
+    pub fn value(self) -> Result<Option<u64>> {
+        match self {
+            PidsLimit::Default => Ok(Some(DEFAULT_PIDS_LIMIT)),
+            PidsLimit::Unlimited => Ok(None),
+            PidsLimit::Max(0) => Err(invalid!(
+                "a pids limit of 0 processes would not let the app start; use 1 or more, or no limit"
+            )),
+            PidsLimit::Max(n) => Ok(Some(n)),
+        }
+    }
+}
+
+/// `--pids-limit=N` (N >= 1), or `max` / `-1` (Docker's word for it) for no limit.
+pub fn parse_pids_limit(v: &str) -> Result<PidsLimit> {
     match v {
-        None => Ok(Some(DEFAULT_PIDS_LIMIT)),
-        Some("max" | "-1") => Ok(None),
-        Some(n) => match n.parse::<u64>() {
-            Ok(n) if n >= 1 => Ok(Some(n)),
+        "max" | "-1" => Ok(PidsLimit::Unlimited),
+        n => match n.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(PidsLimit::Max(n)),
             _ => Err(invalid!(
                 "--pids-limit: {n:?} is not a number of processes; use a number of 1 or more, or \"max\" for no limit"
             )),
@@ -392,6 +270,7 @@ pub fn parse_pids_limit(v: Option<&str>) -> Result<Option<u64>> {
     }
 }
 
+/// A Kubernetes quantity in bytes: `16Mi`, `50M`, `1G`, `1048576`.
 pub fn parse_bytes(s: &str) -> Result<u64> {
     let (num, mult) = split_suffix(
         s,
@@ -449,64 +328,25 @@ fn split_suffix<'a>(s: &'a str, table: &[(&str, u64)]) -> (&'a str, u64) {
     (s, 1)
 }
 
-/// Entry point for the fuzz target (`fuzz/`): the words after `rkt run` or `rkt prepare`, and
-/// the flag values that are parsed only when the pod is prepared (volumes, ports, networks,
-/// limits). Errors are fine; panics are not. Not an API.
-#[doc(hidden)]
-pub fn fuzz_words(raw: &[String]) {
-    let Ok((pod, apps)) = parse(raw) else { return };
-    for v in &pod.volumes {
-        let _ = crate::volumes::parse_volume(v);
-    }
-    for p in &pod.ports {
-        let _ = crate::prepare::forward(p, &[]);
-    }
-    let _ = net::conf::parse_mode(&pod.runtime.net);
-    for a in &apps {
-        if let Some(m) = &a.memory {
-            let _ = parse_bytes(m);
-        }
-        if let Some(c) = &a.cpu {
-            let _ = parse_millicores(c);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
     #[test]
     fn pids_limits() {
-        assert_eq!(parse_pids_limit(None).unwrap(), Some(DEFAULT_PIDS_LIMIT));
-        assert_eq!(parse_pids_limit(Some("100")).unwrap(), Some(100));
-        assert_eq!(parse_pids_limit(Some("max")).unwrap(), None);
-        assert_eq!(parse_pids_limit(Some("-1")).unwrap(), None);
+        assert_eq!(
+            PidsLimit::Default.value().unwrap(),
+            Some(DEFAULT_PIDS_LIMIT)
+        );
+        assert_eq!(parse_pids_limit("100").unwrap(), PidsLimit::Max(100));
+        assert_eq!(parse_pids_limit("max").unwrap(), PidsLimit::Unlimited);
+        assert_eq!(parse_pids_limit("-1").unwrap(), PidsLimit::Unlimited);
+        assert_eq!(PidsLimit::Unlimited.value().unwrap(), None);
+        assert!(PidsLimit::Max(0).value().is_err());
         for bad in ["0", "-2", "1k", ""] {
-            let e = parse_pids_limit(Some(bad)).unwrap_err().to_string();
+            let e = parse_pids_limit(bad).unwrap_err().to_string();
             assert!(e.contains("--pids-limit"), "{e}");
         }
-    }
-
-    #[test]
-    fn grammar() {
-        let (pod, apps) = parse(&args(
-            "--net=host --set-env=A=1 img1 --exec /bin/ov --memory 64Mi -- --loglevel v --- img2 --port=p:80 -- --interval 30s",
-        ))
-        .unwrap();
-        assert_eq!(pod.runtime.net, ["host"]);
-        assert_eq!(pod.set_env, ["A=1"]);
-        assert_eq!(pod.ports, ["p:80"]);
-        assert_eq!(apps.len(), 2);
-        assert_eq!(apps[0].exec.as_deref(), Some("/bin/ov"));
-        assert_eq!(apps[0].memory.as_deref(), Some("64Mi"));
-        assert_eq!(apps[0].args, ["--loglevel", "v"]);
-        assert_eq!(apps[1].image, "img2");
-        assert_eq!(apps[1].args, ["--interval", "30s"]);
     }
 
     #[test]
@@ -520,14 +360,6 @@ mod tests {
         let e = parse_duration(&format!("{}5s", "2".repeat(37))).unwrap_err();
         assert!(e.contains("longer than the longest Go duration"), "{e}");
         assert!(parse_duration("2562048h").is_err());
-    }
-
-    #[test]
-    fn errors() {
-        assert!(parse(&args("--bogus img")).is_err());
-        assert!(parse(&args("--exec /x img")).is_err());
-        assert!(parse(&args("--net=host")).is_err());
-        assert!(parse(&args("img --memory")).is_err());
     }
 
     #[test]

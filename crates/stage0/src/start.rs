@@ -7,7 +7,7 @@
 
 use crate::error::{bail, invalid, Context, Error, Result};
 use crate::prepare::{discard, prepare_pod, save_uuid};
-use crate::spec::{AppSpec, PodSpec, RuntimeSpec};
+use crate::spec::{AppSpec, HostsEntry, Ipc, PodSpec, RuntimeSpec};
 use crate::Config;
 use layout::plan::{Net, Plan};
 use layout::pod_dir::PodDir;
@@ -24,22 +24,32 @@ pub fn run(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Error {
 }
 
 fn run_inner(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<Error> {
+    let stage1 = stage1_path(config)?;
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
-    let result = prepare_pod(config, &pod.path, pod_spec, apps);
+    let result = prepare_pod(config, &pod.path, pod_spec, apps)
+        .and_then(|()| write_runtime(config, &pod.path, &pod.uuid, &pod_spec.runtime));
     if let Err(e) = result {
         discard(&pod.path);
         return Err(e);
     }
-    if let Err(e) = write_runtime(config, &pod.path, &pod.uuid, &pod_spec.runtime) {
-        discard(&pod.path);
-        return Err(e);
-    }
     let started = save_uuid(pod_spec, &pod.uuid)
-        .and_then(|()| Ok(pods.transition(&mut pod, "run", State::Running)?))
-        .map(|()| exec_stage1(config, &pod.path, lock));
+        .and_then(|()| Ok(pods.transition(&mut pod, "run", State::Running)?));
     let err = match started {
-        Ok(exec_error) | Err(exec_error) => exec_error,
+        Ok(()) => {
+            let ready = Ready {
+                uuid: pod.uuid.clone(),
+                dir: pod.path.clone(),
+                stage1,
+                lock,
+            };
+            let err = ready.command().exec();
+            Error::failed(format!(
+                "starting the stage1 supervisor {}: {err}",
+                ready.stage1.display()
+            ))
+        }
+        Err(e) => e,
     };
     let _ = net::teardown(&pod.uuid, &pod.path);
     discard(&pod.path);
@@ -53,7 +63,7 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || !rt.dns.is_empty()
         || rt.hostname.is_some()
         || rt.interactive
-        || rt.ipc.is_some()
+        || rt.ipc != Ipc::Private
     {
         bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
     }
@@ -72,12 +82,62 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
 /// `rkt run-prepared`: runs a prepared pod in this process, which becomes its supervisor.
 /// Returns only on failure; refused runtime flags leave the pod prepared.
 pub fn run_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Error {
-    match run_prepared_inner(config, uuid, runtime) {
-        Ok(e) | Err(e) => e,
+    let ready = match ready_prepared(config, uuid, runtime) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let err = ready.command().exec();
+    let err = Error::failed(format!(
+        "starting the stage1 supervisor {}: {err}",
+        ready.stage1.display()
+    ));
+    ready.abandon();
+    err
+}
+
+/// A pod that is ready for its supervisor: its network, /etc files and plan are in place and
+/// it is in `run/`, its lock held here until [`Ready::command`]'s process takes it over (drop
+/// the `Ready` once that process has started: the supervisor's copy of the lock stays).
+pub struct Ready {
+    pub uuid: String,
+    pub dir: PathBuf,
+    stage1: PathBuf,
+    lock: PodLock,
+}
+
+impl Ready {
+    /// `rkt-stage1 POD_DIR`, which inherits the pod lock (as `RKT_LOCK_FD`) and holds it for
+    /// the pod's life. Exec it (as `rkt run-prepared` does) or spawn it (as the Nomad driver
+    /// does): only that process gets the lock, never a process another thread starts
+    /// meanwhile, since the descriptor stays close-on-exec everywhere else.
+    pub fn command(&self) -> std::process::Command {
+        let fd = self.lock.raw_fd();
+        let mut c = std::process::Command::new(&self.stage1);
+        c.arg(&self.dir).env("RKT_LOCK_FD", fd.to_string());
+        // SAFETY: fcntl is async-signal-safe, and the descriptor is open in the child (it is
+        // ours, and close-on-exec only until this clears it in the child's own table).
+        unsafe {
+            c.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
+    /// The supervisor could not be started: the pod stays in `run/` with no supervisor, so
+    /// it shows as exited; its network is undone now.
+    pub fn abandon(self) {
+        let _ = net::teardown(&self.uuid, &self.dir);
     }
 }
 
-fn run_prepared_inner(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Result<Error> {
+/// Everything `run-prepared` does before the supervisor starts: the runtime flags checked
+/// and written (network, /etc files, plan) and the pod moved to `run/`. Refused runtime
+/// flags leave the pod prepared.
+pub fn ready_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Result<Ready> {
     let pods = Pods::open(&config.dir)?;
     let mut pod = pods.find(uuid)?;
     if pod.state != State::Prepared {
@@ -88,16 +148,19 @@ fn run_prepared_inner(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Res
         )));
     }
     let lock = lock_prepared(&pod)?;
+    let stage1 = stage1_path(config)?;
     // Refused runtime flags leave the pod prepared, as it was.
     write_runtime(config, &pod.path, &pod.uuid, runtime)?;
     if let Err(e) = pods.transition(&mut pod, "run", State::Running) {
         let _ = net::teardown(&pod.uuid, &pod.path);
         return Err(e.into());
     }
-    let err = exec_stage1(config, &pod.path, lock);
-    // The pod is in run/ with no supervisor: it shows as exited, with its network undone.
-    let _ = net::teardown(&pod.uuid, &pod.path);
-    Ok(err)
+    Ok(Ready {
+        uuid: pod.uuid,
+        dir: pod.path,
+        stage1,
+        lock,
+    })
 }
 
 /// Writes the runtime parts (the network, hostname, DNS, hosts, the plan for stage1).
@@ -140,7 +203,7 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     plan.hostname = hostname;
     plan.cgroup = layout::cgroup::pod_rel(uuid);
     plan.interactive = rt.interactive;
-    plan.host_ipc = host_ipc(rt.ipc.as_deref())?;
+    plan.host_ipc = rt.ipc == Ipc::Parent;
     let written = set_network(config, &mut plan, uuid, &mode)
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {
@@ -166,15 +229,6 @@ fn lock_prepared(pod: &pod::Pod) -> Result<PodLock> {
             )));
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// `--ipc`: whether the pod shares the host's IPC namespace.
-fn host_ipc(ipc: Option<&str>) -> Result<bool> {
-    match ipc.unwrap_or("auto") {
-        "auto" | "private" => Ok(false),
-        "parent" => Ok(true),
-        other => bail!("invalid --ipc {other:?}; use auto, private or parent"),
     }
 }
 
@@ -229,37 +283,6 @@ fn joined_namespace(ns: &Path, rt: &RuntimeSpec) -> Result<net::NetMode> {
     Ok(net::NetMode::Joined(ns.to_path_buf()))
 }
 
-/// Replaces this process with the supervisor, which inherits the pod lock. Returns only on
-/// failure.
-fn exec_stage1(config: &Config, dir: &Path, lock: PodLock) -> Error {
-    let stage1 = match stage1_path(config) {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let fd = lock.raw_fd();
-    // The lock must survive exec: the supervisor holds it for the pod's life.
-    if let Err(e) = clear_cloexec(fd) {
-        return e;
-    }
-    let err = std::process::Command::new(&stage1)
-        .arg(dir)
-        .env("RKT_LOCK_FD", fd.to_string())
-        .exec();
-    Error::failed(format!(
-        "starting the stage1 supervisor {}: {err}",
-        stage1.display()
-    ))
-}
-
-fn clear_cloexec(fd: i32) -> Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    if r != 0 {
-        return Err(Error::from(std::io::Error::last_os_error()).context("fcntl on the pod lock"));
-    }
-    Ok(())
-}
-
 /// `rkt-stage1` beside the `rkt` binary.
 pub fn stage1_path(config: &Config) -> Result<PathBuf> {
     let p = config.rkt_binary()?.with_file_name("rkt-stage1");
@@ -272,18 +295,18 @@ pub fn stage1_path(config: &Config) -> Result<PathBuf> {
     Ok(p)
 }
 
-fn hosts_file(entries: &[String], hostname: &str) -> Result<String> {
-    if entries.iter().any(|e| e == "host") {
+fn hosts_file(entries: &[HostsEntry], hostname: &str) -> Result<String> {
+    if entries.contains(&HostsEntry::Host) {
         return std::fs::read_to_string("/etc/hosts").context("reading the host's /etc/hosts");
     }
     let mut out = format!("127.0.0.1\tlocalhost localhost.localdomain {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for e in entries {
-        let (ip, host) = e
-            .split_once('=')
-            .ok_or_else(|| invalid!("invalid --hosts-entry {e:?}; use IP=HOSTNAME or host"))?;
-        ip.parse::<std::net::IpAddr>()
-            .map_err(|_| invalid!("invalid --hosts-entry {e:?}: {ip:?} is not an IP address"))?;
-        out.push_str(&format!("{ip}\t{host}\n"));
+        if let HostsEntry::Name { ip, hostname } = e {
+            if hostname.is_empty() || hostname.contains(|c: char| c.is_whitespace() || c == '#') {
+                bail!("hosts entry {hostname:?} for {ip}: a host name may not be empty or hold spaces or '#'");
+            }
+            out.push_str(&format!("{ip}\t{hostname}\n"));
+        }
     }
     Ok(out)
 }
@@ -410,8 +433,12 @@ mod tests {
             ..Default::default()
         };
         assert!(dns_flags(&rt).is_err());
-        let h = hosts_file(&["10.0.0.1=db".into()], "rkt-x").unwrap();
+        let entry = |ip: &str, name: &str| HostsEntry::Name {
+            ip: ip.parse().unwrap(),
+            hostname: name.into(),
+        };
+        let h = hosts_file(&[entry("10.0.0.1", "db")], "rkt-x").unwrap();
         assert!(h.contains("10.0.0.1\tdb\n") && h.contains("rkt-x"));
-        assert!(hosts_file(&["bad".into()], "h").is_err());
+        assert!(hosts_file(&[entry("10.0.0.1", "a b")], "h").is_err());
     }
 }

@@ -1,45 +1,66 @@
-//! A pod's volumes: `--volume` definitions, `--mount`s and the images' mount points matched
+//! A pod's volumes: the pod's volumes, its `--mount`s and the images' mount points matched
 //! into bind mounts, host sources resolved at prepare time, empty volumes made in the pod.
 
 use crate::error::{bail, invalid, Result};
-use crate::spec::{AppSpec, PodSpec};
-use pod::manifest::Volume;
-use std::path::Path;
+use crate::spec::{AppSpec, HostSource, MountSpec, PodSpec, Volume, VolumeKind};
+use layout::plan::Mount as PlanMount;
+use std::path::{Path, PathBuf};
 
-/// Matches volumes to mount points and `--mount`s. Returns the manifest's volumes and the
-/// mounts as (volume, target, host source, read-only, recursive).
-#[allow(clippy::type_complexity)]
+/// One mount of an app: the volume it comes from (for the pod manifest) and the bind
+/// stage1 makes.
+pub(crate) struct AppMount {
+    pub volume: String,
+    pub bind: PlanMount,
+}
+
+/// Checks a pod's volumes before anything is fetched, so bad input fails fast and says why.
+pub(crate) fn check(pod: &PodSpec) -> Result<()> {
+    for (i, v) in pod.volumes.iter().enumerate() {
+        image::aci::validate::ac_name(&v.name).map_err(|e| invalid!("volume name {e}"))?;
+        if pod.volumes[..i].iter().any(|o| o.name == v.name) {
+            bail!("volume {:?} is defined twice", v.name);
+        }
+        if let VolumeKind::Host(HostSource::Absolute(p)) = &v.kind {
+            if !p.is_absolute() {
+                bail!(
+                    "volume {}: source {} must be an absolute path",
+                    v.name,
+                    p.display()
+                );
+            }
+        }
+    }
+    for m in pod.mounts.iter() {
+        check_mount(m)?;
+    }
+    Ok(())
+}
+
+fn check_mount(m: &MountSpec) -> Result<()> {
+    if !m.target.starts_with('/') {
+        bail!(
+            "mount of volume {:?}: target {:?} must be an absolute path inside the app",
+            m.volume,
+            m.target
+        );
+    }
+    Ok(())
+}
+
+/// Matches volumes to mount points and mounts. Returns the manifest's volumes and the app's
+/// mounts.
 pub(crate) fn volumes(
     dir: &Path,
     pod: &PodSpec,
     app: &AppSpec,
     mount_points: &[image::appc::MountPoint],
-) -> Result<(Vec<Volume>, Vec<(String, String, String, bool, bool)>)> {
-    let mut vols: Vec<Volume> = pod
-        .volumes
-        .iter()
-        .map(|v| parse_volume(v))
-        .collect::<Result<_>>()?;
+) -> Result<(Vec<pod::manifest::Volume>, Vec<AppMount>)> {
+    let mut vols: Vec<Volume> = pod.volumes.clone();
     let mut wanted: Vec<(String, String)> = Vec::new(); // (volume, target)
     for m in pod.mounts.iter().chain(&app.mounts) {
-        let mut volume = None;
-        let mut target = None;
-        for kv in m.split(',') {
-            match kv.split_once('=') {
-                Some(("volume", v)) => volume = Some(v.to_string()),
-                Some(("target", t)) => target = Some(t.to_string()),
-                _ => bail!("invalid --mount {m:?}; use volume=NAME,target=PATH"),
-            }
-        }
-        match (volume, target) {
-            (Some(v), Some(t)) if t.starts_with('/') => {
-                wanted.retain(|(_, old)| *old != t); // a per-app mount wins over a global one
-                wanted.push((v, t));
-            }
-            _ => {
-                bail!("invalid --mount {m:?}; use volume=NAME,target=PATH with an absolute target")
-            }
-        }
+        check_mount(m)?;
+        wanted.retain(|(_, old)| *old != m.target); // a per-app mount wins over a global one
+        wanted.push((m.volume.clone(), m.target.clone()));
     }
     for mp in mount_points {
         if !wanted.iter().any(|(_, t)| *t == mp.path) {
@@ -55,146 +76,172 @@ pub(crate) fn volumes(
             }
             vols.push(Volume {
                 name: vol.clone(),
-                kind: "empty".into(),
-                source: None,
+                kind: VolumeKind::Empty {
+                    mode: 0o755,
+                    uid: 0,
+                    gid: 0,
+                },
                 read_only: None,
                 recursive: None,
-                mode: Some("0755".into()),
-                uid: Some(0),
-                gid: Some(0),
             });
         }
         let v = vols.iter().find(|v| v.name == vol).expect("just ensured");
-        let source = match v.kind.as_str() {
-            "host" => host_source(v)?,
-            _ => {
+        let source = match &v.kind {
+            VolumeKind::Host(source) => host_source(&v.name, source)?,
+            VolumeKind::Empty { mode, uid, gid } => {
                 // Relative to the pod directory, which moves between state directories.
-                make_empty_volume(&dir.join("volumes").join(&v.name), v)?;
+                make_empty_volume(&dir.join("volumes").join(&v.name), *mode, *uid, *gid)?;
                 format!("volumes/{}", v.name)
             }
         };
-        // rkt's default (its coreos flavour): recursive binds.
-        mounts.push((
-            vol,
-            target,
-            source,
-            v.read_only.unwrap_or(false),
-            v.recursive.unwrap_or(true),
-        ));
+        mounts.push(AppMount {
+            volume: vol,
+            bind: PlanMount {
+                source,
+                target,
+                read_only: v.read_only.unwrap_or(false),
+                // rkt's default (its coreos flavour): recursive binds.
+                recursive: v.recursive.unwrap_or(true),
+            },
+        });
     }
-    Ok((vols, mounts))
+    Ok((vols.iter().map(manifest_volume).collect(), mounts))
+}
+
+/// A volume as the appc pod manifest records it.
+fn manifest_volume(v: &Volume) -> pod::manifest::Volume {
+    let mut m = pod::manifest::Volume {
+        name: v.name.clone(),
+        kind: String::new(),
+        source: None,
+        read_only: v.read_only,
+        recursive: v.recursive,
+        mode: None,
+        uid: None,
+        gid: None,
+    };
+    match &v.kind {
+        VolumeKind::Host(source) => {
+            m.kind = "host".into();
+            m.source = Some(match source {
+                HostSource::Absolute(p) => p.display().to_string(),
+                HostSource::Beneath { root, path } => root.join(path).display().to_string(),
+            });
+        }
+        VolumeKind::Empty { mode, uid, gid } => {
+            m.kind = "empty".into();
+            m.mode = Some(format!("{mode:04o}"));
+            m.uid = Some(*uid);
+            m.gid = Some(*gid);
+        }
+    }
+    m
 }
 
 /// A host volume's source with every symlink resolved now, at prepare time: stage1 refuses to
 /// follow a symlink in it later, so a path swapped for a symlink between `prepare` and
 /// `run-prepared` (by whoever owns the directory) cannot redirect the bind.
-fn host_source(v: &Volume) -> Result<String> {
-    let source = v.source.as_deref().expect("host volumes have a source");
-    let real = std::fs::canonicalize(source).map_err(|e| {
-        invalid!(
-            "volume {}: source {source}: {e}; host volumes bind an existing path",
-            v.name
-        )
-    })?;
+fn host_source(name: &str, source: &HostSource) -> Result<String> {
+    let real = match source {
+        HostSource::Absolute(p) => std::fs::canonicalize(p).map_err(|e| {
+            invalid!(
+                "volume {name}: source {}: {e}; host volumes bind an existing path",
+                p.display()
+            )
+        })?,
+        HostSource::Beneath { root, path } => beneath(root, path).map_err(|e| {
+            invalid!(
+                "volume {name}: source {} (inside {}): {e}",
+                path.display(),
+                root.display()
+            )
+        })?,
+    };
     Ok(real.display().to_string())
 }
 
-fn make_empty_volume(p: &Path, v: &Volume) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(p)?;
-    let mode = u32::from_str_radix(v.mode.as_deref().unwrap_or("0755"), 8)
-        .map_err(|_| invalid!("volume {}: invalid mode {:?}", v.name, v.mode))?;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
-    std::os::unix::fs::chown(p, v.uid, v.gid)?;
-    Ok(())
+/// The real path of `path` resolved beneath `root` (openat2 `RESOLVE_BENEATH`): symlinks are
+/// followed only while they stay beneath it, and `..` may not climb out. What it names must
+/// exist.
+pub(crate) fn beneath(root: &Path, path: &Path) -> std::result::Result<PathBuf, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let dir = rustix::fs::open(
+        &root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", root.display()))?;
+    let rel = match path.to_str().map(|p| p.trim_start_matches('/')) {
+        Some("") => Path::new("."),
+        _ if path.is_absolute() => {
+            return Err("the path must be relative to the directory".into());
+        }
+        _ => path,
+    };
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::XDEV => {
+            "it leads outside that directory (through \"..\" or a symlink); only paths inside it may be bound".to_string()
+        }
+        rustix::io::Errno::NOENT => "no such file or directory; bind an existing path".into(),
+        e => e.to_string(),
+    })?;
+    let real = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        rustix::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map_err(|e| format!("finding where it leads: {e}"))?;
+    // The kernel confined the walk; this says the same in another way, should a mount have
+    // been made beneath the directory meanwhile.
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "it leads to {}, outside the directory",
+            real.display()
+        ));
+    }
+    Ok(real)
 }
 
-/// `NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]` or
-/// `NAME,kind=empty[,mode=0755][,uid=0][,gid=0]`.
-pub(crate) fn parse_volume(s: &str) -> Result<Volume> {
-    let bad = |why: &str| {
-        invalid!("invalid --volume {s:?}: {why}; use NAME,kind=host,source=PATH or NAME,kind=empty")
-    };
-    let mut parts = s.split(',');
-    let name = parts
-        .next()
-        .filter(|n| !n.is_empty() && !n.contains('='))
-        .ok_or_else(|| bad("no name"))?;
-    let mut v = Volume {
-        name: name.to_string(),
-        kind: String::new(),
-        source: None,
-        read_only: None,
-        recursive: None,
-        mode: None,
-        uid: None,
-        gid: None,
-    };
-    for kv in parts {
-        let (k, val) = kv
-            .split_once('=')
-            .ok_or_else(|| bad(&format!("{kv:?} is not key=value")))?;
-        let boolean = |x: &str| crate::spec::parse_bool(x).map_err(|e| bad(&e));
-        let number = |x: &str| {
-            x.parse::<u32>()
-                .map_err(|_| bad(&format!("{k}={x} is not a number")))
-        };
-        match k {
-            "kind" => v.kind = val.to_string(),
-            "source" => v.source = Some(val.to_string()),
-            "readOnly" => v.read_only = Some(boolean(val)?),
-            "recursive" => v.recursive = Some(boolean(val)?),
-            "mode" => v.mode = Some(val.to_string()),
-            "uid" => v.uid = Some(number(val)?),
-            "gid" => v.gid = Some(number(val)?),
-            _ => return Err(bad(&format!("unknown key {k:?}"))),
-        }
-    }
-    match v.kind.as_str() {
-        "host" => {
-            let src = v
-                .source
-                .as_deref()
-                .ok_or_else(|| bad("kind=host needs source=PATH"))?;
-            if !src.starts_with('/') {
-                return Err(bad("source must be an absolute path"));
-            }
-            if !Path::new(src).exists() {
-                return Err(bad(&format!("source {src} does not exist")));
-            }
-        }
-        "empty" => {
-            v.mode.get_or_insert_with(|| "0755".into());
-            v.uid.get_or_insert(0);
-            v.gid.get_or_insert(0);
-        }
-        _ => return Err(bad("kind must be host or empty")),
-    }
-    Ok(v)
+fn make_empty_volume(p: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    std::os::unix::fs::chown(p, Some(uid), Some(gid))?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
 
     #[test]
-    fn volume_syntax() {
-        let v = parse_volume("data,kind=host,source=/tmp,readOnly=true").unwrap();
-        assert_eq!((v.kind.as_str(), v.read_only), ("host", Some(true)));
-        let v = parse_volume("scratch,kind=empty,mode=0700,uid=5").unwrap();
-        assert_eq!(
-            (v.mode.as_deref(), v.uid, v.gid),
-            (Some("0700"), Some(5), Some(0))
-        );
-        for bad in [
-            "",
-            "x,kind=host",
-            "x,kind=host,source=rel",
-            "x,kind=weird",
-            "x,kind=empty,uid=a",
-            "x,bogus",
-        ] {
-            assert!(parse_volume(bad).is_err(), "{bad}");
+    fn beneath_follows_links_inside_and_refuses_the_way_out() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("alloc");
+        std::fs::create_dir_all(root.join("data/sub")).unwrap();
+        std::fs::create_dir_all(t.path().join("outside")).unwrap();
+        symlink("data/sub", root.join("inner")).unwrap();
+        symlink(t.path().join("outside"), root.join("abs")).unwrap();
+        symlink("../outside", root.join("rel")).unwrap();
+        symlink("/etc", root.join("etc")).unwrap();
+        let real = |p: &str| beneath(&root, Path::new(p));
+        let canon = std::fs::canonicalize(&root).unwrap();
+        assert_eq!(real("data").unwrap(), canon.join("data"));
+        assert_eq!(real("inner").unwrap(), canon.join("data/sub"));
+        assert_eq!(real("data/sub/..").unwrap(), canon.join("data"));
+        for out in ["abs", "rel", "etc", "..", "data/../..", "etc/passwd"] {
+            let e = real(out).unwrap_err();
+            assert!(e.contains("outside that directory"), "{out}: {e}");
         }
+        assert!(real("missing").unwrap_err().contains("no such file"));
+        assert!(real("/data").is_err());
     }
 }

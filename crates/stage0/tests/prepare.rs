@@ -19,9 +19,13 @@ fn config(dir: &std::path::Path) -> Config {
     c
 }
 
-fn specs(args: &[&str]) -> (stage0::PodSpec, Vec<stage0::AppSpec>) {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    stage0::spec::parse(&args).unwrap()
+/// A pod of one app running `image`.
+fn specs(image: &str) -> (stage0::PodSpec, Vec<stage0::AppSpec>) {
+    let app = stage0::AppSpec {
+        image: image.to_string(),
+        ..Default::default()
+    };
+    (stage0::PodSpec::default(), vec![app])
 }
 
 #[test]
@@ -39,7 +43,8 @@ fn many_threads_prepare_pods_of_one_image_at_once() {
         let handles: Vec<_> = (0..32)
             .map(|_| {
                 s.spawn(|| {
-                    let (pod, apps) = specs(&[&image, "--exec", "/bin/true"]);
+                    let (pod, mut apps) = specs(&image);
+                    apps[0].exec = Some("/bin/true".into());
                     stage0::prepare(&config, &pod, &apps)
                 })
             })
@@ -68,18 +73,31 @@ fn errors_say_what_kind_they_are() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let kind = |args: &[&str]| {
-        let (pod, apps) = specs(args);
+    let kind = |(pod, apps): (stage0::PodSpec, Vec<stage0::AppSpec>)| {
         stage0::prepare(&config, &pod, &apps).unwrap_err().kind()
     };
     // Nobody listens on port 1: worth a retry later.
-    assert_eq!(kind(&["docker://127.0.0.1:1/x/y:1"]), Kind::Retryable);
+    assert_eq!(kind(specs("docker://127.0.0.1:1/x/y:1")), Kind::Retryable);
     let missing = registry().image("no/such-image:1");
-    assert_eq!(kind(&[&missing]), Kind::NotFound);
+    assert_eq!(kind(specs(&missing)), Kind::NotFound);
     let image = registry().image("busybox:latest");
-    assert_eq!(kind(&[&image, "--memory=lots"]), Kind::InvalidInput);
-    let bad_volume = ["--volume=v,kind=host,source=/nonexistent/x", image.as_str()];
-    assert_eq!(kind(&bad_volume), Kind::InvalidInput);
+    let (pod, mut apps) = specs(&image);
+    apps[0].pids_limit = stage0::spec::PidsLimit::Max(0);
+    assert_eq!(kind((pod, apps)), Kind::InvalidInput);
+    let (mut pod, apps) = specs(&image);
+    pod.volumes.push(stage0::spec::Volume {
+        name: "v".into(),
+        kind: stage0::spec::VolumeKind::Host(stage0::spec::HostSource::Absolute(
+            "/nonexistent/x".into(),
+        )),
+        read_only: None,
+        recursive: None,
+    });
+    pod.mounts.push(stage0::spec::MountSpec {
+        volume: "v".into(),
+        target: "/v".into(),
+    });
+    assert_eq!(kind((pod, apps)), Kind::InvalidInput);
     // Nothing half-made stays behind.
     let pods = pod::Pods::open(dir.path()).unwrap();
     assert!(pods.list().unwrap().is_empty());
@@ -95,7 +113,7 @@ fn aci_errors_say_what_kind_they_are() {
     let mut config = config(dir.path());
     config.insecure = stage0::InsecureOptions::parse("none").unwrap();
     let kind = |config: &Config, image: &str| {
-        let (pod, apps) = specs(&[image]);
+        let (pod, apps) = specs(image);
         stage0::prepare(config, &pod, &apps).unwrap_err().kind()
     };
     let hello = fx.join("hello.aci").display().to_string();
@@ -116,6 +134,6 @@ fn aci_errors_say_what_kind_they_are() {
             &std::fs::read(fx.join("keys/signer.asc")).unwrap(),
         )
         .unwrap();
-    let (pod, apps) = specs(&[&hello]);
+    let (pod, apps) = specs(&hello);
     stage0::prepare(&config, &pod, &apps).unwrap();
 }

@@ -25,8 +25,8 @@ pub struct RuntimeArgs {
     #[arg(long)]
     pub hostname: Option<String>,
     /// IP=HOST entries for /etc/hosts, or "host"
-    #[arg(long = "hosts-entry")]
-    pub hosts_entries: Vec<String>,
+    #[arg(long = "hosts-entry", value_parser = |v: &str| rkt::grammar::hosts_entry(v).map_err(|e| e.to_string()))]
+    pub hosts_entries: Vec<stage0::spec::HostsEntry>,
     /// Join this existing network namespace instead of making one (not an rkt 1.30 flag:
     /// nomad-driver-rkt uses it for Nomad's group networks)
     #[arg(long = "net-namespace")]
@@ -35,8 +35,8 @@ pub struct RuntimeArgs {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub interactive: bool,
     /// The pod's IPC namespace: auto or private (its own), or parent (the host's)
-    #[arg(long)]
-    pub ipc: Option<String>,
+    #[arg(long, default_value = "auto", value_parser = |v: &str| rkt::grammar::ipc(v).map_err(|e| e.to_string()))]
+    pub ipc: stage0::spec::Ipc,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub mds_register: bool,
 }
@@ -53,22 +53,31 @@ impl RuntimeArgs {
             hosts_entries: self.hosts_entries.clone(),
             net_namespace: self.net_namespace.clone(),
             interactive: self.interactive,
-            ipc: self.ipc.clone(),
+            ipc: self.ipc,
             mds_register: self.mds_register,
         }
     }
 }
 
 pub fn run(global: &GlobalArgs, raw: &[String]) -> Result<()> {
-    let (pod, apps) = stage0::spec::parse(raw)?;
-    Err(stage0::run(&global.config()?, &pod, &apps).into())
+    let (pod, apps) = rkt::grammar::parse(raw)?;
+    Err(stage0::run(&config(global, &pod)?, &pod, &apps).into())
 }
 
 pub fn prepare(global: &GlobalArgs, raw: &[String]) -> Result<()> {
-    let (pod, apps) = stage0::spec::parse(raw)?;
-    let uuid = stage0::prepare(&global.config()?, &pod, &apps)?;
+    let (pod, apps) = rkt::grammar::parse(raw)?;
+    let uuid = stage0::prepare(&config(global, &pod)?, &pod, &apps)?;
     println!("{uuid}");
     Ok(())
+}
+
+/// The global flags' configuration; `--quiet` keeps download progress off stderr.
+fn config(global: &GlobalArgs, pod: &stage0::PodSpec) -> Result<stage0::Config> {
+    let mut config = global.config()?;
+    if pod.quiet {
+        config.progress = std::sync::Arc::new(image::fetch::NoProgress);
+    }
+    Ok(config)
 }
 
 pub fn run_prepared(global: &GlobalArgs, uuid: &str, runtime: &RuntimeArgs) -> Result<()> {

@@ -1,0 +1,509 @@
+//! rkt's argument grammar for `run` and `prepare`: pod flags, then images, each followed by
+//! the flags that apply to it alone; `--` ends rkt's parsing for an app (the rest are the
+//! app's arguments) and `---` resumes it for the next image. Flags take `--f=v` or `--f v`;
+//! booleans take only `--f` or `--f=bool`, as Go's pflag did.
+//!
+//! Every value is parsed here, once, into the typed field of stage0's specs it sets
+//! ([`stage0::PodSpec`], [`stage0::AppSpec`], [`stage0::RuntimeSpec`]); the Nomad driver sets
+//! the same fields from a job without going through text.
+
+use stage0::spec::{
+    parse_bool, parse_bytes, parse_millicores, parse_pids_limit, AppSpec, EnvVar, HostSource,
+    HostsEntry, Ipc, MountSpec, PodSpec, PortSpec, Volume, VolumeKind,
+};
+use stage0::{Error, Result};
+use std::path::PathBuf;
+
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(Error::invalid(format!($($arg)*)))
+    };
+}
+
+const POD_VALUE_FLAGS: &[&str] = &[
+    "net",
+    "dns",
+    "dns-search",
+    "dns-opt",
+    "dns-domain",
+    "hostname",
+    "hosts-entry",
+    "volume",
+    "port",
+    "set-env",
+    "set-env-file",
+    "uuid-file-save",
+    "pull-policy",
+    "stage1-url",
+    "stage1-path",
+    "stage1-name",
+    "stage1-hash",
+    "stage1-from-dir",
+    "pod-manifest",
+    "ipc",
+    "private-users",
+    "signature",
+    "user-annotation",
+    "user-label",
+    "stdin",
+    "stdout",
+    "stderr",
+];
+const BOOL_FLAGS: &[&str] = &[
+    "inherit-env",
+    "no-overlay",
+    "quiet",
+    "interactive",
+    "readonly-rootfs",
+    "mds-register",
+    "store-only",
+    "no-store",
+];
+const GLOBAL_FLAGS: &[&str] = &[
+    "dir",
+    "debug",
+    "insecure-options",
+    "local-config",
+    "system-config",
+    "user-config",
+    "trust-keys-from-https",
+];
+const APP_VALUE_FLAGS: &[&str] = &[
+    "exec",
+    "name",
+    "user",
+    "group",
+    "supplementary-gids",
+    "working-dir",
+    "memory",
+    "cpu",
+    "cpu-shares",
+    "oom-score-adj",
+    "pids-limit",
+    "environment",
+    "mount",
+    "caps-retain",
+    "caps-remove",
+    "cap-retain",
+    "cap-remove",
+    "seccomp",
+];
+
+/// The words after `rkt run` or `rkt prepare`, as typed specs.
+pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
+    let mut pod = PodSpec::default();
+    let mut apps: Vec<AppSpec> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let tok = &raw[i];
+        i += 1;
+        if tok == "---" {
+            continue;
+        }
+        if tok == "--" {
+            let Some(app) = apps.last_mut() else {
+                bail!("\"--\" must follow an image: it starts that image's arguments");
+            };
+            while i < raw.len() && raw[i] != "---" {
+                app.args.push(raw[i].clone());
+                i += 1;
+            }
+            continue;
+        }
+        let Some(flag) = tok.strip_prefix("--") else {
+            if tok.starts_with('-') && tok.len() > 1 {
+                bail!("unknown shorthand flag {tok:?}");
+            }
+            apps.push(AppSpec {
+                image: tok.clone(),
+                ..Default::default()
+            });
+            continue;
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.to_string(), None),
+        };
+        if BOOL_FLAGS.contains(&name.as_str()) {
+            let v = match inline {
+                Some(v) => parse_bool(&v).map_err(Error::invalid)?,
+                None => true,
+            };
+            set_bool(&mut pod, apps.last_mut(), &name, v)?;
+            continue;
+        }
+        if GLOBAL_FLAGS.contains(&name.as_str()) {
+            bail!("--{name} is a global flag: put it before the subcommand (rkt --{name}=… run …)");
+        }
+        let is_app = APP_VALUE_FLAGS.contains(&name.as_str());
+        if !is_app && !POD_VALUE_FLAGS.contains(&name.as_str()) {
+            bail!("unknown flag: --{name}");
+        }
+        let value = match inline {
+            Some(v) => v,
+            // rkt's --net has a value for its bare form (Go's NoOptDefVal): the default
+            // network; the next word stays an image.
+            None if name == "net" => "default".to_string(),
+            None if i < raw.len() => {
+                i += 1;
+                raw[i - 1].clone()
+            }
+            None => bail!("flag needs an argument: --{name}"),
+        };
+        if is_app {
+            set_app_flag(&mut pod, apps.last_mut(), &name, value)?;
+        } else {
+            set_pod_flag(&mut pod, &name, value)?;
+        }
+    }
+    if apps.is_empty() {
+        bail!("must provide at least one image");
+    }
+    Ok((pod, apps))
+}
+
+fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -> Result<()> {
+    use image::fetch::PullPolicy;
+    match name {
+        "inherit-env" => pod.inherit_env = v,
+        "no-overlay" => pod.no_overlay = v,
+        "quiet" => pod.quiet = v,
+        "interactive" => pod.runtime.interactive = v,
+        "readonly-rootfs" => match app {
+            Some(a) => a.readonly_rootfs = v,
+            None => bail!("--readonly-rootfs must follow the image it applies to"),
+        },
+        // rkt's deprecated spellings of --pull-policy.
+        "store-only" if v => pod.pull_policy = PullPolicy::Never,
+        "no-store" if v => pod.pull_policy = PullPolicy::Update,
+        "store-only" | "no-store" => {}
+        "mds-register" => pod.runtime.mds_register = v,
+        _ => unreachable!("--{name} is in BOOL_FLAGS"),
+    }
+    Ok(())
+}
+
+fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
+    let rt = &mut pod.runtime;
+    match name {
+        "net" => rt.net.extend(v.split(',').map(str::to_string)),
+        "dns" => rt.dns.push(v),
+        "dns-search" => rt.dns_search.push(v),
+        "dns-opt" => rt.dns_opt.push(v),
+        "dns-domain" => rt.dns_domain = Some(v),
+        "hostname" => rt.hostname = Some(v),
+        "hosts-entry" => rt.hosts_entries.push(hosts_entry(&v)?),
+        "volume" => pod.volumes.push(volume(&v)?),
+        "port" => pod.ports.push(port(&v)?),
+        "set-env" => pod.set_env.push(env_var("--set-env", &v)?),
+        "set-env-file" => pod.set_env_file.push(PathBuf::from(v)),
+        "uuid-file-save" => pod.uuid_file_save = Some(PathBuf::from(v)),
+        "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
+        "ipc" => rt.ipc = ipc(&v)?,
+        "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
+            bail!("--{name} is not supported by this rkt yet")
+        }
+        "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
+            bail!("--{name}: this rkt's stage1 is built in (rkt-stage1 beside rkt); other stage1 images cannot be used")
+        }
+        "signature" => bail!(
+            "--signature: signatures are checked for ACI images, which this rkt cannot fetch yet; Docker images need none (--insecure-options=image)"
+        ),
+        "stdin" | "stdout" | "stderr" => bail!(
+            "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
+        ),
+        _ => unreachable!("--{name} is in POD_VALUE_FLAGS"),
+    }
+    Ok(())
+}
+
+fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: String) -> Result<()> {
+    let Some(app) = app else {
+        if name == "mount" {
+            pod.mounts.push(mount(&v)?);
+            return Ok(());
+        }
+        bail!("--{name} must follow the image it applies to");
+    };
+    let list = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    match name {
+        "exec" => app.exec = Some(v),
+        "name" => app.name = Some(v),
+        "user" => app.user = Some(v),
+        "group" => app.group = Some(v),
+        "supplementary-gids" => {
+            for g in v.split(',').filter(|g| !g.is_empty()) {
+                app.supplementary_gids.push(g.parse().map_err(|_| {
+                    Error::invalid(format!("--supplementary-gids: {g:?} is not a group ID"))
+                })?);
+            }
+        }
+        "working-dir" => app.working_dir = Some(v),
+        "memory" => app.memory = Some(parse_bytes(&v)?),
+        "cpu" => app.cpu_millicores = Some(parse_millicores(&v)?),
+        "cpu-shares" => app.cpu_shares = Some(number("--cpu-shares", &v)?),
+        "oom-score-adj" => app.oom_score_adj = Some(number("--oom-score-adj", &v)?),
+        "pids-limit" => app.pids_limit = parse_pids_limit(&v)?,
+        "environment" => app.environment.push(env_var("--environment", &v)?),
+        "caps-retain" | "cap-retain" => app.caps_retain = Some(list(&v)),
+        "caps-remove" | "cap-remove" => app.caps_remove = Some(list(&v)),
+        "seccomp" => app.seccomp = Some(pod::seccomp::Spec::parse(&v)?),
+        "mount" => app.mounts.push(mount(&v)?),
+        _ => unreachable!("listed in APP_VALUE_FLAGS"),
+    }
+    Ok(())
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| Error::invalid(format!("{flag}: {v:?} is not a number")))
+}
+
+/// `NAME=VALUE`.
+pub fn env_var(flag: &str, kv: &str) -> Result<EnvVar> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok(EnvVar::new(k, v)),
+        _ => bail!("{flag} {kv:?} is not NAME=VALUE"),
+    }
+}
+
+/// `--ipc`: auto or private (the pod's own), or parent (the host's).
+pub fn ipc(v: &str) -> Result<Ipc> {
+    match v {
+        "auto" | "private" => Ok(Ipc::Private),
+        "parent" => Ok(Ipc::Parent),
+        other => bail!("invalid --ipc {other:?}; use auto, private or parent"),
+    }
+}
+
+/// `--hosts-entry`: `IP=HOSTNAME`, or `host` for the host's /etc/hosts.
+pub fn hosts_entry(e: &str) -> Result<HostsEntry> {
+    if e == "host" {
+        return Ok(HostsEntry::Host);
+    }
+    let (ip, host) = e.split_once('=').ok_or_else(|| {
+        Error::invalid(format!(
+            "invalid --hosts-entry {e:?}; use IP=HOSTNAME or host"
+        ))
+    })?;
+    let ip = ip.parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid --hosts-entry {e:?}: {ip:?} is not an IP address"
+        ))
+    })?;
+    Ok(HostsEntry::Name {
+        ip,
+        hostname: host.to_string(),
+    })
+}
+
+/// `--port=NAME:[HOSTIP:]HOSTPORT`.
+pub fn port(spec: &str) -> Result<PortSpec> {
+    let bad = || {
+        Error::invalid(format!("invalid --port {spec:?}; use NAME:[HOSTIP:]HOSTPORT, NAME being a port of the image (such as 80-tcp)"))
+    };
+    let (name, rest) = spec.split_once(':').ok_or_else(bad)?;
+    let (host_ip, host_port) = match rest.rsplit_once(':') {
+        Some((ip, port)) => (Some(ip.parse().map_err(|_| bad())?), port),
+        None => (None, rest),
+    };
+    let host_port: u16 = host_port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    Ok(PortSpec {
+        name: name.to_string(),
+        host_ip,
+        host_port,
+    })
+}
+
+/// `--mount=volume=NAME,target=PATH`.
+pub fn mount(m: &str) -> Result<MountSpec> {
+    let mut volume = None;
+    let mut target = None;
+    for kv in m.split(',') {
+        match kv.split_once('=') {
+            Some(("volume", v)) => volume = Some(v.to_string()),
+            Some(("target", t)) => target = Some(t.to_string()),
+            _ => bail!("invalid --mount {m:?}; use volume=NAME,target=PATH"),
+        }
+    }
+    match (volume, target) {
+        (Some(volume), Some(target)) if target.starts_with('/') => Ok(MountSpec { volume, target }),
+        _ => bail!("invalid --mount {m:?}; use volume=NAME,target=PATH with an absolute target"),
+    }
+}
+
+/// `NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]` or
+/// `NAME,kind=empty[,mode=0755][,uid=0][,gid=0][,readOnly=BOOL]`.
+pub fn volume(s: &str) -> Result<Volume> {
+    let bad = |why: &str| {
+        Error::invalid(format!(
+            "invalid --volume {s:?}: {why}; use NAME,kind=host,source=PATH or NAME,kind=empty"
+        ))
+    };
+    let mut parts = s.split(',');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty() && !n.contains('='))
+        .ok_or_else(|| bad("no name"))?;
+    let (mut kind, mut source, mut mode, mut uid, mut gid) = (None, None, None, None, None);
+    let (mut read_only, mut recursive) = (None, None);
+    for kv in parts {
+        let (k, val) = kv
+            .split_once('=')
+            .ok_or_else(|| bad(&format!("{kv:?} is not key=value")))?;
+        let boolean = |x: &str| parse_bool(x).map_err(|e| bad(&e));
+        let id = |x: &str| {
+            x.parse::<u32>()
+                .map_err(|_| bad(&format!("{k}={x} is not a number")))
+        };
+        match k {
+            "kind" => kind = Some(val.to_string()),
+            "source" => source = Some(PathBuf::from(val)),
+            "readOnly" => read_only = Some(boolean(val)?),
+            "recursive" => recursive = Some(boolean(val)?),
+            "mode" => {
+                mode = Some(
+                    u32::from_str_radix(val, 8)
+                        .map_err(|_| bad(&format!("mode={val} is not an octal mode")))?,
+                )
+            }
+            "uid" => uid = Some(id(val)?),
+            "gid" => gid = Some(id(val)?),
+            _ => return Err(bad(&format!("unknown key {k:?}"))),
+        }
+    }
+    let kind = match kind.as_deref() {
+        Some("host") => {
+            let src = source.ok_or_else(|| bad("kind=host needs source=PATH"))?;
+            if !src.is_absolute() {
+                return Err(bad("source must be an absolute path"));
+            }
+            if !src.exists() {
+                return Err(bad(&format!("source {} does not exist", src.display())));
+            }
+            VolumeKind::Host(HostSource::Absolute(src))
+        }
+        Some("empty") => VolumeKind::Empty {
+            mode: mode.unwrap_or(0o755),
+            uid: uid.unwrap_or(0),
+            gid: gid.unwrap_or(0),
+        },
+        _ => return Err(bad("kind must be host or empty")),
+    };
+    Ok(Volume {
+        name: name.to_string(),
+        kind,
+        read_only,
+        recursive,
+    })
+}
+
+/// Entry point for the fuzz target (`fuzz/`): the words after `rkt run` or `rkt prepare`,
+/// and the values parsed on their own. Errors are fine; panics are not. Not an API.
+#[doc(hidden)]
+pub fn fuzz_words(raw: &[String]) {
+    let Ok((pod, _apps)) = parse(raw) else { return };
+    let _ = net::conf::parse_mode(&pod.runtime.net);
+    for w in raw {
+        let _ = volume(w);
+        let _ = port(w);
+        let _ = mount(w);
+        let _ = hosts_entry(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn grammar() {
+        let (pod, apps) = parse(&args(
+            "--net=host --set-env=A=1 img1 --exec /bin/ov --memory 64Mi -- --loglevel v --- img2 --port=p:80 -- --interval 30s",
+        ))
+        .unwrap();
+        assert_eq!(pod.runtime.net, ["host"]);
+        assert_eq!(pod.set_env, [EnvVar::new("A", "1")]);
+        assert_eq!(
+            pod.ports,
+            [PortSpec {
+                name: "p".into(),
+                host_ip: None,
+                host_port: 80
+            }]
+        );
+        assert_eq!(apps.len(), 2);
+        assert_eq!(apps[0].exec.as_deref(), Some("/bin/ov"));
+        assert_eq!(apps[0].memory, Some(64 << 20));
+        assert_eq!(apps[0].args, ["--loglevel", "v"]);
+        assert_eq!(apps[1].image, "img2");
+        assert_eq!(apps[1].args, ["--interval", "30s"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(parse(&args("--bogus img")).is_err());
+        assert!(parse(&args("--exec /x img")).is_err());
+        assert!(parse(&args("--net=host")).is_err());
+        assert!(parse(&args("img --memory")).is_err());
+        assert!(parse(&args("img --memory=lots")).is_err());
+        assert!(parse(&args("img --pids-limit=0")).is_err());
+        assert!(parse(&args("--ipc=maybe img")).is_err());
+    }
+
+    #[test]
+    fn volume_syntax() {
+        let v = volume("data,kind=host,source=/tmp,readOnly=true").unwrap();
+        assert_eq!(
+            (v.kind, v.read_only),
+            (
+                VolumeKind::Host(HostSource::Absolute("/tmp".into())),
+                Some(true)
+            )
+        );
+        let v = volume("scratch,kind=empty,mode=0700,uid=5").unwrap();
+        assert_eq!(
+            v.kind,
+            VolumeKind::Empty {
+                mode: 0o700,
+                uid: 5,
+                gid: 0
+            }
+        );
+        for bad in [
+            "",
+            "x,kind=host",
+            "x,kind=host,source=rel",
+            "x,kind=weird",
+            "x,kind=empty,uid=a",
+            "x,kind=empty,mode=9",
+            "x,bogus",
+        ] {
+            assert!(volume(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ports_mounts_and_hosts_entries() {
+        let p = port("http:127.0.0.1:8080").unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port),
+            (Some("127.0.0.1".parse().unwrap()), 8080)
+        );
+        assert!(port("http:0").is_err() && port("http").is_err());
+        assert_eq!(mount("volume=v,target=/x").unwrap().target, "/x");
+        assert!(mount("volume=v,target=x").is_err());
+        assert_eq!(hosts_entry("host").unwrap(), HostsEntry::Host);
+        assert!(hosts_entry("nope=db").is_err());
+    }
+}
