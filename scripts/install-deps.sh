@@ -36,6 +36,12 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# The style and lint checks test.sh runs first.
+if command -v rustup >/dev/null; then
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+fi
+
 # Fuzzing (scripts/fuzz.sh; the test suite runs it in short form): cargo-fuzz on the nightly
 # toolchain.
 if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^nightly'; then

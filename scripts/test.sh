@@ -15,6 +15,9 @@ if [[ $(id -u) != 0 ]]; then
   echo "test.sh: not root: the tests that run pods will be skipped (listed at the end)" >&2
 fi
 ./scripts/install-deps.sh
+# Style and lints first: quick, and a failure here says what to fix before any test runs.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # The binaries first: rkt's integration tests run rkt-stage1 from beside rkt, and cargo test
 # builds the binaries of a package only for that package's own tests.
 cargo build --workspace --locked

@@ -9,6 +9,13 @@ use crate::cty;
 pub struct PluginConfig {
     /// Whether jobs may bind absolute host paths (`volumes`); default true.
     pub volumes_enabled: bool,
+    /// Whether jobs may take away their pod's run-time isolation (`insecure_options`
+    /// capabilities, paths, seccomp, run, all-run, all); default false, as the Docker
+    /// driver's `allow_privileged`.
+    pub allow_privileged: bool,
+    /// The most processes a task may have, and the limit of a task that names none; None
+    /// (the default, or 0) leaves tasks rkt's default of 2048 and lets them ask for any.
+    pub pids_limit: Option<u64>,
     /// `gc {}`: removing images no task uses any more (not in the original driver; shaped
     /// like Nomad's Docker driver's).
     pub gc: GcConfig,
@@ -39,6 +46,8 @@ impl Default for PluginConfig {
     fn default() -> Self {
         PluginConfig {
             volumes_enabled: true,
+            allow_privileged: false,
+            pids_limit: None,
             gc: GcConfig::default(),
         }
     }
@@ -47,8 +56,20 @@ impl Default for PluginConfig {
 pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
     let v = cty::parse(bytes)?;
     let o = cty::object(&v)?;
+    let pids_limit = match cty::integer("pids_limit", o.get("pids_limit"))? {
+        None | Some(0) => None,
+        Some(n) if n > 0 => Some(n as u64),
+        Some(n) => {
+            return Err(format!(
+                "\"pids_limit\" = {n}: give the most processes a task may have (a number of 1 or more), or leave it out for no cap"
+            ))
+        }
+    };
     Ok(PluginConfig {
         volumes_enabled: cty::boolean("volumes_enabled", o.get("volumes_enabled"))?.unwrap_or(true),
+        allow_privileged: cty::boolean("allow_privileged", o.get("allow_privileged"))?
+            .unwrap_or(false),
+        pids_limit,
         gc: gc_config(o.get("gc"))?,
     })
 }
@@ -120,26 +141,23 @@ enum FieldValue {
     Int(i64),
 }
 
-/// Where a field's value goes on rkt's command lines ([`crate::backend::start::commands`]
-/// builds them in the original driver's order; a test holds it to this table).
+/// Where a field's value goes: the stage0 spec field the driver sets
+/// ([`crate::backend::start::launch`]), and the `rkt` flag an rkt user writes for the same
+/// thing (README's table of options shows both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rkt {
-    /// A global flag, on every command.
-    Global(&'static str),
-    /// The image argument of `rkt prepare`.
-    Image,
-    /// A flag of `rkt prepare` (for the app after the image, or for the pod before it).
-    Prepare(&'static str),
-    /// The app's arguments, after `--` on `rkt prepare`.
-    AppArgs,
-    /// A flag of `rkt run-prepared`.
-    RunPrepared(&'static str),
-    /// `rkt trust --prefix`, run before the pod is prepared.
-    Trust,
+pub struct Rkt {
+    /// The spec field, as `PodSpec.volumes`, `AppSpec.exec`, `RuntimeSpec.dns`.
+    pub spec: &'static str,
+    /// The rkt command line's spelling: `prepare IMAGE --exec=CMD`.
+    pub flag: &'static str,
+}
+
+const fn rkt(spec: &'static str, flag: &'static str) -> Rkt {
+    Rkt { spec, flag }
 }
 
 /// One field of the job's `config {}`: its name, type, whether it is required, where its
-/// value goes in [`Options`], and where it goes on rkt's command lines.
+/// value goes in [`Options`], and which spec field and rkt flag it stands for.
 pub struct Field {
     pub name: &'static str,
     pub ty: FieldType,
@@ -171,34 +189,93 @@ macro_rules! field {
 /// ([`crate::hclspec::task_config`]), the decoder ([`task_config`]) and the rkt flags each
 /// field becomes are made from.
 pub const TASK_FIELDS: &[Field] = &[
-    field!(image, String, String, Rkt::Image, true),
-    field!(command, String, String, Rkt::Prepare("--exec")),
-    field!(args, Strings, Strings, Rkt::AppArgs),
-    field!(trust_prefix, String, String, Rkt::Trust),
-    field!(dns_servers, Strings, Strings, Rkt::RunPrepared("--dns")),
+    field!(
+        image,
+        String,
+        String,
+        rkt("AppSpec.image", "prepare IMAGE"),
+        true
+    ),
+    field!(
+        command,
+        String,
+        String,
+        rkt("AppSpec.exec", "prepare IMAGE --exec=CMD")
+    ),
+    field!(
+        args,
+        Strings,
+        Strings,
+        rkt("AppSpec.args", "prepare IMAGE -- ARGS")
+    ),
+    field!(
+        trust_prefix,
+        String,
+        String,
+        rkt("(trusted first)", "trust --prefix=P")
+    ),
+    field!(
+        dns_servers,
+        Strings,
+        Strings,
+        rkt("RuntimeSpec.dns", "run-prepared --dns=IP")
+    ),
     field!(
         dns_search_domains,
         Strings,
         Strings,
-        Rkt::RunPrepared("--dns-search")
+        rkt("RuntimeSpec.dns_search", "run-prepared --dns-search=D")
     ),
-    field!(net, Strings, Strings, Rkt::RunPrepared("--net")),
+    field!(
+        net,
+        Strings,
+        Strings,
+        rkt("RuntimeSpec.net", "run-prepared --net=N")
+    ),
     // Nomad's port label to the image's port name, with the host port Nomad allocated.
-    field!(port_map, PortMap, Map, Rkt::Prepare("--port")),
-    // Host paths (relative ones inside the allocation) as volumes mounted at their targets.
-    field!(volumes, Strings, Strings, Rkt::Prepare("--volume")),
+    field!(
+        port_map,
+        PortMap,
+        Map,
+        rkt("PodSpec.ports", "prepare --port=NAME:HOSTPORT")
+    ),
+    // Host paths (relative ones beneath the allocation directory) mounted at their targets.
+    field!(
+        volumes,
+        Strings,
+        Strings,
+        rkt(
+            "PodSpec.volumes, PodSpec.mounts",
+            "prepare --volume=… --mount=…"
+        )
+    ),
     field!(
         insecure_options,
         Strings,
         Strings,
-        Rkt::Global("--insecure-options")
+        rkt("Config.insecure", "--insecure-options=O")
     ),
-    field!(no_overlay, Bool, Bool, Rkt::Prepare("--no-overlay")),
-    field!(debug, Bool, Bool, Rkt::Global("--debug")),
-    field!(group, String, String, Rkt::Prepare("--group")),
+    field!(
+        no_overlay,
+        Bool,
+        Bool,
+        rkt("PodSpec.no_overlay", "prepare --no-overlay")
+    ),
+    field!(debug, Bool, Bool, rkt("Config.debug", "--debug")),
+    field!(
+        group,
+        String,
+        String,
+        rkt("AppSpec.group", "prepare IMAGE --group=G")
+    ),
     // Not in the original driver (rkt had no pids isolator): Docker's and podman's drivers'
-    // `pids_limit`, passed as rkt's --pids-limit.
-    field!(pids_limit, Int, Int, Rkt::Prepare("--pids-limit")),
+    // `pids_limit`, as rkt's --pids-limit.
+    field!(
+        pids_limit,
+        Int,
+        Int,
+        rkt("AppSpec.pids_limit", "prepare IMAGE --pids-limit=N")
+    ),
 ];
 
 /// The job's `config {}`, decoded field by field as [`TASK_FIELDS`] says.

@@ -57,15 +57,20 @@ fn block(name: &str, nested: Spec) -> Spec {
     }
 }
 
-/// The agent's `plugin "nomad-driver-rkt" { config {} }`: the original's `volumes_enabled`,
-/// and `gc { image = true  image_delay = "3m" }` as Nomad's Docker driver has it (left out,
-/// it is null and the decoder applies the same defaults).
+/// The agent's `plugin "nomad-driver-rkt" { config {} }`: the original's `volumes_enabled`;
+/// `allow_privileged`, `pids_limit` and `gc { image = true  image_delay = "3m" }` as Nomad's
+/// Docker driver has them (left out, `gc` is null and the decoder applies the same defaults).
 pub fn plugin_config() -> Spec {
     object(vec![
         (
             "volumes_enabled",
             with_default(attr("volumes_enabled", "bool", false), "true"),
         ),
+        (
+            "allow_privileged",
+            with_default(attr("allow_privileged", "bool", false), "false"),
+        ),
+        ("pids_limit", attr("pids_limit", "number", false)),
         (
             "gc",
             block(

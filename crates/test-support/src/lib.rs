@@ -12,6 +12,7 @@
 //! - [`eventually`], [`python_server`], paths to the repository and the built binaries.
 
 pub mod discovery;
+pub mod escapes;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,9 +1,10 @@
-//! The driver's behaviour, independent of the wire: tasks as rkt pods, started with
-//! `rkt prepare` + `rkt run-prepared`, supervised, stopped, inspected, entered and measured.
+//! The driver's behaviour, independent of the wire: tasks as rkt pods, prepared and made ready
+//! in this process by stage0 from typed specs (what `rkt prepare` and `rkt run-prepared` do),
+//! supervised, stopped, inspected, entered and measured.
 //!
-//! A task's pod is supervised by `rkt-stage1`, which `rkt run-prepared` becomes: it is started
-//! in a session of its own with the task's log FIFOs as its stdout and stderr, so it outlives
-//! this plugin. Everything needed to find it again (the pod UUID and the supervisor's PID) is
+//! A task's pod is supervised by `rkt-stage1`, the one process a task start runs: it is
+//! started in a session of its own with the task's log FIFOs as its stdout and stderr, so it
+//! outlives this plugin. Everything needed to find it again (the pod UUID and the supervisor's PID) is
 //! in the task handle's driver state, and the exit status of a pod that ended while no plugin
 //! was running is read back from rkt (`rkt status`), which records each app's exit code.
 
@@ -22,7 +23,6 @@ use rkt::Rkt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
@@ -72,7 +72,7 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DriverState {
     pub uuid: String,
-    /// The pod supervisor (`rkt run-prepared`, which became `rkt-stage1`).
+    /// The pod supervisor (`rkt-stage1`).
     pub pid: i32,
     /// Unix nanoseconds.
     pub started_at: i64,
@@ -99,7 +99,8 @@ pub struct ExecOutput {
 pub struct Driver {
     pub rkt: Rkt,
     pub cgroup_root: PathBuf,
-    volumes_enabled: AtomicBool,
+    /// What the plugin's configuration allows jobs.
+    allowed: Mutex<start::Allowed>,
     /// Why the plugin's configuration cannot be used, if it cannot.
     config_error: Mutex<Option<String>>,
     /// Removes the images no task uses any more.
@@ -118,7 +119,7 @@ impl Driver {
             image_gc: image_gc::ImageGc::new(rkt.clone()),
             rkt,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            volumes_enabled: AtomicBool::new(true),
+            allowed: Mutex::new(start::Allowed::default()),
             config_error: Mutex::new(None),
             tasks: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
@@ -130,7 +131,11 @@ impl Driver {
     /// Nomad gives its own configuration to) collects images: Nomad also starts a plugin
     /// briefly to validate the configuration.
     pub fn configure(self: &Arc<Self>, config: &crate::config::PluginConfig, long_lived: bool) {
-        self.set_volumes_enabled(config.volumes_enabled);
+        self.set_allowed(start::Allowed {
+            volumes: config.volumes_enabled,
+            privileged: config.allow_privileged,
+            pids_limit: config.pids_limit,
+        });
         *self.config_error.lock().expect("config error") = None;
         if long_lived {
             // Nomad's own instance: pods of starts a killed plugin left go now, not at the
@@ -153,12 +158,12 @@ impl Driver {
         self.config_error.lock().expect("config error").clone()
     }
 
-    pub fn set_volumes_enabled(&self, on: bool) {
-        self.volumes_enabled.store(on, Ordering::Relaxed);
+    pub fn set_allowed(&self, allowed: start::Allowed) {
+        *self.allowed.lock().expect("allowed") = allowed;
     }
 
-    pub fn volumes_enabled(&self) -> bool {
-        self.volumes_enabled.load(Ordering::Relaxed)
+    pub fn allowed(&self) -> start::Allowed {
+        *self.allowed.lock().expect("allowed")
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -173,7 +178,7 @@ impl Driver {
         } else {
             Ok(String::new())
         };
-        fingerprint::fingerprint(root, version, self.volumes_enabled(), self.problem())
+        fingerprint::fingerprint(root, version, self.allowed().volumes, self.problem())
     }
 
     /// Configuration that would fail every task: the plugin's own, or rkt's `registries.d`
@@ -226,13 +231,8 @@ impl Driver {
                 "the rkt driver's plugin configuration is invalid: {why}"
             )));
         }
-        let cmds = start::commands(
-            &opts,
-            &spec,
-            self.volumes_enabled(),
-            &self.rkt.global_args(),
-        )
-        .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
+        let launch = start::launch(&opts, &spec, &self.allowed())
+            .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
         // A pod left by an earlier plugin killed in the middle of a start would otherwise run
         // beside this one (Nomad never got its handle): remove such pods first.
         self.remove_orphans().await;
@@ -245,7 +245,7 @@ impl Driver {
         // No image is collected while a task starts: its pod names its image only once
         // prepared.
         let starting = self.image_gc.starting().await;
-        let task = task::launch(self, &opts, &spec, &cmds, &record).await?;
+        let task = task::launch(self, &opts, &spec, launch, &record).await?;
         drop(starting);
         let state = DriverState {
             uuid: task.uuid.clone(),
@@ -403,7 +403,7 @@ impl Driver {
             return Err(Error::fatal("error cmd must have at least one value"));
         }
         let t = self.task(id)?;
-        let mut c = self.enter_command(&t.uuid, cmd);
+        let mut c = self.rkt.enter_command(&t.uuid, cmd);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let run = c.output();
@@ -428,13 +428,7 @@ impl Driver {
             return Err(Error::fatal("error cmd must have at least one value"));
         }
         let t = self.task(id)?;
-        Ok(self.enter_command(&t.uuid, cmd))
-    }
-
-    fn enter_command(&self, uuid: &str, cmd: &[String]) -> tokio::process::Command {
-        let mut args = vec!["enter".to_string(), uuid.to_string()];
-        args.extend(cmd.iter().cloned());
-        self.rkt.command(&args)
+        Ok(self.rkt.enter_command(&t.uuid, cmd))
     }
 
     /// The pod's cgroup counters now (for TaskStats).

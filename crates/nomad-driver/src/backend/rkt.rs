@@ -1,8 +1,10 @@
-//! The `rkt` command line, as the driver uses it: everything goes through rkt's documented
-//! commands and formats (`status --format=json`, `cat-manifest`, `stop`, `rm`, `enter`), so the
-//! driver works with any rkt that keeps them.
+//! The rkt installation the driver works with: its data directory and configuration, read
+//! and changed through the libraries (`pod` for pod states, `stage0` for stopping and
+//! removing), as `rkt status`, `stop` and `rm` do. The `rkt` binary itself is run only where
+//! a process of its own is the point: `rkt version` for the fingerprint (which rkt is
+//! installed), `rkt enter` for exec sessions; the supervisor runs `rkt net-teardown`.
 
-use serde::Deserialize;
+use pod::{Pods, State};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -11,46 +13,23 @@ use tokio::process::Command;
 #[derive(Debug, Clone, Default)]
 pub struct Rkt {
     pub path: PathBuf,
-    /// `--dir` for every command; rkt's default (/var/lib/rkt) when None.
+    /// `--dir`; rkt's default (/var/lib/rkt) when None.
     pub dir: Option<PathBuf>,
-    /// `--local-config` for every command (net.d, auth.d, registries.d); rkt's default
-    /// (/etc/rkt) when None.
+    /// `--local-config` (net.d, auth.d, registries.d); rkt's default (/etc/rkt) when None.
     pub local_config: Option<PathBuf>,
-    /// `--system-config` for every command; rkt's default (/usr/lib/rkt) when None.
+    /// `--system-config`; rkt's default (/usr/lib/rkt) when None.
     pub system_config: Option<PathBuf>,
 }
 
-/// The parts of `rkt status --format=json` (rkt's v1.Pod) the driver reads.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// What the driver reads of a pod.
+#[derive(Debug, Clone)]
 pub struct PodStatus {
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub networks: Vec<Network>,
-    #[serde(default)]
-    pub apps: Vec<AppStatus>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Network {
-    #[serde(default)]
+    pub state: State,
+    /// The address on its first network, once it has one.
     pub ip: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AppStatus {
-    #[serde(default)]
+    /// Its (first) app's exit code, once it has exited.
     pub exit_code: Option<i32>,
-    #[serde(default)]
     pub oom_killed: bool,
-}
-
-/// A finished command's output.
-pub struct Output {
-    pub ok: bool,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
 }
 
 impl Rkt {
@@ -81,27 +60,11 @@ impl Rkt {
         })
     }
 
-    /// The global flags the plugin was given for rkt (`--dir`, `--local-config`,
-    /// `--system-config`), for every rkt command and for the in-process prepare.
-    pub fn global_args(&self) -> Vec<String> {
-        let mut g = Vec::new();
-        if let Some(d) = &self.dir {
-            g.push(format!("--dir={}", d.display()));
-        }
-        if let Some(c) = &self.local_config {
-            g.push(format!("--local-config={}", c.display()));
-        }
-        if let Some(c) = &self.system_config {
-            g.push(format!("--system-config={}", c.display()));
-        }
-        g
-    }
-
     /// rkt's data directory: `--dir`, or rkt's default.
     pub fn data_dir(&self) -> PathBuf {
         self.dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/rkt"))
+            .unwrap_or_else(|| PathBuf::from(layout::DEFAULT_DIR))
     }
 
     /// What stage0 works with for this rkt's directory and configuration (rkt's defaults
@@ -118,99 +81,130 @@ impl Rkt {
         config
     }
 
-    /// A command with the global flags in front of `args`.
-    pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
-        let mut c = self.raw(&self.global_args());
-        c.args(args);
-        c
-    }
-
-    /// A command with `args` as they are (start-up's own command lines carry their global
-    /// flags already).
-    pub fn raw<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+    /// `rkt` with this installation's global flags, then `args`.
+    fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut c = Command::new(&self.path);
+        if let Some(d) = &self.dir {
+            c.arg(format!("--dir={}", d.display()));
+        }
+        if let Some(d) = &self.local_config {
+            c.arg(format!("--local-config={}", d.display()));
+        }
+        if let Some(d) = &self.system_config {
+            c.arg(format!("--system-config={}", d.display()));
+        }
         c.args(args).stdin(Stdio::null()).kill_on_drop(true);
         default_signals(c.as_std_mut());
         c
     }
 
-    /// Runs rkt with `args` as they are (they carry their own global flags) and collects it.
-    pub async fn output(&self, mut c: Command) -> Result<Output, String> {
-        let out = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+    /// `rkt version`'s output: which rkt is installed, for the fingerprint.
+    pub async fn version(&self) -> Result<String, String> {
+        let out = self
+            .command(&["version"])
             .output()
             .await
             .map_err(|e| format!("running {}: {e}", self.path.display()))?;
-        Ok(Output {
-            ok: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
+        if !out.status.success() {
+            return Err(format!(
+                "exit status {:?}: {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    pub async fn version(&self) -> Result<String, String> {
-        let out = self.output(self.command(&["version"])).await?;
-        if !out.ok {
-            return Err(format!("exit status {:?}: {}", out.code, out.stderr.trim()));
-        }
-        Ok(out.stdout)
+    /// `rkt enter UUID CMD…`: a command in a running pod, confined like its app.
+    pub fn enter_command(&self, uuid: &str, cmd: &[String]) -> Command {
+        let mut args = vec!["enter".to_string(), uuid.to_string()];
+        args.extend(cmd.iter().cloned());
+        self.command(&args)
+    }
+
+    /// Runs `f` on the pods of this store, off the async runtime (it reads files and may
+    /// wait on locks).
+    async fn with_pods<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pods) -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let dir = self.data_dir();
+        tokio::task::spawn_blocking(move || {
+            let pods = Pods::open(&dir).map_err(|e| e.to_string())?;
+            f(&pods)
+        })
+        .await
+        .map_err(|e| format!("reading pods: {e}"))?
     }
 
     pub async fn status(&self, uuid: &str) -> Result<PodStatus, String> {
-        let out = self
-            .output(self.command(&["status", "--format=json", uuid]))
-            .await?;
-        if !out.ok {
-            let err = out.stderr.trim();
-            let short: String = err.chars().take(80).collect();
-            return Err(format!("rkt status failed. stderr: {short:?}"));
-        }
-        serde_json::from_str(&out.stdout).map_err(|e| format!("rkt status output: {e}"))
+        let uuid = uuid.to_string();
+        self.with_pods(move |pods| {
+            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
+            let first_app = pod
+                .manifest()
+                .ok()
+                .and_then(|m| m.apps.first().map(|a| a.name.clone()));
+            let exit_code = first_app.as_deref().and_then(|a| pod.exit_code(a));
+            let oom_killed = first_app.as_deref().is_some_and(|a| {
+                pod.dir()
+                    .app_marker(a, layout::pod_dir::Marker::OomKilled)
+                    .exists()
+            });
+            let ip = net::read_infos(&pod.path)
+                .first()
+                .and_then(|i| i.ip)
+                .map(|ip| ip.to_string());
+            Ok(PodStatus {
+                state: pod.state,
+                ip,
+                exit_code,
+                oom_killed,
+            })
+        })
+        .await
     }
 
     /// Image port name → container port, for every app of the pod.
     pub async fn ports(&self, uuid: &str) -> Result<BTreeMap<String, u16>, String> {
-        let out = self.output(self.command(&["cat-manifest", uuid])).await?;
-        if !out.ok {
-            return Err(format!("could not get pod manifest: {}", out.stderr.trim()));
-        }
-        let m: serde_json::Value = serde_json::from_str(&out.stdout)
-            .map_err(|e| format!("could not get pod manifest: {e}"))?;
-        let mut ports = BTreeMap::new();
-        for app in m["apps"].as_array().into_iter().flatten() {
-            for p in app["app"]["ports"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(port)) = (p["name"].as_str(), p["port"].as_u64()) {
-                    ports.insert(name.to_string(), port as u16);
-                }
-            }
-        }
-        Ok(ports)
+        let uuid = uuid.to_string();
+        self.with_pods(move |pods| {
+            let manifest = pods
+                .find(&uuid)
+                .and_then(|p| p.manifest())
+                .map_err(|e| format!("could not get pod manifest: {e}"))?;
+            Ok(manifest
+                .apps
+                .iter()
+                .flat_map(|a| &a.app.ports)
+                .map(|p| (p.name.clone(), p.port))
+                .collect())
+        })
+        .await
     }
 
+    /// Stops the pod (`force`: SIGKILL at once); a pod that is no longer running is fine.
     pub async fn stop(&self, uuid: &str, force: bool) -> Result<(), String> {
-        let force = format!("--force={force}");
-        let out = self
-            .output(self.command(&["stop", force.as_str(), uuid]))
-            .await?;
-        if out.ok || out.stderr.contains("already stopped") {
-            return Ok(());
-        }
-        Err(format!("rkt stop {uuid}: {}", out.stderr.trim()))
+        let uuid = uuid.to_string();
+        self.with_pods(move |pods| {
+            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
+            match stage0::lifecycle::stop(pods, &pod, force) {
+                Ok(()) => Ok(()),
+                Err(_) if pod.state != State::Running => Ok(()),
+                Err(e) => Err(format!("stopping pod {uuid}: {e}")),
+            }
+        })
+        .await
     }
 
+    /// Removes an exited pod and everything it holds.
     pub async fn rm(&self, uuid: &str) -> Result<(), String> {
-        let out = self.output(self.command(&["rm", uuid])).await?;
-        if out.ok {
-            return Ok(());
-        }
-        Err(format!("rkt rm {uuid}: {}", out.stderr.trim()))
-    }
-
-    /// The pod's directory while it runs (for its supervisor's PID).
-    pub fn run_dir(&self, uuid: &str) -> PathBuf {
-        self.data_dir().join("pods/run").join(uuid)
+        let uuid = uuid.to_string();
+        self.with_pods(move |pods| {
+            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
+            stage0::lifecycle::remove(&pod).map_err(|e| format!("removing pod {uuid}: {e}"))
+        })
+        .await
     }
 }
 

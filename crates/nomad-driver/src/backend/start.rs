@@ -1,9 +1,17 @@
-//! What a task start runs: the `rkt prepare` and `rkt run-prepared` command lines built from the
-//! job's `config {}` and Nomad's task configuration, in the original driver's order, with its
-//! bugs fixed: relative volume paths are resolved inside the allocation directory (and `..`
-//! refused), CPU is passed as shares rather than as whole cores, volume names are valid appc
-//! names for any task name, and the environment goes in a stable order.
+//! What a task start runs, built from the job's `config {}` and Nomad's task configuration as
+//! stage0's typed specs: each job value lands in a field of its own, never in an argument
+//! list, so no value can be taken for a flag or for part of another value's syntax. The
+//! original driver's order and bugs fixed: relative volume paths are resolved beneath the
+//! allocation directory (symlinks included, never outside it), CPU is passed as shares
+//! rather than as whole cores, volume names are valid appc names for any task name, and
+//! what the plugin does not allow (run-time `insecure_options`, a larger `pids_limit`) is
+//! refused with the field named.
 
+use stage0::spec::{
+    AppSpec, EnvVar, HostSource, MountSpec, PidsLimit, PodSpec, PortSpec, RuntimeSpec, Volume,
+    VolumeKind,
+};
+use stage0::InsecureOptions;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -23,7 +31,8 @@ pub struct Options {
     pub no_overlay: bool,
     pub debug: bool,
     pub group: String,
-    /// The most processes the task may have: 0 for rkt's default (2048), -1 for no limit.
+    /// The most processes the task may have: 0 for the plugin's limit (or rkt's default of
+    /// 2048), -1 for no limit.
     pub pids_limit: i64,
 }
 
@@ -68,223 +77,265 @@ impl Spec {
     }
 }
 
-/// The commands of one task start.
+/// What the plugin's configuration allows a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowed {
+    /// `volumes_enabled`: absolute host paths in `volumes`.
+    pub volumes: bool,
+    /// `allow_privileged`: `insecure_options` that weaken the pod at run time
+    /// (capabilities, paths, seccomp).
+    pub privileged: bool,
+    /// `pids_limit`: the most processes a task may ask for; None for no cap.
+    pub pids_limit: Option<u64>,
+}
+
+impl Default for Allowed {
+    fn default() -> Allowed {
+        Allowed {
+            volumes: true,
+            privileged: false,
+            pids_limit: None,
+        }
+    }
+}
+
+/// Everything one task start does, typed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Commands {
-    /// `rkt trust …`, when the job names a trust prefix.
-    pub trust: Option<Vec<String>>,
-    /// Global flags, then `prepare …`.
-    pub prepare: Vec<String>,
-    /// Global flags, then `run-prepared …` without the UUID.
-    pub run_prepared: Vec<String>,
+pub struct Launch {
+    /// `rkt trust --prefix`, when the job names a trust prefix.
+    pub trust_prefix: Option<String>,
+    /// What `--insecure-options` the pod is prepared and run with.
+    pub insecure: InsecureOptions,
+    pub debug: bool,
+    /// `rkt prepare`'s pod flags ...
+    pub pod: PodSpec,
+    /// ... and its one app.
+    pub app: AppSpec,
+    /// `rkt run-prepared`'s flags.
+    pub runtime: RuntimeSpec,
     /// Whether the pod gets a network of its own (not host or none).
     pub contained: bool,
 }
 
-const INSECURE_OPTIONS: &[&str] = &[
-    "none",
-    "image",
-    "tls",
-    "ondisk",
-    "http",
-    "pubkey",
-    "capabilities",
-    "paths",
-    "seccomp",
-    "run",
-    "all-fetch",
-    "all-run",
-    "all",
+/// `insecure_options` values rkt 1.30 knew, and which of them weaken the pod at run time.
+const INSECURE_OPTIONS: &[(&str, bool)] = &[
+    ("none", false),
+    ("image", false),
+    ("tls", false),
+    ("ondisk", false),
+    ("http", false),
+    ("pubkey", false),
+    ("all-fetch", false),
+    ("capabilities", true),
+    ("paths", true),
+    ("seccomp", true),
+    ("run", true),
+    ("all-run", true),
+    ("all", true),
 ];
 
-/// Builds the commands, or says which part of the job is wrong. `rkt_globals` are the global
-/// flags the plugin was given for rkt ([`super::rkt::Rkt::global_args`]).
-pub fn commands(
-    o: &Options,
-    s: &Spec,
-    volumes_enabled: bool,
-    rkt_globals: &[String],
-) -> Result<Commands, String> {
-    let global = global_args(o, rkt_globals)?;
-    let joined_net = o.net.join(",");
-    let mut prepare = global.clone();
-    prepare.push("prepare".into());
-    if o.no_overlay {
-        prepare.push("--no-overlay=true".into());
-    }
-    let base = format!("{}-{}", acname(&s.alloc_id), acname(&s.name));
-    let task_dir = s.task_dir();
-    let nomad_dirs = [
-        ("alloc", s.alloc_dir.join("alloc"), "/alloc"),
-        ("local", task_dir.join("local"), "/local"),
-        ("secrets", task_dir.join("secrets"), "/secrets"),
-    ];
-    for (name, src, target) in nomad_dirs {
-        volume(
-            &mut prepare,
-            &format!("{base}-{name}"),
-            &src.display().to_string(),
-            None,
-            target,
-        );
-    }
-    for (i, v) in user_volumes(&o.volumes, &s.alloc_dir, volumes_enabled)?
-        .iter()
-        .enumerate()
-    {
-        volume(
-            &mut prepare,
-            &format!("{base}-{i}"),
-            &v.host_path,
-            Some(v.read_only),
-            &v.task_path,
-        );
-    }
-    for (i, m) in s.mounts.iter().enumerate() {
-        volume(
-            &mut prepare,
-            &format!("{base}-taskmounts-{i}"),
-            &m.host_path,
-            Some(m.read_only),
-            &m.task_path,
-        );
-    }
-    for (i, d) in s.devices.iter().enumerate() {
-        volume(
-            &mut prepare,
-            &format!("{base}-taskdevices-{i}"),
-            &d.host_path,
-            Some(d.read_only),
-            &d.task_path,
-        );
-    }
-    for (k, v) in &s.env {
-        prepare.push(format!("--set-env={k}={v}"));
-    }
+/// Builds the start, or says which part of the job is wrong (or not allowed here).
+pub fn launch(o: &Options, s: &Spec, allowed: &Allowed) -> Result<Launch, String> {
     if o.image.is_empty() {
         return Err("Missing required attribute \"image\"; set config { image = \"…\" }".into());
     }
-    prepare.push(o.image.clone());
-    if !o.command.is_empty() {
-        prepare.push(format!("--exec={}", o.command));
+    let insecure = insecure_options(o, allowed)?;
+    let mut pod = PodSpec::default();
+    let mut app = AppSpec {
+        image: o.image.clone(),
+        ..Default::default()
+    };
+    pod.no_overlay = o.no_overlay;
+    let base = format!("{}-{}", acname(&s.alloc_id), acname(&s.name));
+    // Nomad's own directories, beneath the allocation directory like the job's relative
+    // volumes: a task of the allocation could have swapped one for a symlink.
+    let task = PathBuf::from(&s.name);
+    let nomad_dirs = [
+        ("alloc", PathBuf::from("alloc"), "/alloc"),
+        ("local", task.join("local"), "/local"),
+        ("secrets", task.join("secrets"), "/secrets"),
+    ];
+    for (name, path, target) in nomad_dirs {
+        let source = HostSource::Beneath {
+            root: s.alloc_dir.clone(),
+            path,
+        };
+        volume(&mut pod, format!("{base}-{name}"), source, None, target);
     }
-    if s.memory_bytes > 0 {
-        prepare.push(format!("--memory={}", s.memory_bytes));
+    for (i, (source, target, read_only)) in user_volumes(&o.volumes, &s.alloc_dir, allowed.volumes)?
+        .into_iter()
+        .enumerate()
+    {
+        volume(
+            &mut pod,
+            format!("{base}-{i}"),
+            source,
+            Some(read_only),
+            &target,
+        );
     }
-    if s.cpu_shares > 0 {
-        prepare.push(format!("--cpu-shares={}", s.cpu_shares));
-    }
-    match o.pids_limit {
-        0 => {}
-        -1 => prepare.push("--pids-limit=max".into()),
-        n if n > 0 => prepare.push(format!("--pids-limit={n}")),
-        n => {
-            return Err(format!(
-                "pids_limit = {n}: use a number of processes, or -1 for no limit (0 or none: rkt's default of 2048)"
-            ))
+    // Host volumes and devices are the operator's, named in the client's configuration.
+    let operators = [("taskmounts", &s.mounts), ("taskdevices", &s.devices)];
+    for (kind, paths) in operators {
+        for (i, m) in paths.iter().enumerate() {
+            let source = HostSource::Absolute(PathBuf::from(&m.host_path));
+            volume(
+                &mut pod,
+                format!("{base}-{kind}-{i}"),
+                source,
+                Some(m.read_only),
+                &m.task_path,
+            );
         }
     }
+    pod.set_env = s.env.iter().map(|(k, v)| EnvVar::new(k, v)).collect();
+    if !o.command.is_empty() {
+        app.exec = Some(o.command.clone());
+    }
+    app.memory = u64::try_from(s.memory_bytes).ok().filter(|m| *m > 0);
+    app.cpu_shares = u64::try_from(s.cpu_shares).ok().filter(|c| *c > 0);
+    app.pids_limit = pids_limit(o.pids_limit, allowed.pids_limit)?;
     if s.group_netns.is_some() && !o.net.is_empty() {
         return Err(format!(
             "net = {:?} cannot be used in a group with its own network (network mode bridge or cni): the task joins the group's network",
             o.net
         ));
     }
+    let host_net = o.net.len() == 1 && o.net[0] == "host";
     // In a group network Nomad forwards the group's ports itself.
-    if joined_net != "host" && s.group_netns.is_none() {
+    if !host_net && s.group_netns.is_none() {
         for (name, host_port) in ports(o, s)? {
-            prepare.push(format!("--port={name}:{host_port}"));
+            pod.ports.push(PortSpec {
+                name,
+                host_ip: None,
+                host_port,
+            });
         }
     }
     if !s.user.is_empty() {
-        prepare.push(format!("--user={}", s.user));
+        app.user = Some(s.user.clone());
     }
     if !o.group.is_empty() {
-        prepare.push(format!("--group={}", o.group));
+        app.group = Some(o.group.clone());
     }
-    if !o.args.is_empty() {
-        prepare.push("--".into());
-        prepare.extend(o.args.iter().cloned());
-    }
+    app.args = o.args.clone();
+    let runtime = runtime(o, s)?;
+    let none_net = o.net.len() == 1 && o.net[0] == "none";
+    Ok(Launch {
+        trust_prefix: (!o.trust_prefix.is_empty()).then(|| o.trust_prefix.clone()),
+        insecure,
+        debug: o.debug,
+        pod,
+        app,
+        runtime,
+        // Nomad knows a group network's address itself.
+        contained: s.group_netns.is_none() && !host_net && !none_net,
+    })
+}
 
-    let mut run_prepared = global.clone();
-    run_prepared.push("run-prepared".into());
+/// `rkt run-prepared`'s flags: DNS (the job's, else the group network's), the network.
+fn runtime(o: &Options, s: &Spec) -> Result<RuntimeSpec, String> {
+    let mut rt = RuntimeSpec::default();
     let (group_servers, group_searches, group_options) = s.group_dns.clone().unwrap_or_default();
     let (servers, searches) = if o.dns_servers.is_empty() && o.dns_search_domains.is_empty() {
-        for opt in &group_options {
-            run_prepared.push(format!("--dns-opt={opt}"));
-        }
+        rt.dns_opt = group_options;
         (group_servers, group_searches)
     } else {
         (o.dns_servers.clone(), o.dns_search_domains.clone())
     };
     match servers.as_slice() {
-        [one] if one == "host" || one == "none" => run_prepared.push(format!("--dns={one}")),
+        [one] if one == "host" || one == "none" => rt.dns.push(one.clone()),
         servers => {
             for ip in servers {
                 ip.parse::<std::net::IpAddr>()
                     .map_err(|_| format!("invalid ip address for container dns server {ip:?}"))?;
-                run_prepared.push(format!("--dns={ip}"));
+                rt.dns.push(ip.clone());
             }
         }
     }
-    for d in &searches {
-        run_prepared.push(format!("--dns-search={d}"));
-    }
+    rt.dns_search = searches;
     if let Some(ns) = &s.group_netns {
-        run_prepared.push(format!("--net-namespace={}", ns.display()));
-    } else if !o.net.is_empty() {
-        run_prepared.push(format!("--net={joined_net}"));
+        rt.net_namespace = Some(ns.clone());
+    } else {
+        rt.net = o.net.clone();
     }
-    let trust = (!o.trust_prefix.is_empty()).then(|| {
-        let mut t = rkt_globals.to_vec();
-        t.extend([
-            "trust".into(),
-            "--skip-fingerprint-review=true".into(),
-            format!("--prefix={}", o.trust_prefix),
-            format!("--debug={}", o.debug),
-        ]);
-        t
-    });
-    Ok(Commands {
-        trust,
-        prepare,
-        run_prepared,
-        // Nomad knows a group network's address itself.
-        contained: s.group_netns.is_none() && joined_net != "host" && joined_net != "none",
-    })
+    Ok(rt)
 }
 
-/// rkt's global flags, then `--insecure-options` (the job's, or `all` without a trust
-/// prefix) and `--debug`.
-fn global_args(o: &Options, rkt_globals: &[String]) -> Result<Vec<String>, String> {
-    let mut g = rkt_globals.to_vec();
+/// The job's `insecure_options` (each one rkt knew), or without a trust prefix what fetching
+/// unsigned images needs (`all-fetch`). Options that weaken the pod at run time need the
+/// plugin's `allow_privileged`: the Docker and Podman drivers never let a job take its
+/// container's isolation away without the operator saying so.
+fn insecure_options(o: &Options, allowed: &Allowed) -> Result<InsecureOptions, String> {
     for opt in &o.insecure_options {
-        if !INSECURE_OPTIONS.contains(&opt.as_str()) {
-            return Err(format!(
-                "unknown insecure option {opt:?} in insecure_options; valid options: {}",
-                INSECURE_OPTIONS.join(", ")
-            ));
+        match INSECURE_OPTIONS.iter().find(|(name, _)| name == opt) {
+            None => {
+                let valid: Vec<&str> = INSECURE_OPTIONS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown insecure option {opt:?} in insecure_options; valid options: {}",
+                    valid.join(", ")
+                ));
+            }
+            Some((_, true)) if !allowed.privileged => {
+                return Err(format!(
+                    "insecure_options = [{opt:?}] would take away the pod's run-time isolation (capabilities, masked paths, seccomp), which this node does not allow; remove it, or have the operator set allow_privileged = true in the plugin's configuration"
+                ));
+            }
+            Some(_) => {}
         }
     }
-    if !o.insecure_options.is_empty() {
-        g.push(format!(
-            "--insecure-options={}",
-            o.insecure_options.join(",")
-        ));
+    let options = if !o.insecure_options.is_empty() {
+        o.insecure_options.join(",")
     } else if o.trust_prefix.is_empty() {
-        g.push("--insecure-options=all".into());
-    }
-    g.push(format!("--debug={}", o.debug));
-    Ok(g)
+        // Docker images carry no signature, and the page's examples use plain-HTTP
+        // registries: what fetching needs, and nothing that loosens the running pod.
+        "all-fetch".into()
+    } else {
+        String::new()
+    };
+    InsecureOptions::parse(&options)
 }
 
-fn volume(args: &mut Vec<String>, name: &str, source: &str, read_only: Option<bool>, target: &str) {
-    let ro = read_only
-        .map(|r| format!(",readOnly={r}"))
-        .unwrap_or_default();
-    args.push(format!("--volume={name},kind=host,source={source}{ro}"));
-    args.push(format!("--mount=volume={name},target={target}"));
+/// The task's pids limit: its own (within the plugin's), or the plugin's, or rkt's default.
+fn pids_limit(asked: i64, cap: Option<u64>) -> Result<PidsLimit, String> {
+    let too_many = |what: String| {
+        format!(
+            "pids_limit = {asked}: {what}, more than this node allows (the plugin's pids_limit is {}); ask for {} or fewer",
+            cap.unwrap_or_default(),
+            cap.unwrap_or_default()
+        )
+    };
+    match (asked, cap) {
+        (0, None) => Ok(PidsLimit::Default),
+        (0, Some(c)) => Ok(PidsLimit::Max(c)),
+        (-1, Some(_)) => Err(too_many("no limit".into())),
+        (-1, None) => Ok(PidsLimit::Unlimited),
+        (n, Some(c)) if n > 0 && n as u64 > c => Err(too_many(format!("{n} processes"))),
+        (n, _) if n > 0 => Ok(PidsLimit::Max(n as u64)),
+        (n, _) => Err(format!(
+            "pids_limit = {n}: use a number of processes, or -1 for no limit (0 or none: the plugin's limit, else rkt's default of 2048)"
+        )),
+    }
+}
+
+/// A host volume mounted at `target`.
+fn volume(
+    pod: &mut PodSpec,
+    name: String,
+    source: HostSource,
+    read_only: Option<bool>,
+    target: &str,
+) {
+    pod.mounts.push(MountSpec {
+        volume: name.clone(),
+        target: target.to_string(),
+    });
+    pod.volumes.push(Volume {
+        name,
+        kind: VolumeKind::Host(source),
+        read_only,
+        recursive: None,
+    });
 }
 
 /// A name appc accepts (`^[a-z0-9]+([-][a-z0-9]+)*$`): lower case, anything else a dash.
@@ -307,9 +358,14 @@ fn acname(s: &str) -> String {
         .join("-")
 }
 
-/// `host:container[:readOnly]`. Relative host paths live in the allocation directory and may
-/// not leave it; absolute ones need the plugin's `volumes_enabled`.
-fn user_volumes(raw: &[String], alloc_dir: &Path, enabled: bool) -> Result<Vec<HostPath>, String> {
+/// `host:container[:readOnly]`: (source, target, read-only). Relative host paths live in
+/// the allocation directory and are resolved beneath it; absolute ones need the plugin's
+/// `volumes_enabled`.
+fn user_volumes(
+    raw: &[String],
+    alloc_dir: &Path,
+    enabled: bool,
+) -> Result<Vec<(HostSource, String, bool)>, String> {
     let absolute: Vec<&String> = raw
         .iter()
         .filter(|v| v.split(':').next().is_some_and(|h| h.starts_with('/')))
@@ -337,26 +393,27 @@ fn user_volumes(raw: &[String], alloc_dir: &Path, enabled: bool) -> Result<Vec<H
                     "invalid rkt volume: {v:?}; the container path must be absolute"
                 ));
             }
-            let host_path = if host.starts_with('/') {
-                PathBuf::from(host)
+            let source = if host.starts_with('/') {
+                HostSource::Absolute(PathBuf::from(host))
             } else {
+                // Said early and plainly; the resolution beneath the directory is what
+                // keeps symlinks from leading out too.
                 if Path::new(host).components().any(|c| matches!(c, Component::ParentDir)) {
                     return Err(format!(
                         "invalid rkt volume: {v:?}: a relative host path may not use \"..\" to leave the allocation directory"
                     ));
                 }
-                alloc_dir.join(host)
+                HostSource::Beneath {
+                    root: alloc_dir.to_path_buf(),
+                    path: PathBuf::from(host),
+                }
             };
-            Ok(HostPath {
-                host_path: host_path.display().to_string(),
-                task_path: target.to_string(),
-                read_only,
-            })
+            Ok((source, target.to_string(), read_only))
         })
         .collect()
 }
 
-/// `--port` pairs (image port name, host port). From the task's network as the original
+/// Port forwards (image port name, host port). From the task's network as the original
 /// driver did (every port needs a `port_map` entry); from the group's ports for group
 /// networks. Every `port_map` label must name one of those ports.
 fn ports(o: &Options, s: &Spec) -> Result<Vec<(String, u16)>, String> {
@@ -424,182 +481,238 @@ mod tests {
         }
     }
 
-    /// Every field of the task config table reaches the rkt command its `rkt` column names,
-    /// as that flag: a field added to the table without its argument (or an argument moved
-    /// to another command) fails here.
-    #[test]
-    fn every_task_config_field_becomes_the_rkt_argument_the_table_says() {
-        use crate::config::{Rkt, TASK_FIELDS};
-        let o = Options {
-            image: "docker://x/y:1".into(),
-            command: "/bin/cmd".into(),
-            args: vec!["arg-one".into()],
-            trust_prefix: "example.com/app".into(),
-            dns_servers: vec!["10.9.8.7".into()],
-            dns_search_domains: vec!["svc.example".into()],
-            net: vec!["default".into()],
-            port_map: [("http".to_string(), "8080-tcp".to_string())].into(),
-            volumes: vec!["/srv/data:/data".into()],
-            insecure_options: vec!["image".into()],
-            no_overlay: true,
-            debug: true,
-            group: "www".into(),
-            pids_limit: 77,
-        };
-        let c = commands(&o, &spec(), true, &[]).unwrap();
-        let trust = c.trust.clone().unwrap_or_default();
-        let image_at = c.prepare.iter().position(|a| a == &o.image);
-        let dashdash = c.prepare.iter().position(|a| a == "--");
-        let has =
-            |argv: &[String], flag: &str| argv.iter().any(|a| a.starts_with(&format!("{flag}=")));
-        for f in TASK_FIELDS {
-            let ok = match f.rkt {
-                Rkt::Global(flag) => has(&c.prepare, flag) && has(&c.run_prepared, flag),
-                Rkt::Image => image_at.is_some(),
-                Rkt::Prepare(flag) => has(&c.prepare, flag),
-                Rkt::AppArgs => dashdash.is_some_and(|i| c.prepare[i + 1..] == o.args[..]),
-                Rkt::RunPrepared(flag) => has(&c.run_prepared, flag),
-                Rkt::Trust => trust.contains(&format!("--prefix={}", o.trust_prefix)),
-            };
-            assert!(ok, "field {} ({:?}) not found in {c:#?}", f.name, f.rkt);
-        }
-        // The literal above names every field of Options (no `..Default`), so a new field
-        // does not compile until it is set there; and each needs a row of the table.
-        assert_eq!(TASK_FIELDS.len(), 14);
+    fn launch_of(o: &Options) -> Result<Launch, String> {
+        launch(o, &spec(), &Allowed::default())
+    }
+
+    fn beneath(path: &str) -> VolumeKind {
+        VolumeKind::Host(HostSource::Beneath {
+            root: "/var/nomad/alloc/a1b2".into(),
+            path: path.into(),
+        })
     }
 
     #[test]
-    fn prepare_and_run_prepared_in_the_original_order() {
-        let c = commands(&opts(), &spec(), true, &[]).unwrap();
-        let want = [
-            "--insecure-options=all",
-            "--debug=false",
-            "prepare",
-            "--volume=a1b2-web-server-alloc,kind=host,source=/var/nomad/alloc/a1b2/alloc",
-            "--mount=volume=a1b2-web-server-alloc,target=/alloc",
-            "--volume=a1b2-web-server-local,kind=host,source=/var/nomad/alloc/a1b2/web_Server/local",
-            "--mount=volume=a1b2-web-server-local,target=/local",
-            "--volume=a1b2-web-server-secrets,kind=host,source=/var/nomad/alloc/a1b2/web_Server/secrets",
-            "--mount=volume=a1b2-web-server-secrets,target=/secrets",
-            "--set-env=A=1",
-            "--set-env=NOMAD_TASK_DIR=/local",
-            "docker://redis:3.2",
-            "--exec=/bin/redis",
-            "--memory=134217728",
-            "--cpu-shares=500",
-            "--port=6379-tcp:8080",
-            "--user=nobody",
-            "--",
-            "-p",
-            "1",
-        ];
-        assert_eq!(c.prepare, want);
+    fn the_original_drivers_start_as_typed_specs() {
+        let l = launch_of(&opts()).unwrap();
+        let names: Vec<(&str, &VolumeKind)> = l
+            .pod
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), &v.kind))
+            .collect();
         assert_eq!(
-            c.run_prepared,
-            ["--insecure-options=all", "--debug=false", "run-prepared"]
+            names,
+            [
+                ("a1b2-web-server-alloc", &beneath("alloc")),
+                ("a1b2-web-server-local", &beneath("web_Server/local")),
+                ("a1b2-web-server-secrets", &beneath("web_Server/secrets")),
+            ]
         );
-        assert!(c.contained && c.trust.is_none());
+        let targets: Vec<&str> = l.pod.mounts.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(targets, ["/alloc", "/local", "/secrets"]);
+        assert_eq!(
+            l.pod.set_env,
+            [
+                EnvVar::new("A", "1"),
+                EnvVar::new("NOMAD_TASK_DIR", "/local")
+            ]
+        );
+        assert_eq!(l.app.image, "docker://redis:3.2");
+        assert_eq!(l.app.exec.as_deref(), Some("/bin/redis"));
+        assert_eq!(l.app.args, ["-p", "1"]);
+        assert_eq!(l.app.memory, Some(134217728));
+        assert_eq!(l.app.cpu_shares, Some(500));
+        assert_eq!(l.app.user.as_deref(), Some("nobody"));
+        assert_eq!(
+            l.pod.ports,
+            [PortSpec {
+                name: "6379-tcp".into(),
+                host_ip: None,
+                host_port: 8080
+            }]
+        );
+        assert_eq!(l.runtime, RuntimeSpec::default());
+        assert!(l.contained && l.trust_prefix.is_none());
+    }
+
+    /// No value of the job is read as a flag or as part of another value's syntax: each
+    /// lands, as it is, in the one field it sets.
+    #[test]
+    fn values_that_look_like_flags_stay_values() {
+        let flag = "--volume=h,kind=host,source=/etc";
+        let mut o = opts();
+        o.image = flag.into();
+        o.command = "--net=host".into();
+        o.args = vec!["--insecure-options=all".into(), "---".into(), "x".into()];
+        o.group = "--caps-retain=CAP_SYS_ADMIN".into();
+        o.trust_prefix = "--root".into();
+        o.dns_search_domains = vec!["--dns=host".into()];
+        o.net = vec!["--net-namespace=/proc/1/ns/net".into()];
+        o.insecure_options = vec!["image".into()];
+        o.port_map = [("http".to_string(), "--port=x:1".to_string())].into();
+        let l = launch_of(&o).unwrap();
+        assert_eq!(l.app.image, flag);
+        assert_eq!(l.app.exec.as_deref(), Some("--net=host"));
+        assert_eq!(l.app.args, o.args);
+        assert_eq!(l.app.group.as_deref(), Some("--caps-retain=CAP_SYS_ADMIN"));
+        assert_eq!(l.app.caps_retain, None);
+        assert_eq!(l.trust_prefix.as_deref(), Some("--root"));
+        assert_eq!(l.runtime.dns_search, ["--dns=host"]);
+        assert!(l.runtime.dns.is_empty() && l.runtime.net_namespace.is_none());
+        assert_eq!(l.runtime.net, ["--net-namespace=/proc/1/ns/net"]);
+        assert_eq!(l.pod.ports[0].name, "--port=x:1");
+        assert_eq!(l.pod.volumes.len(), 3, "only Nomad's own directories");
+        assert!(!l.insecure.capabilities && !l.insecure.seccomp);
+        // A relative volume whose path holds rkt's volume syntax is a path, beneath the
+        // allocation directory, not a second source.
+        let mut o = opts();
+        o.volumes = vec!["data,kind=host,source=/etc:/h1".into()];
+        let l = launch(
+            &o,
+            &spec(),
+            &Allowed {
+                volumes: false,
+                ..Allowed::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(l.pod.volumes[3].kind, beneath("data,kind=host,source=/etc"));
     }
 
     #[test]
-    fn trust_insecure_dns_and_net() {
+    fn without_a_trust_prefix_only_fetching_is_relaxed() {
+        let l = launch_of(&opts()).unwrap();
+        let fetch = InsecureOptions::parse("all-fetch").unwrap();
+        assert_eq!(l.insecure, fetch);
+        assert!(!l.insecure.capabilities && !l.insecure.paths && !l.insecure.seccomp);
         let mut o = opts();
         o.trust_prefix = "example.com/app".into();
+        assert_eq!(launch_of(&o).unwrap().insecure, InsecureOptions::default());
+        o.insecure_options = vec!["image".into(), "http".into()];
+        let l = launch_of(&o).unwrap();
+        assert!(l.insecure.image && l.insecure.http && !l.insecure.seccomp);
+    }
+
+    #[test]
+    fn run_time_insecure_options_need_allow_privileged() {
+        for opt in ["capabilities", "paths", "seccomp", "run", "all-run", "all"] {
+            let mut o = opts();
+            o.insecure_options = vec!["image".into(), opt.into()];
+            let e = launch_of(&o).unwrap_err();
+            assert!(
+                e.contains(&format!("insecure_options = [{opt:?}]"))
+                    && e.contains("allow_privileged = true"),
+                "{opt}: {e}"
+            );
+            let allowed = Allowed {
+                privileged: true,
+                ..Allowed::default()
+            };
+            let l = launch(&o, &spec(), &allowed).unwrap();
+            let i = l.insecure;
+            assert!(i.capabilities || i.paths || i.seccomp, "{opt}");
+        }
+        let mut o = opts();
+        o.insecure_options = vec!["bogus".into()];
+        assert!(launch_of(&o)
+            .unwrap_err()
+            .contains("unknown insecure option \"bogus\""));
+    }
+
+    #[test]
+    fn dns_and_net() {
+        let mut o = opts();
         o.dns_servers = vec!["8.8.8.8".into()];
         o.dns_search_domains = vec!["svc".into()];
         o.net = vec!["default".into(), "other".into()];
-        let globals = ["--dir=/d".to_string(), "--local-config=/c".to_string()];
-        let c = commands(&o, &spec(), true, &globals).unwrap();
+        let rt = launch_of(&o).unwrap().runtime;
         assert_eq!(
-            c.prepare[..3],
-            ["--dir=/d", "--local-config=/c", "--debug=false"]
+            (rt.dns, rt.dns_search, rt.net),
+            (
+                vec!["8.8.8.8".to_string()],
+                vec!["svc".to_string()],
+                vec!["default".to_string(), "other".to_string()]
+            )
         );
-        assert_eq!(
-            c.trust.unwrap(),
-            [
-                "--dir=/d",
-                "--local-config=/c",
-                "trust",
-                "--skip-fingerprint-review=true",
-                "--prefix=example.com/app",
-                "--debug=false"
-            ]
-        );
-        assert_eq!(
-            c.run_prepared[3..],
-            [
-                "run-prepared",
-                "--dns=8.8.8.8",
-                "--dns-search=svc",
-                "--net=default,other"
-            ]
-        );
-        o.insecure_options = vec!["none".into()];
-        assert_eq!(
-            commands(&o, &spec(), true, &[]).unwrap().prepare[0],
-            "--insecure-options=none"
-        );
-        o.insecure_options = vec!["bogus".into()];
-        assert!(commands(&o, &spec(), true, &[])
-            .unwrap_err()
-            .contains("unknown insecure option \"bogus\""));
-        let mut o = opts();
         o.dns_servers = vec!["host".into()];
-        assert!(commands(&o, &spec(), true, &[])
-            .unwrap()
-            .run_prepared
-            .contains(&"--dns=host".to_string()));
+        assert_eq!(launch_of(&o).unwrap().runtime.dns, ["host"]);
         o.dns_servers = vec!["8.8.8.8".into(), "nope".into()];
         assert_eq!(
-            commands(&o, &spec(), true, &[]).unwrap_err(),
+            launch_of(&o).unwrap_err(),
             "invalid ip address for container dns server \"nope\""
         );
     }
 
     #[test]
-    fn pids_limit_becomes_rkts_flag() {
-        let has = |n: i64| {
+    fn pids_limit_within_the_plugins() {
+        let limit = |n: i64, cap: Option<u64>| {
             let mut o = opts();
             o.pids_limit = n;
-            commands(&o, &spec(), true, &[]).map(|c| {
-                c.prepare
-                    .into_iter()
-                    .filter(|a| a.starts_with("--pids-limit"))
-                    .collect::<Vec<_>>()
-            })
+            let allowed = Allowed {
+                pids_limit: cap,
+                ..Allowed::default()
+            };
+            launch(&o, &spec(), &allowed).map(|l| l.app.pids_limit)
         };
-        assert!(has(0).unwrap().is_empty(), "rkt's default");
-        assert_eq!(has(100).unwrap(), ["--pids-limit=100"]);
-        assert_eq!(has(-1).unwrap(), ["--pids-limit=max"]);
-        assert!(has(-5).unwrap_err().contains("pids_limit = -5"));
+        assert_eq!(limit(0, None).unwrap(), PidsLimit::Default, "rkt's default");
+        assert_eq!(limit(100, None).unwrap(), PidsLimit::Max(100));
+        assert_eq!(limit(-1, None).unwrap(), PidsLimit::Unlimited);
+        assert!(limit(-5, None).unwrap_err().contains("pids_limit = -5"));
+        // The plugin's cap: the default when the task says nothing, and the most it may ask.
+        assert_eq!(limit(0, Some(500)).unwrap(), PidsLimit::Max(500));
+        assert_eq!(limit(400, Some(500)).unwrap(), PidsLimit::Max(400));
+        let e = limit(600, Some(500)).unwrap_err();
+        assert!(
+            e.starts_with("pids_limit = 600: 600 processes, more than this node allows"),
+            "{e}"
+        );
+        let e = limit(-1, Some(500)).unwrap_err();
+        assert!(e.starts_with("pids_limit = -1: no limit, more than"), "{e}");
     }
 
     #[test]
     fn host_network_skips_ports_and_reports_no_network() {
         let mut o = opts();
         o.net = vec!["host".into()];
-        let c = commands(&o, &spec(), true, &[]).unwrap();
-        assert!(!c.prepare.iter().any(|a| a.starts_with("--port")));
-        assert!(!c.contained);
+        let l = launch_of(&o).unwrap();
+        assert!(l.pod.ports.is_empty());
+        assert!(!l.contained);
     }
 
     #[test]
     fn volumes() {
         let mut o = opts();
         o.volumes = vec!["data:/data".into(), "/etc/ssl:/etc/ssl:readOnly".into()];
-        let c = commands(&o, &spec(), true, &[]).unwrap();
-        assert!(c.prepare.contains(&"--volume=a1b2-web-server-0,kind=host,source=/var/nomad/alloc/a1b2/data,readOnly=false".to_string()));
-        assert!(c.prepare.contains(
-            &"--volume=a1b2-web-server-1,kind=host,source=/etc/ssl,readOnly=true".to_string()
-        ));
-        assert!(c
-            .prepare
-            .contains(&"--mount=volume=a1b2-web-server-1,target=/etc/ssl".to_string()));
+        let l = launch_of(&o).unwrap();
+        let v = &l.pod.volumes;
+        assert_eq!(
+            (v[3].name.as_str(), &v[3].kind, v[3].read_only),
+            ("a1b2-web-server-0", &beneath("data"), Some(false))
+        );
+        assert_eq!(
+            (&v[4].kind, v[4].read_only),
+            (
+                &VolumeKind::Host(HostSource::Absolute("/etc/ssl".into())),
+                Some(true)
+            )
+        );
+        assert_eq!(
+            l.pod.mounts[4],
+            MountSpec {
+                volume: "a1b2-web-server-1".into(),
+                target: "/etc/ssl".into()
+            }
+        );
         // Disabled: relative paths stay allowed, absolute ones are refused.
-        let e = commands(&o, &spec(), false, &[]).unwrap_err();
+        let off = Allowed {
+            volumes: false,
+            ..Allowed::default()
+        };
+        let e = launch(&o, &spec(), &off).unwrap_err();
         assert!(e.starts_with("volumes_enabled is false; cannot use rkt volumes: [\"/etc/ssl:/etc/ssl:readOnly\"]"), "{e}");
         o.volumes = vec!["data:/data".into()];
-        assert!(commands(&o, &spec(), false, &[]).is_ok());
+        assert!(launch(&o, &spec(), &off).is_ok());
         for bad in [
             "../../etc:/x",
             "a/../../b:/x",
@@ -609,7 +722,7 @@ mod tests {
             "a:rel",
         ] {
             o.volumes = vec![bad.into()];
-            let e = commands(&o, &spec(), true, &[]).unwrap_err();
+            let e = launch_of(&o).unwrap_err();
             assert!(e.starts_with("invalid rkt volume:"), "{bad}: {e}");
         }
     }
@@ -623,57 +736,50 @@ mod tests {
             vec!["svc".into()],
             vec!["ndots:2".into()],
         ));
-        let c = commands(&opts(), &s, true, &[]).unwrap();
-        assert!(
-            !c.prepare.iter().any(|a| a.starts_with("--port")),
-            "Nomad maps group ports"
-        );
+        let l = launch(&opts(), &s, &Allowed::default()).unwrap();
+        assert!(l.pod.ports.is_empty(), "Nomad maps group ports");
+        let rt = &l.runtime;
+        assert_eq!(rt.dns_opt, ["ndots:2"]);
+        assert_eq!(rt.dns, ["10.0.0.2"]);
+        assert_eq!(rt.dns_search, ["svc"]);
         assert_eq!(
-            c.run_prepared[2..],
-            [
-                "run-prepared",
-                "--dns-opt=ndots:2",
-                "--dns=10.0.0.2",
-                "--dns-search=svc",
-                "--net-namespace=/var/run/netns/alloc1"
-            ]
+            rt.net_namespace.as_deref(),
+            Some(Path::new("/var/run/netns/alloc1"))
         );
-        assert!(!c.contained);
+        assert!(!l.contained);
         let mut o = opts();
         o.net = vec!["default".into()];
-        assert!(commands(&o, &s, true, &[])
+        assert!(launch(&o, &s, &Allowed::default())
             .unwrap_err()
             .contains("cannot be used in a group with its own network"));
         o.net.clear();
         o.dns_servers = vec!["1.1.1.1".into()];
-        let c = commands(&o, &s, true, &[]).unwrap();
-        assert!(
-            c.run_prepared.contains(&"--dns=1.1.1.1".to_string())
-                && !c.run_prepared.iter().any(|a| a.contains("10.0.0.2"))
-        );
+        let rt = launch(&o, &s, &Allowed::default()).unwrap().runtime;
+        assert_eq!(rt.dns, ["1.1.1.1"]);
     }
 
     #[test]
     fn port_map_errors() {
         let mut s = spec();
         let mut o = opts();
+        let allowed = Allowed::default();
         o.port_map.insert("metrics".into(), "9100-tcp".into());
-        let e = commands(&o, &s, true, &[]).unwrap_err();
+        let e = launch(&o, &s, &allowed).unwrap_err();
         assert!(
             e.contains("port_map label \"metrics\" is not a port of the task's network"),
             "{e}"
         );
         let o = opts();
         s.task_ports = Some(vec![("http".into(), 8080), ("admin".into(), 9000)]);
-        let e = commands(&o, &s, true, &[]).unwrap_err();
+        let e = launch(&o, &s, &allowed).unwrap_err();
         assert!(e.starts_with("port_map is not set."), "{e}");
         s.task_ports = None;
         assert_eq!(
-            commands(&o, &s, true, &[]).unwrap_err(),
+            launch(&o, &s, &allowed).unwrap_err(),
             "Trying to map ports but no network interface is available"
         );
         s.group_ports = vec![("http".into(), 25000), ("other".into(), 25001)];
-        let c = commands(&o, &s, true, &[]).unwrap();
-        assert!(c.prepare.contains(&"--port=6379-tcp:25000".to_string()));
+        let l = launch(&o, &s, &allowed).unwrap();
+        assert_eq!(l.pod.ports[0].host_port, 25000);
     }
 }

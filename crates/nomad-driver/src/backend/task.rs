@@ -2,7 +2,7 @@
 //! plugin restarted), signalling and stopping it.
 
 use super::rkt::{is_supervisor, Rkt};
-use super::start::{Commands, Options, Spec};
+use super::start::{Launch, Options, Spec};
 use super::{Driver, DriverState, Error};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -165,25 +165,23 @@ pub fn signal_number(name: &str) -> Option<i32> {
     })
 }
 
-/// Trust, prepare (its progress becomes task events), and the supervisor in the background.
+/// Trust, prepare (its progress becomes task events), ready the pod and start its
+/// supervisor in the background.
 pub(super) async fn launch(
     d: &Arc<Driver>,
     opts: &Options,
     spec: &Spec,
-    cmds: &Commands,
+    launch: Launch,
     record: &super::starting::Record,
 ) -> Result<Arc<Task>, Error> {
-    if let Some(trust) = &cmds.trust {
-        let out = d.rkt.output(d.rkt.raw(trust)).await.map_err(Error::fatal)?;
-        if !out.ok {
-            return Err(Error::fatal(format!(
-                "Error running rkt trust: exit status {:?}\n\nOutput: {}\n\nError: {}",
-                out.code, out.stdout, out.stderr
-            )));
-        }
+    let mut config = d.rkt.stage0_config();
+    config.insecure = launch.insecure;
+    config.debug = launch.debug;
+    if let Some(prefix) = &launch.trust_prefix {
+        trust(&config, prefix).await?;
     }
-    let uuid = prepare(d, opts, spec, &cmds.prepare, &record.uuid_file()).await?;
-    let started = match spawn_supervisor(d, spec, &cmds.run_prepared, &uuid).await {
+    let uuid = prepare(d, spec, &config, &launch, &record.uuid_file()).await?;
+    let started = match spawn_supervisor(spec, &config, &uuid, launch.runtime.clone()).await {
         Ok(s) => s,
         Err(e) => {
             let _ = d.rkt.rm(&uuid).await;
@@ -193,7 +191,7 @@ pub(super) async fn launch(
     let (mut child, pid) = started;
     // Running means the app has started: a stop or a signal right after StartTask then
     // reaches the app, not a supervisor still setting up.
-    wait_started(&d.rkt.run_dir(&uuid), &mut child).await;
+    wait_started(&d.rkt, &uuid, &mut child).await;
     let (tx, _) = watch::channel(None);
     let mut task = Task {
         id: spec.id.clone(),
@@ -205,7 +203,7 @@ pub(super) async fn launch(
         exit: tx,
         completed_at: Mutex::new(None),
     };
-    if cmds.contained {
+    if launch.contained {
         match network(&d.rkt, &uuid, &opts.port_map).await {
             Ok(n) => task.network = Some(n),
             Err(e) if !opts.port_map.is_empty() => {
@@ -226,7 +224,7 @@ pub(super) async fn launch(
         let status = child.wait().await;
         let exit = match status {
             // Without a code the supervisor itself was killed: the pod's init may still run
-            // the app, and the exit code is the app's, from rkt.
+            // the app, and the exit code is the app's, from the pod.
             Ok(s) => exit_from_pod(&rkt, &waiter.uuid, s.code()).await,
             Err(e) => ExitInfo {
                 err: Some(format!("executor: error waiting on process: {e}")),
@@ -238,39 +236,60 @@ pub(super) async fn launch(
     Ok(task)
 }
 
-/// `rkt prepare`, done in this process by stage0 on the command line the original driver
-/// ran: its errors say whether a retry may help (an unreachable registry is recoverable, so
-/// Nomad's restart policy applies), and image downloads become task events.
-async fn prepare(
-    d: &Arc<Driver>,
-    opts: &Options,
-    spec: &Spec,
-    args: &[String],
-    uuid_file: &std::path::Path,
-) -> Result<String, Error> {
-    let config = prepare_config(d, args, download_events(d, spec, &opts.image))?;
-    let mut rest = args
-        .iter()
-        .position(|a| a == "prepare")
-        .map(|i| args[i + 1..].to_vec())
-        .ok_or_else(|| Error::fatal("the prepare command line has no \"prepare\""))?;
-    // The pod's UUID reaches the start's record before the pod can run (see starting.rs).
-    rest.insert(0, format!("--uuid-file-save={}", uuid_file.display()));
-    // stage0 blocks and runs a runtime of its own for the download: a thread of its own,
-    // outside this runtime.
+/// Runs `work` on a thread of its own: stage0 blocks, and runs a runtime of its own for
+/// downloads, so it cannot run on this runtime's threads.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let result = stage0::spec::parse(&rest)
-            .and_then(|(pod, apps)| stage0::prepare(&config, &pod, &apps));
-        let _ = tx.send(result);
+        let _ = tx.send(work());
     });
-    let result = rx
-        .await
-        .map_err(|_| Error::fatal("preparing the pod: the preparing thread died"))?;
+    rx.await
+        .map_err(|_| Error::fatal(format!("{what}: the thread doing it died")))
+}
+
+/// `rkt trust --skip-fingerprint-review --prefix=P`, as the original driver ran it: the
+/// keys discovered for the prefix are trusted without review.
+async fn trust(config: &stage0::Config, prefix: &str) -> Result<(), Error> {
+    let (config, prefix) = (config.clone(), prefix.to_string());
+    blocking("trusting keys", move || -> stage0::Result<()> {
+        let fetching = stage0::trust::Fetching { allow_http: false };
+        for location in stage0::trust::discover(&config, &prefix, &fetching)? {
+            let key = stage0::trust::read(&config, &location, &fetching)?;
+            stage0::trust::store(&config, Some(&prefix), &key)?;
+        }
+        Ok(())
+    })
+    .await?
+    .map_err(|e| Error::fatal(format!("Error running rkt trust: {e}")))
+}
+
+/// `rkt prepare`, done in this process by stage0 from the typed specs: its errors say
+/// whether a retry may help (an unreachable registry is recoverable, so Nomad's restart
+/// policy applies), and image downloads become task events.
+async fn prepare(
+    d: &Arc<Driver>,
+    spec: &Spec,
+    config: &stage0::Config,
+    launch: &Launch,
+    uuid_file: &std::path::Path,
+) -> Result<String, Error> {
+    let mut config = config.clone();
+    config.progress = download_events(d, spec, &launch.app.image);
+    let mut pod = launch.pod.clone();
+    // The pod's UUID reaches the start's record before the pod can run (see starting.rs).
+    pod.uuid_file_save = Some(uuid_file.to_path_buf());
+    let app = launch.app.clone();
+    let result = blocking("preparing the pod", move || {
+        stage0::prepare(&config, &pod, std::slice::from_ref(&app))
+    })
+    .await?;
     match result {
         Ok(uuid) => {
             d.track_images(&uuid).await;
-            d.emit(spec, format!("Downloaded image {}", opts.image));
+            d.emit(spec, format!("Downloaded image {}", launch.app.image));
             Ok(uuid)
         }
         Err(e) if e.is_retryable() => {
@@ -278,30 +297,6 @@ async fn prepare(
         }
         Err(e) => Err(Error::Fatal(format!("Error preparing rkt pod: {e}"))),
     }
-}
-
-/// stage0's configuration: the plugin's rkt (directory, configuration, binary), and the
-/// job's own global flags in front of `prepare` (`--insecure-options`, `--debug`; the rest
-/// [`super::start::commands`] wrote from the plugin's rkt itself).
-fn prepare_config(
-    d: &Driver,
-    args: &[String],
-    progress: Arc<dyn image::fetch::Progress>,
-) -> Result<stage0::Config, Error> {
-    let mut config = d.rkt.stage0_config();
-    config.progress = progress;
-    for a in args.iter().take_while(|a| *a != "prepare") {
-        let (flag, value) = a.split_once('=').unwrap_or((a.as_str(), "true"));
-        match flag {
-            "--dir" | "--local-config" | "--system-config" => {}
-            "--insecure-options" => {
-                config.insecure = stage0::InsecureOptions::parse(value).map_err(Error::fatal)?
-            }
-            "--debug" => config.debug = stage0::spec::parse_bool(value).map_err(Error::fatal)?,
-            _ => return Err(Error::fatal(format!("unexpected global flag {a:?}"))),
-        }
-    }
-    Ok(config)
 }
 
 /// Image download progress as task events: one when the download starts, one per layer.
@@ -349,14 +344,15 @@ fn download_events(d: &Arc<Driver>, spec: &Spec, image: &str) -> Arc<dyn image::
     })
 }
 
-/// `rkt run-prepared`, which becomes the pod's supervisor: in a session of its own (it must
-/// outlive the plugin), with default signal dispositions (the plugin ignores SIGINT, which is
-/// Nomad's stop signal), writing straight into the task's log FIFOs.
+/// What `rkt run-prepared` does (the pod's network, /etc files and plan, by stage0 in this
+/// process), then the pod's supervisor, `rkt-stage1`: in a session of its own (it must
+/// outlive the plugin), with default signal dispositions (the plugin ignores SIGINT, which
+/// is Nomad's stop signal), writing straight into the task's log FIFOs.
 async fn spawn_supervisor(
-    d: &Arc<Driver>,
     spec: &Spec,
-    run_prepared: &[String],
+    config: &stage0::Config,
     uuid: &str,
+    runtime: stage0::RuntimeSpec,
 ) -> Result<(tokio::process::Child, i32), Error> {
     let (out_path, err_path) = (spec.stdout_path.clone(), spec.stderr_path.clone());
     // Opening a FIFO for writing blocks until its reader (Nomad's logmon) is there.
@@ -372,12 +368,14 @@ async fn spawn_supervisor(
     .await
     .map_err(|e| Error::fatal(e.to_string()))?
     .map_err(Error::fatal)?;
-    let mut c = std::process::Command::new(&d.rkt.path);
-    c.args(run_prepared)
-        .arg(uuid)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
+    let (config, id) = (config.clone(), uuid.to_string());
+    let ready = blocking("making the pod ready", move || {
+        stage0::ready_prepared(&config, &id, &runtime)
+    })
+    .await?
+    .map_err(|e| Error::fatal(format!("Error running rkt pod: {e}")))?;
+    let mut c = ready.command();
+    c.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
     let task_dir = spec.task_dir();
     if task_dir.is_dir() {
         c.current_dir(task_dir);
@@ -390,24 +388,31 @@ async fn spawn_supervisor(
             Ok(())
         });
     }
-    let child = tokio::process::Command::from(c)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|e| Error::fatal(format!("starting rkt run-prepared: {e}")))?;
+    let child = match tokio::process::Command::from(c).kill_on_drop(false).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            ready.abandon();
+            return Err(Error::fatal(format!("starting the pod's supervisor: {e}")));
+        }
+    };
+    // The supervisor holds the pod lock now; this process lets go of its copy.
+    drop(ready);
     let pid = child.id().map(|p| p as i32).unwrap_or(0);
     Ok((child, pid))
 }
 
 /// Waits until the pod's init has started its app (or the supervisor has exited).
-async fn wait_started(pod: &std::path::Path, child: &mut tokio::process::Child) {
-    let pod = layout::pod_dir::PodDir::new(pod);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while tokio::time::Instant::now() < deadline {
-        let started = !pod.apps_with(layout::pod_dir::Marker::Started).is_empty();
-        if started || !matches!(child.try_wait(), Ok(None)) {
+async fn wait_started(rkt: &Rkt, uuid: &str, child: &mut tokio::process::Child) {
+    let (dir, id) = (rkt.data_dir(), uuid.to_string());
+    let ready = tokio::task::spawn_blocking(move || {
+        let Ok(pods) = pod::Pods::open(&dir) else {
             return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let _ = stage0::lifecycle::wait_ready(&pods, &id, Some(Duration::from_secs(30)));
+    });
+    tokio::select! {
+        _ = ready => {}
+        _ = child.wait() => {}
     }
 }
 
@@ -423,7 +428,7 @@ async fn network(
     while tokio::time::Instant::now() < deadline {
         match rkt.status(uuid).await {
             Ok(s) => {
-                if let Some(ip) = s.networks.first().and_then(|n| n.ip.clone()) {
+                if let Some(ip) = s.ip {
                     let names = rkt.ports(uuid).await?;
                     let ports = port_map
                         .iter()
@@ -433,8 +438,8 @@ async fn network(
                         .collect();
                     return Ok(NetworkInfo { ip, ports });
                 }
-                if s.state != "running" && s.state != "prepared" {
-                    return Err(format!("pod is {}", s.state));
+                if s.state != pod::State::Running && s.state != pod::State::Prepared {
+                    return Err(format!("pod is {}", s.state.as_str()));
                 }
             }
             Err(e) => last = e,
@@ -449,14 +454,13 @@ async fn network(
 async fn exit_from_pod(rkt: &Rkt, uuid: &str, code: Option<i32>) -> ExitInfo {
     loop {
         match rkt.status(uuid).await {
-            Ok(s) if s.state == "running" => {}
+            Ok(s) if s.state == pod::State::Running => {}
             Ok(s) => {
-                let app = s.apps.first().cloned().unwrap_or_default();
-                let exit_code = code.or(app.exit_code).unwrap_or(-1);
+                let exit_code = code.or(s.exit_code).unwrap_or(-1);
                 return ExitInfo {
                     exit_code,
                     signal: 0,
-                    oom_killed: app.oom_killed,
+                    oom_killed: s.oom_killed,
                     err: None,
                 };
             }
@@ -496,7 +500,7 @@ pub(super) async fn recover(
     });
     let waiter = task.clone();
     let rkt = d.rkt.clone();
-    let running = status.state == "running";
+    let running = status.state == pod::State::Running;
     tokio::spawn(async move {
         if running && is_supervisor(waiter.pid, &waiter.uuid) {
             wait_pidfd(waiter.pid).await;

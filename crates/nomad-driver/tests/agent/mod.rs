@@ -151,6 +151,28 @@ pub fn serve_example_images() {
     });
 }
 
+/// The escape tests' probe image (busybox with `escape_probe`, run as root) at
+/// 127.0.0.1:5000/demo/probe:latest, beside the examples' image.
+pub fn serve_probe_image() -> String {
+    static SERVED: OnceLock<()> = OnceLock::new();
+    serve_example_images();
+    SERVED.get_or_init(|| {
+        let state = bin_dir().join("nomad-agent-images");
+        run_ok(
+            Command::new("skopeo")
+                .args(["copy", "-q", "--dest-tls-verify=false"])
+                .arg(format!(
+                    "oci:{}:probe",
+                    state.join("fixtures/layout").display()
+                ))
+                .arg(format!(
+                    "docker://127.0.0.1:{EXAMPLE_REGISTRY_PORT}/demo/probe:latest"
+                )),
+        );
+    });
+    format!("docker://127.0.0.1:{EXAMPLE_REGISTRY_PORT}/demo/probe:latest")
+}
+
 /// Docker Hub's `library/redis:3.2` (the fixture image) at 127.0.0.1:5000 as well, for a
 /// job that names it `redis:3.2` with the example registry as Docker Hub's mirror.
 pub fn serve_hub_names() {
