@@ -18,16 +18,30 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
     Basic { user: String, password: String },
     Bearer(String),
 }
 
-/// Credentials per registry host (with port, as written in the reference).
+/// Never shows a secret: errors and debug output print credentials' owners at most.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Basic { user, .. } => write!(f, "Basic({user:?}, <redacted>)"),
+            Credential::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+/// Credentials per registry host (with port, as written in the reference): a task's own
+/// first, then Docker's files and helpers, then `auth.d`.
 #[derive(Debug, Default, Clone)]
 pub struct Credentials {
     by_host: HashMap<String, Credential>,
+    /// Given for one operation (a Nomad task's `auth {}`), ahead of everything else.
+    given: HashMap<String, Credential>,
+    docker: Option<crate::docker_config::DockerCredentials>,
 }
 
 #[derive(Deserialize)]
@@ -67,11 +81,31 @@ impl Credentials {
         Ok(creds)
     }
 
-    pub fn get(&self, host: &str) -> Option<&Credential> {
-        self.by_host.get(host)
+    /// The credential for registry `host`: one given for this operation, else Docker's
+    /// (a helper may fail), else `auth.d`'s.
+    pub fn get(&self, host: &str) -> Result<Option<Credential>> {
+        if let Some(c) = self.given.get(host) {
+            return Ok(Some(c.clone()));
+        }
+        if let Some(d) = &self.docker {
+            if let Some(c) = d.lookup(host)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(self.by_host.get(host).cloned())
     }
 
-    pub fn insert(&mut self, host: &str, cred: Credential) {
+    /// A credential for `host` for this operation only, ahead of every other source.
+    pub fn give(&mut self, host: &str, cred: Credential) {
+        self.given.insert(host.to_string(), cred);
+    }
+
+    /// Docker's credential files and helpers, asked before `auth.d`.
+    pub fn use_docker(&mut self, docker: crate::docker_config::DockerCredentials) {
+        self.docker = Some(docker);
+    }
+
+    fn insert(&mut self, host: &str, cred: Credential) {
         self.by_host.insert(host.to_string(), cred);
     }
 
@@ -180,14 +214,23 @@ mod tests {
         .unwrap();
         let c = Credentials::load(sys.path(), local.path()).unwrap();
         assert_eq!(
-            c.get("r:5000"),
-            Some(&Credential::Basic {
+            c.get("r:5000").unwrap(),
+            Some(Credential::Basic {
                 user: "loc".into(),
                 password: "y".into()
             })
         );
-        assert!(matches!(c.get("q.io"), Some(Credential::Basic { user, .. }) if user == "sys"));
-        assert!(c.get("other").is_none());
+        assert!(
+            matches!(c.get("q.io").unwrap(), Some(Credential::Basic { user, .. }) if user == "sys")
+        );
+        assert!(c.get("other").unwrap().is_none());
+        let mut c = c;
+        c.give("q.io", Credential::Bearer("t".into()));
+        assert_eq!(c.get("q.io").unwrap(), Some(Credential::Bearer("t".into())));
+        assert_eq!(
+            format!("{:?}", c.get("q.io").unwrap()),
+            "Some(Bearer(<redacted>))"
+        );
     }
 
     #[test]

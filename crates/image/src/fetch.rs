@@ -99,6 +99,9 @@ pub struct Fetcher {
     pub keystore: crate::trust::Keystore,
     /// Check ACI signatures (off with `--insecure-options=image`).
     pub verify: bool,
+    /// Credentials a registry refuses are dropped and the fetch tried again anonymously
+    /// (Nomad's `auth_soft_fail`), for public images behind a shared configuration.
+    pub auth_soft_fail: bool,
 }
 
 #[derive(Deserialize)]
@@ -256,7 +259,33 @@ impl Fetcher {
         source: &Endpoint,
         reference: &Reference,
     ) -> Result<(Arc<Registry>, RawManifest)> {
-        let credential = self.credentials.get(&source.host).cloned();
+        let credential = self.credentials.get(&source.host)?;
+        let with_credential = credential.is_some();
+        match self
+            .connect_and_resolve(source, reference, credential)
+            .await
+        {
+            Err(e)
+                if self.auth_soft_fail
+                    && with_credential
+                    && e.failure() == Some(registry::Failure::Denied) =>
+            {
+                self.progress.note(&format!(
+                    "{} refused the credentials ({e}); trying without them (auth_soft_fail)",
+                    source.host
+                ));
+                self.connect_and_resolve(source, reference, None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn connect_and_resolve(
+        &self,
+        source: &Endpoint,
+        reference: &Reference,
+        credential: Option<crate::auth::Credential>,
+    ) -> Result<(Arc<Registry>, RawManifest)> {
         let registry =
             Arc::new(Registry::connect(source, reference, credential, &self.options).await?);
         self.debug(|| format!("talking to {} ({})", registry.base_url(), source.what));

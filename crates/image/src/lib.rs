@@ -18,6 +18,7 @@ pub mod aci;
 pub mod appc;
 pub mod auth;
 pub mod digest;
+pub mod docker_config;
 pub mod error;
 pub mod export;
 pub mod fetch;

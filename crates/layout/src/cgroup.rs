@@ -124,6 +124,23 @@ fn post_order(dir: &Path, out: &mut Vec<PathBuf>) {
     out.push(dir.to_path_buf());
 }
 
+/// The processes in the cgroups `dirs` (their `cgroup.procs`; a directory that is gone has
+/// none).
+pub fn processes_in(dirs: &[PathBuf]) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// Removes every cgroup directory of pod `uuid` (see [`pod_dirs_everywhere`]). The pod's
 /// processes must be gone: the kernel refuses to remove a cgroup with members. Returns the
 /// directories that could not be removed, with why.

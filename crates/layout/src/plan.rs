@@ -27,6 +27,13 @@ pub struct Plan {
     pub interactive: bool,
     /// `--ipc=parent`: the pod shares the host's IPC namespace instead of getting its own.
     pub host_ipc: bool,
+    /// `--pid=host`: the pod shares the host's PID namespace instead of getting its own.
+    pub host_pid: bool,
+    /// `--sysctl`: kernel parameters of the pod's own namespaces (`net.*`, `kernel.shm*`, …),
+    /// as (key, value), written by the pod's init before its apps start.
+    pub sysctls: Vec<(String, String)>,
+    /// `--shm-size`: the size of the pod's /dev/shm in bytes (64 MiB when None).
+    pub shm_size: Option<u64>,
     pub apps: Vec<AppPlan>,
 }
 
@@ -85,6 +92,53 @@ pub struct AppPlan {
     pub seccomp: Option<Seccomp>,
     /// Mask and make read-only the kernel paths an app has no business with.
     pub mask_paths: bool,
+    /// `--ulimit`: resource limits the app starts with.
+    pub rlimits: Vec<Rlimit>,
+    /// `--tmpfs`: file systems in memory at paths of the app.
+    pub tmpfs: Vec<Tmpfs>,
+    /// `--privileged`: the host's devices in /dev and a writable /sys (with the capabilities,
+    /// seccomp and masking lifted separately).
+    pub privileged: bool,
+}
+
+/// A resource limit (setrlimit(2)): its name as `ulimit` spells it (`nofile`, `nproc`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rlimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The resource limits an app may set, as `ulimit` and Docker name them, and setrlimit's
+/// numbers for them.
+pub const RLIMITS: [(&str, u32); 15] = [
+    ("core", 4),
+    ("cpu", 0),
+    ("data", 2),
+    ("fsize", 1),
+    ("locks", 10),
+    ("memlock", 8),
+    ("msgqueue", 12),
+    ("nice", 13),
+    ("nofile", 7),
+    ("nproc", 6),
+    ("rss", 5),
+    ("rtprio", 14),
+    ("rttime", 15),
+    ("sigpending", 11),
+    ("stack", 3),
+];
+
+/// A tmpfs mounted in an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// The path inside the app.
+    pub target: String,
+    /// Its size in bytes; None: the kernel's default (half of the memory).
+    pub size: Option<u64>,
+    /// The mode of its root directory (such as 0o1777).
+    pub mode: u32,
+    pub read_only: bool,
 }
 
 impl Default for AppPlan {
@@ -111,6 +165,9 @@ impl Default for AppPlan {
             no_new_privs: false,
             seccomp: None,
             mask_paths: false,
+            rlimits: Vec::new(),
+            tmpfs: Vec::new(),
+            privileged: false,
         }
     }
 }
@@ -206,6 +263,14 @@ impl Plan {
         w.rec("cgroup", &self.cgroup)?;
         w.flag("interactive", self.interactive)?;
         w.flag("host_ipc", self.host_ipc)?;
+        w.flag("host_pid", self.host_pid)?;
+        for (k, v) in &self.sysctls {
+            if k.contains('=') {
+                return Err(bad(format!("sysctl key {k:?} holds '='")));
+            }
+            w.rec("sysctl", &format!("{k}={v}"))?;
+        }
+        w.opt("shm_size", self.shm_size)?;
         for app in &self.apps {
             encode_app(app, &mut w)?;
         }
@@ -247,6 +312,19 @@ impl Plan {
                 "cgroup" => pod.cgroup = v.into(),
                 "interactive" => pod.interactive = v == "1",
                 "host_ipc" => pod.host_ipc = v == "1",
+                "host_pid" => pod.host_pid = v == "1",
+                "sysctl" => {
+                    let (key, value) = v
+                        .split_once('=')
+                        .ok_or_else(|| bad(format!("bad sysctl record {v:?}")))?;
+                    pod.sysctls.push((key.into(), value.into()));
+                }
+                "shm_size" => {
+                    pod.shm_size = Some(
+                        v.parse()
+                            .map_err(|_| bad(format!("shm_size: not a number: {v:?}")))?,
+                    )
+                }
                 "netns" => pod.netns = Some(v.into()),
                 "net_teardown" => pod.net_teardown = Some(v.into()),
                 "app" => pod.apps.push(AppPlan {
@@ -321,6 +399,21 @@ fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
         let action = s.errno.map_or("kill".to_string(), |e| format!("errno={e}"));
         w.rec("seccomp", &format!("{action}:{}", join(&s.allowed)))?;
     }
+    for r in &app.rlimits {
+        w.rec("rlimit", &format!("{}={}:{}", r.name, r.soft, r.hard))?;
+    }
+    for t in &app.tmpfs {
+        if t.target.contains('\t') {
+            return Err(bad(format!("tmpfs {:?}: a tab in a path", t.target)));
+        }
+        let size = t.size.map(|s| s.to_string()).unwrap_or_default();
+        let ro = if t.read_only { "1" } else { "0" };
+        w.rec(
+            "tmpfs",
+            &format!("{}\t{size}\t{:o}\t{ro}", t.target, t.mode),
+        )?;
+    }
+    w.flag("privileged", app.privileged)?;
     Ok(())
 }
 
@@ -387,6 +480,37 @@ fn parse_app_record(p: &mut AppPlan, k: &str, v: &str) -> Result<(), PlanError> 
         "cpu_shares" => p.cpu_shares = Some(num(k, v)?),
         "oom_score_adj" => p.oom_score_adj = Some(num(k, v)?),
         "pids" => p.pids_limit = Some(num(k, v)?),
+        "rlimit" => {
+            // NAME=SOFT:HARD
+            let parsed = v.split_once('=').and_then(|(name, limits)| {
+                let (soft, hard) = limits.split_once(':')?;
+                Some(Rlimit {
+                    name: name.into(),
+                    soft: soft.parse().ok()?,
+                    hard: hard.parse().ok()?,
+                })
+            });
+            p.rlimits
+                .push(parsed.ok_or_else(|| bad(format!("bad rlimit record {v:?}")))?);
+        }
+        "tmpfs" => {
+            // TARGET \t SIZE (empty: none) \t MODE (octal) \t 1|0 (read-only)
+            let f: Vec<&str> = v.split('\t').collect();
+            let [target, size, mode, ro] = f.as_slice() else {
+                return Err(bad(format!("bad tmpfs record {v:?}")));
+            };
+            p.tmpfs.push(Tmpfs {
+                target: target.to_string(),
+                size: match *size {
+                    "" => None,
+                    s => Some(num(k, s)?),
+                },
+                mode: u32::from_str_radix(mode, 8)
+                    .map_err(|_| bad(format!("bad tmpfs mode {mode:?}")))?,
+                read_only: *ro == "1",
+            });
+        }
+        "privileged" => p.privileged = v == "1",
         _ => return Err(bad(format!("unknown key {k:?}"))),
     }
     Ok(())
@@ -496,6 +620,18 @@ mod tests {
     }
 
     prop_compose! {
+        fn rlimit()(name in "[a-z]{1,8}", soft: u64, hard: u64) -> Rlimit {
+            Rlimit { name, soft, hard }
+        }
+    }
+
+    prop_compose! {
+        fn tmpfs()(target in path(), size in prop::option::of(any::<u64>()), mode in 0u32..0o7777, read_only: bool) -> Tmpfs {
+            Tmpfs { target, size, mode, read_only }
+        }
+    }
+
+    prop_compose! {
         fn app()(
             name in "[a-z][a-z0-9-]{0,8}",
             image in prop::option::of(text()),
@@ -513,12 +649,16 @@ mod tests {
             seccomp in prop::option::of(seccomp()),
             mask_paths: bool,
             pids_limit in prop::option::of(any::<u64>()),
+            rlimits in prop::collection::vec(rlimit(), 0..3),
+            tmpfs in prop::collection::vec(tmpfs(), 0..3),
+            privileged: bool,
         ) -> AppPlan {
             AppPlan {
                 name, image, image_rootfs, overlay, exec, env, workdir,
                 uid: ids.0, gid: ids.1, supplementary_gids: ids.2, readonly_rootfs, mounts,
                 memory_limit: limits.0, cpu_quota_us: limits.1, cpu_shares: limits.2,
                 oom_score_adj: limits.3, pids_limit, caps, no_new_privs, seccomp, mask_paths,
+                rlimits, tmpfs, privileged,
             }
         }
     }
@@ -530,10 +670,12 @@ mod tests {
             netns in prop::option::of(text()),
             net_teardown in prop::option::of(text()),
             cgroup in text(),
-            flags in (any::<bool>(), any::<bool>()),
+            flags in (any::<bool>(), any::<bool>(), any::<bool>()),
+            sysctls in prop::collection::vec(("[a-z.]{1,12}", "[^\u{0}]{0,8}"), 0..3),
+            shm_size in prop::option::of(any::<u64>()),
             apps in prop::collection::vec(app(), 1..4),
         ) -> Plan {
-            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, apps }
+            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, host_pid: flags.2, sysctls, shm_size, apps }
         }
     }
 

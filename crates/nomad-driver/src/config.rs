@@ -1,7 +1,7 @@
 //! The two configurations Nomad sends, decoded from cty msgpack: the job's task `config {}`
 //! (into [`Options`]) and the agent's `plugin "nomad-driver-rkt" { config {} }`.
 
-use crate::backend::start::Options;
+use crate::backend::start::{Auth, Device, MountOption, Options};
 use crate::cty;
 
 /// The plugin's options.
@@ -16,6 +16,13 @@ pub struct PluginConfig {
     /// The most processes a task may have, and the limit of a task that names none; None
     /// (the default, or 0) leaves tasks rkt's default of 2048 and lets them ask for any.
     pub pids_limit: Option<u64>,
+    /// `allow_caps`: the capabilities a task may have (the Docker driver's option; default
+    /// appc's, and Docker's classic, 14).
+    pub allow_caps: Vec<String>,
+    /// `extra_labels`: Nomad's labels every pod gets.
+    pub extra_labels: Vec<String>,
+    /// `auth {}` and `pull_activity_timeout`.
+    pub pulls: PullConfig,
     /// `gc {}`: removing images no task uses any more (not in the original driver; shaped
     /// like Nomad's Docker driver's).
     pub gc: GcConfig,
@@ -48,6 +55,9 @@ impl Default for PluginConfig {
             volumes_enabled: true,
             allow_privileged: false,
             pids_limit: None,
+            allow_caps: crate::backend::start::default_allow_caps(),
+            extra_labels: Vec::new(),
+            pulls: PullConfig::default(),
             gc: GcConfig::default(),
         }
     }
@@ -70,8 +80,72 @@ pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
         allow_privileged: cty::boolean("allow_privileged", o.get("allow_privileged"))?
             .unwrap_or(false),
         pids_limit,
+        allow_caps: match cty::strings("allow_caps", o.get("allow_caps"))? {
+            caps if caps.is_empty() => crate::backend::start::default_allow_caps(),
+            caps => caps,
+        },
+        extra_labels: cty::strings("extra_labels", o.get("extra_labels"))?,
+        pulls: pull_config(&o)?,
         gc: gc_config(o.get("gc"))?,
     })
+}
+
+/// How the plugin fetches images: `auth { config helper }` and `pull_activity_timeout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullConfig {
+    /// A Docker `config.json` whose `auths`, `credHelpers` and `credsStore` give credentials.
+    pub auth_config: Option<std::path::PathBuf>,
+    /// A credential helper, run as `docker-credential-NAME get`.
+    pub auth_helper: Option<String>,
+    /// A pull that makes no progress this long is cancelled (default 2m).
+    pub activity_timeout: std::time::Duration,
+}
+
+/// `pull_activity_timeout`'s default, as the Docker driver's.
+pub const DEFAULT_PULL_ACTIVITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            auth_config: None,
+            auth_helper: None,
+            activity_timeout: DEFAULT_PULL_ACTIVITY_TIMEOUT,
+        }
+    }
+}
+
+fn pull_config(o: &std::collections::BTreeMap<String, &rmpv::Value>) -> cty::Result<PullConfig> {
+    let mut p = PullConfig::default();
+    if let Some(t) = cty::string("pull_activity_timeout", o.get("pull_activity_timeout"))? {
+        p.activity_timeout = stage0::spec::parse_duration(&t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                format!("\"pull_activity_timeout\" = {t:?}: give a duration such as \"2m\"")
+            })?;
+    }
+    if let Some(a) = cty::block("auth", o.get("auth"))? {
+        for key in a.keys() {
+            if key != "config" && key != "helper" {
+                return Err(format!(
+                    "\"auth.{key}\" is not an option of the plugin's auth block (it has config and helper)"
+                ));
+            }
+        }
+        p.auth_config = cty::string("auth.config", a.get("config"))?
+            .filter(|c| !c.is_empty())
+            .map(Into::into);
+        p.auth_helper = cty::string("auth.helper", a.get("helper"))?.filter(|h| !h.is_empty());
+        if let Some(h) = &p.auth_helper {
+            if !h
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                return Err(format!("\"auth.helper\" = {h:?}: the helper's name (docker-credential-NAME), not a path"));
+            }
+        }
+    }
+    Ok(p)
 }
 
 /// The `gc` block: absent (null) means the defaults. Nomad sends a block as an object, or
@@ -114,9 +188,15 @@ pub enum FieldType {
     Strings,
     Bool,
     /// `list(map(string))`, which takes both the block and the list-of-maps forms.
-    PortMap,
+    Maps,
     /// A whole number (`number` in the schema; 0 when absent).
     Int,
+    /// The `auth { … }` block.
+    Auth,
+    /// `devices = [{ … }]` blocks.
+    Devices,
+    /// `mount { … }` blocks.
+    Mounts,
 }
 
 impl FieldType {
@@ -126,8 +206,9 @@ impl FieldType {
             FieldType::String => "string",
             FieldType::Strings => "list(string)",
             FieldType::Bool => "bool",
-            FieldType::PortMap => "list(map(string))",
+            FieldType::Maps => "list(map(string))",
             FieldType::Int => "number",
+            FieldType::Auth | FieldType::Devices | FieldType::Mounts => "block",
         }
     }
 }
@@ -139,6 +220,9 @@ enum FieldValue {
     Bool(bool),
     Map(std::collections::BTreeMap<String, String>),
     Int(i64),
+    Auth(Option<Auth>),
+    Devices(Vec<Device>),
+    Mounts(Vec<MountOption>),
 }
 
 /// Where a field's value goes: the stage0 spec field the driver sets
@@ -235,7 +319,7 @@ pub const TASK_FIELDS: &[Field] = &[
     // Nomad's port label to the image's port name, with the host port Nomad allocated.
     field!(
         port_map,
-        PortMap,
+        Maps,
         Map,
         rkt("PodSpec.ports", "prepare --port=NAME:HOSTPORT")
     ),
@@ -276,7 +360,305 @@ pub const TASK_FIELDS: &[Field] = &[
         Int,
         rkt("AppSpec.pids_limit", "prepare IMAGE --pids-limit=N")
     ),
+    // Nomad's Docker driver's options (podman's where Docker has none).
+    field!(
+        auth,
+        Auth,
+        Auth,
+        rkt("Config.credentials", "auth.d dockerAuth file")
+    ),
+    field!(
+        auth_soft_fail,
+        Bool,
+        Bool,
+        rkt("Config.auth_soft_fail", "(none)")
+    ),
+    field!(
+        force_pull,
+        Bool,
+        Bool,
+        rkt("PodSpec.pull_policy", "prepare --pull-policy=update")
+    ),
+    field!(
+        image_pull_timeout,
+        String,
+        String,
+        rkt("Config.pull_timeout", "(none)")
+    ),
+    field!(
+        entrypoint,
+        Strings,
+        Strings,
+        rkt("AppSpec.entrypoint", "prepare IMAGE --entrypoint=JSON")
+    ),
+    field!(
+        work_dir,
+        String,
+        String,
+        rkt("AppSpec.working_dir", "prepare IMAGE --working-dir=D")
+    ),
+    field!(
+        hostname,
+        String,
+        String,
+        rkt("RuntimeSpec.hostname", "run-prepared --hostname=H")
+    ),
+    field!(
+        extra_hosts,
+        Strings,
+        Strings,
+        rkt(
+            "RuntimeSpec.hosts_entries",
+            "run-prepared --hosts-entry=IP=NAME"
+        )
+    ),
+    field!(
+        labels,
+        Maps,
+        Map,
+        rkt("PodSpec.user_labels", "prepare --user-label=K=V")
+    ),
+    field!(
+        cap_add,
+        Strings,
+        Strings,
+        rkt("AppSpec.caps_retain", "prepare IMAGE --caps-retain=SET")
+    ),
+    field!(
+        cap_drop,
+        Strings,
+        Strings,
+        rkt("AppSpec.caps_retain", "prepare IMAGE --caps-retain=SET")
+    ),
+    field!(
+        privileged,
+        Bool,
+        Bool,
+        rkt(
+            "AppSpec.privileged, Config.insecure",
+            "--insecure-options=all-run prepare IMAGE --privileged"
+        )
+    ),
+    field!(
+        readonly_rootfs,
+        Bool,
+        Bool,
+        rkt("AppSpec.readonly_rootfs", "prepare IMAGE --readonly-rootfs")
+    ),
+    field!(
+        security_opt,
+        Strings,
+        Strings,
+        rkt("Config.insecure", "--insecure-options=seccomp")
+    ),
+    field!(
+        ipc_mode,
+        String,
+        String,
+        rkt("RuntimeSpec.ipc", "run-prepared --ipc=parent")
+    ),
+    field!(
+        pid_mode,
+        String,
+        String,
+        rkt("RuntimeSpec.pid", "run-prepared --pid=host")
+    ),
+    field!(
+        oom_score_adj,
+        Int,
+        Int,
+        rkt("AppSpec.oom_score_adj", "prepare IMAGE --oom-score-adj=N")
+    ),
+    field!(
+        group_add,
+        Strings,
+        Strings,
+        rkt(
+            "AppSpec.supplementary_groups",
+            "prepare IMAGE --supplementary-gids=G,…"
+        )
+    ),
+    field!(
+        devices,
+        Devices,
+        Devices,
+        rkt(
+            "AppSpec.devices",
+            "prepare IMAGE --device=HOST:CONTAINER:PERMS"
+        )
+    ),
+    field!(
+        sysctl,
+        Maps,
+        Map,
+        rkt("RuntimeSpec.sysctls", "run-prepared --sysctl=K=V")
+    ),
+    field!(
+        ulimit,
+        Maps,
+        Map,
+        rkt("AppSpec.rlimits", "prepare IMAGE --ulimit=NAME=SOFT:HARD")
+    ),
+    field!(
+        shm_size,
+        Int,
+        Int,
+        rkt("RuntimeSpec.shm_size", "run-prepared --shm-size=N")
+    ),
+    field!(
+        mount,
+        Mounts,
+        Mounts,
+        rkt(
+            "PodSpec.volumes + mounts, AppSpec.tmpfs",
+            "prepare --volume=… --mount=… / IMAGE --tmpfs=P"
+        )
+    ),
+    field!(
+        ports,
+        Strings,
+        Strings,
+        rkt("PodSpec.ports", "prepare --port=NAME:HOSTPORT")
+    ),
+    field!(
+        memory_hard_limit,
+        Int,
+        Int,
+        rkt("AppSpec.memory", "prepare IMAGE --memory=N")
+    ),
+    field!(
+        cpu_hard_limit,
+        Bool,
+        Bool,
+        rkt("AppSpec.cpu_millicores", "prepare IMAGE --cpu=N")
+    ),
+    field!(
+        cpu_cfs_period,
+        Int,
+        Int,
+        rkt("AppSpec.cpu_period", "prepare IMAGE --cpu-period=US")
+    ),
 ];
+
+/// The `auth` block: absent, or username, password and server_address.
+fn auth(v: Option<&&rmpv::Value>) -> cty::Result<Option<Auth>> {
+    let Some(o) = cty::block("auth", v)? else {
+        return Ok(None);
+    };
+    only_keys(
+        "auth",
+        &o,
+        &["username", "password", "server_address", "email"],
+    )?;
+    let get = |k: &str| -> cty::Result<String> {
+        Ok(cty::string(&format!("auth.{k}"), o.get(k))?.unwrap_or_default())
+    };
+    Ok(Some(Auth {
+        username: get("username")?,
+        password: get("password")?,
+        server_address: get("server_address")?,
+    }))
+}
+
+/// The objects of a list of blocks (`devices = [{…}]`, several `mount {…}`).
+fn block_list<'a>(
+    field: &str,
+    v: Option<&&'a rmpv::Value>,
+) -> cty::Result<Vec<std::collections::BTreeMap<String, &'a rmpv::Value>>> {
+    match v.map(|v| &**v) {
+        None | Some(rmpv::Value::Nil) => Ok(Vec::new()),
+        Some(rmpv::Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                cty::block(&format!("{field}[{i}]"), Some(&item))?
+                    .ok_or_else(|| format!("{field}[{i}] is empty"))
+            })
+            .collect(),
+        Some(_) => Ok(cty::block(field, v)?.into_iter().collect()),
+    }
+}
+
+fn only_keys(
+    field: &str,
+    o: &std::collections::BTreeMap<String, &rmpv::Value>,
+    known: &[&str],
+) -> cty::Result<()> {
+    for key in o.keys() {
+        if !known.contains(&key.as_str()) {
+            return Err(format!(
+                "\"{field}.{key}\" is not an option of {field} (it has {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn devices(v: Option<&&rmpv::Value>) -> cty::Result<Vec<Device>> {
+    block_list("devices", v)?
+        .into_iter()
+        .map(|o| {
+            only_keys(
+                "devices",
+                &o,
+                &["host_path", "container_path", "cgroup_permissions"],
+            )?;
+            let get = |k: &str| -> cty::Result<String> {
+                Ok(cty::string(&format!("devices.{k}"), o.get(k))?.unwrap_or_default())
+            };
+            Ok(Device {
+                host_path: get("host_path")?,
+                container_path: get("container_path")?,
+                cgroup_permissions: get("cgroup_permissions")?,
+            })
+        })
+        .collect()
+}
+
+fn mounts(v: Option<&&rmpv::Value>) -> cty::Result<Vec<MountOption>> {
+    block_list("mount", v)?
+        .into_iter()
+        .map(|o| {
+            only_keys(
+                "mount",
+                &o,
+                &["type", "source", "target", "readonly", "tmpfs_options", "bind_options", "volume_options"],
+            )?;
+            let get = |k: &str| -> cty::Result<String> {
+                Ok(cty::string(&format!("mount.{k}"), o.get(k))?.unwrap_or_default())
+            };
+            let mut m = MountOption {
+                kind: get("type")?,
+                source: get("source")?,
+                target: get("target")?,
+                readonly: cty::boolean("mount.readonly", o.get("readonly"))?.unwrap_or(false),
+                ..Default::default()
+            };
+            if cty::block("mount.volume_options", o.get("volume_options"))?.is_some() {
+                return Err("\"mount.volume_options\": Docker volumes do not exist here; use type = \"bind\" with a host path, or a Nomad host volume".into());
+            }
+            if let Some(b) = cty::block("mount.bind_options", o.get("bind_options"))? {
+                only_keys("mount.bind_options", &b, &["propagation"])?;
+                let p = cty::string("mount.bind_options.propagation", b.get("propagation"))?;
+                if p.as_deref().is_some_and(|p| p != "rprivate" && !p.is_empty()) {
+                    return Err(format!("\"mount.bind_options.propagation\" = {p:?}: only rprivate (the default) is supported; a pod's mounts never propagate"));
+                }
+            }
+            if let Some(t) = cty::block("mount.tmpfs_options", o.get("tmpfs_options"))? {
+                only_keys("mount.tmpfs_options", &t, &["size", "mode"])?;
+                m.tmpfs_size = cty::integer("mount.tmpfs_options.size", t.get("size"))?.unwrap_or(0);
+                // Written as operators read modes (`mode = 1777`): the digits are octal.
+                let mode = cty::integer("mount.tmpfs_options.mode", t.get("mode"))?.unwrap_or(0);
+                m.tmpfs_mode = u32::from_str_radix(&mode.to_string(), 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| format!("\"mount.tmpfs_options.mode\" = {mode}: give a file mode in octal digits, such as 1777 or 755"))?;
+            }
+            Ok(m)
+        })
+        .collect()
+}
 
 /// The job's `config {}`, decoded field by field as [`TASK_FIELDS`] says.
 pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
@@ -295,8 +677,11 @@ pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
             }
             FieldType::Strings => FieldValue::Strings(cty::strings(f.name, raw)?),
             FieldType::Bool => FieldValue::Bool(cty::boolean(f.name, raw)?.unwrap_or_default()),
-            FieldType::PortMap => FieldValue::Map(cty::merged_maps(f.name, raw)?),
+            FieldType::Maps => FieldValue::Map(cty::merged_maps(f.name, raw)?),
             FieldType::Int => FieldValue::Int(cty::integer(f.name, raw)?.unwrap_or_default()),
+            FieldType::Auth => FieldValue::Auth(auth(raw)?),
+            FieldType::Devices => FieldValue::Devices(devices(raw)?),
+            FieldType::Mounts => FieldValue::Mounts(mounts(raw)?),
         };
         (f.set)(&mut options, value);
     }

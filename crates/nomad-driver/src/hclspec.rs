@@ -36,14 +36,81 @@ fn object(attrs: Vec<(&str, Spec)>) -> Spec {
     }
 }
 
-/// The job's `config {}`: every field of [`crate::config::TASK_FIELDS`].
+/// The job's `config {}`: every field of [`crate::config::TASK_FIELDS`], the blocks as the
+/// Docker driver declares them.
 pub fn task_config() -> Spec {
+    use crate::config::FieldType;
+    let strings = |names: &[&str]| -> Spec {
+        object(
+            names
+                .iter()
+                .map(|n| (*n, attr(n, "string", false)))
+                .collect(),
+        )
+    };
     object(
         crate::config::TASK_FIELDS
             .iter()
-            .map(|f| (f.name, attr(f.name, f.ty.hcl(), f.required)))
+            .map(|f| {
+                let spec = match f.ty {
+                    FieldType::Auth => block(
+                        f.name,
+                        strings(&["username", "password", "server_address", "email"]),
+                    ),
+                    FieldType::Devices => block_list(
+                        f.name,
+                        strings(&["host_path", "container_path", "cgroup_permissions"]),
+                    ),
+                    FieldType::Mounts => block_list(
+                        f.name,
+                        object(vec![
+                            (
+                                "type",
+                                with_default(attr("type", "string", false), "\"bind\""),
+                            ),
+                            ("source", attr("source", "string", false)),
+                            ("target", attr("target", "string", false)),
+                            (
+                                "readonly",
+                                with_default(attr("readonly", "bool", false), "false"),
+                            ),
+                            (
+                                "bind_options",
+                                block("bind_options", strings(&["propagation"])),
+                            ),
+                            (
+                                "tmpfs_options",
+                                block(
+                                    "tmpfs_options",
+                                    object(vec![
+                                        ("size", attr("size", "number", false)),
+                                        ("mode", attr("mode", "number", false)),
+                                    ]),
+                                ),
+                            ),
+                            ("volume_options", block("volume_options", object(vec![]))),
+                        ]),
+                    ),
+                    ty => attr(f.name, ty.hcl(), f.required),
+                };
+                (f.name, spec)
+            })
             .collect(),
     )
+}
+
+/// Any number of `name { … }` blocks holding `nested`.
+fn block_list(name: &str, nested: Spec) -> Spec {
+    Spec {
+        block: Some(Block::BlockList(Box::new(
+            crate::proto::hclspec::BlockList {
+                name: name.into(),
+                min_items: 0,
+                max_items: 0,
+                nested: Some(Box::new(nested)),
+            },
+        ))),
+    }
 }
 
 /// An optional block holding `nested`.
@@ -71,6 +138,22 @@ pub fn plugin_config() -> Spec {
             with_default(attr("allow_privileged", "bool", false), "false"),
         ),
         ("pids_limit", attr("pids_limit", "number", false)),
+        ("allow_caps", attr("allow_caps", "list(string)", false)),
+        ("extra_labels", attr("extra_labels", "list(string)", false)),
+        (
+            "pull_activity_timeout",
+            with_default(attr("pull_activity_timeout", "string", false), "\"2m\""),
+        ),
+        (
+            "auth",
+            block(
+                "auth",
+                object(vec![
+                    ("config", attr("config", "string", false)),
+                    ("helper", attr("helper", "string", false)),
+                ]),
+            ),
+        ),
         (
             "gc",
             block(
@@ -98,25 +181,67 @@ mod tests {
         };
         let mut keys: Vec<&str> = o.attributes.keys().map(String::as_str).collect();
         keys.sort();
-        assert_eq!(
-            keys,
-            [
-                "args",
-                "command",
-                "debug",
-                "dns_search_domains",
-                "dns_servers",
-                "group",
-                "image",
-                "insecure_options",
-                "net",
-                "no_overlay",
-                "pids_limit",
-                "port_map",
-                "trust_prefix",
-                "volumes"
-            ]
-        );
+        // The page's fields, pids_limit, and the Docker driver's options.
+        let page = [
+            "args",
+            "command",
+            "debug",
+            "dns_search_domains",
+            "dns_servers",
+            "group",
+            "image",
+            "insecure_options",
+            "net",
+            "no_overlay",
+            "port_map",
+            "trust_prefix",
+            "volumes",
+        ];
+        let docker = [
+            "auth",
+            "auth_soft_fail",
+            "cap_add",
+            "cap_drop",
+            "cpu_cfs_period",
+            "cpu_hard_limit",
+            "devices",
+            "entrypoint",
+            "extra_hosts",
+            "force_pull",
+            "group_add",
+            "hostname",
+            "image_pull_timeout",
+            "ipc_mode",
+            "labels",
+            "memory_hard_limit",
+            "mount",
+            "oom_score_adj",
+            "pid_mode",
+            "pids_limit",
+            "ports",
+            "privileged",
+            "readonly_rootfs",
+            "security_opt",
+            "shm_size",
+            "sysctl",
+            "ulimit",
+            "work_dir",
+        ];
+        let mut want: Vec<&str> = page.iter().chain(&docker).copied().collect();
+        want.sort();
+        assert_eq!(keys, want);
+        for (name, kind) in [
+            ("auth", "block"),
+            ("devices", "block list"),
+            ("mount", "block list"),
+        ] {
+            let got = match &o.attributes[name].block {
+                Some(Block::BlockValue(_)) => "block",
+                Some(Block::BlockList(_)) => "block list",
+                other => panic!("{name}: {other:?}"),
+            };
+            assert_eq!(got, kind, "{name}");
+        }
         let Some(Block::Attr(image)) = &o.attributes["image"].block else {
             panic!()
         };

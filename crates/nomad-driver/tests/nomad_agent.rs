@@ -26,6 +26,8 @@ const PAGE: &str = "hello from rkt";
 const EXAMPLES: &[&str] = &[
     "constraint.nomad",
     "dns.nomad",
+    // Run by nomad_docker_style.rs, on a plugin that allows privileged tasks.
+    "docker-style.nomad",
     "etcd.nomad",
     "port-map.nomad",
     "volumes.nomad",

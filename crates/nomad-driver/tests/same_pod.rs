@@ -4,7 +4,7 @@
 //! command line below is what an rkt user writes for the same task, as README's table of
 //! options says.
 
-use nomad_driver_rkt::backend::start::{launch, Allowed, HostPath, Options, Spec};
+use nomad_driver_rkt::backend::start::{launch, HostPath, Options, Plugin, Spec};
 use std::path::Path;
 
 fn read_pod(store: &Path, uuid: &str) -> (Vec<u8>, Vec<u8>) {
@@ -54,7 +54,7 @@ fn the_driver_and_rkt_prepare_make_the_same_pod() {
         }],
         ..Default::default()
     };
-    let l = launch(&opts, &spec, &Allowed::default()).unwrap();
+    let l = launch(&opts, &spec, &Plugin::default()).unwrap();
 
     // The driver's way: stage0 from the typed specs, in this process.
     let rkt = test_support::Rkt::new();

@@ -3,7 +3,8 @@
 
 use crate::error::{invalid, Result};
 
-const NAMES: [&str; 41] = [
+/// Every capability, by number.
+pub const NAMES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

@@ -3,6 +3,7 @@
 
 use image::appc::{App, NameValue};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,6 +19,13 @@ pub struct PodManifest {
     pub annotations: Vec<NameValue>,
     #[serde(default)]
     pub ports: Vec<ExposedPort>,
+    /// `--user-annotation`: the pod's annotations of its user's own (appc 0.8.11's
+    /// `userAnnotations`), shown by `rkt status` and `rkt list`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_annotations: BTreeMap<String, String>,
+    /// `--user-label`: the pod's labels (`userLabels`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user_labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +96,8 @@ impl PodManifest {
                 value: "false".into(),
             }],
             ports,
+            user_annotations: BTreeMap::new(),
+            user_labels: BTreeMap::new(),
         }
     }
 }

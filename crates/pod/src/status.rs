@@ -104,8 +104,14 @@ impl PodStatus {
             apps,
             created_at: pod.created().map(secs),
             started_at: pod.started().map(secs),
-            user_annotations: BTreeMap::new(),
-            user_labels: BTreeMap::new(),
+            user_annotations: manifest
+                .as_ref()
+                .map(|m| m.user_annotations.clone())
+                .unwrap_or_default(),
+            user_labels: manifest
+                .as_ref()
+                .map(|m| m.user_labels.clone())
+                .unwrap_or_default(),
         }
     }
 }

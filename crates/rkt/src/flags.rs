@@ -50,16 +50,14 @@ impl GlobalArgs {
             ),
             Err(_) => None,
         };
-        Ok(stage0::Config {
-            dir: self.dir.clone(),
-            local_config: self.local_config.clone(),
-            system_config: self.system_config.clone(),
-            insecure: self.insecure_options,
-            debug: self.debug,
-            progress: std::sync::Arc::from(crate::progress::for_stderr()),
-            registry_timeout,
-            rkt: None,
-        })
+        let mut config = stage0::Config::new(&self.dir);
+        config.local_config = self.local_config.clone();
+        config.system_config = self.system_config.clone();
+        config.insecure = self.insecure_options;
+        config.debug = self.debug;
+        config.progress = std::sync::Arc::from(crate::progress::for_stderr());
+        config.registry_timeout = registry_timeout;
+        Ok(config)
     }
 }
 

@@ -48,6 +48,9 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "stdin",
     "stdout",
     "stderr",
+    "sysctl",
+    "shm-size",
+    "pid",
 ];
 const BOOL_FLAGS: &[&str] = &[
     "inherit-env",
@@ -58,6 +61,7 @@ const BOOL_FLAGS: &[&str] = &[
     "mds-register",
     "store-only",
     "no-store",
+    "privileged",
 ];
 const GLOBAL_FLAGS: &[&str] = &[
     "dir",
@@ -87,6 +91,9 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "cap-retain",
     "cap-remove",
     "seccomp",
+    "entrypoint",
+    "ulimit",
+    "tmpfs",
 ];
 
 /// The words after `rkt run` or `rkt prepare`, as typed specs.
@@ -169,9 +176,10 @@ fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -
         "no-overlay" => pod.no_overlay = v,
         "quiet" => pod.quiet = v,
         "interactive" => pod.runtime.interactive = v,
-        "readonly-rootfs" => match app {
-            Some(a) => a.readonly_rootfs = v,
-            None => bail!("--readonly-rootfs must follow the image it applies to"),
+        "readonly-rootfs" | "privileged" => match (app, name) {
+            (Some(a), "readonly-rootfs") => a.readonly_rootfs = v,
+            (Some(a), _) => a.privileged = v,
+            (None, _) => bail!("--{name} must follow the image it applies to"),
         },
         // rkt's deprecated spellings of --pull-policy.
         "store-only" if v => pod.pull_policy = PullPolicy::Never,
@@ -187,12 +195,27 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
     let rt = &mut pod.runtime;
     match name {
         "net" => rt.net.extend(v.split(',').map(str::to_string)),
-        "dns" => rt.dns.push(v),
+        // rkt took several servers (and entries) comma-separated as well as repeated.
+        "dns" => rt.dns.extend(v.split(',').map(str::to_string)),
         "dns-search" => rt.dns_search.push(v),
         "dns-opt" => rt.dns_opt.push(v),
         "dns-domain" => rt.dns_domain = Some(v),
         "hostname" => rt.hostname = Some(v),
-        "hosts-entry" => rt.hosts_entries.push(hosts_entry(&v)?),
+        "hosts-entry" => {
+            for e in v.split(',') {
+                rt.hosts_entries.push(hosts_entry(e)?);
+            }
+        }
+        "sysctl" => rt.sysctls.push(stage0::spec::parse_sysctl(&v)?),
+        "shm-size" => rt.shm_size = Some(stage0::spec::parse_size(&v)?),
+        "user-annotation" => {
+            let (k, val) = key_value("--user-annotation", &v)?;
+            pod.user_annotations.insert(k, val);
+        }
+        "user-label" => {
+            let (k, val) = key_value("--user-label", &v)?;
+            pod.user_labels.insert(k, val);
+        }
         "volume" => pod.volumes.push(volume(&v)?),
         "port" => pod.ports.push(port(&v)?),
         "set-env" => pod.set_env.push(env_var("--set-env", &v)?),
@@ -200,7 +223,8 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "uuid-file-save" => pod.uuid_file_save = Some(PathBuf::from(v)),
         "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
         "ipc" => rt.ipc = ipc(&v)?,
-        "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
+        "pid" => rt.pid = pid(&v)?,
+        "private-users" | "pod-manifest" => {
             bail!("--{name} is not supported by this rkt yet")
         }
         "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
@@ -237,13 +261,11 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
         "name" => app.name = Some(v),
         "user" => app.user = Some(v),
         "group" => app.group = Some(v),
-        "supplementary-gids" => {
-            for g in v.split(',').filter(|g| !g.is_empty()) {
-                app.supplementary_gids.push(g.parse().map_err(|_| {
-                    Error::invalid(format!("--supplementary-gids: {g:?} is not a group ID"))
-                })?);
-            }
-        }
+        // Group IDs, as rkt took them; names from the image's /etc/group too.
+        "supplementary-gids" => app.supplementary_groups.extend(list(&v)),
+        "entrypoint" => app.entrypoint = Some(entrypoint(&v)?),
+        "ulimit" => app.rlimits.push(stage0::spec::parse_rlimit(&v)?),
+        "tmpfs" => app.tmpfs.push(stage0::spec::parse_tmpfs(&v)?),
         "working-dir" => app.working_dir = Some(v),
         "memory" => app.memory = Some(parse_bytes(&v)?),
         "cpu" => app.cpu_millicores = Some(parse_millicores(&v)?),
@@ -258,6 +280,33 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
         _ => unreachable!("listed in APP_VALUE_FLAGS"),
     }
     Ok(())
+}
+
+/// `--entrypoint`: a JSON array of words (`["/bin/sh","-c"]`), or one word, as podman takes it.
+pub fn entrypoint(v: &str) -> Result<Vec<String>> {
+    if v.trim_start().starts_with('[') {
+        let words: Vec<String> = serde_json::from_str(v).map_err(|e| {
+            Error::invalid(format!(
+                "--entrypoint {v:?}: not a JSON array of strings: {e}"
+            ))
+        })?;
+        if words.is_empty() {
+            bail!("--entrypoint []: give at least the program to run");
+        }
+        return Ok(words);
+    }
+    if v.is_empty() {
+        bail!("--entrypoint is empty: give the program to run");
+    }
+    Ok(vec![v.to_string()])
+}
+
+/// `KEY=VALUE`, the key not empty.
+fn key_value(flag: &str, kv: &str) -> Result<(String, String)> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{flag} {kv:?} is not KEY=VALUE"),
+    }
 }
 
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
@@ -279,6 +328,15 @@ pub fn ipc(v: &str) -> Result<Ipc> {
         "auto" | "private" => Ok(Ipc::Private),
         "parent" => Ok(Ipc::Parent),
         other => bail!("invalid --ipc {other:?}; use auto, private or parent"),
+    }
+}
+
+/// `--pid`: private (the pod's own) or host.
+pub fn pid(v: &str) -> Result<stage0::spec::Pid> {
+    match v {
+        "private" => Ok(stage0::spec::Pid::Private),
+        "host" => Ok(stage0::spec::Pid::Host),
+        other => bail!("invalid --pid {other:?}; use private or host"),
     }
 }
 
@@ -491,6 +549,34 @@ mod tests {
         ] {
             assert!(volume(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn docker_style_flags() {
+        let (pod, apps) = parse(&args(
+            "--user-label=team=web --user-annotation=a=b --sysctl=net.core.somaxconn=1024 --shm-size=128m --dns=1.1.1.1,8.8.8.8 --hosts-entry=10.0.0.1=db,10.0.0.2=cache img --entrypoint=[\"/bin/sh\",\"-c\"] --ulimit=nofile=4096:8192 --tmpfs=/run:size=1m --privileged --supplementary-gids=50,staff",
+        ))
+        .unwrap();
+        assert_eq!(pod.user_labels["team"], "web");
+        assert_eq!(pod.user_annotations["a"], "b");
+        assert_eq!(
+            pod.runtime.sysctls,
+            [("net.core.somaxconn".to_string(), "1024".to_string())]
+        );
+        assert_eq!(pod.runtime.shm_size, Some(128 << 20));
+        assert_eq!(pod.runtime.dns, ["1.1.1.1", "8.8.8.8"]);
+        assert_eq!(pod.runtime.hosts_entries.len(), 2);
+        let app = &apps[0];
+        assert_eq!(
+            app.entrypoint.as_deref(),
+            Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+        );
+        assert_eq!(app.rlimits[0].hard, 8192);
+        assert_eq!(app.tmpfs[0].size, Some(1 << 20));
+        assert!(app.privileged);
+        assert_eq!(app.supplementary_groups, ["50", "staff"]);
+        assert_eq!(entrypoint("/bin/app").unwrap(), ["/bin/app"]);
+        assert!(entrypoint("[]").is_err() && entrypoint("[1]").is_err());
     }
 
     #[test]

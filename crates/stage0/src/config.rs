@@ -25,6 +25,79 @@ pub struct Config {
     /// The `rkt` binary: run as `rkt net-teardown` by the supervisor, with `rkt-stage1`
     /// beside it. Default: this process's own executable.
     pub rkt: Option<PathBuf>,
+    /// Credentials beyond `auth.d`: given for this operation (a Nomad task's `auth {}`), and
+    /// Docker's files and helpers.
+    pub auth: RegistryAuth,
+    /// The longest a fetch may take in all (Nomad's `image_pull_timeout`); None: no limit.
+    pub pull_timeout: Option<Duration>,
+    /// A fetch that makes no progress this long is cancelled (`pull_activity_timeout`).
+    pub pull_activity_timeout: Option<Duration>,
+    /// When the fetch under way last made progress.
+    activity: Arc<Activity>,
+}
+
+/// When a fetch last made progress (a download started, advanced or finished).
+#[derive(Debug)]
+struct Activity {
+    since: std::time::Instant,
+    /// Milliseconds after `since`.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            since: std::time::Instant::now(),
+            last: 0.into(),
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        self.last.store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        self.since
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
+}
+
+/// Forwards progress to where it goes, noting each step as activity.
+struct Watched {
+    inner: Arc<dyn Progress>,
+    activity: Arc<Activity>,
+}
+
+impl Progress for Watched {
+    fn start(&self, what: &str, total: Option<u64>) {
+        self.activity.touch();
+        self.inner.start(what, total);
+    }
+    fn advance(&self, what: &str, bytes: u64) {
+        self.activity.touch();
+        self.inner.advance(what, bytes);
+    }
+    fn note(&self, message: &str) {
+        self.inner.note(message);
+    }
+    fn finish(&self, what: &str) {
+        self.activity.touch();
+        self.inner.finish(what);
+    }
+}
+
+/// Credentials beyond rkt's `auth.d`.
+#[derive(Clone, Default, Debug)]
+pub struct RegistryAuth {
+    /// For a registry host (`host[:port]`), ahead of every other source.
+    pub given: Vec<(String, image::auth::Credential)>,
+    /// A Docker `config.json` and credential helper, asked before `auth.d`.
+    pub docker: Option<image::docker_config::DockerCredentials>,
+    /// Credentials a registry refuses are dropped and the fetch tried anonymously.
+    pub soft_fail: bool,
 }
 
 impl Config {
@@ -39,6 +112,10 @@ impl Config {
             progress: Arc::new(image::fetch::NoProgress),
             registry_timeout: None,
             rkt: None,
+            auth: RegistryAuth::default(),
+            pull_timeout: None,
+            pull_activity_timeout: None,
+            activity: Arc::new(Activity::new()),
         }
     }
 
@@ -66,8 +143,15 @@ impl Config {
     /// A fetcher for this store and configuration.
     pub fn fetcher(&self, policy: PullPolicy) -> Result<Fetcher> {
         let store = image::store::Store::open(&self.dir)?;
-        let credentials = image::auth::Credentials::load(&self.system_config, &self.local_config)
-            .map_err(|e| Error::invalid(format!("{e:#}")))?;
+        let mut credentials =
+            image::auth::Credentials::load(&self.system_config, &self.local_config)
+                .map_err(|e| Error::invalid(format!("{e:#}")))?;
+        if let Some(d) = &self.auth.docker {
+            credentials.use_docker(d.clone());
+        }
+        for (host, c) in &self.auth.given {
+            credentials.give(host, c.clone());
+        }
         let registries = self.registries()?;
         let mut options = image::registry::Options {
             allow_http: self.insecure.http,
@@ -83,11 +167,15 @@ impl Config {
             registries,
             options,
             policy,
-            progress: self.progress.clone(),
+            progress: Arc::new(Watched {
+                inner: self.progress.clone(),
+                activity: self.activity.clone(),
+            }),
             parallel: 4,
             debug: self.debug,
             keystore: self.keystore(),
             verify: !self.insecure.image,
+            auth_soft_fail: self.auth.soft_fail,
         })
     }
 
@@ -97,7 +185,9 @@ impl Config {
         self.block_on(fetcher.fetch(image))
     }
 
-    /// Runs a fetch to its end on a runtime of its own.
+    /// Runs a fetch to its end on a runtime of its own, abandoning it (every download
+    /// stops) when it outlasts [`Config::pull_timeout`] or makes no progress for
+    /// [`Config::pull_activity_timeout`].
     pub(crate) fn block_on<T>(
         &self,
         fetch: impl std::future::Future<Output = image::Result<T>>,
@@ -106,7 +196,44 @@ impl Config {
             .enable_all()
             .build()
             .map_err(|e| Error::from(e).context("starting the async runtime"))?;
-        Ok(rt.block_on(fetch)?)
+        rt.block_on(async {
+            tokio::select! {
+                r = fetch => Ok(r?),
+                e = self.deadline() => Err(e),
+                e = self.stall() => Err(e),
+            }
+        })
+    }
+
+    async fn deadline(&self) -> Error {
+        match self.pull_timeout {
+            Some(t) => {
+                tokio::time::sleep(t).await;
+                Error::retryable(format!(
+                    "the image download did not finish within {}s (image_pull_timeout); it was abandoned",
+                    t.as_secs()
+                ))
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Returns when the fetch has made no progress for the activity timeout.
+    async fn stall(&self) -> Error {
+        let Some(limit) = self.pull_activity_timeout else {
+            return std::future::pending().await;
+        };
+        self.activity.touch();
+        loop {
+            let idle = self.activity.idle();
+            if idle >= limit {
+                return Error::retryable(format!(
+                    "the image download made no progress for {}s (pull_activity_timeout); it was cancelled",
+                    limit.as_secs()
+                ));
+            }
+            tokio::time::sleep((limit - idle).min(Duration::from_secs(1))).await;
+        }
     }
 }
 

@@ -53,6 +53,10 @@ impl Error {
         Error::new(Kind::NotFound, message)
     }
 
+    pub fn retryable(message: impl Into<String>) -> Error {
+        Error::new(Kind::Retryable, message)
+    }
+
     pub fn conflict(message: impl Into<String>) -> Error {
         Error::new(Kind::Conflict, message)
     }

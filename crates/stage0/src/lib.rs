@@ -23,7 +23,7 @@ mod start;
 pub mod trust;
 mod volumes;
 
-pub use config::{Config, InsecureOptions};
+pub use config::{Config, InsecureOptions, RegistryAuth};
 pub use error::{Error, Kind, Result};
 pub use spec::{AppSpec, PodSpec, RuntimeSpec};
 pub use start::{prepare, ready_prepared, run, run_prepared, stage1_path, Ready};

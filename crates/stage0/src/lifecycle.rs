@@ -101,6 +101,9 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
         .pid()
         .ok_or_else(|| Error::conflict("the pod has no init PID yet"))?;
     send_signal(pid, libc::SIGKILL);
+    // With its own PID namespace the apps die with the init; sharing the host's (--pid=host)
+    // they would not: everything in the pod's cgroups goes too.
+    kill_cgroup_members(&pod.uuid);
     let start = Instant::now();
     while running()? {
         if start.elapsed() > STOP_TIMEOUT {
@@ -109,6 +112,13 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
+}
+
+fn kill_cgroup_members(uuid: &str) {
+    let dirs = layout::cgroup::pod_dirs_everywhere(Path::new(layout::cgroup::ROOT), uuid);
+    for pid in layout::cgroup::processes_in(&dirs) {
+        send_signal(pid, libc::SIGKILL);
+    }
 }
 
 /// Sends `sig` to every app process of a running pod: the pod init's children, found from

@@ -71,7 +71,9 @@ pub(crate) fn prepare_pod(
             host_ip: f.host_ip.map(|ip| ip.to_string()),
         })
         .collect();
-    let pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
+    let mut pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
+    pod_manifest.user_annotations = pod_spec.user_annotations.clone();
+    pod_manifest.user_labels = pod_spec.user_labels.clone();
     let pod = PodDir::new(dir);
     std::fs::write(pod.manifest(), serde_json::to_vec(&pod_manifest)?)?;
     std::fs::create_dir_all(pod.path.join("stage1"))?;
@@ -90,12 +92,18 @@ pub(crate) fn forward(spec: &PortSpec, apps: &[RuntimeApp]) -> Result<net::Forwa
     if *host_port == 0 {
         bail!("port {name:?}: host port 0 cannot be forwarded; give a port from 1 to 65535");
     }
-    let port = apps
+    let declared = apps
         .iter()
         .flat_map(|a| &a.app.ports)
         .find(|p| p.name == *name)
-        .ok_or_else(|| invalid!("port name {name:?} could not be found in any apps"))?;
-    let protocol = port.protocol.to_ascii_lowercase();
+        .map(|p| (p.protocol.to_ascii_lowercase(), p.port));
+    // A port the image does not declare, named as docker2aci names ports (`8080-tcp`): the
+    // pod's port of that number, as Docker's `-p` and Nomad's `ports` forward to.
+    let (protocol, pod_port) = declared
+        .or_else(|| undeclared_port(name))
+        .ok_or_else(|| {
+            invalid!("port name {name:?} could not be found in any apps; name one of the image's ports, or a port number and protocol such as 8080-tcp")
+        })?;
     if protocol != "tcp" && protocol != "udp" {
         bail!("port {name:?} uses protocol {protocol:?}; only tcp and udp can be forwarded");
     }
@@ -104,8 +112,15 @@ pub(crate) fn forward(spec: &PortSpec, apps: &[RuntimeApp]) -> Result<net::Forwa
         protocol,
         host_ip: *host_ip,
         host_port: *host_port,
-        pod_port: port.port,
+        pod_port,
     })
+}
+
+/// `NUMBER-tcp` or `NUMBER-udp`: (protocol, port).
+fn undeclared_port(name: &str) -> Option<(String, u16)> {
+    let (number, protocol) = name.split_once('-')?;
+    let port = number.parse::<u16>().ok().filter(|p| *p > 0)?;
+    matches!(protocol, "tcp" | "udp").then(|| (protocol.to_string(), port))
 }
 
 /// Resolves one app: its image (fetched if needed), command, environment, user, volumes and
@@ -122,6 +137,7 @@ fn prepare_app(
         bail!("a CPU limit of 0 would never let the app run; give millicores of 1 or more");
     }
     let pids_limit = app.pids_limit.value()?;
+    check_app(config, app)?;
     let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
     let seccomp = pod::seccomp::filter(app.seccomp.as_ref())?;
     let policy = pod_spec.pull_policy;
@@ -138,15 +154,7 @@ fn prepare_app(
     let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
     let image_rootfs = store.rootfs(&image_id);
 
-    let mut exec = match &app.exec {
-        Some(e) => vec![e.clone()],
-        None => image_app.exec.clone(),
-    };
-    if app.exec.is_some() || !app.args.is_empty() {
-        // --exec replaces the whole command; arguments after `--` replace the image's.
-        exec.truncate(1);
-        exec.extend(app.args.iter().cloned());
-    }
+    let mut exec = command(app, &image_app.exec);
     if exec.is_empty() {
         bail!(
             "image {} has no exec; give the command with --exec",
@@ -190,7 +198,12 @@ fn prepare_app(
     runtime_app.exec = exec.clone();
     runtime_app.user = uid.to_string();
     runtime_app.group = gid.to_string();
-    runtime_app.supplementary_gids = app.supplementary_gids.clone();
+    let supplementary_gids = app
+        .supplementary_groups
+        .iter()
+        .map(|g| resolve_id(&image_rootfs, g, "group", "group"))
+        .collect::<Result<Vec<u32>>>()?;
+    runtime_app.supplementary_gids = supplementary_gids.clone();
     runtime_app.environment = recorded_env;
     runtime_app.isolators = isolators;
     let runtime_app = RuntimeApp {
@@ -235,7 +248,7 @@ fn prepare_app(
         workdir,
         uid,
         gid,
-        supplementary_gids: app.supplementary_gids.clone(),
+        supplementary_gids,
         readonly_rootfs: app.readonly_rootfs,
         mounts: mounts.into_iter().map(|m| m.bind).collect(),
         memory_limit: memory,
@@ -248,12 +261,59 @@ fn prepare_app(
         no_new_privs: caps.is_some(),
         caps,
         mask_paths: !insecure.paths,
+        rlimits: app.rlimits.clone(),
+        tmpfs: app.tmpfs.clone(),
+        privileged: app.privileged,
         seccomp: (!insecure.seccomp).then_some(Seccomp {
             allowed: seccomp.allowed,
             errno: seccomp.errno,
         }),
     };
     Ok((runtime_app, volumes, prepared))
+}
+
+/// The app's command: `--entrypoint` replaces the image's entrypoint and drops its command
+/// (Docker's rule), with `--exec` and the arguments after it; otherwise `--exec` replaces
+/// the image's whole command and the arguments replace the image's.
+fn command(app: &AppSpec, image_exec: &[String]) -> Vec<String> {
+    if let Some(entrypoint) = &app.entrypoint {
+        return entrypoint
+            .iter()
+            .chain(&app.exec)
+            .chain(&app.args)
+            .cloned()
+            .collect();
+    }
+    let mut exec = match &app.exec {
+        Some(e) => vec![e.clone()],
+        None => image_exec.to_vec(),
+    };
+    if app.exec.is_some() || !app.args.is_empty() {
+        exec.truncate(1);
+        exec.extend(app.args.iter().cloned());
+    }
+    exec
+}
+
+/// What an app may not ask for on its own: `--privileged` without the isolation lifted
+/// (the host's devices to a process that kept seccomp would still hand it the host's disks,
+/// so it goes only with `--insecure-options=all-run`), tmpfs at relative paths.
+fn check_app(config: &Config, app: &AppSpec) -> Result<()> {
+    let i = &config.insecure;
+    if app.privileged && !(i.capabilities && i.paths && i.seccomp) {
+        bail!(
+            "app {}: --privileged gives the app the host's devices and /sys; it needs --insecure-options=all-run (capabilities, paths and seccomp) too",
+            app.image
+        );
+    }
+    for t in &app.tmpfs {
+        crate::spec::check_tmpfs(t)?;
+    }
+    for r in &app.rlimits {
+        crate::spec::rlimit(&r.name, &format!("{}:{}", r.soft, r.hard))
+            .map_err(|e| crate::error::invalid!("ulimit {}: {e}", r.name))?;
+    }
+    Ok(())
 }
 
 /// Fetches or finds the image for an app argument: a Docker image (`docker://…` or a short

@@ -7,8 +7,9 @@
 //! The value parsers here (quantities, durations, booleans) say what text a field accepts
 //! where its value comes as text, in rkt's spelling.
 
-use crate::error::{invalid, Result};
+use crate::error::{bail, invalid, Result};
 use image::fetch::PullPolicy;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -86,7 +87,15 @@ pub struct RuntimeSpec {
     pub interactive: bool,
     /// The IPC namespace.
     pub ipc: Ipc,
+    /// The PID namespace.
+    pub pid: Pid,
     pub mds_register: bool,
+    /// `--sysctl`: kernel parameters of the pod's own namespaces, as (key, value): `net.*`
+    /// with a network namespace of its own, `kernel.shm*`, `kernel.msg*`, `kernel.sem` and
+    /// `fs.mqueue.*` with an IPC namespace of its own.
+    pub sysctls: Vec<(String, String)>,
+    /// `--shm-size`: the size of /dev/shm in bytes (64 MiB when None).
+    pub shm_size: Option<u64>,
 }
 
 /// `--hosts-entry`: a name for an address, or the host's whole /etc/hosts.
@@ -108,6 +117,16 @@ pub enum Ipc {
     Parent,
 }
 
+/// `--pid`: the pod's PID namespace.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Pid {
+    /// Its own, with the pod's init as PID 1.
+    #[default]
+    Private,
+    /// The host's: the apps see (and are seen by) every process of the host.
+    Host,
+}
+
 /// Flags of the whole pod.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PodSpec {
@@ -126,6 +145,10 @@ pub struct PodSpec {
     pub pull_policy: PullPolicy,
     /// No progress on stderr while images download.
     pub quiet: bool,
+    /// `--user-annotation`: the pod's annotations, kept in its manifest.
+    pub user_annotations: BTreeMap<String, String>,
+    /// `--user-label`: the pod's labels, kept in its manifest.
+    pub user_labels: BTreeMap<String, String>,
 }
 
 /// An environment variable: its name and value.
@@ -197,6 +220,9 @@ pub struct PortSpec {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AppSpec {
     pub image: String,
+    /// `--entrypoint`: replaces the image's entrypoint and drops its command, as Docker's
+    /// does; `exec` and `args`, when given, follow it.
+    pub entrypoint: Option<Vec<String>>,
     /// `--exec`: replaces the image's command.
     pub exec: Option<String>,
     /// The app's arguments: replace the image's (after `--exec`, or the image's command).
@@ -204,7 +230,8 @@ pub struct AppSpec {
     pub name: Option<String>,
     pub user: Option<String>,
     pub group: Option<String>,
-    pub supplementary_gids: Vec<u32>,
+    /// Supplementary groups: group IDs, or names from the image's /etc/group.
+    pub supplementary_groups: Vec<String>,
     pub working_dir: Option<String>,
     pub readonly_rootfs: bool,
     /// Memory limit in bytes.
@@ -224,6 +251,13 @@ pub struct AppSpec {
     pub caps_remove: Option<Vec<String>>,
     /// `--seccomp`.
     pub seccomp: Option<pod::seccomp::Spec>,
+    /// `--ulimit`: resource limits the app starts with.
+    pub rlimits: Vec<layout::plan::Rlimit>,
+    /// `--tmpfs`: file systems in memory at paths of the app.
+    pub tmpfs: Vec<layout::plan::Tmpfs>,
+    /// `--privileged`: the host's devices and a writable /sys; needs
+    /// `--insecure-options=all-run` (every capability, no seccomp filter, nothing masked).
+    pub privileged: bool,
 }
 
 /// How many processes and threads an app may have when `--pids-limit` is not given: podman's
@@ -319,6 +353,113 @@ pub fn parse_millicores(s: &str) -> Result<u64> {
     Ok((cores * 1000.0).round() as u64)
 }
 
+/// `NAME=SOFT[:HARD]` as Docker's `--ulimit` takes it (`nofile=4096:8192`, `nproc=512`); a
+/// value may be `unlimited` (or -1).
+pub fn parse_rlimit(s: &str) -> Result<layout::plan::Rlimit> {
+    let bad = |why: String| {
+        invalid!("ulimit {s:?}: {why}; use NAME=SOFT[:HARD] such as nofile=4096:8192")
+    };
+    let (name, limits) = s.split_once('=').ok_or_else(|| bad("no value".into()))?;
+    rlimit(name, limits).map_err(bad)
+}
+
+/// A limit `SOFT[:HARD]` for resource `name` (a name of [`layout::plan::RLIMITS`]).
+pub fn rlimit(name: &str, limits: &str) -> std::result::Result<layout::plan::Rlimit, String> {
+    if !layout::plan::RLIMITS.iter().any(|(n, _)| *n == name) {
+        let known: Vec<&str> = layout::plan::RLIMITS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "unknown resource {name:?} (known: {})",
+            known.join(", ")
+        ));
+    }
+    let number = |v: &str| match v {
+        "unlimited" | "-1" => Ok(u64::MAX),
+        v => v
+            .parse::<u64>()
+            .map_err(|_| format!("{v:?} is not a number (or unlimited)")),
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((soft, hard)) => (number(soft)?, number(hard)?),
+        None => (number(limits)?, number(limits)?),
+    };
+    if soft > hard {
+        return Err(format!(
+            "the soft limit {soft} is above the hard limit {hard}"
+        ));
+    }
+    Ok(layout::plan::Rlimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+/// `PATH[:OPTIONS]` as podman's `--tmpfs` takes it, options `size=BYTES` (a quantity such as
+/// `64Mi` or `64m`), `mode=OCTAL`, `ro`/`rw`.
+pub fn parse_tmpfs(s: &str) -> Result<layout::plan::Tmpfs> {
+    let (target, options) = s.split_once(':').unwrap_or((s, ""));
+    let mut t = layout::plan::Tmpfs {
+        target: target.to_string(),
+        size: None,
+        mode: 0o1777,
+        read_only: false,
+    };
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => t.size = Some(parse_size(v)?),
+            Some(("mode", v)) => {
+                t.mode = u32::from_str_radix(v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| {
+                        invalid!("tmpfs {target:?}: mode {v:?} is not an octal mode such as 1777")
+                    })?
+            }
+            None if o == "ro" => t.read_only = true,
+            None if o == "rw" => t.read_only = false,
+            _ => bail!("tmpfs {target:?}: unknown option {o:?}; use size=, mode=, ro or rw"),
+        }
+    }
+    check_tmpfs(&t)?;
+    Ok(t)
+}
+
+/// A tmpfs needs an absolute target.
+pub fn check_tmpfs(t: &layout::plan::Tmpfs) -> Result<()> {
+    if !t.target.starts_with('/') || t.target == "/" {
+        bail!(
+            "tmpfs target {:?} must be an absolute path inside the app, other than /",
+            t.target
+        );
+    }
+    Ok(())
+}
+
+/// A size in bytes as Docker and podman write them: a number with an optional unit `b`,
+/// `k`, `m`, `g` (powers of 1024, either case), or a quantity such as `64Mi`.
+pub fn parse_size(v: &str) -> Result<u64> {
+    let lower = v.to_ascii_lowercase();
+    let units = [("b", 1u64), ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30)];
+    for (unit, mult) in units {
+        if let Some(n) = lower.strip_suffix(unit) {
+            if let Ok(n) = n.parse::<u64>() {
+                return n
+                    .checked_mul(mult)
+                    .ok_or_else(|| invalid!("size {v:?} is too large"));
+            }
+        }
+    }
+    parse_bytes(v)
+}
+
+/// `KEY=VALUE` as `--sysctl` takes it.
+pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("sysctl {s:?} is not KEY=VALUE"),
+    }
+}
+
 fn split_suffix<'a>(s: &'a str, table: &[(&str, u64)]) -> (&'a str, u64) {
     for (suffix, mult) in table {
         if let Some(n) = s.strip_suffix(suffix) {
@@ -360,6 +501,32 @@ mod tests {
         let e = parse_duration(&format!("{}5s", "2".repeat(37))).unwrap_err();
         assert!(e.contains("longer than the longest Go duration"), "{e}");
         assert!(parse_duration("2562048h").is_err());
+    }
+
+    #[test]
+    fn ulimits_tmpfs_and_sizes() {
+        let r = parse_rlimit("nofile=4096:8192").unwrap();
+        assert_eq!((r.name.as_str(), r.soft, r.hard), ("nofile", 4096, 8192));
+        let r = parse_rlimit("nproc=512").unwrap();
+        assert_eq!((r.soft, r.hard), (512, 512));
+        assert_eq!(parse_rlimit("core=unlimited").unwrap().hard, u64::MAX);
+        for bad in ["nofile", "files=1", "nofile=9:8", "nofile=x"] {
+            assert!(parse_rlimit(bad).is_err(), "{bad}");
+        }
+        let t = parse_tmpfs("/run:size=64m,mode=755,ro").unwrap();
+        assert_eq!(
+            (t.target.as_str(), t.size, t.mode, t.read_only),
+            ("/run", Some(64 << 20), 0o755, true)
+        );
+        assert_eq!(parse_tmpfs("/tmp").unwrap().mode, 0o1777);
+        for bad in ["rel", "/", "/x:size=lots", "/x:mode=9", "/x:nosuid"] {
+            assert!(parse_tmpfs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("16Mi").unwrap(), 16 << 20);
+        assert!(parse_sysctl("net.core.somaxconn=1024").is_ok());
+        assert!(parse_sysctl("=1").is_err());
     }
 
     #[test]

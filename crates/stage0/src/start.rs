@@ -7,7 +7,7 @@
 
 use crate::error::{bail, invalid, Context, Error, Result};
 use crate::prepare::{discard, prepare_pod, save_uuid};
-use crate::spec::{AppSpec, HostsEntry, Ipc, PodSpec, RuntimeSpec};
+use crate::spec::{AppSpec, HostsEntry, Ipc, Pid, PodSpec, RuntimeSpec};
 use crate::Config;
 use layout::plan::{Net, Plan};
 use layout::pod_dir::PodDir;
@@ -64,8 +64,11 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || rt.hostname.is_some()
         || rt.interactive
         || rt.ipc != Ipc::Private
+        || rt.pid != Pid::Private
+        || !rt.sysctls.is_empty()
+        || rt.shm_size.is_some()
     {
-        bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
+        bail!("--net, --dns, --hostname, --interactive, --ipc, --pid, --sysctl and --shm-size are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -204,6 +207,9 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     plan.cgroup = layout::cgroup::pod_rel(uuid);
     plan.interactive = rt.interactive;
     plan.host_ipc = rt.ipc == Ipc::Parent;
+    plan.host_pid = rt.pid == Pid::Host;
+    plan.sysctls = sysctls(rt, &mode)?;
+    plan.shm_size = rt.shm_size;
     let written = set_network(config, &mut plan, uuid, &mode)
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {
@@ -230,6 +236,35 @@ fn lock_prepared(pod: &pod::Pod) -> Result<PodLock> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// `--sysctl`s, each a parameter of a namespace the pod has of its own: `net.*` needs a
+/// network namespace that is not the host's, the IPC ones an IPC namespace that is not.
+/// Anything else would change the host for everyone, and is refused by name.
+fn sysctls(rt: &RuntimeSpec, mode: &net::NetMode) -> Result<Vec<(String, String)>> {
+    for (key, value) in &rt.sysctls {
+        let ipc = key == "kernel.sem"
+            || key.starts_with("kernel.shm")
+            || key.starts_with("kernel.msg")
+            || key.starts_with("fs.mqueue.");
+        let net = key.starts_with("net.");
+        if !ipc && !net {
+            bail!("sysctl {key}: not a parameter of the pod's own namespaces, so it would change the host; only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.* may be set");
+        }
+        if net && matches!(mode, net::NetMode::Host) {
+            bail!("sysctl {key}: the pod shares the host's network (--net=host), so it would change the host's; give the pod a network of its own");
+        }
+        if ipc && rt.ipc == Ipc::Parent {
+            bail!("sysctl {key}: the pod shares the host's IPC namespace (--ipc=parent), so it would change the host's");
+        }
+        let bad_path = key
+            .split('.')
+            .any(|c| c.is_empty() || c == ".." || c.contains('/'));
+        if bad_path || value.contains('\n') {
+            bail!("sysctl {key}={value:?}: not a parameter name and a one-line value");
+        }
+    }
+    Ok(rt.sysctls.clone())
 }
 
 /// The plan's network: which namespace the pod init joins, and who undoes it.

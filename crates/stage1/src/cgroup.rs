@@ -16,6 +16,21 @@ pub struct Cgroups {
 }
 
 impl Cgroups {
+    /// Kills whatever is left in the pod's cgroups: with the host's PID namespace
+    /// (`--pid=host`) an app's processes outlive the pod's init.
+    pub fn kill_members(&self) {
+        let dirs: Vec<PathBuf> = self
+            .app_dirs
+            .iter()
+            .flatten()
+            .chain(&self.dirs)
+            .cloned()
+            .collect();
+        for pid in paths::processes_in(&dirs) {
+            crate::sys::kill(pid, libc::SIGKILL);
+        }
+    }
+
     /// Whether the kernel's OOM killer killed a process of the pod (v1 `memory.oom_control`,
     /// v2 `memory.events`). Read before the cgroups go.
     pub fn oom_killed(&self) -> bool {

@@ -80,7 +80,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     // The init moves itself in: see cgroup::Cgroups::join_self.
     let cgroup_files = cgroups.member_fds()?;
     let flags = libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
+        | if plan.host_pid { 0 } else { libc::CLONE_NEWPID }
         | libc::CLONE_NEWUTS
         | if plan.host_ipc { 0 } else { libc::CLONE_NEWIPC }
         | if plan.net == Net::None {
@@ -109,6 +109,9 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     write_file(&dir.pid(), &child.to_string())?;
     sys::drop_startup_pages();
     let code = forward_until_exit(child, &mask);
+    if plan.host_pid {
+        cgroups.kill_members();
+    }
     if cgroups.oom_killed() {
         // For status: an app was killed for outgrowing its memory limit (with several apps,
         // the ones that died of SIGKILL).
@@ -172,6 +175,11 @@ fn pod_init(
     cgroups: &cgroup::Cgroups,
 ) -> Result<i32, String> {
     let status = sys::open_dir(status_dir)?;
+    if plan.host_pid {
+        // Not PID 1 of a namespace: orphans of the apps would go to the host's init.
+        // They come here instead, to be reaped, and `stop` kills the pod's cgroups whole.
+        sys::become_subreaper()?;
+    }
     // The pod lock stays with the supervisor and this init, never with the apps.
     if let Some(fd) = std::env::var("RKT_LOCK_FD")
         .ok()
@@ -190,6 +198,7 @@ fn pod_init(
         })
         .collect::<Result<_, _>>()?;
     sys::sethostname(&plan.hostname)?;
+    set_sysctls(&plan.sysctls)?;
     let root = mounts::build_root(pod, plan)?;
     mounts::enter_root(&root)?;
     let chroot = plan.apps.len() > 1;
@@ -250,6 +259,17 @@ fn pod_init(
     Ok(failed.unwrap_or(0))
 }
 
+/// `--sysctl`s, written from the pod's init: it is in the pod's network and IPC namespaces
+/// already, and the kernel applies a write to those parameters to the writer's namespaces
+/// (stage0 let through only parameters of namespaces the pod has of its own).
+fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), String> {
+    for (key, value) in sysctls {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Without `--interactive` an app reads nothing from whoever started the pod: its stdin is
 /// the pod's /dev/null, as rkt's apps' was. With it, the app keeps the caller's stdin (and
 /// terminal).
@@ -280,6 +300,12 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
         // Before capabilities go: lowering it needs CAP_SYS_RESOURCE.
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             return format!("oom_score_adj: {e}");
+        }
+    }
+    // Also before capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
+    for r in &plan.rlimits {
+        if let Err(e) = sys::setrlimit(&r.name, r.soft, r.hard) {
+            return e;
         }
     }
     if let Some(keep) = &plan.caps {

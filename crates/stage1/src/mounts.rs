@@ -37,8 +37,9 @@ const DEVICES: [(&str, u32, u32, u32); 6] = [
 pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
     // Nothing we mount may propagate back to the host.
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    let shm_size = plan.shm_size.unwrap_or(DEFAULT_SHM_SIZE);
     if let [app] = plan.apps.as_slice() {
-        return build_app_root(pod, app);
+        return build_app_root(pod, app, shm_size);
     }
     let stage1 = PodDir::new(pod).stage1_rootfs();
     mkdir(&stage1)?;
@@ -51,14 +52,14 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
         "",
     )?;
     for app in &plan.apps {
-        build_app_root(pod, app)?;
+        build_app_root(pod, app, shm_size)?;
     }
     Ok(stage1)
 }
 
 /// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
 /// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
-fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
+fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, String> {
     // Stage0 made everything up to here: host paths of our own.
     let dir = PodDir::new(pod);
     let root_path = dir.app_rootfs(&plan.name);
@@ -96,11 +97,11 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
         None => format!("app {:?}", plan.name),
     };
     let root = Root::open(&root_path, &what)?;
-    mount_kernel_fs(&root)?;
+    mount_kernel_fs(&root, plan.privileged)?;
     if plan.mask_paths {
         mask_kernel_paths(&root)?;
     }
-    mount_dev(&root)?;
+    mount_dev(&root, shm_size, plan.privileged)?;
     for name in ["hostname", "hosts", "resolv.conf"] {
         let src = dir.etc().join(name);
         if src.exists() {
@@ -131,6 +132,9 @@ fn build_app_root(pod: &Path, plan: &AppPlan) -> Result<PathBuf, String> {
         // the operator gave the app on purpose (Nomad's `devices`).
         let nodev = if is_dir { libc::MS_NODEV } else { 0 };
         bind(&root, &src, &dest, target, *ro, *recursive, nodev)?;
+    }
+    for t in &plan.tmpfs {
+        mount_tmpfs(&root, t)?;
     }
     if plan.readonly_rootfs {
         let top = inroot::open_source(&root_path)?;
@@ -173,17 +177,37 @@ fn mount_on(
         .map_err(|e| format!("{shown}: {e}"))
 }
 
-fn mount_kernel_fs(root: &Root) -> Result<(), String> {
+/// /proc, and /sys read-only (writable for a privileged app).
+fn mount_kernel_fs(root: &Root, privileged: bool) -> Result<(), String> {
     let proc_ = root.mkdir_all("/proc")?;
     mount_on("proc", &proc_, "/proc", "proc", NOSUID_NODEV_NOEXEC, "")?;
     let sysfs = root.mkdir_all("/sys")?;
+    let ro = if privileged { 0 } else { libc::MS_RDONLY };
     mount_on(
         "sysfs",
         &sysfs,
         "/sys",
         "sysfs",
-        NOSUID_NODEV_NOEXEC | libc::MS_RDONLY,
+        NOSUID_NODEV_NOEXEC | ro,
         "",
+    )
+}
+
+/// `--tmpfs`: a tmpfs at a path of the app (resolved in its root), nosuid and nodev.
+fn mount_tmpfs(root: &Root, t: &layout::plan::Tmpfs) -> Result<(), String> {
+    let dest = root.mkdir_all(&t.target)?;
+    let mut data = format!("mode={:o}", t.mode);
+    if let Some(size) = t.size {
+        data.push_str(&format!(",size={size}"));
+    }
+    let ro = if t.read_only { libc::MS_RDONLY } else { 0 };
+    mount_on(
+        "tmpfs",
+        &dest,
+        &t.target,
+        "tmpfs",
+        libc::MS_NOSUID | libc::MS_NODEV | ro,
+        &data,
     )
 }
 
@@ -251,19 +275,27 @@ fn is_dir(fd: &OwnedFd) -> bool {
     rustix::fs::fstat(fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
 }
 
+/// /dev/shm's size when `--shm-size` is not given: Docker's and podman's default.
+const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// A fresh nodev tmpfs on /dev with the host's standard devices bound in, /dev/pts and
-/// /dev/shm. Everything below the tmpfs is made relative to its descriptor: it is ours, not
-/// the image's.
-fn mount_dev(root: &Root) -> Result<(), String> {
+/// /dev/shm (of `shm_size` bytes). Everything below the tmpfs is made relative to its
+/// descriptor: it is ours, not the image's. A privileged app gets the host's /dev instead,
+/// with a /dev/pts and /dev/shm of its own.
+fn mount_dev(root: &Root, shm_size: u64, privileged: bool) -> Result<(), String> {
     let dev = root.mkdir_all("/dev")?;
-    mount_on(
-        "tmpfs",
-        &dev,
-        "/dev",
-        "tmpfs",
-        NOSUID_NODEV_NOEXEC,
-        "mode=755,size=65536k",
-    )?;
+    if privileged {
+        mount_on("/dev", &dev, "/dev", "", libc::MS_BIND | libc::MS_REC, "")?;
+    } else {
+        mount_on(
+            "tmpfs",
+            &dev,
+            "/dev",
+            "tmpfs",
+            NOSUID_NODEV_NOEXEC,
+            "mode=755,size=65536k",
+        )?;
+    }
     let dev = root.resolve("/dev").map_err(|e| format!("/dev: {e}"))?;
     let dev = rustix::fs::openat(
         &dev,
@@ -272,27 +304,20 @@ fn mount_dev(root: &Root) -> Result<(), String> {
         Mode::empty(),
     )
     .map_err(|e| format!("opening the pod's /dev: {e}"))?;
+    if privileged {
+        // The host's own pts and shm are mounted there: the pod's go on top.
+        let pts = inroot::resolve_in(dev.as_fd(), "pts").map_err(|e| format!("/dev/pts: {e}"))?;
+        mount_devpts(&pts)?;
+        let shm = inroot::resolve_in(dev.as_fd(), "shm").map_err(|e| format!("/dev/shm: {e}"))?;
+        return mount_shm(&shm, shm_size);
+    }
     for (name, mode, major, minor) in DEVICES {
         bind_device(&dev, name, mode, major, minor)?;
     }
     let pts = dev_dir(&dev, "pts", 0o755)?;
-    mount_on(
-        "devpts",
-        &pts,
-        "/dev/pts",
-        "devpts",
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        "newinstance,ptmxmode=0666,mode=0620",
-    )?;
+    mount_devpts(&pts)?;
     let shm = dev_dir(&dev, "shm", 0o755)?;
-    mount_on(
-        "shm",
-        &shm,
-        "/dev/shm",
-        "tmpfs",
-        NOSUID_NODEV_NOEXEC,
-        "mode=1777,size=65536k",
-    )?;
+    mount_shm(&shm, shm_size)?;
     for (link, target) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -304,6 +329,28 @@ fn mount_dev(root: &Root) -> Result<(), String> {
             .map_err(|e| format!("creating /dev/{link}: {e}"))?;
     }
     Ok(())
+}
+
+fn mount_devpts(pts: &OwnedFd) -> Result<(), String> {
+    mount_on(
+        "devpts",
+        pts,
+        "/dev/pts",
+        "devpts",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=0620",
+    )
+}
+
+fn mount_shm(shm: &OwnedFd, size: u64) -> Result<(), String> {
+    mount_on(
+        "shm",
+        shm,
+        "/dev/shm",
+        "tmpfs",
+        NOSUID_NODEV_NOEXEC,
+        &format!("mode=1777,size={size}"),
+    )
 }
 
 /// Binds the host's /dev/NAME (checked to be the character device MAJOR:MINOR) over an

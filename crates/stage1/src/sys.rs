@@ -197,6 +197,33 @@ pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
     write_at(dir, name, "")
 }
 
+/// setrlimit(2) of the resource `ulimit` names `name` (u64::MAX is unlimited).
+pub fn setrlimit(name: &str, soft: u64, hard: u64) -> Result<(), String> {
+    let resource = layout::plan::RLIMITS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| format!("ulimit: unknown resource {name:?}"))?;
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit reads the struct we pass; the resource number is one of the kernel's.
+    if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
+        return Err(format!("ulimit {name}={soft}:{hard}: {}", err("setrlimit")));
+    }
+    Ok(())
+}
+
+/// PR_SET_CHILD_SUBREAPER: orphaned descendants are re-parented to this process.
+pub fn become_subreaper() -> Result<(), String> {
+    // SAFETY: prctl with an integer argument.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(err("prctl(PR_SET_CHILD_SUBREAPER)"));
+    }
+    Ok(())
+}
+
 pub fn sethostname(name: &str) -> Result<(), String> {
     rustix::system::sethostname(name.as_bytes()).map_err(|e| format!("sethostname: {e}"))
 }
@@ -437,5 +464,35 @@ mod tests {
         assert_eq!(mapping_header(shared), Some(None));
         assert_eq!(mapping_header("Anonymous:          0 kB"), None);
         assert_eq!(mapping_header("VmFlags: rd ex mr mw me"), None);
+    }
+}
+
+#[cfg(test)]
+mod rlimit_tests {
+    /// The plan's resource numbers are the kernel's (as libc names them).
+    #[test]
+    fn rlimit_numbers_are_the_kernels() {
+        let libc_numbers = [
+            ("core", libc::RLIMIT_CORE),
+            ("cpu", libc::RLIMIT_CPU),
+            ("data", libc::RLIMIT_DATA),
+            ("fsize", libc::RLIMIT_FSIZE),
+            ("locks", libc::RLIMIT_LOCKS),
+            ("memlock", libc::RLIMIT_MEMLOCK),
+            ("msgqueue", libc::RLIMIT_MSGQUEUE),
+            ("nice", libc::RLIMIT_NICE),
+            ("nofile", libc::RLIMIT_NOFILE),
+            ("nproc", libc::RLIMIT_NPROC),
+            ("rss", libc::RLIMIT_RSS),
+            ("rtprio", libc::RLIMIT_RTPRIO),
+            ("rttime", libc::RLIMIT_RTTIME),
+            ("sigpending", libc::RLIMIT_SIGPENDING),
+            ("stack", libc::RLIMIT_STACK),
+        ];
+        for (name, number) in layout::plan::RLIMITS {
+            let want = libc_numbers.iter().find(|(n, _)| *n == name).unwrap().1;
+            assert_eq!(number, want, "{name}");
+        }
+        assert_eq!(libc::RLIM_INFINITY, u64::MAX);
     }
 }

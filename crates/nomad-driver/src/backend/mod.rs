@@ -11,6 +11,7 @@
 pub mod exec_stream;
 pub mod fingerprint;
 pub mod image_gc;
+mod options;
 pub mod rkt;
 pub mod start;
 pub mod starting;
@@ -99,8 +100,10 @@ pub struct ExecOutput {
 pub struct Driver {
     pub rkt: Rkt,
     pub cgroup_root: PathBuf,
-    /// What the plugin's configuration allows jobs.
-    allowed: Mutex<start::Allowed>,
+    /// What the plugin's configuration allows jobs, and adds to them.
+    plugin: Mutex<start::Plugin>,
+    /// The plugin's `auth {}` and `pull_activity_timeout`, for fetches.
+    pulls: Mutex<crate::config::PullConfig>,
     /// Why the plugin's configuration cannot be used, if it cannot.
     config_error: Mutex<Option<String>>,
     /// Removes the images no task uses any more.
@@ -119,7 +122,8 @@ impl Driver {
             image_gc: image_gc::ImageGc::new(rkt.clone()),
             rkt,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
-            allowed: Mutex::new(start::Allowed::default()),
+            plugin: Mutex::new(start::Plugin::default()),
+            pulls: Mutex::new(crate::config::PullConfig::default()),
             config_error: Mutex::new(None),
             tasks: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
@@ -131,11 +135,16 @@ impl Driver {
     /// Nomad gives its own configuration to) collects images: Nomad also starts a plugin
     /// briefly to validate the configuration.
     pub fn configure(self: &Arc<Self>, config: &crate::config::PluginConfig, long_lived: bool) {
-        self.set_allowed(start::Allowed {
-            volumes: config.volumes_enabled,
-            privileged: config.allow_privileged,
-            pids_limit: config.pids_limit,
+        self.set_plugin(start::Plugin {
+            allowed: start::Allowed {
+                volumes: config.volumes_enabled,
+                privileged: config.allow_privileged,
+                pids_limit: config.pids_limit,
+            },
+            allow_caps: config.allow_caps.clone(),
+            extra_labels: config.extra_labels.clone(),
         });
+        *self.pulls.lock().expect("pulls") = config.pulls.clone();
         *self.config_error.lock().expect("config error") = None;
         if long_lived {
             // Nomad's own instance: pods of starts a killed plugin left go now, not at the
@@ -158,12 +167,16 @@ impl Driver {
         self.config_error.lock().expect("config error").clone()
     }
 
-    pub fn set_allowed(&self, allowed: start::Allowed) {
-        *self.allowed.lock().expect("allowed") = allowed;
+    pub fn set_plugin(&self, plugin: start::Plugin) {
+        *self.plugin.lock().expect("plugin") = plugin;
     }
 
-    pub fn allowed(&self) -> start::Allowed {
-        *self.allowed.lock().expect("allowed")
+    pub fn plugin(&self) -> start::Plugin {
+        self.plugin.lock().expect("plugin").clone()
+    }
+
+    pub(crate) fn pulls(&self) -> crate::config::PullConfig {
+        self.pulls.lock().expect("pulls").clone()
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -178,7 +191,7 @@ impl Driver {
         } else {
             Ok(String::new())
         };
-        fingerprint::fingerprint(root, version, self.allowed().volumes, self.problem())
+        fingerprint::fingerprint(root, version, self.plugin().allowed.volumes, self.problem())
     }
 
     /// Configuration that would fail every task: the plugin's own, or rkt's `registries.d`
@@ -231,7 +244,7 @@ impl Driver {
                 "the rkt driver's plugin configuration is invalid: {why}"
             )));
         }
-        let launch = start::launch(&opts, &spec, &self.allowed())
+        let launch = start::launch(&opts, &spec, &self.plugin())
             .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
         // A pod left by an earlier plugin killed in the middle of a start would otherwise run
         // beside this one (Nomad never got its handle): remove such pods first.

@@ -34,6 +34,82 @@ pub struct Options {
     /// The most processes the task may have: 0 for the plugin's limit (or rkt's default of
     /// 2048), -1 for no limit.
     pub pids_limit: i64,
+    // The options of Nomad's Docker driver (podman's where Docker has none), same names and
+    // meanings; README's table says which spec field and rkt flag each one is.
+    pub auth: Option<Auth>,
+    pub auth_soft_fail: bool,
+    pub force_pull: bool,
+    /// A Go duration; empty: 5m.
+    pub image_pull_timeout: String,
+    pub entrypoint: Vec<String>,
+    pub work_dir: String,
+    pub hostname: String,
+    /// `NAME:IP`.
+    pub extra_hosts: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub security_opt: Vec<String>,
+    pub ipc_mode: String,
+    pub pid_mode: String,
+    pub oom_score_adj: i64,
+    pub group_add: Vec<String>,
+    pub devices: Vec<Device>,
+    pub sysctl: BTreeMap<String, String>,
+    pub ulimit: BTreeMap<String, String>,
+    /// Bytes; 0: the default (64 MiB).
+    pub shm_size: i64,
+    pub mount: Vec<MountOption>,
+    /// Labels of the group's (or task's) ports to forward, each to its `to`.
+    pub ports: Vec<String>,
+    /// MiB; the Docker driver's memory_hard_limit (Nomad's memory_max does the same).
+    pub memory_hard_limit: i64,
+    pub cpu_hard_limit: bool,
+    /// Microseconds; 0: 100000.
+    pub cpu_cfs_period: i64,
+}
+
+/// `auth { username password server_address }`: credentials for this task's image only.
+#[derive(Clone, Default, PartialEq)]
+pub struct Auth {
+    pub username: String,
+    pub password: String,
+    pub server_address: String,
+}
+
+/// Never shows the password (task events and logs print errors and options).
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("server_address", &self.server_address)
+            .finish()
+    }
+}
+
+/// `devices = [{ host_path container_path cgroup_permissions }]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Device {
+    pub host_path: String,
+    pub container_path: String,
+    pub cgroup_permissions: String,
+}
+
+/// `mount { type source target readonly tmpfs_options { size mode } }`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MountOption {
+    /// `bind` (the default) or `tmpfs`.
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub readonly: bool,
+    /// tmpfs_options.size in bytes (0: the kernel's default).
+    pub tmpfs_size: i64,
+    /// tmpfs_options.mode (0: 1777).
+    pub tmpfs_mode: u32,
 }
 
 /// A host path Nomad asks to be mounted (host volumes, CSI) or a device.
@@ -60,6 +136,14 @@ pub struct Spec {
     pub task_ports: Option<Vec<(String, u16)>>,
     /// The group's ports (`network` at group level): label and host port.
     pub group_ports: Vec<(String, u16)>,
+    /// The group's ports with where they go in the task (`to`; 0: the same number), for
+    /// the `ports` option.
+    pub port_targets: Vec<(String, u16, u16)>,
+    /// The task's share of the node's CPU (Nomad's PercentTicks), for `cpu_hard_limit`.
+    pub percent_ticks: f64,
+    /// What `extra_labels` can name, with Nomad's label keys' last part: job_name,
+    /// task_group_name, task_name, namespace, node_name, job_id.
+    pub nomad_labels: BTreeMap<String, String>,
     pub mounts: Vec<HostPath>,
     pub devices: Vec<HostPath>,
     pub stdout_path: PathBuf,
@@ -89,6 +173,34 @@ pub struct Allowed {
     pub pids_limit: Option<u64>,
 }
 
+/// What the plugin's configuration allows jobs, and adds to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugin {
+    pub allowed: Allowed,
+    /// `allow_caps`: the capabilities a task may have, lower case without `cap_`.
+    pub allow_caps: Vec<String>,
+    /// `extra_labels`: Nomad's labels each pod gets (names, `*` wildcards).
+    pub extra_labels: Vec<String>,
+}
+
+impl Default for Plugin {
+    fn default() -> Plugin {
+        Plugin {
+            allowed: Allowed::default(),
+            allow_caps: default_allow_caps(),
+            extra_labels: Vec::new(),
+        }
+    }
+}
+
+/// appc's default capabilities (Docker's classic default set), as `allow_caps` names them.
+pub fn default_allow_caps() -> Vec<String> {
+    pod::caps::DEFAULT
+        .iter()
+        .map(|c| c.trim_start_matches("CAP_").to_ascii_lowercase())
+        .collect()
+}
+
 impl Default for Allowed {
     fn default() -> Allowed {
         Allowed {
@@ -115,7 +227,16 @@ pub struct Launch {
     pub runtime: RuntimeSpec,
     /// Whether the pod gets a network of its own (not host or none).
     pub contained: bool,
+    /// Credentials for this task's image (`auth {}`), and whether a refusal of them falls
+    /// back to fetching anonymously.
+    pub auth: Option<Auth>,
+    pub auth_soft_fail: bool,
+    /// `image_pull_timeout`: the longest a fetch may take.
+    pub pull_timeout: std::time::Duration,
 }
+
+/// `image_pull_timeout`'s default, as the Docker driver's.
+pub const DEFAULT_PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `insecure_options` values rkt 1.30 knew, and which of them weaken the pod at run time.
 const INSECURE_OPTIONS: &[(&str, bool)] = &[
@@ -135,7 +256,8 @@ const INSECURE_OPTIONS: &[(&str, bool)] = &[
 ];
 
 /// Builds the start, or says which part of the job is wrong (or not allowed here).
-pub fn launch(o: &Options, s: &Spec, allowed: &Allowed) -> Result<Launch, String> {
+pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, String> {
+    let allowed = &plugin.allowed;
     if o.image.is_empty() {
         return Err("Missing required attribute \"image\"; set config { image = \"…\" }".into());
     }
@@ -221,7 +343,7 @@ pub fn launch(o: &Options, s: &Spec, allowed: &Allowed) -> Result<Launch, String
     app.args = o.args.clone();
     let runtime = runtime(o, s)?;
     let none_net = o.net.len() == 1 && o.net[0] == "none";
-    Ok(Launch {
+    let mut launch = Launch {
         trust_prefix: (!o.trust_prefix.is_empty()).then(|| o.trust_prefix.clone()),
         insecure,
         debug: o.debug,
@@ -230,7 +352,12 @@ pub fn launch(o: &Options, s: &Spec, allowed: &Allowed) -> Result<Launch, String
         runtime,
         // Nomad knows a group network's address itself.
         contained: s.group_netns.is_none() && !host_net && !none_net,
-    })
+        auth: None,
+        auth_soft_fail: false,
+        pull_timeout: DEFAULT_PULL_TIMEOUT,
+    };
+    super::options::apply(o, s, plugin, &mut launch)?;
+    Ok(launch)
 }
 
 /// `rkt run-prepared`'s flags: DNS (the job's, else the group network's), the network.
@@ -481,8 +608,15 @@ mod tests {
         }
     }
 
+    fn with(allowed: Allowed) -> Plugin {
+        Plugin {
+            allowed,
+            ..Plugin::default()
+        }
+    }
+
     fn launch_of(o: &Options) -> Result<Launch, String> {
-        launch(o, &spec(), &Allowed::default())
+        launch(o, &spec(), &Plugin::default())
     }
 
     fn beneath(path: &str) -> VolumeKind {
@@ -568,15 +702,11 @@ mod tests {
         // allocation directory, not a second source.
         let mut o = opts();
         o.volumes = vec!["data,kind=host,source=/etc:/h1".into()];
-        let l = launch(
-            &o,
-            &spec(),
-            &Allowed {
-                volumes: false,
-                ..Allowed::default()
-            },
-        )
-        .unwrap();
+        let off = Allowed {
+            volumes: false,
+            ..Allowed::default()
+        };
+        let l = launch(&o, &spec(), &with(off)).unwrap();
         assert_eq!(l.pod.volumes[3].kind, beneath("data,kind=host,source=/etc"));
     }
 
@@ -609,7 +739,7 @@ mod tests {
                 privileged: true,
                 ..Allowed::default()
             };
-            let l = launch(&o, &spec(), &allowed).unwrap();
+            let l = launch(&o, &spec(), &with(allowed)).unwrap();
             let i = l.insecure;
             assert!(i.capabilities || i.paths || i.seccomp, "{opt}");
         }
@@ -653,7 +783,7 @@ mod tests {
                 pids_limit: cap,
                 ..Allowed::default()
             };
-            launch(&o, &spec(), &allowed).map(|l| l.app.pids_limit)
+            launch(&o, &spec(), &with(allowed)).map(|l| l.app.pids_limit)
         };
         assert_eq!(limit(0, None).unwrap(), PidsLimit::Default, "rkt's default");
         assert_eq!(limit(100, None).unwrap(), PidsLimit::Max(100));
@@ -709,10 +839,10 @@ mod tests {
             volumes: false,
             ..Allowed::default()
         };
-        let e = launch(&o, &spec(), &off).unwrap_err();
+        let e = launch(&o, &spec(), &with(off)).unwrap_err();
         assert!(e.starts_with("volumes_enabled is false; cannot use rkt volumes: [\"/etc/ssl:/etc/ssl:readOnly\"]"), "{e}");
         o.volumes = vec!["data:/data".into()];
-        assert!(launch(&o, &spec(), &off).is_ok());
+        assert!(launch(&o, &spec(), &with(off)).is_ok());
         for bad in [
             "../../etc:/x",
             "a/../../b:/x",
@@ -736,7 +866,7 @@ mod tests {
             vec!["svc".into()],
             vec!["ndots:2".into()],
         ));
-        let l = launch(&opts(), &s, &Allowed::default()).unwrap();
+        let l = launch(&opts(), &s, &Plugin::default()).unwrap();
         assert!(l.pod.ports.is_empty(), "Nomad maps group ports");
         let rt = &l.runtime;
         assert_eq!(rt.dns_opt, ["ndots:2"]);
@@ -749,12 +879,12 @@ mod tests {
         assert!(!l.contained);
         let mut o = opts();
         o.net = vec!["default".into()];
-        assert!(launch(&o, &s, &Allowed::default())
+        assert!(launch(&o, &s, &Plugin::default())
             .unwrap_err()
             .contains("cannot be used in a group with its own network"));
         o.net.clear();
         o.dns_servers = vec!["1.1.1.1".into()];
-        let rt = launch(&o, &s, &Allowed::default()).unwrap().runtime;
+        let rt = launch(&o, &s, &Plugin::default()).unwrap().runtime;
         assert_eq!(rt.dns, ["1.1.1.1"]);
     }
 
@@ -764,22 +894,22 @@ mod tests {
         let mut o = opts();
         let allowed = Allowed::default();
         o.port_map.insert("metrics".into(), "9100-tcp".into());
-        let e = launch(&o, &s, &allowed).unwrap_err();
+        let e = launch(&o, &s, &with(allowed)).unwrap_err();
         assert!(
             e.contains("port_map label \"metrics\" is not a port of the task's network"),
             "{e}"
         );
         let o = opts();
         s.task_ports = Some(vec![("http".into(), 8080), ("admin".into(), 9000)]);
-        let e = launch(&o, &s, &allowed).unwrap_err();
+        let e = launch(&o, &s, &with(allowed)).unwrap_err();
         assert!(e.starts_with("port_map is not set."), "{e}");
         s.task_ports = None;
         assert_eq!(
-            launch(&o, &s, &allowed).unwrap_err(),
+            launch(&o, &s, &with(allowed)).unwrap_err(),
             "Trying to map ports but no network interface is available"
         );
         s.group_ports = vec![("http".into(), 25000), ("other".into(), 25001)];
-        let l = launch(&o, &s, &allowed).unwrap();
+        let l = launch(&o, &s, &with(allowed)).unwrap();
         assert_eq!(l.pod.ports[0].host_port, 25000);
     }
 }

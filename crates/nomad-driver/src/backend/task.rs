@@ -177,6 +177,7 @@ pub(super) async fn launch(
     let mut config = d.rkt.stage0_config();
     config.insecure = launch.insecure;
     config.debug = launch.debug;
+    pull_settings(&mut config, &launch, &d.pulls())?;
     if let Some(prefix) = &launch.trust_prefix {
         trust(&config, prefix).await?;
     }
@@ -234,6 +235,59 @@ pub(super) async fn launch(
         waiter.finish(exit);
     });
     Ok(task)
+}
+
+/// How this task's image is fetched: the task's `auth {}` for its registry (and the
+/// `server_address` it names), the plugin's Docker credentials, `auth_soft_fail`, and the
+/// two timeouts. Credentials stay in this process's memory: never written, never logged.
+fn pull_settings(
+    config: &mut stage0::Config,
+    launch: &Launch,
+    pulls: &crate::config::PullConfig,
+) -> Result<(), Error> {
+    config.pull_timeout = Some(launch.pull_timeout);
+    config.pull_activity_timeout = Some(pulls.activity_timeout);
+    config.auth.soft_fail = launch.auth_soft_fail;
+    if pulls.auth_config.is_some() || pulls.auth_helper.is_some() {
+        config.auth.docker = Some(image::docker_config::DockerCredentials {
+            config: pulls.auth_config.clone(),
+            helper: pulls.auth_helper.clone(),
+        });
+    }
+    let Some(auth) = &launch.auth else {
+        return Ok(());
+    };
+    let credential = image::auth::Credential::Basic {
+        user: auth.username.clone(),
+        password: auth.password.clone(),
+    };
+    let registries = config
+        .registries()
+        .map_err(|e| Error::fatal(format!("auth: {e}")))?;
+    let mut hosts = Vec::new();
+    if let Ok(r) = registries.reference(&launch.app.image) {
+        hosts.push(r.registry);
+    }
+    let server = auth.server_address.trim();
+    if !server.is_empty() {
+        let host = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        hosts.push(host.to_string());
+    }
+    if hosts.is_empty() {
+        return Err(Error::fatal(format!(
+            "auth: image {:?} is not a Docker image from a registry; auth applies to those",
+            launch.app.image
+        )));
+    }
+    for host in hosts {
+        config.auth.given.push((host, credential.clone()));
+    }
+    Ok(())
 }
 
 /// Runs `work` on a thread of its own: stage0 blocks, and runs a runtime of its own for

@@ -71,6 +71,42 @@ pub(super) fn exit_result(e: &backend::ExitInfo) -> d::ExitResult {
     }
 }
 
+/// The names `extra_labels` can pick, with their values: from the task's configuration
+/// (Nomad 1.1+ sends job_id, namespace and node_name), else from its environment, and the
+/// node's name from the host's (Nomad's default node name).
+fn nomad_labels(t: &d::TaskConfig) -> std::collections::BTreeMap<String, String> {
+    let env = |k: &str| t.env.get(k).cloned().unwrap_or_default();
+    let or = |v: &str, fallback: String| {
+        if v.is_empty() {
+            fallback
+        } else {
+            v.to_string()
+        }
+    };
+    let node = or(
+        &t.node_name,
+        rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    );
+    [
+        ("job_name", or(&t.job_name, env("NOMAD_JOB_NAME"))),
+        (
+            "task_group_name",
+            or(&t.task_group_name, env("NOMAD_GROUP_NAME")),
+        ),
+        ("task_name", t.name.clone()),
+        ("namespace", or(&t.namespace, env("NOMAD_NAMESPACE"))),
+        ("node_name", node),
+        ("job_id", or(&t.job_id, env("NOMAD_JOB_ID"))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .filter(|(_, v)| !v.is_empty())
+    .collect()
+}
+
 /// What the backend needs from Nomad's task configuration.
 pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
     let res = t.resources.clone().unwrap_or_default();
@@ -109,6 +145,13 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
             .iter()
             .map(|p| (p.label.clone(), p.value as u16))
             .collect(),
+        port_targets: res
+            .ports
+            .iter()
+            .map(|p| (p.label.clone(), p.value as u16, p.to.max(0) as u16))
+            .collect(),
+        nomad_labels: nomad_labels(t),
+        percent_ticks: linux.percent_ticks,
         mounts: t
             .mounts
             .iter()

@@ -12,8 +12,8 @@ pub struct RuntimeArgs {
     /// (NAME:K=V;K=V passes CNI_ARGS); a bare --net means default
     #[arg(long, value_delimiter = ',', num_args = 0..=1, require_equals = true, default_missing_value = "default")]
     pub net: Vec<String>,
-    /// DNS server IPs, or "host" or "none"
-    #[arg(long)]
+    /// DNS server IPs, or "host" or "none" (repeated, or comma-separated)
+    #[arg(long, value_delimiter = ',')]
     pub dns: Vec<String>,
     #[arg(long = "dns-search")]
     pub dns_search: Vec<String>,
@@ -24,8 +24,8 @@ pub struct RuntimeArgs {
     /// The pod's hostname (default rkt-<uuid>)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// IP=HOST entries for /etc/hosts, or "host"
-    #[arg(long = "hosts-entry", value_parser = |v: &str| rkt::grammar::hosts_entry(v).map_err(|e| e.to_string()))]
+    /// IP=HOST entries for /etc/hosts, or "host" (repeated, or comma-separated)
+    #[arg(long = "hosts-entry", value_delimiter = ',', value_parser = |v: &str| rkt::grammar::hosts_entry(v).map_err(|e| e.to_string()))]
     pub hosts_entries: Vec<stage0::spec::HostsEntry>,
     /// Join this existing network namespace instead of making one (not an rkt 1.30 flag:
     /// nomad-driver-rkt uses it for Nomad's group networks)
@@ -37,8 +37,18 @@ pub struct RuntimeArgs {
     /// The pod's IPC namespace: auto or private (its own), or parent (the host's)
     #[arg(long, default_value = "auto", value_parser = |v: &str| rkt::grammar::ipc(v).map_err(|e| e.to_string()))]
     pub ipc: stage0::spec::Ipc,
+    /// The pod's PID namespace: private (its own) or host; not an rkt 1.30 flag
+    #[arg(long, default_value = "private", value_parser = |v: &str| rkt::grammar::pid(v).map_err(|e| e.to_string()))]
+    pub pid: stage0::spec::Pid,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub mds_register: bool,
+    /// KEY=VALUE: a kernel parameter of the pod's own namespaces (net.*, kernel.shm*,
+    /// kernel.msg*, kernel.sem, fs.mqueue.*); not an rkt 1.30 flag
+    #[arg(long, value_parser = |v: &str| stage0::spec::parse_sysctl(v).map_err(|e| e.to_string()))]
+    pub sysctl: Vec<(String, String)>,
+    /// The size of the pod's /dev/shm (64m by default); not an rkt 1.30 flag
+    #[arg(long = "shm-size", value_parser = |v: &str| stage0::spec::parse_size(v).map_err(|e| e.to_string()))]
+    pub shm_size: Option<u64>,
 }
 
 impl RuntimeArgs {
@@ -54,7 +64,10 @@ impl RuntimeArgs {
             net_namespace: self.net_namespace.clone(),
             interactive: self.interactive,
             ipc: self.ipc,
+            pid: self.pid,
             mds_register: self.mds_register,
+            sysctls: self.sysctl.clone(),
+            shm_size: self.shm_size,
         }
     }
 }
