@@ -23,6 +23,10 @@
 #                          /bin/busybox, /bin/sh, /bin/cat, /bin/ls, /etc/base-file,
 #                          /etc/app-file (so /junk goes)
 #   cycle-a.aci, cycle-b.aci   aci.test/cycle-a depends on aci.test/cycle-b and back
+#   isolated.aci           aci.test/isolated: busybox with isolators of its own (memory 48Mi,
+#                          cpu 300m, capabilities retain-set CAP_CHOWN and CAP_KILL, seccomp
+#                          remove-set uname with errno ENOSYS, no-new-privileges,
+#                          oom-score-adj 300, cpu-shares 256); exec sleeps
 #   etcd.aci               coreos.com/etcd, version v2.0.4: a stand-in for the page's example
 #                          whose /etcd prints "etcd stand-in v2.0.4 serving" and sleeps
 #   evil-*.aci             hostile archives (see evil_aci.py), signed by signer
@@ -124,6 +128,19 @@ for x in a b; do
   manifest "aci.test/cycle-$x" 1.0 '' ",\"dependencies\":[{\"imageName\":\"aci.test/cycle-$y\"}]" >"$W/cycle-$x/manifest"
   run actool build "$W/cycle-$x" "$work/cycle-$x.aci"
 done
+layout "$W/isolated"
+ln -s busybox "$W/isolated/rootfs/bin/grep"
+ln -s busybox "$W/isolated/rootfs/bin/uname"
+manifest aci.test/isolated 1.0 ',"isolators":[
+  {"name":"resource/memory","value":{"limit":"48Mi"}},
+  {"name":"resource/cpu","value":{"limit":"300m"}},
+  {"name":"os/linux/capabilities-retain-set","value":{"set":["CAP_CHOWN","CAP_KILL"]}},
+  {"name":"os/linux/seccomp-remove-set","value":{"set":["uname"],"errno":"ENOSYS"}},
+  {"name":"os/linux/no-new-privileges","value":true},
+  {"name":"os/linux/oom-score-adj","value":300},
+  {"name":"os/linux/cpu-shares","value":256}]' '' >"$W/isolated/manifest"
+run actool build "$W/isolated" "$work/isolated.aci"
+
 # A stand-in for the documentation page's coreos.com/etcd:v2.0.4 (examples/etcd.nomad):
 # /etcd says so and stays up.
 layout "$W/etcd"

@@ -6,7 +6,8 @@ Usage: discovery_server.py PORTFILE ROUTES.json IP CERT KEY [PORT]
 Listens on IP:PORT (443 by default: discovery URLs carry no port), with CERT and KEY. Each
 request is looked up in ROUTES by "HOST/PATH" plus "?QUERY" when there is one, HOST
 without a port; a route is {"file": PATH}, {"body": TEXT}, {"redirect": URL} or
-{"status": CODE}. Anything else is a 404. Every request is logged to PORTFILE.log as
+{"status": CODE}, and may say {"authorization": VALUE}: then a request without exactly that
+Authorization header gets a 401. Anything else is a 404. Every request is logged to PORTFILE.log as
 "HOST/PATH?QUERY". Writes the port to PORTFILE once listening. ROUTES is re-read on every
 request, so a test may change it while the server runs.
 """
@@ -30,6 +31,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             route = json.load(f).get(wanted)
         if route is None:
             return self.answer(404, b"not found\n")
+        if "authorization" in route and self.headers.get("Authorization") != route["authorization"]:
+            return self.answer(401, b"unauthorized\n")
         if "redirect" in route:
             self.send_response(302)
             self.send_header("Location", route["redirect"])

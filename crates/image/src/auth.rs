@@ -16,7 +16,7 @@
 use crate::error::{Context, Error, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -42,6 +42,9 @@ pub struct Credentials {
     /// Given for one operation (a Nomad task's `auth {}`), ahead of everything else.
     given: HashMap<String, Credential>,
     docker: Option<crate::docker_config::DockerCredentials>,
+    /// Registries an `auth.d` file gives credentials for that this rkt cannot use (type
+    /// `aws`), with why: fetches from them fail, saying so; others are not affected.
+    unusable: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -72,10 +75,11 @@ struct UserPassword {
 }
 
 impl Credentials {
-    /// Loads `auth.d` from the system directory, then the local one (which wins).
-    pub fn load(system_config: &Path, local_config: &Path) -> Result<Self> {
+    /// Loads `auth.d` from each configuration directory in `dirs` (system, local, user: a
+    /// later one wins).
+    pub fn load(dirs: &[PathBuf]) -> Result<Self> {
         let mut creds = Credentials::default();
-        for dir in [system_config, local_config] {
+        for dir in dirs {
             creds.load_dir(&dir.join("auth.d"))?;
         }
         Ok(creds)
@@ -92,6 +96,9 @@ impl Credentials {
                 return Ok(Some(c));
             }
         }
+        if let Some(why) = self.unusable.get(host) {
+            return Err(Error::config(why.clone()));
+        }
         Ok(self.by_host.get(host).cloned())
     }
 
@@ -106,6 +113,7 @@ impl Credentials {
     }
 
     fn insert(&mut self, host: &str, cred: Credential) {
+        self.unusable.remove(host);
         self.by_host.insert(host.to_string(), cred);
     }
 
@@ -123,7 +131,7 @@ impl Credentials {
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            self.parse_file(&text).map_err(|e| {
+            self.parse_file(&text, &file).map_err(|e| {
                 Error::config(format!(
                     "invalid credentials file {}; expected rktKind \"dockerAuth\" or \"auth\", rktVersion \"v1\": {e}",
                     file.display()
@@ -136,10 +144,10 @@ impl Credentials {
     /// One `auth.d` file's text, for the fuzz target (`fuzz/`). Not an API.
     #[doc(hidden)]
     pub fn fuzz_file(&mut self, text: &str) -> Result<()> {
-        self.parse_file(text)
+        self.parse_file(text, Path::new("fuzz.json"))
     }
 
-    fn parse_file(&mut self, text: &str) -> Result<()> {
+    fn parse_file(&mut self, text: &str, file: &Path) -> Result<()> {
         let header: Header = serde_json::from_str(text)?;
         if header.rkt_version != "v1" {
             return Err(Error::config(format!(
@@ -176,9 +184,19 @@ impl Credentials {
                             .ok_or_else(|| Error::config("oauth credentials need a \"token\""))?;
                         Credential::Bearer(token.to_string())
                     }
+                    "aws" => {
+                        let why = format!(
+                            "{} gives AWS (ECR) credentials for these registries, and this rkt cannot exchange them for a registry token yet; give a dockerAuth entry with user AWS and the password of `aws ecr get-login-password` instead",
+                            file.display()
+                        );
+                        for d in a.domains {
+                            self.unusable.insert(d, why.clone());
+                        }
+                        return Ok(());
+                    }
                     other => {
                         return Err(Error::config(format!(
-                            "unsupported auth type {other:?} (basic and oauth are)"
+                            "unsupported auth type {other:?} (basic, oauth and aws are)"
                         )))
                     }
                 };
@@ -212,7 +230,7 @@ mod tests {
             r#"{"rktKind":"auth","rktVersion":"v1","domains":["r:5000"],"type":"basic","credentials":{"user":"loc","password":"y"}}"#,
         )
         .unwrap();
-        let c = Credentials::load(sys.path(), local.path()).unwrap();
+        let c = Credentials::load(&[sys.path().into(), local.path().into()]).unwrap();
         assert_eq!(
             c.get("r:5000").unwrap(),
             Some(Credential::Basic {
@@ -242,7 +260,7 @@ mod tests {
             r#"{"rktKind":"nope","rktVersion":"v1"}"#,
         )
         .unwrap();
-        let e = Credentials::load(Path::new("/nonexistent"), d.path()).unwrap_err();
+        let e = Credentials::load(&["/nonexistent".into(), d.path().into()]).unwrap_err();
         assert!(format!("{e:#}").contains("z.json"), "{e:#}");
     }
 }

@@ -102,6 +102,9 @@ pub struct Fetcher {
     /// Credentials a registry refuses are dropped and the fetch tried again anonymously
     /// (Nomad's `auth_soft_fail`), for public images behind a shared configuration.
     pub auth_soft_fail: bool,
+    /// `--trust-keys-from-https`: trust the keys an ACI's discovery publishes over HTTPS
+    /// when none is trusted for its name.
+    pub trust_keys_from_https: bool,
 }
 
 #[derive(Deserialize)]

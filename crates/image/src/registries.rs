@@ -110,10 +110,11 @@ impl fmt::Display for ConfigError {
 }
 
 impl Registries {
-    /// Loads `registries.d` from the system directory, then the local one (which wins).
-    pub fn load(system_config: &Path, local_config: &Path) -> Result<Registries, ConfigError> {
+    /// Loads `registries.d` from each configuration directory in `dirs` (system, local,
+    /// user: a later one wins).
+    pub fn load(dirs: &[std::path::PathBuf]) -> Result<Registries, ConfigError> {
         let mut r = Registries::default();
-        for dir in [system_config, local_config] {
+        for dir in dirs {
             r.load_dir(&dir.join("registries.d"))?;
         }
         Ok(r)
@@ -568,7 +569,7 @@ mod tests {
         );
         // Not JSON by name: ignored.
         std::fs::write(local.path().join("registries.d/notes.txt"), "{").unwrap();
-        let r = Registries::load(sys.path(), local.path()).unwrap();
+        let r = Registries::load(&[sys.path().into(), local.path().into()]).unwrap();
         assert_eq!(r.default_registry(), "127.0.0.1:5000");
         assert_eq!(
             r.default_registry_file(),
@@ -576,7 +577,7 @@ mod tests {
         );
         assert_eq!(r.settings("q.io").unwrap().mirrors[0].host, "local-mirror");
         assert_eq!(r.settings("docker.io").unwrap().mirrors[0].host, "m1");
-        let none = Registries::load(Path::new("/nonexistent"), Path::new("/nonexistent")).unwrap();
+        let none = Registries::load(&["/nonexistent".into(), "/nonexistent".into()]).unwrap();
         assert_eq!(none.default_registry(), DOCKER_HUB);
     }
 
@@ -728,7 +729,7 @@ mod tests {
             format!("{{ {HEAD},\n  \"defaultRegistry\": 5000\n}}"),
         )
         .unwrap();
-        let e = Registries::load(Path::new("/nonexistent"), d.path()).unwrap_err();
+        let e = Registries::load(&["/nonexistent".into(), d.path().into()]).unwrap_err();
         assert_eq!(e.file, d.path().join("registries.d/20-bad.json"));
         assert_eq!(e.line, 2);
         assert!(e.message.contains("invalid type: integer `5000`"), "{e}");

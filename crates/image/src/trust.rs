@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 /// The trusted keys of one rkt configuration.
 #[derive(Debug, Clone)]
 pub struct Keystore {
-    system_config: PathBuf,
+    /// Where keys are read, lowest precedence first (system, local, user).
+    dirs: Vec<PathBuf>,
+    /// Where `rkt trust` stores keys: the local configuration.
     local_config: PathBuf,
 }
 
@@ -51,9 +53,10 @@ impl Verified {
 }
 
 impl Keystore {
-    pub fn new(system_config: &Path, local_config: &Path) -> Keystore {
+    /// Keys read from `dirs` (lowest precedence first), stored into `local_config`.
+    pub fn new(dirs: &[PathBuf], local_config: &Path) -> Keystore {
         Keystore {
-            system_config: system_config.to_path_buf(),
+            dirs: dirs.to_vec(),
             local_config: local_config.to_path_buf(),
         }
     }
@@ -82,7 +85,7 @@ impl Keystore {
         crate::aci::validate::ac_identifier(name)
             .map_err(|e| Error::refused(format!("image name: {e}")))?;
         let mut dirs = Vec::new();
-        for config in [&self.system_config, &self.local_config] {
+        for config in &self.dirs {
             let base = Self::dir(config);
             dirs.push(base.join("root.d"));
             let mut prefix = PathBuf::new();

@@ -109,10 +109,12 @@ pub fn builtin_restricted() -> Value {
         "ipam": {"type": "host-local", "subnet": "172.31.0.0/16"}})
 }
 
-/// Resolves the requested networks against the configuration directories. `all` means every
-/// configured network plus `default`, as in rkt.
-pub fn load(local: &Path, system: &Path, requests: &[Request]) -> Result<Vec<NetConf>> {
-    let files = config_files(&[local.join("net.d"), system.join("net.d")])?;
+/// Resolves the requested networks against the configuration directories `dirs` (system,
+/// local, user: a later one wins). `all` means every configured network plus `default`, as
+/// in rkt.
+pub fn load(dirs: &[std::path::PathBuf], requests: &[Request]) -> Result<Vec<NetConf>> {
+    let net_dirs: Vec<std::path::PathBuf> = dirs.iter().rev().map(|d| d.join("net.d")).collect();
+    let files = config_files(&net_dirs)?;
     let mut custom: Vec<NetConf> = Vec::new();
     for f in &files {
         let conf = read_conf(f)?;
@@ -155,10 +157,13 @@ pub fn load(local: &Path, system: &Path, requests: &[Request]) -> Result<Vec<Net
             let mut known: Vec<String> = custom.iter().map(|c| c.name.clone()).collect();
             known.extend(["default".into(), "default-restricted".into()]);
             err(format!(
-                "network {:?} not found: no such file in {} or {}; known networks: {}",
+                "network {:?} not found: no such file in {}; known networks: {}",
                 r.name,
-                local.join("net.d").display(),
-                system.join("net.d").display(),
+                net_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 known.join(", ")
             ))
         })?;
@@ -279,10 +284,10 @@ mod tests {
         w(&local, "10-a.conf", "a");
         w(&system, "10-a.conf", "shadowed");
         w(&system, "05-c.conf", "c");
-        let all = load(&local, &system, &[request("all")]).unwrap();
+        let all = load(&[system.clone(), local.clone()], &[request("all")]).unwrap();
         let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["c", "a", "b", "default"]);
-        let e = load(&local, &system, &[request("nope")])
+        let e = load(&[system.clone(), local.clone()], &[request("nope")])
             .unwrap_err()
             .to_string();
         assert!(
@@ -290,7 +295,7 @@ mod tests {
             "{e}"
         );
         std::fs::write(local.join("net.d/30-bad.conf"), "{").unwrap();
-        let e = load(&local, &system, &[request("a")])
+        let e = load(&[system.clone(), local.clone()], &[request("a")])
             .unwrap_err()
             .to_string();
         assert!(e.contains("30-bad.conf is not valid JSON"), "{e}");

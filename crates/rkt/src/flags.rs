@@ -9,23 +9,25 @@ pub struct GlobalArgs {
     /// Print out more debug information to stderr
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
     pub debug: bool,
-    /// rkt data directory
-    #[arg(long, global = true, default_value = layout::DEFAULT_DIR)]
-    pub dir: PathBuf,
+    /// rkt data directory (default: paths.d's "data", else /var/lib/rkt)
+    #[arg(long, global = true)]
+    pub dir: Option<PathBuf>,
     /// Local configuration directory
     #[arg(long = "local-config", global = true, default_value = layout::DEFAULT_LOCAL_CONFIG)]
     pub local_config: PathBuf,
     /// System configuration directory
     #[arg(long = "system-config", global = true, default_value = layout::DEFAULT_SYSTEM_CONFIG)]
     pub system_config: PathBuf,
-    /// User configuration directory (accepted for compatibility)
-    #[arg(long = "user-config", global = true, default_value = "")]
-    pub user_config: String,
+    /// User configuration directory, read after the local one (auth.d, net.d, registries.d,
+    /// trustedkeys, paths.d)
+    #[arg(long = "user-config", global = true)]
+    pub user_config: Option<PathBuf>,
     /// Comma-separated list of security features to disable: none, image, tls, ondisk, http,
     /// pubkey, capabilities, paths, seccomp, run, all-fetch, all-run, all
     #[arg(long = "insecure-options", global = true, default_value = "none", value_parser = InsecureOptions::parse)]
     pub insecure_options: InsecureOptions,
-    /// Automatically trust gpg keys fetched from https (accepted for compatibility)
+    /// Trust the keys an ACI's discovery publishes over HTTPS, without review, when none is
+    /// trusted for its name
     #[arg(long = "trust-keys-from-https", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool, default_value = "false")]
     pub trust_keys_from_https: bool,
 }
@@ -34,6 +36,11 @@ pub use stage0::spec::{parse_bool, parse_duration};
 pub use stage0::InsecureOptions;
 
 impl GlobalArgs {
+    /// rkt's data directory: `--dir`, else `paths.d`'s `data`, else /var/lib/rkt.
+    pub fn data_dir(&self) -> Result<PathBuf> {
+        Ok(self.config()?.dir)
+    }
+
     /// What stage0 works with: these flags, progress bars on stderr, and the registry
     /// timeout from `RKT_REGISTRY_TIMEOUT` (not an rkt flag: lets tests and impatient
     /// operators bound how long a silent registry is waited for; a Go duration or seconds).
@@ -50,9 +57,19 @@ impl GlobalArgs {
             ),
             Err(_) => None,
         };
-        let mut config = stage0::Config::new(&self.dir);
+        let mut config = stage0::Config::new(layout::DEFAULT_DIR);
         config.local_config = self.local_config.clone();
         config.system_config = self.system_config.clone();
+        config.user_config = self
+            .user_config
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty());
+        config.trust_keys_from_https = self.trust_keys_from_https;
+        config.dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => stage0::config::data_dir_from_paths(&config.config_dirs())?
+                .unwrap_or_else(|| layout::DEFAULT_DIR.into()),
+        };
         config.insecure = self.insecure_options;
         config.debug = self.debug;
         config.progress = std::sync::Arc::from(crate::progress::for_stderr());

@@ -42,7 +42,6 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "pod-manifest",
     "ipc",
     "private-users",
-    "signature",
     "user-annotation",
     "user-label",
     "stdin",
@@ -94,6 +93,7 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "entrypoint",
     "ulimit",
     "tmpfs",
+    "signature",
 ];
 
 /// The words after `rkt run` or `rkt prepare`, as typed specs.
@@ -230,9 +230,6 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
             bail!("--{name}: this rkt's stage1 is built in (rkt-stage1 beside rkt); other stage1 images cannot be used")
         }
-        "signature" => bail!(
-            "--signature: signatures are checked for ACI images, which this rkt cannot fetch yet; Docker images need none (--insecure-options=image)"
-        ),
         "stdin" | "stdout" | "stderr" => bail!(
             "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
         ),
@@ -266,6 +263,7 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
         "entrypoint" => app.entrypoint = Some(entrypoint(&v)?),
         "ulimit" => app.rlimits.push(stage0::spec::parse_rlimit(&v)?),
         "tmpfs" => app.tmpfs.push(stage0::spec::parse_tmpfs(&v)?),
+        "signature" => app.signature = Some(PathBuf::from(v)),
         "working-dir" => app.working_dir = Some(v),
         "memory" => app.memory = Some(parse_bytes(&v)?),
         "cpu" => app.cpu_millicores = Some(parse_millicores(&v)?),

@@ -592,3 +592,86 @@ fn system_keys_are_trusted_and_an_empty_local_file_masks_one() {
         stderr_of(&out)
     );
 }
+
+/// An ACI's own isolators (`isolated.aci`: memory, CPU, capabilities, seccomp,
+/// no_new_privs, OOM score, CPU shares) reach the app; the command line's flags win.
+#[test]
+fn an_acis_isolators_apply_and_the_flags_win() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new(); // --insecure-options=image
+    let script = "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; \
+                  echo oom=$(cat /proc/self/oom_score_adj); echo uname=$(uname -s)";
+    let run = |flags: &[&str]| {
+        let image = fxs("isolated.aci");
+        let mut args = vec!["run", "--net=none", image.as_str()];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["--exec=/bin/sh", "--", "-c", script]);
+        let o = rkt.run(&args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{out}\n{}", stderr_of(&o));
+        let uuid = rkt.ok(&["list", "--no-legend", "--full"]);
+        let uuid = uuid
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let manifest: serde_json::Value =
+            serde_json::from_str(&rkt.ok(&["cat-manifest", &uuid])).unwrap();
+        rkt.ok(&["rm", &uuid]);
+        (out, manifest["apps"][0]["app"]["isolators"].to_string())
+    };
+    let (out, isolators) = run(&[]);
+    // CAP_CHOWN (0) and CAP_KILL (5).
+    assert!(out.contains("CapEff:\t0000000000000021"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("oom=300"), "{out}");
+    // uname(2) fails (ENOSYS, not a kill), so busybox prints nothing for it.
+    assert!(out.contains("uname=\n"), "uname refused: {out}");
+    assert!(isolators.contains("50331648"), "48Mi recorded: {isolators}");
+    assert!(isolators.contains("300m"), "{isolators}");
+    let (out, isolators) = run(&[
+        "--memory=32Mi",
+        "--caps-retain=CAP_KILL",
+        "--oom-score-adj=100",
+        "--seccomp=mode=retain,@rkt/default-whitelist",
+    ]);
+    assert!(out.contains("uname=Linux"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000020"), "{out}");
+    assert!(out.contains("oom=100"), "{out}");
+    assert!(isolators.contains("33554432"), "{isolators}");
+}
+
+/// `--signature` after an image of `run` and `prepare`, as on `fetch`: the signature file
+/// that image is checked against.
+#[test]
+fn run_and_prepare_take_a_signature_file() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = verifying();
+    trust(&rkt, "aci.test/hello", "signer");
+    // The ACI alone, its signature elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let aci = dir.path().join("hello.aci");
+    std::fs::copy(fx("hello.aci"), &aci).unwrap();
+    let aci = aci.display().to_string();
+    let err = rkt.fails(&["run", "--net=none", &aci]);
+    assert!(err.contains("no signature found"), "{err}");
+    let wrong = format!("--signature={}", fxs("hello-other.asc"));
+    let err = rkt.fails(&["prepare", &aci, &wrong]);
+    assert!(err.contains("signature"), "{err}");
+    let right = format!("--signature={}", fxs("hello.aci.asc"));
+    let o = rkt.run(&["run", "--net=none", &aci, &right]);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello from aci"));
+    let err = rkt.fails(&["run", "docker://127.0.0.1:1/x:1", &right]);
+    assert!(
+        err.contains("signatures are checked for ACI images"),
+        "{err}"
+    );
+}

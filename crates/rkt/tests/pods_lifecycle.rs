@@ -438,3 +438,65 @@ fn bad_input_is_refused_and_leaves_no_pod() {
         .ok(&["status", uuid.trim()])
         .starts_with("state=prepared"));
 }
+
+/// `rkt enter` on a terminal whose caller types at once (as an executor that allocated the
+/// terminal and writes straight away): each line is echoed once, by whichever terminal was
+/// echoing when it came, never by both.
+#[test]
+fn enter_on_a_terminal_echoes_early_input_once() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let (mut pod, uuid) = start_pod(&rkt, &[], &["--exec", "/bin/sleep", "--", "60"]);
+    // A terminal as callers have them: cooked, echoing.
+    let master = libc_pty();
+    let slave_name = std::ffi::CStr::from_bytes_until_nul(&master.1)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&slave_name)
+        .unwrap();
+    let mut child = rkt
+        .cmd()
+        .args(["enter", &uuid, "/bin/cat"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut m = std::fs::File::from(master.0);
+    m.write_all(b"early-line\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    m.write_all(b"late-line\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    rustix::fs::fcntl_setfl(m.as_fd(), rustix::fs::OFlags::NONBLOCK).unwrap();
+    let mut out = Vec::new();
+    let _ = m.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    // Once echoed, once written back by cat.
+    assert_eq!(out.matches("early-line").count(), 2, "{out:?}");
+    assert_eq!(out.matches("late-line").count(), 2, "{out:?}");
+    child.kill().ok();
+    child.wait().ok();
+    rkt.ok(&["stop", "--force", &uuid]);
+    pod.wait().unwrap();
+}
+
+/// A pseudo-terminal: its master, and its slave's name (NUL-terminated).
+fn libc_pty() -> (std::os::fd::OwnedFd, Vec<u8>) {
+    use rustix::pty::OpenptFlags;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .unwrap();
+    rustix::pty::grantpt(&master).unwrap();
+    rustix::pty::unlockpt(&master).unwrap();
+    let name = rustix::pty::ptsname(&master, Vec::new()).unwrap();
+    (master, name.into_bytes_with_nul())
+}

@@ -16,6 +16,10 @@ pub struct Config {
     /// net.d, auth.d, registries.d.
     pub local_config: PathBuf,
     pub system_config: PathBuf,
+    /// `--user-config`: a third configuration directory, over the local one.
+    pub user_config: Option<PathBuf>,
+    /// `--trust-keys-from-https`.
+    pub trust_keys_from_https: bool,
     pub insecure: InsecureOptions,
     pub debug: bool,
     /// Where image download progress goes.
@@ -107,6 +111,8 @@ impl Config {
             dir: dir.into(),
             local_config: PathBuf::from(layout::DEFAULT_LOCAL_CONFIG),
             system_config: PathBuf::from(layout::DEFAULT_SYSTEM_CONFIG),
+            user_config: None,
+            trust_keys_from_https: false,
             insecure: InsecureOptions::default(),
             debug: false,
             progress: Arc::new(image::fetch::NoProgress),
@@ -127,25 +133,30 @@ impl Config {
         }
     }
 
+    /// The configuration directories, lowest precedence first: system, local, user. Every
+    /// kind of configuration (`auth.d`, `net.d`, `registries.d`, `trustedkeys`, `paths.d`)
+    /// is read from each, a later one winning, as rkt documented.
+    pub fn config_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.system_config.clone(), self.local_config.clone()];
+        dirs.extend(self.user_config.clone());
+        dirs
+    }
+
     /// `registries.d`: mirrors, and the default registry of short names.
     pub fn registries(&self) -> Result<image::registries::Registries> {
-        Ok(image::registries::Registries::load(
-            &self.system_config,
-            &self.local_config,
-        )?)
+        Ok(image::registries::Registries::load(&self.config_dirs())?)
     }
 
     /// The trusted keys of this configuration (`rkt trust`).
     pub fn keystore(&self) -> image::trust::Keystore {
-        image::trust::Keystore::new(&self.system_config, &self.local_config)
+        image::trust::Keystore::new(&self.config_dirs(), &self.local_config)
     }
 
     /// A fetcher for this store and configuration.
     pub fn fetcher(&self, policy: PullPolicy) -> Result<Fetcher> {
         let store = image::store::Store::open(&self.dir)?;
-        let mut credentials =
-            image::auth::Credentials::load(&self.system_config, &self.local_config)
-                .map_err(|e| Error::invalid(format!("{e:#}")))?;
+        let mut credentials = image::auth::Credentials::load(&self.config_dirs())
+            .map_err(|e| Error::invalid(format!("{e:#}")))?;
         if let Some(d) = &self.auth.docker {
             credentials.use_docker(d.clone());
         }
@@ -176,6 +187,7 @@ impl Config {
             keystore: self.keystore(),
             verify: !self.insecure.image,
             auth_soft_fail: self.auth.soft_fail,
+            trust_keys_from_https: self.trust_keys_from_https,
         })
     }
 
@@ -264,7 +276,9 @@ impl InsecureOptions {
                 "capabilities" => o.capabilities = true,
                 "paths" => o.paths = true,
                 "seccomp" => o.seccomp = true,
+                // As rkt 1.30 grouped them: the on-disk check is a run-time one.
                 "run" | "all-run" => {
+                    o.ondisk = true;
                     o.capabilities = true;
                     o.paths = true;
                     o.seccomp = true;
@@ -273,6 +287,7 @@ impl InsecureOptions {
                     o.image = true;
                     o.tls = true;
                     o.http = true;
+                    o.pubkey = true;
                 }
                 "all" => {
                     o = InsecureOptions {
@@ -307,5 +322,96 @@ impl InsecureOptions {
             )));
         }
         Ok(())
+    }
+}
+
+/// rkt's `paths.d`: where rkt keeps its data (`data`) when `--dir` is not given, read from
+/// `dirs` (system, local, user; a later file wins). `stage1-images` is refused: this rkt
+/// has no stage1 images to look for.
+pub fn data_dir_from_paths(dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
+    let mut data = None;
+    for dir in dirs {
+        let d = dir.join("paths.d");
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let bad = |why: String| {
+                Error::invalid(format!(
+                    "{}: {why}; a paths file is {{\"rktKind\":\"paths\",\"rktVersion\":\"v1\",\"data\":\"/path\"}}",
+                    f.display()
+                ))
+            };
+            let text = std::fs::read_to_string(&f).map_err(|e| bad(e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            if v["rktKind"] != "paths" || v["rktVersion"] != "v1" {
+                return Err(bad("not rktKind \"paths\", rktVersion \"v1\"".into()));
+            }
+            for (key, value) in v.as_object().into_iter().flatten() {
+                match key.as_str() {
+                    "rktKind" | "rktVersion" => {}
+                    "data" => {
+                        let p = value
+                            .as_str()
+                            .filter(|p| p.starts_with('/'))
+                            .ok_or_else(|| bad("\"data\" must be an absolute path".into()))?;
+                        data = Some(PathBuf::from(p));
+                    }
+                    "stage1-images" => {
+                        return Err(bad("\"stage1-images\": this rkt's stage1 is built in (rkt-stage1 beside rkt) and it reads no stage1 images; remove the key".into()))
+                    }
+                    other => return Err(bad(format!("unknown key {other:?}"))),
+                }
+            }
+        }
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_d_moves_the_data_directory_and_refuses_what_it_cannot_do() {
+        let sys = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        let write = |dir: &std::path::Path, name: &str, text: &str| {
+            std::fs::create_dir_all(dir.join("paths.d")).unwrap();
+            std::fs::write(dir.join("paths.d").join(name), text).unwrap();
+        };
+        let dirs = vec![sys.path().to_path_buf(), local.path().to_path_buf()];
+        assert_eq!(data_dir_from_paths(&dirs).unwrap(), None);
+        write(
+            sys.path(),
+            "a.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"/sys-data"}"#,
+        );
+        write(
+            local.path(),
+            "b.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"/srv/rkt"}"#,
+        );
+        assert_eq!(data_dir_from_paths(&dirs).unwrap(), Some("/srv/rkt".into()));
+        write(
+            local.path(),
+            "c.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","stage1-images":"/x"}"#,
+        );
+        let e = data_dir_from_paths(&dirs).unwrap_err().to_string();
+        assert!(e.contains("stage1-images") && e.contains("c.json"), "{e}");
+        write(
+            local.path(),
+            "c.json",
+            r#"{"rktKind":"paths","rktVersion":"v1","data":"rel"}"#,
+        );
+        assert!(data_dir_from_paths(&dirs).is_err());
     }
 }

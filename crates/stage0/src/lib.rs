@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 mod exec;
 pub mod fs;
+mod isolators;
 pub mod lifecycle;
 mod prepare;
 pub mod spec;

@@ -131,19 +131,18 @@ fn prepare_app(
     pod_spec: &PodSpec,
     app: &AppSpec,
 ) -> Result<(RuntimeApp, Vec<Volume>, AppPlan)> {
-    let memory = app.memory;
-    let millicores = app.cpu_millicores;
-    if millicores == Some(0) {
-        bail!("a CPU limit of 0 would never let the app run; give millicores of 1 or more");
-    }
+    // The app's own flags are checked before anything is fetched.
     let pids_limit = app.pids_limit.value()?;
     check_app(config, app)?;
-    let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
-    let seccomp = pod::seccomp::filter(app.seccomp.as_ref())?;
+    pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
+    pod::seccomp::filter(app.seccomp.as_ref())?;
     let policy = pod_spec.pull_policy;
     let store = Store::open(&config.dir)?;
-    let image_id = resolve_image(config, &store, &app.image, policy)?;
+    let image_id = resolve_image(config, &store, app, policy)?;
     store.touch(&image_id)?;
+    if !config.insecure.ondisk {
+        check_on_disk(&store, &image_id, &app.image)?;
+    }
     let manifest = store.manifest(&image_id)?;
     let image_app = manifest.app.clone().ok_or_else(|| {
         invalid!(
@@ -153,6 +152,16 @@ fn prepare_app(
     })?;
     let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
     let image_rootfs = store.rootfs(&image_id);
+    // What the image's own isolators ask for, where the flags say nothing.
+    let with_image = crate::isolators::with_image(app, &image_app.isolators)?;
+    let app = &with_image;
+    let memory = app.memory;
+    let millicores = app.cpu_millicores;
+    if millicores == Some(0) {
+        bail!("a CPU limit of 0 would never let the app run; give millicores of 1 or more");
+    }
+    let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
+    let seccomp = pod::seccomp::filter(app.seccomp.as_ref())?;
 
     let mut exec = command(app, &image_app.exec);
     if exec.is_empty() {
@@ -258,7 +267,7 @@ fn prepare_app(
         pids_limit,
         // No app gains privileges through setuid binaries or file capabilities, unless
         // --insecure-options=capabilities lifted the capability limits too.
-        no_new_privs: caps.is_some(),
+        no_new_privs: caps.is_some() || app.no_new_privs == Some(true),
         caps,
         mask_paths: !insecure.paths,
         rlimits: app.rlimits.clone(),
@@ -270,6 +279,19 @@ fn prepare_app(
         }),
     };
     Ok((runtime_app, volumes, prepared))
+}
+
+/// rkt's on-disk check: the image's tree is what was stored (its digest, taken when it was
+/// rendered), so that a file changed in the store since is not run. `--insecure-options=ondisk`
+/// skips it.
+fn check_on_disk(store: &Store, id: &str, image: &str) -> Result<()> {
+    use image::verify::Check;
+    match image::verify::check(store, id)? {
+        Check::Intact | Check::NotRecorded => Ok(()),
+        Check::Changed { recorded, now } => Err(crate::Error::invalid(format!(
+            "image {image}: its files changed on disk since it was stored (tree digest {now}, recorded {recorded}); `rkt image verify` renders it again, or pass --insecure-options=ondisk to run it as it is"
+        ))),
+    }
 }
 
 /// The app's command: `--entrypoint` replaces the image's entrypoint and drops its command
@@ -322,11 +344,16 @@ fn check_app(config: &Config, app: &AppSpec) -> Result<()> {
 fn resolve_image(
     config: &Config,
     store: &Store,
-    image: &str,
+    app: &AppSpec,
     policy: PullPolicy,
 ) -> Result<String> {
     use image::reference::{classify, ImageArg};
-    match classify(image) {
+    let image = app.image.as_str();
+    let kind = classify(image);
+    if app.signature.is_some() && kind != ImageArg::Other {
+        bail!("--signature {image}: signatures are checked for ACI images; Docker images carry none (--insecure-options=image fetches them)");
+    }
+    match kind {
         ImageArg::Docker | ImageArg::ShortName => {
             let fetcher = config.fetcher(policy)?;
             let r = fetcher.resolve(image)?;
@@ -351,7 +378,7 @@ fn resolve_image(
                 }
             }
             let fetcher = config.fetcher(policy)?;
-            config.block_on(fetcher.fetch_aci(image, None))
+            config.block_on(fetcher.fetch_aci(image, app.signature.as_deref()))
         }
     }
 }

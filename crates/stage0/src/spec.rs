@@ -223,6 +223,8 @@ pub struct AppSpec {
     /// `--entrypoint`: replaces the image's entrypoint and drops its command, as Docker's
     /// does; `exec` and `args`, when given, follow it.
     pub entrypoint: Option<Vec<String>>,
+    /// `--signature`: the image's detached signature, as a local file (ACIs only).
+    pub signature: Option<PathBuf>,
     /// `--exec`: replaces the image's command.
     pub exec: Option<String>,
     /// The app's arguments: replace the image's (after `--exec`, or the image's command).
@@ -251,6 +253,10 @@ pub struct AppSpec {
     pub caps_remove: Option<Vec<String>>,
     /// `--seccomp`.
     pub seccomp: Option<pod::seccomp::Spec>,
+    /// no_new_privs: on for every app whose capabilities are limited; Some(true) turns it on
+    /// for the others too (an image's `os/linux/no-new-privileges`). An app whose
+    /// capabilities are limited cannot turn it off.
+    pub no_new_privs: Option<bool>,
     /// `--ulimit`: resource limits the app starts with.
     pub rlimits: Vec<layout::plan::Rlimit>,
     /// `--tmpfs`: file systems in memory at paths of the app.

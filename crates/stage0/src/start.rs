@@ -195,7 +195,7 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     let dns = dns_flags(rt)?;
     let networked = match &mode {
         net::NetMode::Contained(requests) => {
-            let confs = net::conf::load(&config.local_config, &config.system_config, requests)?;
+            let confs = net::conf::load(&config.config_dirs(), requests)?;
             Some(net::setup(uuid, dir, &confs, &ports)?)
         }
         _ if !ports.is_empty() => bail!(

@@ -32,10 +32,12 @@ impl Candidate {
     }
 }
 
+/// How keys are fetched: `--insecure-options=pubkey` allows what rkt's did, keys over plain
+/// HTTP and from servers whose certificates are not verified.
 fn http(config: &Config, fetching: &Fetching) -> Result<Http> {
     let opts = image::registry::Options {
-        allow_http: fetching.allow_http,
-        skip_tls_verify: config.insecure.tls,
+        allow_http: fetching.allow_http || config.insecure.pubkey,
+        skip_tls_verify: config.insecure.tls || config.insecure.pubkey,
         ..Default::default()
     };
     Ok(Http::new(&opts)?)

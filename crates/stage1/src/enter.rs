@@ -20,6 +20,8 @@ const NAMESPACES: [(&str, Ns); 5] = [
 ];
 
 pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
+    // First of all, so that the caller's terminal echoes as little as possible itself.
+    let caller = tty::stdin_is_terminal().then(tty::CallerTerminal::take);
     let plan = Plan::load(&PodDir::new(pod).plan()).map_err(|e| e.to_string())?;
     let app_plan = plan
         .apps
@@ -43,15 +45,16 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         sys::setns(fd, kind).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
     }
     // On a terminal, the command gets one of the pod's own (see tty.rs).
-    let terminal = if tty::stdin_is_terminal() {
-        let ptmx = if chroot {
-            format!("{}/dev/pts/ptmx", layout::pod_dir::app_root_in_pod(app))
-        } else {
-            "/dev/pts/ptmx".to_string()
-        };
-        Some(tty::PodTerminal::open(&ptmx)?)
-    } else {
-        None
+    let terminal = match caller {
+        Some(caller) => {
+            let ptmx = if chroot {
+                format!("{}/dev/pts/ptmx", layout::pod_dir::app_root_in_pod(app))
+            } else {
+                "/dev/pts/ptmx".to_string()
+            };
+            Some(tty::PodTerminal::open(&ptmx, caller)?)
+        }
+        None => None,
     };
     let mut signals = FORWARDED.to_vec();
     if terminal.is_some() {

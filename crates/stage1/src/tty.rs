@@ -14,10 +14,55 @@ use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize, Optional
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The pod side of the terminal: the master this process keeps, and the slave the command
-/// gets.
+/// gets; and the caller's terminal settings, restored once the command is done.
 pub struct PodTerminal {
     master: OwnedFd,
     slave: OwnedFd,
+    caller: CallerTerminal,
+}
+
+/// The caller's terminal, put in raw mode as soon as `rkt enter` starts: from then on echo
+/// and line editing are the pod's terminal's. What the caller typed before that was echoed
+/// by its own terminal already, and is kept to be passed on without a second echo.
+pub struct CallerTerminal {
+    saved: Option<rustix::termios::Termios>,
+    already_echoed: Vec<u8>,
+}
+
+impl CallerTerminal {
+    /// Raw mode now, and whatever input was waiting (typed, and echoed, before it).
+    pub fn take() -> CallerTerminal {
+        let stdin = rustix::stdio::stdin();
+        let saved = tcgetattr(stdin).ok();
+        if let Some(mut raw) = saved.clone() {
+            raw.make_raw();
+            let _ = tcsetattr(stdin, OptionalActions::Now, &raw);
+        }
+        let waiting = rustix::io::ioctl_fionread(stdin).unwrap_or(0) as usize;
+        let mut already_echoed = vec![0u8; waiting];
+        let mut got = 0;
+        while got < waiting {
+            match rustix::io::read(stdin, &mut already_echoed[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        already_echoed.truncate(got);
+        CallerTerminal {
+            saved,
+            already_echoed,
+        }
+    }
+}
+
+/// The caller gets its terminal back as it was, however `rkt enter` ends (the command's
+/// fork leaves through exec or exit, which run no destructors).
+impl Drop for CallerTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            let _ = tcsetattr(rustix::stdio::stdin(), OptionalActions::Drain, t);
+        }
+    }
 }
 
 /// Whether descriptor 0 is a terminal (then the command gets one of the pod's own).
@@ -27,8 +72,9 @@ pub fn stdin_is_terminal() -> bool {
 
 impl PodTerminal {
     /// Opens a new terminal on the pod's devpts, whose multiplexer is `ptmx` (a path in the
-    /// pod, after joining its mount namespace), the size of the caller's.
-    pub fn open(ptmx: &str) -> Result<PodTerminal, String> {
+    /// pod, after joining its mount namespace), the size of the caller's, and hands it what
+    /// the caller typed before (without echoing it again).
+    pub fn open(ptmx: &str, caller: CallerTerminal) -> Result<PodTerminal, String> {
         let fail = |e: rustix::io::Errno| format!("a terminal in the pod ({ptmx}): {e}");
         let flags =
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC;
@@ -43,7 +89,14 @@ impl PodTerminal {
         if let Ok(size) = tcgetwinsize(rustix::stdio::stdin()) {
             let _ = tcsetwinsize(&master, size);
         }
-        Ok(PodTerminal { master, slave })
+        if !caller.already_echoed.is_empty() {
+            feed_without_echo(&master, &slave, &caller.already_echoed);
+        }
+        Ok(PodTerminal {
+            master,
+            slave,
+            caller,
+        })
     }
 
     /// In the command's process, before exec: a session of its own with the pod's terminal
@@ -62,21 +115,35 @@ impl PodTerminal {
     /// exits; forwards the window size and the signals in `mask` (blocked by the caller);
     /// returns the child's exit code. The caller's terminal settings are restored after.
     pub fn relay(self, child: libc::pid_t, mask: &libc::sigset_t) -> i32 {
-        let PodTerminal { master, slave } = self;
+        let PodTerminal {
+            master,
+            slave,
+            caller,
+        } = self;
         drop(slave);
-        let stdin = rustix::stdio::stdin();
-        let saved = tcgetattr(stdin).ok();
-        if let Some(mut raw) = saved.clone() {
-            raw.make_raw();
-            let _ = tcsetattr(stdin, OptionalActions::Now, &raw);
-        }
         let code = relay_until_exit(&master, child, mask);
         drain(master.as_fd());
-        if let Some(t) = saved {
-            let _ = tcsetattr(stdin, OptionalActions::Drain, &t);
-        }
+        drop(caller);
         code
     }
+}
+
+/// Writes `input` into the pod's terminal with its echo off (the caller's terminal echoed it
+/// already), then turns echo back on: before the command starts, so nothing of its own
+/// settings is overwritten.
+fn feed_without_echo(master: &OwnedFd, slave: &OwnedFd, input: &[u8]) {
+    use rustix::termios::LocalModes;
+    let Ok(mut t) = tcgetattr(slave) else {
+        let _ = write_all(master.as_fd(), input);
+        return;
+    };
+    let echo = t.local_modes & (LocalModes::ECHO | LocalModes::ECHONL);
+    t.local_modes.remove(LocalModes::ECHO | LocalModes::ECHONL);
+    let _ = tcsetattr(slave, OptionalActions::Now, &t);
+    let _ = write_all(master.as_fd(), input);
+    // The line discipline takes the input on the write; echo applies as it is received.
+    t.local_modes.insert(echo);
+    let _ = tcsetattr(slave, OptionalActions::Now, &t);
 }
 
 fn relay_until_exit(master: &OwnedFd, child: libc::pid_t, mask: &libc::sigset_t) -> i32 {

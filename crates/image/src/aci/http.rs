@@ -15,6 +15,9 @@ pub const MAX_SMALL_BYTES: usize = 1 << 20;
 pub struct Http {
     client: reqwest::Client,
     allow_http: bool,
+    /// `auth.d`'s credentials: sent to the hosts they name, as rkt sent them for ACI
+    /// downloads and discovery.
+    credentials: Option<crate::auth::Credentials>,
 }
 
 /// What a GET found.
@@ -42,7 +45,30 @@ impl Http {
         Ok(Http {
             client,
             allow_http: opts.allow_http,
+            credentials: None,
         })
+    }
+
+    /// Sends `credentials` to the hosts they are for.
+    pub fn with_credentials(mut self, credentials: crate::auth::Credentials) -> Http {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The credential for `url`'s host (`host[:port]`, then the bare host), if any.
+    fn credential_for(&self, url: &str) -> Result<Option<crate::auth::Credential>> {
+        let (Some(creds), Ok(parsed)) = (&self.credentials, reqwest::Url::parse(url)) else {
+            return Ok(None);
+        };
+        let Some(host) = parsed.host_str() else {
+            return Ok(None);
+        };
+        if let Some(port) = parsed.port() {
+            if let Some(c) = creds.get(&format!("{host}:{port}"))? {
+                return Ok(Some(c));
+            }
+        }
+        creds.get(host)
     }
 
     pub fn allow_http(&self) -> bool {
@@ -70,7 +96,15 @@ impl Http {
 
     async fn send(&self, url: &str) -> Result<reqwest::Response> {
         self.check_scheme(url)?;
-        let resp = self.client.get(url).send().await.map_err(|e| {
+        let mut request = self.client.get(url);
+        match self.credential_for(url)? {
+            Some(crate::auth::Credential::Basic { user, password }) => {
+                request = request.basic_auth(user, Some(password));
+            }
+            Some(crate::auth::Credential::Bearer(token)) => request = request.bearer_auth(token),
+            None => {}
+        }
+        let resp = request.send().await.map_err(|e| {
             // A redirect loop stays one; an unreachable server may come back.
             let failure = if e.is_redirect() {
                 Failure::Refused

@@ -116,7 +116,7 @@ impl Fetcher {
         chain: &mut Vec<String>,
         tmp: &Path,
     ) -> Result<String> {
-        let http = http::Http::new(&self.options)?;
+        let http = http::Http::new(&self.options)?.with_credentials(self.credentials.clone());
         let mut cand = self.obtain(&http, input, loc, tmp).await?;
         if let Some(sig) = signature {
             cand.signature = Some(
@@ -142,6 +142,7 @@ impl Fetcher {
             ))),
             (Some(sig), true) => {
                 cand.file.seek(SeekFrom::Start(0))?;
+                self.trust_keys_from_https(&manifest.name).await?;
                 let verified = self
                     .check_signature(&manifest.name, &cand.file, sig)
                     .map_err(Error::refusal)?;
@@ -162,6 +163,30 @@ impl Fetcher {
             &cand.source,
         )?;
         Ok(id)
+    }
+
+    /// `--trust-keys-from-https`, as rkt had it: when no key is trusted for `name`, the keys
+    /// its meta discovery publishes (`ac-discovery-pubkeys`), over HTTPS only, are trusted for
+    /// `name` without review, with a warning. Off by default.
+    async fn trust_keys_from_https(&self, name: &str) -> Result<()> {
+        if !self.trust_keys_from_https || !self.keystore.keys_for(name)?.is_empty() {
+            return Ok(());
+        }
+        let https_only = crate::registry::Options {
+            allow_http: false,
+            ..self.options.clone()
+        };
+        let http = http::Http::new(&https_only)?;
+        let (urls, _) = discovery::pubkey_urls(&http, name).await?;
+        for url in urls.iter().filter(|u| u.starts_with("https://")) {
+            let armored = http.get_required(url, "public key").await?;
+            let path = self.keystore.store(Some(name), &armored)?;
+            self.progress.note(&format!(
+                "warning: trusting the key at {url} for prefix {name:?} without review (--trust-keys-from-https); stored at {}",
+                path.display()
+            ));
+        }
+        Ok(())
     }
 
     fn check_signature(&self, name: &str, file: &std::fs::File, sig: &[u8]) -> Result<Verified> {

@@ -2,7 +2,7 @@
 //! its own when a TTY is asked for (then stdout carries both streams, as on a terminal, and
 //! the window size follows the user's).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use tokio::io::unix::AsyncFd;
@@ -25,14 +25,13 @@ pub struct Terminal {
 
 impl Terminal {
     pub fn resize(&self, rows: u16, cols: u16) {
-        let ws = libc::winsize {
+        let ws = rustix::termios::Winsize {
             ws_row: rows,
             ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
-        unsafe { libc::ioctl(self.master.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        let _ = rustix::termios::tcsetwinsize(self.master.get_ref(), ws);
     }
 }
 
@@ -57,11 +56,12 @@ pub fn spawn(mut cmd: Command, tty: bool) -> std::io::Result<Session> {
         .stdout(dup(&slave)?)
         .stderr(dup(&slave)?)
         .kill_on_drop(true);
-    // SAFETY: setsid and ioctl are async-signal-safe; the slave is the child's stdin.
+    // SAFETY: setsid and TIOCSCTTY are single system calls, safe between fork and exec;
+    // the slave is the child's stdin.
     unsafe {
         cmd.as_std_mut().pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(rustix::stdio::stdin())?;
             Ok(())
         });
     }
@@ -79,32 +79,26 @@ pub fn spawn(mut cmd: Command, tty: bool) -> std::io::Result<Session> {
     })
 }
 
+/// A new pseudo-terminal, its master non-blocking for the reactor. The slave starts in raw
+/// mode: the terminal `rkt enter` opens in the pod echoes and edits lines, and this one must
+/// not do it a second time for input that arrives before `rkt enter` has started.
 fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    // SAFETY: standard pseudo-terminal setup; every descriptor is checked and owned.
-    unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if m < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let master = OwnedFd::from_raw_fd(m);
-        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut name = [0 as libc::c_char; 128];
-        if libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let s = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if s < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let flags = libc::fcntl(m, libc::F_GETFL);
-        libc::fcntl(m, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        Ok((master, OwnedFd::from_raw_fd(s)))
-    }
+    use rustix::fs::OFlags;
+    use rustix::pty::OpenptFlags;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(
+        &master,
+        OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC,
+    )?;
+    let mut raw = rustix::termios::tcgetattr(&slave)?;
+    raw.make_raw();
+    rustix::termios::tcsetattr(&slave, rustix::termios::OptionalActions::Now, &raw)?;
+    let flags = rustix::fs::fcntl_getfl(&master)?;
+    rustix::fs::fcntl_setfl(&master, flags | OFlags::NONBLOCK)?;
+    Ok((master, slave))
 }
 
 /// Reads and writes on the pty master through tokio's reactor.

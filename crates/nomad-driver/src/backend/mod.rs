@@ -201,7 +201,7 @@ impl Driver {
             return Some(format!("invalid plugin configuration: {e}"));
         }
         let c = self.rkt.stage0_config();
-        image::registries::Registries::load(&c.system_config, &c.local_config)
+        image::registries::Registries::load(&c.config_dirs())
             .err()
             .map(|e| format!("invalid rkt configuration: {e}"))
     }

@@ -140,7 +140,9 @@ fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> 
     for opt in &o.security_opt {
         match opt.as_str() {
             // Every task has no_new_privs already.
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {}
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
+                l.app.no_new_privs = Some(true)
+            }
             "seccomp=unconfined" | "seccomp:unconfined" => {
                 if !allowed.privileged {
                     return Err(privileged_only("security_opt = [\"seccomp=unconfined\"]"));

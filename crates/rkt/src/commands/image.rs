@@ -89,7 +89,7 @@ pub struct TreeArgs {
 }
 
 pub fn run(global: &GlobalArgs, cmd: ImageCommand) -> Result<()> {
-    let store = Store::open(&global.dir).context("cannot open store")?;
+    let store = Store::open(&global.data_dir()?).context("cannot open store")?;
     match cmd {
         ImageCommand::List(args) => list(&store, &args),
         ImageCommand::Rm { images } => rm(&store, &images),

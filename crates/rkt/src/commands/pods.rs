@@ -47,7 +47,7 @@ fn wait_spec(s: &str) -> Result<Option<Option<Duration>>> {
 }
 
 pub fn status(global: &GlobalArgs, args: &StatusArgs) -> Result<()> {
-    let pods = Pods::open(&global.dir)?;
+    let pods = Pods::open(&global.data_dir()?)?;
     let mut pod = pods.find_from(args.uuid.as_deref(), args.uuid_file.as_deref())?;
     if let Some(limit) = wait_spec(&args.wait_ready)? {
         lifecycle::wait_ready(&pods, &pod.uuid, limit)?;
@@ -100,7 +100,7 @@ fn status_text(pod: &Pod) -> String {
 }
 
 pub fn list(global: &GlobalArgs, args: &ListArgs) -> Result<()> {
-    let pods = Pods::open(&global.dir)?;
+    let pods = Pods::open(&global.data_dir()?)?;
     let mut all = pods.list()?;
     all.sort_by_key(|p| p.created());
     match args.format {
@@ -203,7 +203,7 @@ pub fn stop(
     uuid_file: Option<&Path>,
     uuids: &[String],
 ) -> Result<()> {
-    let pods = Pods::open(&global.dir)?;
+    let pods = Pods::open(&global.data_dir()?)?;
     let mut failed = 0;
     for pod in targets(&pods, uuid_file, uuids)? {
         match lifecycle::stop(&pods, &pod, force) {
@@ -224,7 +224,7 @@ pub fn stop(
 }
 
 pub fn rm(global: &GlobalArgs, uuid_file: Option<&Path>, uuids: &[String]) -> Result<()> {
-    let pods = Pods::open(&global.dir)?;
+    let pods = Pods::open(&global.data_dir()?)?;
     let mut failed = 0;
     for pod in targets(&pods, uuid_file, uuids)? {
         match lifecycle::remove(&pod) {
@@ -277,7 +277,7 @@ pub fn cat_manifest(
     uuid_file: Option<&Path>,
     uuid: Option<&str>,
 ) -> Result<()> {
-    let pods = Pods::open(&global.dir)?;
+    let pods = Pods::open(&global.data_dir()?)?;
     let pod = pods.find_from(uuid, uuid_file)?;
     let m = pod.manifest()?;
     if pretty {
