@@ -80,7 +80,10 @@ fn a_half_downloaded_blob_is_resumed_with_a_range_request() {
     let requests = blob_requests(&reg, &layer);
     assert_eq!(requests.len(), 1, "{requests:#?}");
     let sent = format!("\" 206 {}", data.len() - half);
-    assert!(requests[0].contains(&sent), "only the rest, ranged: {requests:#?}");
+    assert!(
+        requests[0].contains(&sent),
+        "only the rest, ranged: {requests:#?}"
+    );
 }
 
 #[test]
@@ -100,7 +103,10 @@ fn a_partial_blob_that_does_not_match_its_digest_is_refused_and_removed() {
     let e = rt
         .block_on(f.fetch(&reg.image("busybox:latest")))
         .unwrap_err();
-    assert!(format!("{e:#}").contains("does not match its digest"), "{e:#}");
+    assert!(
+        format!("{e:#}").contains("does not match its digest"),
+        "{e:#}"
+    );
     assert!(!partial.exists(), "the bad partial blob is gone");
     assert!(!f.store.blob_path(&layer).exists());
     assert!(f.store.list().unwrap().is_empty(), "nothing stored");

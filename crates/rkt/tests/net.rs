@@ -43,13 +43,7 @@ fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use test_support::free_port;
 
 /// A network namespace of the test's own, linked to the host by a veth pair: "another host"
 /// at `peer_ip`, which sees the host at `host_ip`.
@@ -151,15 +145,9 @@ fn nanos() -> u128 {
 }
 
 /// Retries `f` for a few seconds: a server in a pod needs a moment to listen.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+#[track_caller]
+fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    test_support::eventually(Duration::from_secs(10), what, f)
 }
 
 fn http_get(cmd: &mut Command) -> Option<String> {

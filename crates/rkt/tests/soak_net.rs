@@ -79,13 +79,7 @@ fn own_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use test_support::free_port;
 
 /// GET / through the forwarded port; the pod's httpd serves a page naming the cycle.
 fn get(port: u16) -> Option<String> {

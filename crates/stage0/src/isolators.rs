@@ -161,7 +161,10 @@ mod tests {
             json!({"name": "os/linux/oom-score-adj", "value": 5000}),
             json!({"name": "os/linux/capabilities-retain-set", "value": {}}),
         ] {
-            assert!(with_image(&app(), std::slice::from_ref(&bad)).is_err(), "{bad}");
+            assert!(
+                with_image(&app(), std::slice::from_ref(&bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -88,7 +88,19 @@ pub fn require_root(why: &str) -> bool {
 }
 
 /// Calls `f` until it gives a value, every 20 ms for up to `limit`; panics naming `what`.
-pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+#[track_caller]
+pub fn eventually<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll(limit, Duration::from_millis(20), what, f)
+}
+
+/// [`eventually`], calling `f` every `every` (for checks that cost, such as a command).
+#[track_caller]
+pub fn poll<T>(
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -98,8 +110,25 @@ pub fn eventually<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<
             Instant::now() < deadline,
             "timed out after {limit:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// `n` distinct TCP ports on 127.0.0.1, free a moment ago: bound all at once, so the kernel
+/// hands out distinct ones, and released together.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// Runs a harness script and panics with its output if it fails.

@@ -288,30 +288,11 @@ pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
 
 /// Polls `f` every 250 ms until it gives a value; fails the test after `limit`.
 #[track_caller]
-pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+pub fn wait_for<T>(what: &str, limit: Duration, f: impl FnMut() -> Option<T>) -> T {
+    test_support::poll(limit, Duration::from_millis(250), what, f)
 }
 
-fn free_ports(n: usize) -> Vec<u16> {
-    // All bound at once, so the kernel hands out distinct ones; released just before use.
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+use test_support::free_ports;
 
 /// What an agent is: server and client in one (the default), or one of a cluster's.
 #[derive(Debug, Clone, PartialEq)]
