@@ -2,7 +2,7 @@
 //! environment variables, the network configuration on stdin, the result (or an error
 //! object) on stdout. Results of every spec version from 0.1.0 to 1.0.0 are read.
 
-use crate::{err, Result};
+use crate::{host_err, Result};
 use serde_json::Value;
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -30,7 +30,7 @@ pub fn find_plugin(network: &str, plugin: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            err(format!(
+            host_err(format!(
                 "network {network:?}: CNI plugin {plugin:?} not found in {}; install \
                  containernetworking-plugins or put the plugin in CNI_PATH",
                 list.join(":")
@@ -69,7 +69,7 @@ impl Call<'_> {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| {
-                err(format!(
+                host_err(format!(
                     "network {:?}: running {}: {e}",
                     self.network,
                     self.plugin.display()
@@ -80,7 +80,7 @@ impl Call<'_> {
         let _ = child.stdin.take().expect("piped").write_all(&body);
         let out = child
             .wait_with_output()
-            .map_err(|e| err(format!("network {:?}: {e}", self.network)))?;
+            .map_err(|e| host_err(format!("network {:?}: {e}", self.network)))?;
         let stdout: Value = if out.stdout.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
@@ -97,7 +97,7 @@ impl Call<'_> {
                 _ => m.to_string(),
             })
             .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string());
-        Err(err(format!(
+        Err(host_err(format!(
             "network {:?}: CNI {command} with plugin {} failed: {msg}",
             self.network,
             self.plugin.display()

@@ -4,7 +4,7 @@
 //! custom ones are `net.d/*.conf` files under the local and then the system configuration
 //! directory, read in lexical order. A local file wins over a system file of the same name.
 
-use crate::{err, Result};
+use crate::{config_err, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -68,16 +68,16 @@ pub fn parse_mode(values: &[String]) -> Result<NetMode> {
     let mut out: Vec<Request> = Vec::new();
     for v in values {
         if v == "host" || v == "none" {
-            return Err(err(format!(
+            return Err(config_err(format!(
                 "--net={v} cannot be combined with other networks"
             )));
         }
         let (name, args) = v.split_once(':').unwrap_or((v, ""));
         if name.is_empty() {
-            return Err(err(format!("--net={v}: no network name before ':'")));
+            return Err(config_err(format!("--net={v}: no network name before ':'")));
         }
         if out.iter().any(|r| r.name == name) {
-            return Err(err(format!(
+            return Err(config_err(format!(
                 "network {name:?} is given twice; a pod joins a network once"
             )));
         }
@@ -119,7 +119,7 @@ pub fn load(dirs: &[std::path::PathBuf], requests: &[Request]) -> Result<Vec<Net
     for f in &files {
         let conf = read_conf(f)?;
         if let Some(prev) = custom.iter().find(|c| c.name == conf.name) {
-            return Err(err(format!(
+            return Err(config_err(format!(
                 "network {:?} is defined twice: in {} and in {}; rename one",
                 conf.name, prev.source, conf.source
             )));
@@ -156,7 +156,7 @@ pub fn load(dirs: &[std::path::PathBuf], requests: &[Request]) -> Result<Vec<Net
         let mut conf = find(&r.name).ok_or_else(|| {
             let mut known: Vec<String> = custom.iter().map(|c| c.name.clone()).collect();
             known.extend(["default".into(), "default-restricted".into()]);
-            err(format!(
+            config_err(format!(
                 "network {:?} not found: no such file in {}; known networks: {}",
                 r.name,
                 net_dirs
@@ -181,7 +181,7 @@ fn config_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let entries = match std::fs::read_dir(d) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(err(format!("reading {}: {e}", d.display()))),
+            Err(e) => return Err(config_err(format!("reading {}: {e}", d.display()))),
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
@@ -195,7 +195,7 @@ fn config_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn read_conf(path: &Path) -> Result<NetConf> {
-    let text = std::fs::read(path).map_err(|e| err(format!("reading {}: {e}", path.display())))?;
+    let text = std::fs::read(path).map_err(|e| config_err(format!("reading {}: {e}", path.display())))?;
     parse_conf(&text, path)
 }
 
@@ -203,7 +203,7 @@ fn read_conf(path: &Path) -> Result<NetConf> {
 #[doc(hidden)]
 pub fn parse_conf(text: &[u8], path: &Path) -> Result<NetConf> {
     let json: Value = serde_json::from_slice(text).map_err(|e| {
-        err(format!(
+        config_err(format!(
             "network configuration {} is not valid JSON: {e}; fix or remove the file",
             path.display()
         ))
@@ -214,7 +214,7 @@ pub fn parse_conf(text: &[u8], path: &Path) -> Result<NetConf> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .ok_or_else(|| {
-                err(format!(
+                config_err(format!(
                     "network configuration {} has no {k:?}; every network needs \"name\" and \"type\"",
                     path.display()
                 ))
@@ -223,7 +223,7 @@ pub fn parse_conf(text: &[u8], path: &Path) -> Result<NetConf> {
     let name = field("name")?;
     let plugin = field("type")?;
     if plugin.contains('/') {
-        return Err(err(format!(
+        return Err(config_err(format!(
             "network {name:?} ({}): plugin type {plugin:?} must be a bare name",
             path.display()
         )));

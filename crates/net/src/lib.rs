@@ -27,15 +27,33 @@ use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-/// A networking error, worded for the operator.
+/// A networking error, worded for the operator, of the kind that says whose it is to fix.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Error(pub String);
+pub enum Error {
+    /// The request or the configuration is wrong: a `--net` value, a `net.d` file, a
+    /// network that does not exist, a port that is not the pod's.
+    #[error("{0}")]
+    Config(String),
+    /// Something else holds what the pod asked for: a host port another pod or process has.
+    #[error("{0}")]
+    Conflict(String),
+    /// The host failed: a CNI plugin, `iptables`, a file or a namespace of the host's.
+    #[error("{0}")]
+    Host(String),
+}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-pub(crate) fn err(msg: impl Into<String>) -> Error {
-    Error(msg.into())
+pub(crate) fn config_err(msg: impl Into<String>) -> Error {
+    Error::Config(msg.into())
+}
+
+pub(crate) fn conflict_err(msg: impl Into<String>) -> Error {
+    Error::Conflict(msg.into())
+}
+
+pub(crate) fn host_err(msg: impl Into<String>) -> Error {
+    Error::Host(msg.into())
 }
 
 /// One network of a pod, as rkt recorded it in `net-info.json`.
@@ -98,7 +116,7 @@ fn attach_all(
     write(&pod_dir.join("netns"), ns.display().to_string().as_bytes())?;
     netns::create(&ns)?;
     let state = pod_dir.join("stage1/net");
-    std::fs::create_dir_all(&state).map_err(|e| err(format!("{}: {e}", state.display())))?;
+    std::fs::create_dir_all(&state).map_err(|e| host_err(format!("{}: {e}", state.display())))?;
     let mut out = Networked::default();
     let mut masq = None;
     for (i, (net, plugin)) in nets.iter().zip(&plugins).enumerate() {
@@ -124,7 +142,7 @@ fn attach_all(
         save(&state, &ifname, &attachment)?;
         let o = cni::outcome(&attachment.result);
         if o.ip.is_none() {
-            return Err(err(format!(
+            return Err(host_err(format!(
                 "network {:?}: plugin {} returned no IPv4 address",
                 net.name,
                 plugin.display()
@@ -188,7 +206,7 @@ fn save(state: &Path, ifname: &str, a: &Attachment) -> Result<()> {
 }
 
 fn write(p: &Path, body: &[u8]) -> Result<()> {
-    std::fs::write(p, body).map_err(|e| err(format!("writing {}: {e}", p.display())))
+    std::fs::write(p, body).map_err(|e| host_err(format!("writing {}: {e}", p.display())))
 }
 
 /// Whether the pod still has a network to tear down.
@@ -245,7 +263,7 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
     if let Some(rules) = rules {
         match rules
             .join()
-            .unwrap_or_else(|_| Err(err("nat teardown panicked")))
+            .unwrap_or_else(|_| Err(host_err("nat teardown panicked")))
         {
             Ok(()) => {
                 let _ = std::fs::remove_file(&nat_marker);
@@ -291,7 +309,7 @@ pub fn check(uuid: &str, pod_dir: &Path) -> Result<()> {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| {
-                err(format!(
+                host_err(format!(
                     "network {:?}: {} is missing",
                     info.net_name,
                     file.display()

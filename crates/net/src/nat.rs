@@ -15,7 +15,7 @@
 //! when the rules are, and a reservation whose pod has no network namespace any more is
 //! stale and taken over.
 
-use crate::{err, Result};
+use crate::{host_err, Result};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,7 @@ pub fn teardown(uuid: &str) -> Result<()> {
     let out = Command::new("iptables")
         .args(["-w", "-t", "nat", "-S"])
         .output()
-        .map_err(|e| err(format!("running iptables: {e}; install iptables")))?;
+        .map_err(|e| host_err(format!("running iptables: {e}; install iptables")))?;
     let listing = String::from_utf8_lossy(&out.stdout);
     let mut batch = String::from("*nat\n");
     let mut chains = Vec::new();
@@ -167,7 +167,7 @@ fn restore(batch: &str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| err(format!("running iptables-restore: {e}; install iptables")))?;
+        .map_err(|e| host_err(format!("running iptables-restore: {e}; install iptables")))?;
     let _ = child
         .stdin
         .take()
@@ -175,9 +175,9 @@ fn restore(batch: &str) -> Result<()> {
         .write_all(batch.as_bytes());
     let out = child
         .wait_with_output()
-        .map_err(|e| err(format!("iptables-restore: {e}")))?;
+        .map_err(|e| host_err(format!("iptables-restore: {e}")))?;
     if !out.status.success() {
-        return Err(err(format!(
+        return Err(host_err(format!(
             "iptables-restore failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -189,10 +189,10 @@ fn restore(batch: &str) -> Result<()> {
 /// real interface only where route_localnet is on: set it on the host side of the pod's link.
 fn route_localnet(pod_ip: Ipv4Addr) -> Result<()> {
     let Some(dev) = route_device(pod_ip) else {
-        return Err(err(format!("no host route to the pod's address {pod_ip}")));
+        return Err(host_err(format!("no host route to the pod's address {pod_ip}")));
     };
     let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
-    std::fs::write(&p, "1").map_err(|e| err(format!("writing {p}: {e}")))
+    std::fs::write(&p, "1").map_err(|e| host_err(format!("writing {p}: {e}")))
 }
 
 /// The interface the host routes `ip` through (longest prefix in /proc/net/route).
@@ -224,17 +224,17 @@ fn route_device_in(table: &str, ip: Ipv4Addr) -> Option<String> {
 /// listens on, is refused with its name.
 fn reserve(uuid: &str, forwards: &[Forward]) -> Result<()> {
     std::fs::create_dir_all(RESERVATIONS)
-        .map_err(|e| err(format!("creating {RESERVATIONS}: {e}")))?;
+        .map_err(|e| host_err(format!("creating {RESERVATIONS}: {e}")))?;
     let _lock = lock()?;
     for f in forwards {
         if let Some(other) = conflicting(f, uuid) {
-            return Err(err(format!(
+            return Err(crate::conflict_err(format!(
                 "host port {} is already forwarded to pod {other}; choose another host port",
                 f.describe()
             )));
         }
         if let Err(e) = probe(f) {
-            return Err(err(format!(
+            return Err(crate::conflict_err(format!(
                 "host port {} is in use on the host ({e}); choose another host port",
                 f.describe()
             )));
@@ -242,17 +242,17 @@ fn reserve(uuid: &str, forwards: &[Forward]) -> Result<()> {
     }
     for f in forwards {
         std::fs::write(f.reservation(), uuid)
-            .map_err(|e| err(format!("reserving host port {}: {e}", f.describe())))?;
+            .map_err(|e| host_err(format!("reserving host port {}: {e}", f.describe())))?;
     }
     Ok(())
 }
 
 fn lock() -> Result<std::fs::File> {
     let p = Path::new(RESERVATIONS).join(".lock");
-    let f = std::fs::File::create(&p).map_err(|e| err(format!("{}: {e}", p.display())))?;
+    let f = std::fs::File::create(&p).map_err(|e| host_err(format!("{}: {e}", p.display())))?;
     // SAFETY: flock on a descriptor we own; released when the file closes.
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(err(format!(
+        return Err(host_err(format!(
             "locking {}: {}",
             p.display(),
             std::io::Error::last_os_error()

@@ -2,7 +2,7 @@
 //! finds them), so that CNI plugins, the pod and the teardown all name the same namespace
 //! whether or not a process is inside it.
 
-use crate::{err, Result};
+use crate::{host_err, Result};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,12 +18,12 @@ pub fn path_for(uuid: &str) -> PathBuf {
 /// of its own: unshare(CLONE_NEWNET) affects only the calling thread, so the rest of the
 /// process stays in the host's namespace.
 pub fn create(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(NETNS_DIR).map_err(|e| err(format!("creating {NETNS_DIR}: {e}")))?;
+    std::fs::create_dir_all(NETNS_DIR).map_err(|e| host_err(format!("creating {NETNS_DIR}: {e}")))?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| err(format!("creating {}: {e}", path.display())))?;
+        .map_err(|e| host_err(format!("creating {}: {e}", path.display())))?;
     let target = CString::new(path.as_os_str().as_bytes()).expect("no NUL in a netns path");
     let made = std::thread::spawn(move || -> std::result::Result<(), String> {
         // SAFETY: plain syscalls on this thread; the strings outlive the calls.
@@ -55,7 +55,7 @@ pub fn create(path: &Path) -> Result<()> {
     .unwrap_or_else(|_| Err("the namespace thread panicked".into()));
     made.map_err(|e| {
         let _ = std::fs::remove_file(path);
-        err(format!(
+        host_err(format!(
             "creating network namespace {}: {e}",
             path.display()
         ))
@@ -70,12 +70,12 @@ pub fn remove(path: &Path) -> Result<()> {
     if r != 0 {
         let e = std::io::Error::last_os_error();
         if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
-            return Err(err(format!("unmounting {}: {e}", path.display())));
+            return Err(host_err(format!("unmounting {}: {e}", path.display())));
         }
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(err(format!("removing {}: {e}", path.display())))
+            Err(host_err(format!("removing {}: {e}", path.display())))
         }
         _ => Ok(()),
     }

@@ -105,7 +105,12 @@ impl From<layout::plan::PlanError> for Error {
 
 impl From<net::Error> for Error {
     fn from(e: net::Error) -> Error {
-        Error::invalid(e.0)
+        let kind = match &e {
+            net::Error::Config(_) => Kind::InvalidInput,
+            net::Error::Conflict(_) => Kind::Conflict,
+            net::Error::Host(_) => Kind::Failed,
+        };
+        Error::new(kind, e.to_string())
     }
 }
 
@@ -256,5 +261,21 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(Error::from(e).kind(), Kind::InvalidInput);
+    }
+}
+
+#[cfg(test)]
+mod net_kinds {
+    use super::*;
+
+    /// A network error says whose it is: the user's, another holder's, or the host's.
+    #[test]
+    fn network_errors_keep_their_kind() {
+        let kind = |e: net::Error| Error::from(e).kind();
+        assert_eq!(kind(net::Error::Config("x".into())), Kind::InvalidInput);
+        assert_eq!(kind(net::Error::Conflict("x".into())), Kind::Conflict);
+        assert_eq!(kind(net::Error::Host("iptables-restore: x".into())), Kind::Failed);
+        let e = net::conf::parse_mode(&[":x".into()]).unwrap_err();
+        assert_eq!(kind(e), Kind::InvalidInput);
     }
 }
