@@ -103,15 +103,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `outer: inner: root cause`, as rkt printed wrapped errors.
 pub fn error_chain(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
+    // A cause whose words the message already carries (stage0's errors say what their
+    // io::Error said, and keep it as their source) is not printed a second time.
+    let mut out = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::from(stage0::Error::from(io)).context("reading the plan");
+        let text = error_chain(&e);
+        assert_eq!(text.matches("No such file or directory").count(), 1, "{text}");
+        assert!(text.starts_with("reading the plan: "), "{text}");
+    }
 
     #[test]
     fn humanize_bytes() {
