@@ -74,6 +74,8 @@ pub trait Progress: Send + Sync {
     /// Something an operator should know about where an image comes from: where a short
     /// name resolved to, which mirror serves it, a mirror that failed.
     fn note(&self, _message: &str) {}
+    /// `--debug`: what is being done, step by step (the library prints nothing itself).
+    fn debug(&self, _message: &str) {}
 }
 
 pub struct NoProgress;
@@ -143,7 +145,7 @@ struct Descriptor {
 impl Fetcher {
     fn debug(&self, msg: impl FnOnce() -> String) {
         if self.debug {
-            eprintln!("fetch: {}", msg());
+            self.progress.debug(&format!("fetch: {}", msg()));
         }
     }
 

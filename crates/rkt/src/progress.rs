@@ -52,6 +52,9 @@ impl Progress for Bars {
     fn note(&self, message: &str) {
         let _ = self.multi.println(message);
     }
+    fn debug(&self, message: &str) {
+        let _ = self.multi.println(message);
+    }
 }
 
 #[derive(Default)]
@@ -81,6 +84,9 @@ impl Progress for Lines {
         }
     }
     fn note(&self, message: &str) {
+        eprintln!("{message}");
+    }
+    fn debug(&self, message: &str) {
         eprintln!("{message}");
     }
 }

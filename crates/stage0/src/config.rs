@@ -87,6 +87,12 @@ impl Progress for Watched {
     fn note(&self, message: &str) {
         self.inner.note(message);
     }
+    fn debug(&self, message: &str) {
+        self.inner.debug(message);
+    }
+    fn resumed(&self, what: &str, offset: u64) {
+        self.inner.resumed(what, offset);
+    }
     fn finish(&self, what: &str) {
         self.activity.touch();
         self.inner.finish(what);

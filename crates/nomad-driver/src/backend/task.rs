@@ -374,6 +374,9 @@ fn download_events(d: &Arc<Driver>, spec: &Spec, image: &str) -> Arc<dyn image::
             }
         }
         fn advance(&self, _what: &str, _bytes: u64) {}
+        fn debug(&self, message: &str) {
+            crate::log::info(message, &[("task_id", &self.spec.id)]);
+        }
         fn note(&self, message: &str) {
             self.driver
                 .emit(&self.spec, format!("Image {}: {message}", self.image));
