@@ -156,8 +156,8 @@ pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
             set_pod_flag(&mut pod, &name, value)?;
         }
     }
-    if apps.is_empty() {
-        bail!("must provide at least one image");
+    if apps.is_empty() && pod.pod_manifest.is_none() {
+        bail!("must provide at least one image (or --pod-manifest)");
     }
     Ok((pod, apps))
 }
@@ -200,7 +200,8 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "uuid-file-save" => pod.uuid_file_save = Some(PathBuf::from(v)),
         "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
         "ipc" => rt.ipc = ipc(&v)?,
-        "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
+        "pod-manifest" => pod.pod_manifest = Some(PathBuf::from(v)),
+        "private-users" | "user-annotation" | "user-label" => {
             bail!("--{name} is not supported by this rkt yet")
         }
         "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {

@@ -17,6 +17,7 @@ pub mod error;
 mod exec;
 pub mod fs;
 pub mod lifecycle;
+mod pod_manifest;
 mod prepare;
 pub mod spec;
 mod start;

@@ -35,6 +35,9 @@ pub(crate) fn prepare_pod(
     pod_spec: &PodSpec,
     apps: &[AppSpec],
 ) -> Result<()> {
+    if let Some(manifest) = &pod_spec.pod_manifest {
+        return crate::pod_manifest::prepare(config, dir, pod_spec, apps, manifest);
+    }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     crate::volumes::check(pod_spec)?;
     let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
@@ -129,12 +132,15 @@ fn prepare_app(
     let image_id = resolve_image(config, &store, &app.image, policy)?;
     store.touch(&image_id)?;
     let manifest = store.manifest(&image_id)?;
-    let image_app = manifest.app.clone().ok_or_else(|| {
-        invalid!(
-            "image {} has no app to run (its manifest has no \"app\")",
-            app.image
-        )
-    })?;
+    let image_app = match &app.app {
+        Some(given) => given.clone(),
+        None => manifest.app.clone().ok_or_else(|| {
+            invalid!(
+                "image {} has no app to run (its manifest has no \"app\")",
+                app.image
+            )
+        })?,
+    };
     let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
     let image_rootfs = store.rootfs(&image_id);
 
@@ -210,6 +216,7 @@ fn prepare_app(
                 path: m.bind.target.clone(),
             })
             .collect(),
+        annotations: Vec::new(),
     };
     let appsinfo = dir.join("appsinfo").join(&name);
     std::fs::create_dir_all(&appsinfo)?;

@@ -126,6 +126,9 @@ pub struct PodSpec {
     pub pull_policy: PullPolicy,
     /// No progress on stderr while images download.
     pub quiet: bool,
+    /// `--pod-manifest`: the whole pod from an appc pod manifest instead of images and flags
+    /// (see `crate::pod_manifest`).
+    pub pod_manifest: Option<PathBuf>,
 }
 
 /// An environment variable: its name and value.
@@ -224,6 +227,9 @@ pub struct AppSpec {
     pub caps_remove: Option<Vec<String>>,
     /// `--seccomp`.
     pub seccomp: Option<pod::seccomp::Spec>,
+    /// The app given whole (by a pod manifest): it replaces the image's app, and the fields
+    /// above only add to it.
+    pub app: Option<image::appc::App>,
 }
 
 /// How many processes and threads an app may have when `--pids-limit` is not given: podman's
