@@ -95,6 +95,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Export an app from an exited pod to an ACI file
+    Export(commands::export::ExportArgs),
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -171,6 +173,7 @@ fn main() {
             "enter",
             commands::pods::enter(&cli.global, app.as_deref(), &uuid, &command),
         ),
+        Command::Export(a) => ("export", commands::export::run(&cli.global, &a)),
         Command::CatManifest {
             pretty_print,
             uuid_file,

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod error;
 mod exec;
+pub mod export;
 pub mod fs;
 pub mod lifecycle;
 mod pod_manifest;

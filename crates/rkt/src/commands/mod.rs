@@ -1,5 +1,6 @@
 //! One module per rkt subcommand.
 
+pub mod export;
 pub mod fetch;
 pub mod image;
 pub mod pods;
