@@ -97,6 +97,12 @@ enum Command {
     },
     /// Export an app from an exited pod to an ACI file
     Export(commands::export::ExportArgs),
+    /// Print configuration for each stage in JSON format
+    Config {
+        /// Apply indent to format the output
+        #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
+        pretty_print: bool,
+    },
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -174,6 +180,9 @@ fn main() {
             commands::pods::enter(&cli.global, app.as_deref(), &uuid, &command),
         ),
         Command::Export(a) => ("export", commands::export::run(&cli.global, &a)),
+        Command::Config { pretty_print } => {
+            ("config", commands::config::run(&cli.global, pretty_print))
+        }
         Command::CatManifest {
             pretty_print,
             uuid_file,
