@@ -27,6 +27,10 @@ pub struct Plan {
     pub interactive: bool,
     /// `--ipc=parent`: the pod shares the host's IPC namespace instead of getting its own.
     pub host_ipc: bool,
+    /// rkt's fly stage1: its one app runs in the host's namespaces (a mount namespace of its
+    /// own aside, so that the pod's mounts stay off the host), in its root, with the host's
+    /// /dev, /proc and /sys and no cgroups; stage0 leaves its capabilities and seccomp open.
+    pub fly: bool,
     pub apps: Vec<AppPlan>,
 }
 
@@ -206,6 +210,7 @@ impl Plan {
         w.rec("cgroup", &self.cgroup)?;
         w.flag("interactive", self.interactive)?;
         w.flag("host_ipc", self.host_ipc)?;
+        w.flag("fly", self.fly)?;
         for app in &self.apps {
             encode_app(app, &mut w)?;
         }
@@ -247,6 +252,7 @@ impl Plan {
                 "cgroup" => pod.cgroup = v.into(),
                 "interactive" => pod.interactive = v == "1",
                 "host_ipc" => pod.host_ipc = v == "1",
+                "fly" => pod.fly = v == "1",
                 "netns" => pod.netns = Some(v.into()),
                 "net_teardown" => pod.net_teardown = Some(v.into()),
                 "app" => pod.apps.push(AppPlan {
@@ -530,10 +536,10 @@ mod tests {
             netns in prop::option::of(text()),
             net_teardown in prop::option::of(text()),
             cgroup in text(),
-            flags in (any::<bool>(), any::<bool>()),
+            flags in (any::<bool>(), any::<bool>(), any::<bool>()),
             apps in prop::collection::vec(app(), 1..4),
         ) -> Plan {
-            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, apps }
+            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, fly: flags.2, apps }
         }
     }
 

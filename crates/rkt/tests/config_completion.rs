@@ -46,7 +46,10 @@ fn config_prints_the_merged_configuration_as_rkt_did() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains("\n\t\"stage0\": ["), "indented with tabs, as Go's: {text}");
+    assert!(
+        text.contains("\n\t\"stage0\": ["),
+        "indented with tabs, as Go's: {text}"
+    );
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let entries = v["stage0"].as_array().unwrap();
     let auth: Vec<(String, String)> = entries
@@ -67,7 +70,10 @@ fn config_prints_the_merged_configuration_as_rkt_did() {
             ("foo.com".into(), "user".into())
         ]
     );
-    let docker = entries.iter().find(|e| e["rktKind"] == "dockerAuth").unwrap();
+    let docker = entries
+        .iter()
+        .find(|e| e["rktKind"] == "dockerAuth")
+        .unwrap();
     assert_eq!(docker["registries"], serde_json::json!(["quay.io"]));
     assert_eq!(docker["credentials"]["password"], "qp");
     let paths = entries.iter().find(|e| e["rktKind"] == "paths").unwrap();
@@ -86,7 +92,11 @@ fn config_prints_the_merged_configuration_as_rkt_did() {
     assert_eq!(again, v);
 
     // A file rkt cannot use is named, as a fetch would name it.
-    write(local.path(), "zz.json", r#"{"rktKind":"auth","rktVersion":"v9"}"#);
+    write(
+        local.path(),
+        "zz.json",
+        r#"{"rktKind":"auth","rktVersion":"v9"}"#,
+    );
     let o = rkt_with(system.path(), local.path(), dir.path())
         .arg("config")
         .output()
@@ -112,11 +122,21 @@ fn completion_scripts_are_generated_for_bash_and_zsh() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("rkt"));
-    for word in ["export", "config", "completion", "cat-manifest", "--overwrite"] {
+    for word in [
+        "export",
+        "config",
+        "completion",
+        "cat-manifest",
+        "--overwrite",
+    ] {
         assert!(bash.contains(word), "bash completion lacks {word}");
     }
     let zsh = rkt.ok(&["completion", "zsh"]);
-    assert!(zsh.starts_with("#compdef rkt"), "{}", &zsh[..80.min(zsh.len())]);
+    assert!(
+        zsh.starts_with("#compdef rkt"),
+        "{}",
+        &zsh[..80.min(zsh.len())]
+    );
     assert!(zsh.contains("export") && zsh.contains("--pretty-print"));
     let e = rkt.fails(&["completion", "fish"]);
     assert!(e.contains("bash") && e.contains("zsh"), "{e}");
@@ -133,8 +153,23 @@ fn help_lists_every_command() {
     let rkt = Rkt::new();
     let help = rkt.ok(&["help"]);
     for command in [
-        "version", "fetch", "trust", "image", "run", "prepare", "run-prepared", "status", "list",
-        "stop", "rm", "gc", "enter", "cat-manifest", "export", "config", "completion",
+        "version",
+        "fetch",
+        "trust",
+        "image",
+        "run",
+        "prepare",
+        "run-prepared",
+        "status",
+        "list",
+        "stop",
+        "rm",
+        "gc",
+        "enter",
+        "cat-manifest",
+        "export",
+        "config",
+        "completion",
     ] {
         assert!(
             help.lines()

@@ -83,7 +83,10 @@ fn an_exited_pods_app_exports_as_a_valid_aci_with_its_changes() {
         let listing = out(&listing).0;
         assert!(listing.contains("manifest"), "{listing}");
         assert!(listing.contains("rootfs/www/new.txt"), "{how}: {listing}");
-        assert!(!listing.contains("rootfs/www/index.html"), "{how}: {listing}");
+        assert!(
+            !listing.contains("rootfs/www/index.html"),
+            "{how}: {listing}"
+        );
         assert_runs_with_changes(&aci);
     }
     assert_no_mounts(&rkt);
@@ -105,7 +108,11 @@ fn refusals_name_the_problem_and_leave_no_file() {
     rkt.ok(&["stop", "--force", &running]);
     let _ = child.wait();
 
-    let e = rkt.fails(&["export", &running, &work.path().join("out.tar").display().to_string()]);
+    let e = rkt.fails(&[
+        "export",
+        &running,
+        &work.path().join("out.tar").display().to_string(),
+    ]);
     assert!(e.contains("extension must be .aci"), "{e}");
 
     std::fs::write(&aci, b"keep me").unwrap();
@@ -142,10 +149,20 @@ fn refusals_name_the_problem_and_leave_no_file() {
     let second = work.path().join("two.aci");
     let e = rkt.fails(&["export", &two_apps, &second.display().to_string()]);
     assert!(e.contains("--app") && e.contains("one, two"), "{e}");
-    let e = rkt.fails(&["export", "--app=three", &two_apps, &second.display().to_string()]);
+    let e = rkt.fails(&[
+        "export",
+        "--app=three",
+        &two_apps,
+        &second.display().to_string(),
+    ]);
     assert!(e.contains("three"), "{e}");
     assert!(!second.exists());
-    rkt.ok(&["export", "--app=two", &two_apps, &second.display().to_string()]);
+    rkt.ok(&[
+        "export",
+        "--app=two",
+        &two_apps,
+        &second.display().to_string(),
+    ]);
     actool_validate(&second);
     let names: Vec<String> = std::fs::read_dir(work.path())
         .unwrap()

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 mod exec;
 pub mod export;
+pub mod fly;
 pub mod fs;
 pub mod lifecycle;
 mod pod_manifest;

@@ -40,6 +40,10 @@ pub(crate) fn prepare_pod(
     }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     crate::volumes::check(pod_spec)?;
+    let fly = pod_spec.stage1 == crate::spec::Stage1::Fly;
+    if fly {
+        crate::fly::check(apps)?;
+    }
     let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
     let mut volumes: Vec<Volume> = Vec::new();
     let mut prepared = Vec::new();
@@ -74,12 +78,18 @@ pub(crate) fn prepare_pod(
             host_ip: f.host_ip.map(|ip| ip.to_string()),
         })
         .collect();
+    if fly {
+        crate::fly::open_up(&mut runtime_apps, &mut prepared);
+    }
     let pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
     let pod = PodDir::new(dir);
     std::fs::write(pod.manifest(), serde_json::to_vec(&pod_manifest)?)?;
     std::fs::create_dir_all(pod.path.join("stage1"))?;
     std::fs::write(pod.prepared(), Plan::encode_apps(&prepared)?)?;
     std::fs::write(pod.ports(), serde_json::to_vec(&ports)?)?;
+    if fly {
+        std::fs::write(pod.flavor(), crate::fly::FLAVOR)?;
+    }
     Ok(())
 }
 

@@ -129,6 +129,18 @@ pub struct PodSpec {
     /// `--pod-manifest`: the whole pod from an appc pod manifest instead of images and flags
     /// (see `crate::pod_manifest`).
     pub pod_manifest: Option<PathBuf>,
+    /// `--stage1-name` and the like: which of the built-in stage1 flavours runs the pod.
+    pub stage1: Stage1,
+}
+
+/// The built-in stage1 flavours (rkt's stage1 images are not used: see `crate::fly`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Stage1 {
+    /// rkt's default (`coreos.com/rkt/stage1-coreos`): namespaces, cgroups, confinement.
+    #[default]
+    Default,
+    /// rkt's fly (`coreos.com/rkt/stage1-fly`): one app in the host's namespaces.
+    Fly,
 }
 
 /// An environment variable: its name and value.

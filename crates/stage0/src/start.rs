@@ -182,7 +182,12 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     let ports: Vec<net::Forward> = serde_json::from_slice(
         &std::fs::read(pod_dir.ports()).context("reading the prepared pod's ports")?,
     )?;
+    let fly = crate::fly::is_fly(&pod_dir);
+    if fly {
+        crate::fly::check_runtime(rt, ports.len())?;
+    }
     let mode = match &rt.net_namespace {
+        _ if fly => net::NetMode::Host,
         Some(ns) => joined_namespace(ns, rt)?,
         None => net::conf::parse_mode(&rt.net)?,
     };
@@ -201,9 +206,15 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         _ => None,
     };
     plan.hostname = hostname;
-    plan.cgroup = layout::cgroup::pod_rel(uuid);
+    // Fly's app has no cgroups and the host's IPC namespace, as in rkt.
+    plan.cgroup = if fly {
+        String::new()
+    } else {
+        layout::cgroup::pod_rel(uuid)
+    };
     plan.interactive = rt.interactive;
-    plan.host_ipc = rt.ipc == Ipc::Parent;
+    plan.host_ipc = fly || rt.ipc == Ipc::Parent;
+    plan.fly = fly;
     let written = set_network(config, &mut plan, uuid, &mode)
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {

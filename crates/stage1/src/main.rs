@@ -22,6 +22,7 @@
 mod caps;
 mod cgroup;
 mod enter;
+mod fly;
 mod inroot;
 mod mounts;
 mod sys;
@@ -66,6 +67,9 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     std::fs::create_dir_all(&status_dir)
         .map_err(|e| format!("creating {}: {e}", status_dir.display()))?;
     write_file(&dir.ppid(), &std::process::id().to_string())?;
+    if plan.fly {
+        return fly::supervise(pod, &plan, &status_dir);
+    }
     let cgroups = cgroup::Cgroups::create(&plan)?;
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
