@@ -108,6 +108,12 @@ enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+    /// Run API service (read-only, gRPC): lists and inspects pods and images
+    ApiService {
+        /// Address to listen for client API requests
+        #[arg(long, default_value = commands::api_service::DEFAULT_LISTEN)]
+        listen: String,
+    },
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -207,6 +213,10 @@ fn main() {
             ("config", commands::config::run(&cli.global, pretty_print))
         }
         Command::Completion { shell } => ("completion", completion(shell)),
+        Command::ApiService { listen } => (
+            "api-service",
+            commands::api_service::run(&cli.global, &listen),
+        ),
         Command::CatManifest {
             pretty_print,
             uuid_file,

@@ -1,5 +1,6 @@
 //! One module per rkt subcommand.
 
+pub mod api_service;
 pub mod config;
 pub mod export;
 pub mod fetch;
