@@ -114,6 +114,13 @@ enum Command {
         #[arg(long, default_value = commands::api_service::DEFAULT_LISTEN)]
         listen: String,
     },
+    /// Run metadata service: apps of pods run with --mds-register introspect their pod and
+    /// assert its identity
+    MetadataService {
+        /// Listen port
+        #[arg(long = "listen-port", default_value_t = layout::MDS_PORT)]
+        listen_port: u16,
+    },
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -213,6 +220,10 @@ fn main() {
             ("config", commands::config::run(&cli.global, pretty_print))
         }
         Command::Completion { shell } => ("completion", completion(shell)),
+        Command::MetadataService { listen_port } => (
+            "metadata-service",
+            commands::metadata_service::run(listen_port),
+        ),
         Command::ApiService { listen } => (
             "api-service",
             commands::api_service::run(&cli.global, &listen),

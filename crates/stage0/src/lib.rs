@@ -19,6 +19,7 @@ pub mod export;
 pub mod fly;
 pub mod fs;
 pub mod lifecycle;
+mod mds;
 mod pod_manifest;
 mod prepare;
 pub mod spec;

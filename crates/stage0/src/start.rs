@@ -64,8 +64,9 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || rt.hostname.is_some()
         || rt.interactive
         || rt.ipc != Ipc::Private
+        || rt.mds_register
     {
-        bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
+        bail!("--net, --dns, --hostname, --interactive, --ipc and --mds-register are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -168,9 +169,6 @@ pub fn ready_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Res
 /// the pod's network is undone.
 fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> Result<()> {
     stage1_path(config)?;
-    if rt.mds_register {
-        bail!("--mds-register: this rkt has no metadata service; leave it false");
-    }
     let pod_dir = PodDir::new(dir);
     let mut plan = Plan::load(&pod_dir.prepared()).context("reading the prepared pod")?;
     if rt.interactive && plan.apps.len() > 1 {
@@ -191,6 +189,9 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         Some(ns) => joined_namespace(ns, rt)?,
         None => net::conf::parse_mode(&rt.net)?,
     };
+    if rt.mds_register && matches!(mode, net::NetMode::None | net::NetMode::Joined(_)) {
+        bail!("--mds-register needs the pod to reach the host's metadata service: use --net=host, default, default-restricted or another network of net.d (not --net=none or --net-namespace)");
+    }
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     // Flags are checked before any network is made.
     let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
@@ -216,11 +217,42 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     plan.host_ipc = fly || rt.ipc == Ipc::Parent;
     plan.fly = fly;
     let written = set_network(config, &mut plan, uuid, &mode)
+        .and_then(|()| metadata(config, &mut plan, dir, uuid, rt, networked.as_ref()))
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {
         let _ = net::teardown(uuid, dir);
+        crate::mds::unregister(dir, uuid);
     }
     written
+}
+
+/// `--mds-register`: the pod registered with the metadata service, and its apps told where
+/// it is (`AC_METADATA_URL`): on the host's loopback with the host's network, at the
+/// network's gateway otherwise.
+fn metadata(
+    config: &Config,
+    plan: &mut Plan,
+    dir: &Path,
+    uuid: &str,
+    rt: &RuntimeSpec,
+    networked: Option<&net::Networked>,
+) -> Result<()> {
+    if !rt.mds_register {
+        return Ok(());
+    }
+    let host = match (plan.net, networked) {
+        (layout::plan::Net::Host, _) => std::net::Ipv4Addr::LOCALHOST,
+        (_, Some(n)) => n.host_ip.ok_or_else(|| {
+            invalid!("--mds-register: the pod's network has no gateway through which the pod reaches the host's metadata service; use a network with one (such as default)")
+        })?,
+        _ => bail!("--mds-register: the pod has no network to reach the metadata service"),
+    };
+    let url = crate::mds::register(config, dir, uuid, host)?;
+    for app in &mut plan.apps {
+        app.env.retain(|e| !e.starts_with("AC_METADATA_URL="));
+        app.env.push(format!("AC_METADATA_URL={url}"));
+    }
+    Ok(())
 }
 
 /// The lock of a prepared pod, waiting a moment for a holder that is about to let go: the

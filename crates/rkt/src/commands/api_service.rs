@@ -53,7 +53,7 @@ async fn bind(listen: &str) -> Result<tokio::net::TcpListener> {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn stopped() {
+pub(crate) async fn stopped() {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

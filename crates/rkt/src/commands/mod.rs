@@ -5,6 +5,7 @@ pub mod config;
 pub mod export;
 pub mod fetch;
 pub mod image;
+pub mod metadata_service;
 pub mod pods;
 pub mod run;
 pub mod trust;
