@@ -31,6 +31,9 @@ pub struct Plan {
     /// own aside, so that the pod's mounts stay off the host), in its root, with the host's
     /// /dev, /proc and /sys and no cgroups; stage0 leaves its capabilities and seccomp open.
     pub fly: bool,
+    /// `--private-users`: the apps run in a user namespace whose root is host UID (and GID)
+    /// `.0`, mapping `.1` IDs from there; their roots are copies owned accordingly.
+    pub private_users: Option<(u32, u32)>,
     pub apps: Vec<AppPlan>,
 }
 
@@ -211,6 +214,9 @@ impl Plan {
         w.flag("interactive", self.interactive)?;
         w.flag("host_ipc", self.host_ipc)?;
         w.flag("fly", self.fly)?;
+        if let Some((shift, count)) = self.private_users {
+            w.rec("userns", &format!("{shift}:{count}"))?;
+        }
         for app in &self.apps {
             encode_app(app, &mut w)?;
         }
@@ -253,6 +259,13 @@ impl Plan {
                 "interactive" => pod.interactive = v == "1",
                 "host_ipc" => pod.host_ipc = v == "1",
                 "fly" => pod.fly = v == "1",
+                "userns" => {
+                    let (shift, count) = v
+                        .split_once(':')
+                        .and_then(|(s, c)| Some((s.parse().ok()?, c.parse().ok()?)))
+                        .ok_or_else(|| bad(format!("bad userns record {v:?}")))?;
+                    pod.private_users = Some((shift, count));
+                }
                 "netns" => pod.netns = Some(v.into()),
                 "net_teardown" => pod.net_teardown = Some(v.into()),
                 "app" => pod.apps.push(AppPlan {
@@ -537,9 +550,10 @@ mod tests {
             net_teardown in prop::option::of(text()),
             cgroup in text(),
             flags in (any::<bool>(), any::<bool>(), any::<bool>()),
+            private_users in prop::option::of((any::<u32>(), any::<u32>())),
             apps in prop::collection::vec(app(), 1..4),
         ) -> Plan {
-            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, fly: flags.2, apps }
+            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, fly: flags.2, private_users, apps }
         }
     }
 

@@ -41,7 +41,6 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "stage1-from-dir",
     "pod-manifest",
     "ipc",
-    "private-users",
     "signature",
     "user-annotation",
     "user-label",
@@ -56,6 +55,7 @@ const BOOL_FLAGS: &[&str] = &[
     "interactive",
     "readonly-rootfs",
     "mds-register",
+    "private-users",
     "store-only",
     "no-store",
 ];
@@ -178,6 +178,7 @@ fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -
         "no-store" if v => pod.pull_policy = PullPolicy::Update,
         "store-only" | "no-store" => {}
         "mds-register" => pod.runtime.mds_register = v,
+        "private-users" => pod.private_users = v,
         _ => unreachable!("--{name} is in BOOL_FLAGS"),
     }
     Ok(())
@@ -201,7 +202,7 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
         "ipc" => rt.ipc = ipc(&v)?,
         "pod-manifest" => pod.pod_manifest = Some(PathBuf::from(v)),
-        "private-users" | "user-annotation" | "user-label" => {
+        "user-annotation" | "user-label" => {
             bail!("--{name} is not supported by this rkt yet")
         }
         "stage1-name" | "stage1-from-dir" | "stage1-url" | "stage1-path" | "stage1-hash" => {

@@ -48,6 +48,12 @@ pub fn export(
                 pod.uuid
             ))
         })?;
+    if crate::userns::read(&pod.dir()).is_some() {
+        bail!(
+            "pod {} ran with --private-users: its files are owned by its own user IDs, which this rkt does not move back for an ACI yet",
+            pod.uuid
+        );
+    }
     let name = choose_app(&pod.manifest()?, app)?;
     let plan = Plan::load(&pod.dir().prepared()).context("reading the pod's apps")?;
     let app_plan = plan

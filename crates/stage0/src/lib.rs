@@ -25,6 +25,7 @@ mod prepare;
 pub mod spec;
 mod start;
 pub mod trust;
+pub mod userns;
 mod volumes;
 
 pub use config::{Config, InsecureOptions};

@@ -38,6 +38,17 @@ pub(crate) fn prepare_pod(
     if let Some(manifest) = &pod_spec.pod_manifest {
         return crate::pod_manifest::prepare(config, dir, pod_spec, apps, manifest);
     }
+    if pod_spec.private_users {
+        crate::userns::check(pod_spec)?;
+        if !pod_spec.no_overlay {
+            // The apps' roots are copies moved into the pod's user IDs (see crate::userns).
+            let copied = PodSpec {
+                no_overlay: true,
+                ..pod_spec.clone()
+            };
+            return prepare_pod(config, dir, &copied, apps);
+        }
+    }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     crate::volumes::check(pod_spec)?;
     let fly = pod_spec.stage1 == crate::spec::Stage1::Fly;
@@ -80,6 +91,9 @@ pub(crate) fn prepare_pod(
         .collect();
     if fly {
         crate::fly::open_up(&mut runtime_apps, &mut prepared);
+    }
+    if pod_spec.private_users {
+        crate::userns::own(&config.dir, dir, &prepared)?;
     }
     let pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
     let pod = PodDir::new(dir);

@@ -131,6 +131,8 @@ pub struct PodSpec {
     pub pod_manifest: Option<PathBuf>,
     /// `--stage1-name` and the like: which of the built-in stage1 flavours runs the pod.
     pub stage1: Stage1,
+    /// `--private-users`: the apps in a user namespace of the pod's own (see `crate::userns`).
+    pub private_users: bool,
 }
 
 /// The built-in stage1 flavours (rkt's stage1 images are not used: see `crate::fly`).

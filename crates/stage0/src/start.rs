@@ -216,6 +216,7 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     plan.interactive = rt.interactive;
     plan.host_ipc = fly || rt.ipc == Ipc::Parent;
     plan.fly = fly;
+    plan.private_users = crate::userns::read(&pod_dir);
     let written = set_network(config, &mut plan, uuid, &mode)
         .and_then(|()| metadata(config, &mut plan, dir, uuid, rt, networked.as_ref()))
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));

@@ -27,6 +27,7 @@ mod inroot;
 mod mounts;
 mod sys;
 mod tty;
+mod userns;
 
 use layout::plan::{AppPlan, Net, Plan};
 use layout::pod_dir::{Marker, PodDir};
@@ -196,6 +197,17 @@ fn pod_init(
     sys::sethostname(&plan.hostname)?;
     let root = mounts::build_root(pod, plan)?;
     mounts::enter_root(&root)?;
+    // --private-users: the apps' user namespace, held by a process of the init's own.
+    let _holder = match plan.private_users {
+        Some((shift, count)) => {
+            let proc = match plan.apps.as_slice() {
+                [_] => "/proc".to_string(),
+                apps => format!("{}/proc", layout::pod_dir::app_root_in_pod(&apps[0].name)),
+            };
+            Some(userns::Holder::start(shift, count, &proc)?)
+        }
+        None => None,
+    };
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
@@ -285,6 +297,11 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             return format!("oom_score_adj: {e}");
         }
+    }
+    // Into the pod's user namespace (--private-users), after what only the host's root may
+    // do and before the app's own IDs and capabilities are set.
+    if let Err(e) = userns::join() {
+        return e;
     }
     if let Some(keep) = &plan.caps {
         if let Err(e) = caps::limit_bounding_set(keep) {
