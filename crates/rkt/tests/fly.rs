@@ -83,6 +83,25 @@ fn the_app_runs_in_the_hosts_namespaces_with_its_privileges_in_its_root() {
     let uuid = list[0]["name"].as_str().unwrap();
     let status = rkt.ok(&["status", uuid]);
     assert!(status.contains("app-busybox=5"), "{status}");
+
+    // Prepared for fly, run later: still fly (the host's PID namespace); a network flag is
+    // refused and leaves the pod prepared.
+    let prepared = rkt.ok(&[
+        "prepare",
+        "--quiet",
+        FLY,
+        &busybox(),
+        "--exec",
+        "/bin/busybox",
+        "--",
+        "readlink",
+        "/proc/self/ns/pid",
+    ]);
+    let prepared = prepared.trim();
+    let e = rkt.fails(&["run-prepared", "--net=default", prepared]);
+    assert!(e.contains("--net") && e.contains("fly"), "{e}");
+    let o = rkt.run(&["run-prepared", prepared]);
+    assert_eq!(out(&o).0.trim(), ns("pid"), "{}", out(&o).1);
     assert_no_mounts(&rkt);
 }
 
