@@ -163,13 +163,76 @@ fn what_private_users_cannot_do_is_refused() {
         "--exec=/bin/true",
     ]);
     assert!(o.status.success(), "{}", out(&o).1);
-    let list: serde_json::Value =
-        serde_json::from_str(&rkt.ok(&["list", "--format=json"])).unwrap();
-    let uuid = list[0]["name"].as_str().unwrap();
-    let aci = rkt.config.path().join("x.aci");
-    let e = rkt.fails(&["export", uuid, &aci.display().to_string()]);
-    assert!(e.contains("--private-users"), "{e}");
-    assert!(!aci.exists());
+    assert_eq!(
+        pod_dirs(&rkt).len(),
+        1,
+        "the refused pod left nothing: {:?}",
+        pod_dirs(&rkt)
+    );
+}
+
+/// Exported, a private-users pod's app is owned as the image was (the pod's range moved
+/// back down), valid for actool and runnable elsewhere.
+#[test]
+fn an_export_moves_the_owners_back() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let uuid_file = rkt.config.path().join("uuid");
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        "--private-users",
+        &format!("--uuid-file-save={}", uuid_file.display()),
+        &busybox(),
+        "--user=0",
+        "--group=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        "echo made > /www/new.txt; chown 1000:1000 /www/new.txt",
+    ]);
+    assert!(o.status.success(), "{}", out(&o).1);
+    let uuid = std::fs::read_to_string(&uuid_file).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let aci = work.path().join("p.aci");
+    rkt.ok(&["export", &uuid, &aci.display().to_string()]);
+    let v = std::process::Command::new("actool")
+        .arg("validate")
+        .arg(&aci)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", out(&v).1);
+    let listing = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-tzvf"])
+        .arg(&aci)
+        .output()
+        .unwrap();
+    let listing = out(&listing).0;
+    let owner = |path: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(path))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("{path} not in {listing}"))
+            .to_string()
+    };
+    assert_eq!(owner("rootfs/bin/busybox"), "0/0");
+    assert_eq!(owner("rootfs/www/new.txt"), "1000/1000");
+    let other = Rkt::new();
+    let id = other.ok(&["fetch", &aci.display().to_string()]);
+    let o = other.run(&[
+        "run",
+        "--net=none",
+        id.trim(),
+        "--exec",
+        "/bin/cat",
+        "--",
+        "/www/new.txt",
+    ]);
+    assert_eq!(out(&o).0, "made\n", "{}", out(&o).1);
 }
 
 #[test]

@@ -48,12 +48,6 @@ pub fn export(
                 pod.uuid
             ))
         })?;
-    if crate::userns::read(&pod.dir()).is_some() {
-        bail!(
-            "pod {} ran with --private-users: its files are owned by its own user IDs, which this rkt does not move back for an ACI yet",
-            pod.uuid
-        );
-    }
     let name = choose_app(&pod.manifest()?, app)?;
     let plan = Plan::load(&pod.dir().prepared()).context("reading the pod's apps")?;
     let app_plan = plan
@@ -65,7 +59,10 @@ pub fn export(
         .with_context(|| format!("reading app {name:?}'s image ID"))?;
     let store = image::store::Store::open(&config.dir)?;
     let manifest = store.manifest_bytes(image_id.trim())?;
-    let source = if app_plan.overlay {
+    let source = if let Some((shift, _)) = crate::userns::read(&pod.dir()) {
+        // --private-users: a copy owned by the pod's range, moved back for the ACI.
+        Source::Shifted(pod.dir().app_rootfs(&name), shift)
+    } else if app_plan.overlay {
         Source::Overlay {
             upper: pod.dir().overlay_upper(&name),
             image: PathBuf::from(&app_plan.image_rootfs),
@@ -107,6 +104,8 @@ enum Source {
     },
     /// A tree of its own (the `--no-overlay` copy).
     Tree(PathBuf),
+    /// A copy whose owners were moved up by the second field (`--private-users`).
+    Shifted(PathBuf, u32),
 }
 
 /// Writes through a file beside `out`, renamed over it only once complete and synced.
@@ -160,6 +159,12 @@ fn write_aci(file: &std::fs::File, manifest: &[u8], source: &Source) -> Result<(
             image,
             mount_point,
         } => archive_merged(tar, upper, image, mount_point)?,
+        Source::Shifted(root, shift) => {
+            let mut tar = tar;
+            append_unshifted(&mut tar, root, Path::new("rootfs"), *shift)
+                .with_context(|| format!("archiving {}", root.display()))?;
+            tar
+        }
     };
     tar.into_inner()?.finish()?.flush()?;
     Ok(())
@@ -200,6 +205,45 @@ fn archive_merged<'a>(
     // The mount went with the thread's namespace.
     let _ = std::fs::remove_dir(mount_point);
     result
+}
+
+/// Archives the tree at `path` (our own copy: symlinks are archived, never followed) as
+/// `name`, each owner and group moved back down by `shift` (those outside the pod's range
+/// become nobody, as the pod saw them).
+fn append_unshifted<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    name: &Path,
+    shift: u32,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    let back = |id: u32| {
+        id.checked_sub(shift)
+            .filter(|i| *i < crate::userns::COUNT)
+            .unwrap_or(65534)
+    };
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    h.set_uid(back(meta.uid()).into());
+    h.set_gid(back(meta.gid()).into());
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        tar.append_link(&mut h, name, std::fs::read_link(path)?)?;
+    } else if kind.is_file() {
+        tar.append_data(&mut h, name, std::fs::File::open(path)?)?;
+    } else {
+        h.set_size(0);
+        tar.append_data(&mut h, name, std::io::empty())?;
+    }
+    if kind.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            append_unshifted(tar, &e.path(), &name.join(e.file_name()), shift)?;
+        }
+    }
+    Ok(())
 }
 
 /// This thread alone in a new mount namespace whose mounts propagate nowhere.
