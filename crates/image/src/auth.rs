@@ -118,17 +118,7 @@ impl Credentials {
     }
 
     fn load_dir(&mut self, dir: &Path) -> Result<()> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
-        };
-        let mut files: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for file in files {
+        for file in json_files(dir)? {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             self.parse_file(&text, &file).map_err(|e| {
@@ -210,6 +200,55 @@ impl Credentials {
     }
 }
 
+/// The credentials of `auth.d` as `rkt config` prints them: one entry per `auth` domain and
+/// per `dockerAuth` registry, in rkt's entry shapes, a later file's entry replacing an
+/// earlier one for the same domain (or registry) and kind, sorted by kind and host.
+/// Configuration this rkt refuses when fetching is refused here too.
+pub fn config_entries(dirs: &[PathBuf]) -> Result<Vec<serde_json::Value>> {
+    Credentials::load(dirs)?;
+    let mut merged: std::collections::BTreeMap<(String, String), serde_json::Value> =
+        Default::default();
+    for dir in dirs {
+        for file in json_files(&dir.join("auth.d"))? {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)?;
+            let kind = value["rktKind"].as_str().unwrap_or_default().to_string();
+            let hosts = if kind == "dockerAuth" {
+                "registries"
+            } else {
+                "domains"
+            };
+            for host in value[hosts].as_array().into_iter().flatten() {
+                let host = host.as_str().unwrap_or_default().to_string();
+                let mut entry = serde_json::json!({"rktVersion": "v1", "rktKind": kind});
+                entry[hosts] = serde_json::json!([host]);
+                if kind == "auth" {
+                    entry["type"] = value["type"].clone();
+                }
+                entry["credentials"] = value["credentials"].clone();
+                merged.insert((kind.clone(), host), entry);
+            }
+        }
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// The `*.json` files of a configuration directory, in lexical order (none if it is absent).
+fn json_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +288,38 @@ mod tests {
             format!("{:?}", c.get("q.io").unwrap()),
             "Some(Bearer(<redacted>))"
         );
+    }
+
+    #[test]
+    fn config_entries_are_one_per_host_the_local_one_winning() {
+        let sys = tempfile::tempdir().unwrap();
+        let local = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(sys.path().join("auth.d")).unwrap();
+        std::fs::create_dir_all(local.path().join("auth.d")).unwrap();
+        std::fs::write(
+            sys.path().join("auth.d/basic.json"),
+            r#"{"rktKind":"auth","rktVersion":"v1","domains":["foo.com","bar.com"],"type":"basic","credentials":{"user":"sysUser","password":"sysPassword"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            local.path().join("auth.d/basic.json"),
+            r#"{"rktKind":"auth","rktVersion":"v1","domains":["foo.com"],"type":"basic","credentials":{"user":"user","password":"password"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            local.path().join("auth.d/docker.json"),
+            r#"{"rktKind":"dockerAuth","rktVersion":"v1","registries":["quay.io"],"credentials":{"user":"d","password":"p"}}"#,
+        )
+        .unwrap();
+        let e = config_entries(&[sys.path().into(), local.path().into()]).unwrap();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e[0]["domains"], serde_json::json!(["bar.com"]));
+        assert_eq!(e[0]["credentials"]["user"], "sysUser");
+        assert_eq!(e[1]["domains"], serde_json::json!(["foo.com"]));
+        assert_eq!(e[1]["credentials"]["user"], "user");
+        assert_eq!(e[1]["type"], "basic");
+        assert_eq!(e[2]["rktKind"], "dockerAuth");
+        assert_eq!(e[2]["registries"], serde_json::json!(["quay.io"]));
     }
 
     #[test]

@@ -20,5 +20,20 @@ pub mod pod_dir;
 pub const DEFAULT_DIR: &str = "/var/lib/rkt";
 /// rkt's local configuration when `--local-config` is not given (an operator's own).
 pub const DEFAULT_LOCAL_CONFIG: &str = "/etc/rkt";
+/// The metadata service's registration socket (`rkt metadata-service`, `--mds-register`).
+pub const MDS_SOCKET: &str = "/run/rkt/metadata-svc.sock";
+/// The metadata service's port for the apps, when `--listen-port` is not given.
+pub const MDS_PORT: u16 = 18112;
+/// Overrides [`MDS_SOCKET`] for the service and its registrants alike (not an rkt variable:
+/// lets tests, and several services on one host, use sockets of their own).
+pub const MDS_SOCKET_ENV: &str = "RKT_METADATA_SOCKET";
+
+/// The metadata service's registration socket: [`MDS_SOCKET_ENV`] or [`MDS_SOCKET`].
+pub fn mds_socket() -> std::path::PathBuf {
+    std::env::var_os(MDS_SOCKET_ENV)
+        .map(Into::into)
+        .unwrap_or_else(|| MDS_SOCKET.into())
+}
+
 /// rkt's system configuration when `--system-config` is not given (what packages install).
 pub const DEFAULT_SYSTEM_CONFIG: &str = "/usr/lib/rkt";

@@ -34,6 +34,13 @@ pub struct Plan {
     pub sysctls: Vec<(String, String)>,
     /// `--shm-size`: the size of the pod's /dev/shm in bytes (64 MiB when None).
     pub shm_size: Option<u64>,
+    /// rkt's fly stage1: its one app runs in the host's namespaces (a mount namespace of its
+    /// own aside, so that the pod's mounts stay off the host), in its root, with the host's
+    /// /dev, /proc and /sys and no cgroups; stage0 leaves its capabilities and seccomp open.
+    pub fly: bool,
+    /// `--private-users`: the apps run in a user namespace whose root is host UID (and GID)
+    /// `.0`, mapping `.1` IDs from there; their roots are copies owned accordingly.
+    pub private_users: Option<(u32, u32)>,
     pub apps: Vec<AppPlan>,
 }
 
@@ -271,6 +278,10 @@ impl Plan {
             w.rec("sysctl", &format!("{k}={v}"))?;
         }
         w.opt("shm_size", self.shm_size)?;
+        w.flag("fly", self.fly)?;
+        if let Some((shift, count)) = self.private_users {
+            w.rec("userns", &format!("{shift}:{count}"))?;
+        }
         for app in &self.apps {
             encode_app(app, &mut w)?;
         }
@@ -324,6 +335,14 @@ impl Plan {
                         v.parse()
                             .map_err(|_| bad(format!("shm_size: not a number: {v:?}")))?,
                     )
+                }
+                "fly" => pod.fly = v == "1",
+                "userns" => {
+                    let (shift, count) = v
+                        .split_once(':')
+                        .and_then(|(s, c)| Some((s.parse().ok()?, c.parse().ok()?)))
+                        .ok_or_else(|| bad(format!("bad userns record {v:?}")))?;
+                    pod.private_users = Some((shift, count));
                 }
                 "netns" => pod.netns = Some(v.into()),
                 "net_teardown" => pod.net_teardown = Some(v.into()),
@@ -670,12 +689,13 @@ mod tests {
             netns in prop::option::of(text()),
             net_teardown in prop::option::of(text()),
             cgroup in text(),
-            flags in (any::<bool>(), any::<bool>(), any::<bool>()),
+            flags in (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
             sysctls in prop::collection::vec(("[a-z.]{1,12}", "[^\u{0}]{0,8}"), 0..3),
             shm_size in prop::option::of(any::<u64>()),
+            private_users in prop::option::of((any::<u32>(), any::<u32>())),
             apps in prop::collection::vec(app(), 1..4),
         ) -> Plan {
-            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, host_pid: flags.2, sysctls, shm_size, apps }
+            Plan { hostname, net, netns, net_teardown, cgroup, interactive: flags.0, host_ipc: flags.1, host_pid: flags.2, sysctls, shm_size, fly: flags.3, private_users, apps }
         }
     }
 

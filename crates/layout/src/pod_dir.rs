@@ -10,6 +10,8 @@
 //! overlay/<app>/upper,work the app's overlay layers
 //! stage1/prepared          the apps' plan records, written by prepare
 //! stage1/ports.json        the --port forwards resolved at prepare time
+//! stage1/flavor            `fly` for rkt's fly stage1 (absent: the default one)
+//! stage1/private-users     SHIFT:COUNT of the pod's user namespace (--private-users)
 //! stage1/plan              the whole plan, written when the pod runs
 //! stage1/etc/              hostname, hosts and resolv.conf for the apps
 //! stage1/rootfs/rkt/status/<app>[-created|-started|-oom-killed]
@@ -67,6 +69,14 @@ impl PodDir {
     /// The `--port` forwards resolved at prepare time.
     pub fn ports(&self) -> PathBuf {
         self.at("stage1/ports.json")
+    }
+    /// The stage1 flavour the pod was prepared for (`fly`); absent: the default one.
+    pub fn flavor(&self) -> PathBuf {
+        self.at("stage1/flavor")
+    }
+    /// `--private-users`: the pod's user namespace range, `SHIFT:COUNT` (absent: none).
+    pub fn private_users(&self) -> PathBuf {
+        self.at("stage1/private-users")
     }
     /// The plan stage1 runs.
     pub fn plan(&self) -> PathBuf {

@@ -195,7 +195,8 @@ fn config_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn read_conf(path: &Path) -> Result<NetConf> {
-    let text = std::fs::read(path).map_err(|e| config_err(format!("reading {}: {e}", path.display())))?;
+    let text =
+        std::fs::read(path).map_err(|e| config_err(format!("reading {}: {e}", path.display())))?;
     parse_conf(&text, path)
 }
 

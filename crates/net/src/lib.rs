@@ -87,6 +87,10 @@ struct Attachment {
 pub struct Networked {
     pub infos: Vec<NetInfo>,
     pub dns: Dns,
+    /// The host's address on the network the pod's forwarded ports go through (the first
+    /// masquerading one, or the last): its gateway, where the pod reaches host services such
+    /// as the metadata service (rkt's GetForwardableNetHostIP).
+    pub host_ip: Option<Ipv4Addr>,
 }
 
 /// Creates the pod's namespace, attaches it to `nets` (interfaces `eth0`, `eth1`, … in order)
@@ -118,6 +122,7 @@ fn attach_all(
     let state = pod_dir.join("stage1/net");
     std::fs::create_dir_all(&state).map_err(|e| host_err(format!("{}: {e}", state.display())))?;
     let mut out = Networked::default();
+    let mut gateways = Vec::new();
     let mut masq = None;
     for (i, (net, plugin)) in nets.iter().zip(&plugins).enumerate() {
         let ifname = format!("eth{i}");
@@ -140,6 +145,14 @@ fn attach_all(
             .run("ADD", &attachment.conf)?;
         attachment.result = result;
         save(&state, &ifname, &attachment)?;
+        // CNI 0.3 and later say ips[].gateway; 0.1 and 0.2 said ip4.gateway.
+        let r = &attachment.result;
+        gateways.push(
+            r["ips"][0]["gateway"]
+                .as_str()
+                .or(r["ip4"]["gateway"].as_str())
+                .and_then(|g| g.parse::<Ipv4Addr>().ok()),
+        );
         let o = cni::outcome(&attachment.result);
         if o.ip.is_none() {
             return Err(host_err(format!(
@@ -172,11 +185,12 @@ fn attach_all(
             &serde_json::to_vec(&out.infos).expect("serializable"),
         )?;
     }
+    let via = nets
+        .iter()
+        .position(NetConf::ip_masq)
+        .unwrap_or(nets.len().saturating_sub(1));
+    out.host_ip = gateways.get(via).copied().flatten();
     if !ports.is_empty() || masq.is_some() {
-        let via = nets
-            .iter()
-            .position(NetConf::ip_masq)
-            .unwrap_or(nets.len() - 1);
         let ip = out.infos[via].ip.expect("checked above");
         write(&state.join("nat"), b"")?;
         nat::setup(uuid, masq, ip, ports)?;

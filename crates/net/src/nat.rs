@@ -189,7 +189,9 @@ fn restore(batch: &str) -> Result<()> {
 /// real interface only where route_localnet is on: set it on the host side of the pod's link.
 fn route_localnet(pod_ip: Ipv4Addr) -> Result<()> {
     let Some(dev) = route_device(pod_ip) else {
-        return Err(host_err(format!("no host route to the pod's address {pod_ip}")));
+        return Err(host_err(format!(
+            "no host route to the pod's address {pod_ip}"
+        )));
     };
     let p = format!("/proc/sys/net/ipv4/conf/{dev}/route_localnet");
     std::fs::write(&p, "1").map_err(|e| host_err(format!("writing {p}: {e}")))

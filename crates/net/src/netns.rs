@@ -18,7 +18,8 @@ pub fn path_for(uuid: &str) -> PathBuf {
 /// of its own: unshare(CLONE_NEWNET) affects only the calling thread, so the rest of the
 /// process stays in the host's namespace.
 pub fn create(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(NETNS_DIR).map_err(|e| host_err(format!("creating {NETNS_DIR}: {e}")))?;
+    std::fs::create_dir_all(NETNS_DIR)
+        .map_err(|e| host_err(format!("creating {NETNS_DIR}: {e}")))?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

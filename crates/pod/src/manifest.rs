@@ -38,6 +38,9 @@ pub struct RuntimeApp {
     pub read_only_root_fs: bool,
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// The app's annotations (the metadata service serves them over the image's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<NameValue>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -41,7 +41,6 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "stage1-from-dir",
     "pod-manifest",
     "ipc",
-    "private-users",
     "user-annotation",
     "user-label",
     "stdin",
@@ -58,6 +57,7 @@ const BOOL_FLAGS: &[&str] = &[
     "interactive",
     "readonly-rootfs",
     "mds-register",
+    "private-users",
     "store-only",
     "no-store",
     "privileged",
@@ -163,8 +163,8 @@ pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
             set_pod_flag(&mut pod, &name, value)?;
         }
     }
-    if apps.is_empty() {
-        bail!("must provide at least one image");
+    if apps.is_empty() && pod.pod_manifest.is_none() {
+        bail!("must provide at least one image (or --pod-manifest)");
     }
     Ok((pod, apps))
 }
@@ -186,6 +186,7 @@ fn set_bool(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: bool) -
         "no-store" if v => pod.pull_policy = PullPolicy::Update,
         "store-only" | "no-store" => {}
         "mds-register" => pod.runtime.mds_register = v,
+        "private-users" => pod.private_users = v,
         _ => unreachable!("--{name} is in BOOL_FLAGS"),
     }
     Ok(())
@@ -224,11 +225,9 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
         "ipc" => rt.ipc = ipc(&v)?,
         "pid" => rt.pid = pid(&v)?,
-        "private-users" | "pod-manifest" => {
-            bail!("--{name} is not supported by this rkt yet")
-        }
-        "stage1-url" | "stage1-path" | "stage1-name" | "stage1-hash" | "stage1-from-dir" => {
-            bail!("--{name}: this rkt's stage1 is built in (rkt-stage1 beside rkt); other stage1 images cannot be used")
+        "pod-manifest" => pod.pod_manifest = Some(PathBuf::from(v)),
+        "stage1-name" | "stage1-from-dir" | "stage1-url" | "stage1-path" | "stage1-hash" => {
+            pod.stage1 = stage1(name, &v)?
         }
         "stdin" | "stdout" | "stderr" => bail!(
             "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
@@ -317,6 +316,48 @@ pub fn env_var(flag: &str, kv: &str) -> Result<EnvVar> {
     match kv.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok(EnvVar::new(k, v)),
         _ => bail!("{flag} {kv:?} is not NAME=VALUE"),
+    }
+}
+
+/// The stage1 flags: this rkt's stage1 flavours are built in, named as rkt's images were
+/// (`--stage1-name=coreos.com/rkt/stage1-fly[:1.30.0]`, `--stage1-from-dir=stage1-fly.aci`);
+/// stage1 images themselves (a path, a URL, a hash) cannot be used.
+pub fn stage1(flag: &str, v: &str) -> Result<stage0::spec::Stage1> {
+    let names = stage0::fly::NAMES;
+    let found = match flag {
+        "stage1-name" => {
+            let (name, version) = match v.split_once(':') {
+                Some((n, ver)) => (n, Some(ver)),
+                None => (v, None),
+            };
+            if version.is_some_and(|ver| ver != stage0::fly::VERSION) {
+                bail!(
+                    "--stage1-name={v}: this rkt's built-in stage1 flavours are version {}",
+                    stage0::fly::VERSION
+                );
+            }
+            names.iter().find(|(n, _, _)| *n == name)
+        }
+        "stage1-from-dir" => names.iter().find(|(_, file, _)| *file == v),
+        _ => None,
+    };
+    let known = || {
+        names
+            .iter()
+            .map(|(n, f, _)| format!("--stage1-name={n} or --stage1-from-dir={f}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    match found {
+        Some((_, _, flavour)) => Ok(*flavour),
+        None if flag == "stage1-name" || flag == "stage1-from-dir" => bail!(
+            "--{flag}={v}: not one of this rkt's built-in stage1 flavours; use {}",
+            known()
+        ),
+        None => bail!(
+            "--{flag}: this rkt's stage1 flavours are built in and stage1 images cannot be used; use {}",
+            known()
+        ),
     }
 }
 
@@ -515,6 +556,26 @@ mod tests {
         assert!(parse(&args("img --memory=lots")).is_err());
         assert!(parse(&args("img --pids-limit=0")).is_err());
         assert!(parse(&args("--ipc=maybe img")).is_err());
+    }
+
+    #[test]
+    fn stage1_flavours_by_name_and_file() {
+        use stage0::spec::Stage1;
+        let (pod, _) = parse(&args("--stage1-name=coreos.com/rkt/stage1-fly:1.30.0 img")).unwrap();
+        assert_eq!(pod.stage1, Stage1::Fly);
+        let (pod, _) = parse(&args("--stage1-from-dir=stage1-fly.aci img")).unwrap();
+        assert_eq!(pod.stage1, Stage1::Fly);
+        let (pod, _) = parse(&args("--stage1-name=coreos.com/rkt/stage1-coreos img")).unwrap();
+        assert_eq!(pod.stage1, Stage1::Default);
+        for bad in [
+            "--stage1-name=coreos.com/rkt/stage1-kvm img",
+            "--stage1-name=coreos.com/rkt/stage1-fly:1.29.0 img",
+            "--stage1-path=/usr/lib/rkt/stage1-fly.aci img",
+            "--stage1-url=https://example.com/s.aci img",
+        ] {
+            let e = parse(&args(bad)).unwrap_err().to_string();
+            assert!(e.contains("stage1-fly"), "{bad}: {e}");
+        }
     }
 
     #[test]

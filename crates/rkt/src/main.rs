@@ -95,6 +95,32 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Export an app from an exited pod to an ACI file
+    Export(commands::export::ExportArgs),
+    /// Print configuration for each stage in JSON format
+    Config {
+        /// Apply indent to format the output
+        #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
+        pretty_print: bool,
+    },
+    /// Output shell completion code for the specified shell (bash or zsh)
+    Completion {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Run API service (read-only, gRPC): lists and inspects pods and images
+    ApiService {
+        /// Address to listen for client API requests
+        #[arg(long, default_value = commands::api_service::DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Run metadata service: apps of pods run with --mds-register introspect their pod and
+    /// assert its identity
+    MetadataService {
+        /// Listen port
+        #[arg(long = "listen-port", default_value_t = layout::MDS_PORT)]
+        listen_port: u16,
+    },
     /// Print a pod's manifest
     CatManifest {
         #[arg(long = "pretty-print", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = flags::parse_bool, default_value = "true")]
@@ -106,6 +132,24 @@ enum Command {
     /// Undo a pod's network (run by the pod's supervisor when the pod exits)
     #[command(hide = true, name = "net-teardown")]
     NetTeardown { pod_dir: std::path::PathBuf },
+}
+
+/// The shells `rkt completion` writes for, as rkt 1.30 did.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+}
+
+/// Completion code generated from this command line's own definitions.
+fn completion(shell: CompletionShell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "rkt", &mut std::io::stdout());
+    Ok(())
 }
 
 /// rkt's exit status for its own failures.
@@ -170,6 +214,19 @@ fn main() {
         Command::Enter { app, uuid, command } => (
             "enter",
             commands::pods::enter(&cli.global, app.as_deref(), &uuid, &command),
+        ),
+        Command::Export(a) => ("export", commands::export::run(&cli.global, &a)),
+        Command::Config { pretty_print } => {
+            ("config", commands::config::run(&cli.global, pretty_print))
+        }
+        Command::Completion { shell } => ("completion", completion(shell)),
+        Command::MetadataService { listen_port } => (
+            "metadata-service",
+            commands::metadata_service::run(listen_port),
+        ),
+        Command::ApiService { listen } => (
+            "api-service",
+            commands::api_service::run(&cli.global, &listen),
         ),
         Command::CatManifest {
             pretty_print,

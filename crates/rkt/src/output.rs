@@ -127,7 +127,11 @@ mod tests {
         let io = std::io::Error::from_raw_os_error(libc::ENOENT);
         let e = anyhow::Error::from(stage0::Error::from(io)).context("reading the plan");
         let text = error_chain(&e);
-        assert_eq!(text.matches("No such file or directory").count(), 1, "{text}");
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
         assert!(text.starts_with("reading the plan: "), "{text}");
     }
 

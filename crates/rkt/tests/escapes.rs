@@ -396,3 +396,114 @@ fn kernel_interfaces_are_off_the_allow_list() {
         .collect();
     assert!(wrong.is_empty(), "not killed by the filter: {wrong:?}");
 }
+
+/// The user the host sees the pod's app `comm` run as: the first `Uid:` field of the init's
+/// child running it (waited for: the app may still be starting).
+fn host_uid_of(rkt: &Rkt, uuid: &str, comm: &str) -> u32 {
+    let pid_file = rkt.dir.path().join("pods/run").join(uuid).join("pid");
+    let init: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let uid_of = |p: &str| -> Option<u32> {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    common::eventually(std::time::Duration::from_secs(10), comm, || {
+        let children =
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).ok()?;
+        children
+            .split_whitespace()
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+            })
+            .and_then(uid_of)
+    })
+}
+
+/// With `--private-users`, the same attempts end the same way (device nodes are not made at
+/// all), by the app and by a process `rkt enter` starts; and the app's root is, to the
+/// host, a user of the pod's own range.
+#[test]
+fn neither_the_app_nor_rkt_enter_escape_with_private_users() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let secret = HostSecret::new();
+    let expected = test_support::escapes::expected_private_users();
+    let o = rkt.run(&[
+        "run",
+        "--net=none",
+        "--private-users",
+        VOLUME,
+        &probe_image(),
+        MOUNT,
+        "--user=0",
+        "--group=0",
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        &script(&secret, "/vol"),
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    test_support::escapes::assert_refused_as(
+        "the app, private users",
+        &stdout,
+        &secret,
+        &["rkt-stage1", "sh", "busybox", "escape_probe"],
+        &expected,
+    );
+
+    let uuid_file = rkt.config.path().join("uuid");
+    let save = format!("--uuid-file-save={}", uuid_file.display());
+    let mut pod = rkt
+        .cmd()
+        .args([
+            "run",
+            "--net=none",
+            "--private-users",
+            &save,
+            VOLUME,
+            &probe_image(),
+            MOUNT,
+            "--user=0",
+            "--group=0",
+            "--exec",
+            "/bin/sleep",
+            "--",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    let uuid = common::eventually(std::time::Duration::from_secs(30), "the pod's UUID", || {
+        std::fs::read_to_string(&uuid_file).ok()
+    });
+    rkt.ok(&["status", "--wait-ready=10s", &uuid]);
+    let host_uid = host_uid_of(&rkt, &uuid, "sleep");
+    assert!(
+        host_uid >= 0x8_0000,
+        "root in the pod is host user {host_uid}"
+    );
+    let o = rkt.run(&["enter", &uuid, "/bin/sh", "-c", &script(&secret, "/vol")]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    test_support::escapes::assert_refused_as(
+        "rkt enter, private users",
+        &stdout,
+        &secret,
+        &["rkt-stage1", "sleep", "sh", "busybox", "escape_probe"],
+        &expected,
+    );
+    rkt.ok(&["stop", "--force", &uuid]);
+    pod.wait().unwrap();
+}

@@ -274,7 +274,10 @@ mod net_kinds {
         let kind = |e: net::Error| Error::from(e).kind();
         assert_eq!(kind(net::Error::Config("x".into())), Kind::InvalidInput);
         assert_eq!(kind(net::Error::Conflict("x".into())), Kind::Conflict);
-        assert_eq!(kind(net::Error::Host("iptables-restore: x".into())), Kind::Failed);
+        assert_eq!(
+            kind(net::Error::Host("iptables-restore: x".into())),
+            Kind::Failed
+        );
         let e = net::conf::parse_mode(&[":x".into()]).unwrap_err();
         assert_eq!(kind(e), Kind::InvalidInput);
     }

@@ -15,13 +15,18 @@
 pub mod config;
 pub mod error;
 mod exec;
+pub mod export;
+pub mod fly;
 pub mod fs;
 mod isolators;
 pub mod lifecycle;
+mod mds;
+mod pod_manifest;
 mod prepare;
 pub mod spec;
 mod start;
 pub mod trust;
+pub mod userns;
 mod volumes;
 
 pub use config::{Config, InsecureOptions, RegistryAuth};

@@ -214,6 +214,7 @@ pub fn remove(pod: &Pod) -> Result<()> {
         eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
     }
     remove_cgroups(&pod.uuid)?;
+    crate::mds::unregister(&pod.path, &pod.uuid);
     std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
 }
 

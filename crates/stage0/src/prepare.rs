@@ -35,8 +35,26 @@ pub(crate) fn prepare_pod(
     pod_spec: &PodSpec,
     apps: &[AppSpec],
 ) -> Result<()> {
+    if let Some(manifest) = &pod_spec.pod_manifest {
+        return crate::pod_manifest::prepare(config, dir, pod_spec, apps, manifest);
+    }
+    if pod_spec.private_users {
+        crate::userns::check(pod_spec)?;
+        if !pod_spec.no_overlay {
+            // The apps' roots are copies moved into the pod's user IDs (see crate::userns).
+            let copied = PodSpec {
+                no_overlay: true,
+                ..pod_spec.clone()
+            };
+            return prepare_pod(config, dir, &copied, apps);
+        }
+    }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     crate::volumes::check(pod_spec)?;
+    let fly = pod_spec.stage1 == crate::spec::Stage1::Fly;
+    if fly {
+        crate::fly::check(apps)?;
+    }
     let mut runtime_apps: Vec<RuntimeApp> = Vec::new();
     let mut volumes: Vec<Volume> = Vec::new();
     let mut prepared = Vec::new();
@@ -71,6 +89,12 @@ pub(crate) fn prepare_pod(
             host_ip: f.host_ip.map(|ip| ip.to_string()),
         })
         .collect();
+    if fly {
+        crate::fly::open_up(&mut runtime_apps, &mut prepared);
+    }
+    if pod_spec.private_users {
+        crate::userns::own(&config.dir, dir, &prepared)?;
+    }
     let mut pod_manifest = PodManifest::new(runtime_apps, volumes, exposed);
     pod_manifest.user_annotations = pod_spec.user_annotations.clone();
     pod_manifest.user_labels = pod_spec.user_labels.clone();
@@ -79,6 +103,9 @@ pub(crate) fn prepare_pod(
     std::fs::create_dir_all(pod.path.join("stage1"))?;
     std::fs::write(pod.prepared(), Plan::encode_apps(&prepared)?)?;
     std::fs::write(pod.ports(), serde_json::to_vec(&ports)?)?;
+    if fly {
+        std::fs::write(pod.flavor(), crate::fly::FLAVOR)?;
+    }
     Ok(())
 }
 
@@ -144,12 +171,15 @@ fn prepare_app(
         check_on_disk(&store, &image_id, &app.image)?;
     }
     let manifest = store.manifest(&image_id)?;
-    let image_app = manifest.app.clone().ok_or_else(|| {
-        invalid!(
-            "image {} has no app to run (its manifest has no \"app\")",
-            app.image
-        )
-    })?;
+    let image_app = match &app.app {
+        Some(given) => given.clone(),
+        None => manifest.app.clone().ok_or_else(|| {
+            invalid!(
+                "image {} has no app to run (its manifest has no \"app\")",
+                app.image
+            )
+        })?,
+    };
     let name = app.name.clone().unwrap_or_else(|| app_name(&manifest.name));
     let image_rootfs = store.rootfs(&image_id);
     // What the image's own isolators ask for, where the flags say nothing.
@@ -232,6 +262,7 @@ fn prepare_app(
                 path: m.bind.target.clone(),
             })
             .collect(),
+        annotations: Vec::new(),
     };
     let appsinfo = dir.join("appsinfo").join(&name);
     std::fs::create_dir_all(&appsinfo)?;

@@ -149,6 +149,23 @@ pub struct PodSpec {
     pub user_annotations: BTreeMap<String, String>,
     /// `--user-label`: the pod's labels, kept in its manifest.
     pub user_labels: BTreeMap<String, String>,
+    /// `--pod-manifest`: the whole pod from an appc pod manifest instead of images and flags
+    /// (see `crate::pod_manifest`).
+    pub pod_manifest: Option<PathBuf>,
+    /// `--stage1-name` and the like: which of the built-in stage1 flavours runs the pod.
+    pub stage1: Stage1,
+    /// `--private-users`: the apps in a user namespace of the pod's own (see `crate::userns`).
+    pub private_users: bool,
+}
+
+/// The built-in stage1 flavours (rkt's stage1 images are not used: see `crate::fly`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Stage1 {
+    /// rkt's default (`coreos.com/rkt/stage1-coreos`): namespaces, cgroups, confinement.
+    #[default]
+    Default,
+    /// rkt's fly (`coreos.com/rkt/stage1-fly`): one app in the host's namespaces.
+    Fly,
 }
 
 /// An environment variable: its name and value.
@@ -264,6 +281,9 @@ pub struct AppSpec {
     /// `--privileged`: the host's devices and a writable /sys; needs
     /// `--insecure-options=all-run` (every capability, no seccomp filter, nothing masked).
     pub privileged: bool,
+    /// The app given whole (by a pod manifest): it replaces the image's app, and the fields
+    /// above only add to it.
+    pub app: Option<image::appc::App>,
 }
 
 /// How many processes and threads an app may have when `--pids-limit` is not given: podman's

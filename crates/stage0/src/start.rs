@@ -67,8 +67,9 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || rt.pid != Pid::Private
         || !rt.sysctls.is_empty()
         || rt.shm_size.is_some()
+        || rt.mds_register
     {
-        bail!("--net, --dns, --hostname, --interactive, --ipc, --pid, --sysctl and --shm-size are flags of run-prepared, not of prepare");
+        bail!("--net, --dns, --hostname, --interactive, --ipc, --pid, --sysctl, --shm-size and --mds-register are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -171,9 +172,6 @@ pub fn ready_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Res
 /// the pod's network is undone.
 fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> Result<()> {
     stage1_path(config)?;
-    if rt.mds_register {
-        bail!("--mds-register: this rkt has no metadata service; leave it false");
-    }
     let pod_dir = PodDir::new(dir);
     let mut plan = Plan::load(&pod_dir.prepared()).context("reading the prepared pod")?;
     if rt.interactive && plan.apps.len() > 1 {
@@ -185,10 +183,18 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     let ports: Vec<net::Forward> = serde_json::from_slice(
         &std::fs::read(pod_dir.ports()).context("reading the prepared pod's ports")?,
     )?;
+    let fly = crate::fly::is_fly(&pod_dir);
+    if fly {
+        crate::fly::check_runtime(rt, ports.len())?;
+    }
     let mode = match &rt.net_namespace {
+        _ if fly => net::NetMode::Host,
         Some(ns) => joined_namespace(ns, rt)?,
         None => net::conf::parse_mode(&rt.net)?,
     };
+    if rt.mds_register && matches!(mode, net::NetMode::None | net::NetMode::Joined(_)) {
+        bail!("--mds-register needs the pod to reach the host's metadata service: use --net=host, default, default-restricted or another network of net.d (not --net=none or --net-namespace)");
+    }
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     // Flags are checked before any network is made.
     let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
@@ -204,18 +210,56 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         _ => None,
     };
     plan.hostname = hostname;
-    plan.cgroup = layout::cgroup::pod_rel(uuid);
+    // Fly's app has no cgroups and the host's IPC namespace, as in rkt.
+    plan.cgroup = if fly {
+        String::new()
+    } else {
+        layout::cgroup::pod_rel(uuid)
+    };
     plan.interactive = rt.interactive;
-    plan.host_ipc = rt.ipc == Ipc::Parent;
+    plan.host_ipc = fly || rt.ipc == Ipc::Parent;
     plan.host_pid = rt.pid == Pid::Host;
     plan.sysctls = sysctls(rt, &mode)?;
     plan.shm_size = rt.shm_size;
+    plan.fly = fly;
+    plan.private_users = crate::userns::read(&pod_dir);
     let written = set_network(config, &mut plan, uuid, &mode)
+        .and_then(|()| metadata(config, &mut plan, dir, uuid, rt, networked.as_ref()))
         .and_then(|()| write_pod_files(&pod_dir, &plan, &hosts, dns, &mode, networked.as_ref()));
     if written.is_err() {
         let _ = net::teardown(uuid, dir);
+        crate::mds::unregister(dir, uuid);
     }
     written
+}
+
+/// `--mds-register`: the pod registered with the metadata service, and its apps told where
+/// it is (`AC_METADATA_URL`): on the host's loopback with the host's network, at the
+/// network's gateway otherwise.
+fn metadata(
+    config: &Config,
+    plan: &mut Plan,
+    dir: &Path,
+    uuid: &str,
+    rt: &RuntimeSpec,
+    networked: Option<&net::Networked>,
+) -> Result<()> {
+    if !rt.mds_register {
+        return Ok(());
+    }
+    let host = match (plan.net, networked) {
+        (layout::plan::Net::Host, _) => std::net::Ipv4Addr::LOCALHOST,
+        (_, Some(n)) => n.host_ip.ok_or_else(|| {
+            invalid!("--mds-register: the pod's network has no gateway through which the pod reaches the host's metadata service; use a network with one (such as default)")
+        })?,
+        _ => bail!("--mds-register: the pod has no network to reach the metadata service"),
+    };
+    let url = crate::mds::register(config, dir, uuid, host)?;
+    for app in &mut plan.apps {
+        app.env.retain(|e| !e.starts_with("AC_METADATA_URL="));
+        app.env.push(format!("AC_METADATA_URL={url}"));
+    }
+    Ok(())
 }
 
 /// The lock of a prepared pod, waiting a moment for a holder that is about to let go: the

@@ -100,8 +100,11 @@ pub(crate) fn volumes(
                 source,
                 target,
                 read_only: v.read_only.unwrap_or(false),
-                // rkt's default (its coreos flavour): recursive binds.
-                recursive: v.recursive.unwrap_or(true),
+                // rkt's defaults: recursive binds, but not for fly (where a volume of `/` would
+                // bring every host mount).
+                recursive: v
+                    .recursive
+                    .unwrap_or(pod.stage1 != crate::spec::Stage1::Fly),
             },
         });
     }

@@ -41,6 +41,11 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         let fd = sys::open_path(Path::new(&p))?;
         fds.push((name, flag, fd));
     }
+    // --private-users: the apps' user namespace, joined by the command itself (see
+    // userns::join), after the others: they are the host root's.
+    if plan.private_users.is_some() {
+        crate::userns::find(pid)?;
+    }
     for (name, kind, fd) in fds {
         sys::setns(fd, kind).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
     }

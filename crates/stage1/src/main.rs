@@ -22,10 +22,12 @@
 mod caps;
 mod cgroup;
 mod enter;
+mod fly;
 mod inroot;
 mod mounts;
 mod sys;
 mod tty;
+mod userns;
 
 use layout::plan::{AppPlan, Net, Plan};
 use layout::pod_dir::{Marker, PodDir};
@@ -66,6 +68,9 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     std::fs::create_dir_all(&status_dir)
         .map_err(|e| format!("creating {}: {e}", status_dir.display()))?;
     write_file(&dir.ppid(), &std::process::id().to_string())?;
+    if plan.fly {
+        return fly::supervise(pod, &plan, &status_dir);
+    }
     let cgroups = cgroup::Cgroups::create(&plan)?;
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
@@ -201,6 +206,17 @@ fn pod_init(
     set_sysctls(&plan.sysctls)?;
     let root = mounts::build_root(pod, plan)?;
     mounts::enter_root(&root)?;
+    // --private-users: the apps' user namespace, held by a process of the init's own.
+    let _holder = match plan.private_users {
+        Some((shift, count)) => {
+            let proc = match plan.apps.as_slice() {
+                [_] => "/proc".to_string(),
+                apps => format!("{}/proc", layout::pod_dir::app_root_in_pod(&apps[0].name)),
+            };
+            Some(userns::Holder::start(shift, count, &proc)?)
+        }
+        None => None,
+    };
     let chroot = plan.apps.len() > 1;
     let mut running: Vec<(usize, libc::pid_t)> = Vec::new();
     for (i, app) in plan.apps.iter().enumerate() {
@@ -307,6 +323,11 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
         if let Err(e) = sys::setrlimit(&r.name, r.soft, r.hard) {
             return e;
         }
+    }
+    // Into the pod's user namespace (--private-users), after what only the host's root may
+    // do and before the app's own IDs and capabilities are set.
+    if let Err(e) = userns::join() {
+        return e;
     }
     if let Some(keep) = &plan.caps {
         if let Err(e) = caps::limit_bounding_set(keep) {

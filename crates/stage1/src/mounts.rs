@@ -57,11 +57,11 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
     Ok(stage1)
 }
 
-/// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
-/// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
-fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, String> {
+/// Mounts the app's root filesystem itself, at its place in the pod: its image under an
+/// overlay whose upper layer is the pod's, or the copy stage0 made (`--no-overlay`), nodev
+/// either way. Returns its path.
+pub(crate) fn mount_app_root(dir: &PodDir, plan: &AppPlan) -> Result<PathBuf, String> {
     // Stage0 made everything up to here: host paths of our own.
-    let dir = PodDir::new(pod);
     let root_path = dir.app_rootfs(&plan.name);
     mkdir(&root_path)?;
     if plan.overlay {
@@ -91,23 +91,50 @@ fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, 
             libc::MS_NODEV,
         )?;
     }
-    // From here on, what lies below the root came from the image.
-    let what = match &plan.image {
+    Ok(root_path)
+}
+
+/// The app and its image, for messages.
+pub(crate) fn app_what(plan: &AppPlan) -> String {
+    match &plan.image {
         Some(image) => format!("app {:?} (image {image})", plan.name),
         None => format!("app {:?}", plan.name),
-    };
-    let root = Root::open(&root_path, &what)?;
+    }
+}
+
+/// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
+/// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
+fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, String> {
+    let dir = PodDir::new(pod);
+    let root_path = mount_app_root(&dir, plan)?;
+    // From here on, what lies below the root came from the image.
+    let root = Root::open(&root_path, &app_what(plan))?;
     mount_kernel_fs(&root, plan.privileged)?;
     if plan.mask_paths {
         mask_kernel_paths(&root)?;
     }
     mount_dev(&root, shm_size, plan.privileged)?;
-    for name in ["hostname", "hosts", "resolv.conf"] {
+    bind_etc(&root, &dir, &["hostname", "hosts", "resolv.conf"])?;
+    bind_volumes(&root, pod, plan)?;
+    for t in &plan.tmpfs {
+        mount_tmpfs(&root, t)?;
+    }
+    if plan.readonly_rootfs {
+        let top = inroot::open_source(&root_path)?;
+        remount_keeping(&top, "the root", libc::MS_RDONLY)?;
+    }
+    Ok(root_path)
+}
+
+/// Binds the pod's files `names` (stage0's hostname, hosts, resolv.conf) over the app's
+/// `/etc/NAME`, where stage0 wrote them.
+pub(crate) fn bind_etc(root: &Root, dir: &PodDir, names: &[&str]) -> Result<(), String> {
+    for name in names {
         let src = dir.etc().join(name);
         if src.exists() {
             let dest = root.file_for_bind(&format!("/etc/{name}"))?;
             bind(
-                &root,
+                root,
                 &inroot::open_source(&src)?,
                 &dest,
                 &format!("/etc/{name}"),
@@ -117,6 +144,11 @@ fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, 
             )?;
         }
     }
+    Ok(())
+}
+
+/// Binds the app's volumes at their targets in its root.
+pub(crate) fn bind_volumes(root: &Root, pod: &Path, plan: &AppPlan) -> Result<(), String> {
     let pod_dir = Root::open(pod, "the pod directory")?;
     for m in &plan.mounts {
         let (target, ro, recursive) = (&m.target, &m.read_only, &m.recursive);
@@ -131,16 +163,9 @@ fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, 
         // A directory is nodev (see the top); a file is bound as it is: it may be a device
         // the operator gave the app on purpose (Nomad's `devices`).
         let nodev = if is_dir { libc::MS_NODEV } else { 0 };
-        bind(&root, &src, &dest, target, *ro, *recursive, nodev)?;
+        bind(root, &src, &dest, target, *ro, *recursive, nodev)?;
     }
-    for t in &plan.tmpfs {
-        mount_tmpfs(&root, t)?;
-    }
-    if plan.readonly_rootfs {
-        let top = inroot::open_source(&root_path)?;
-        remount_keeping(&top, "the root", libc::MS_RDONLY)?;
-    }
-    Ok(root_path)
+    Ok(())
 }
 
 /// A volume's source: relative ones are the pod's own (empty) volumes, looked up beneath the

@@ -1,7 +1,11 @@
 //! One module per rkt subcommand.
 
+pub mod api_service;
+pub mod config;
+pub mod export;
 pub mod fetch;
 pub mod image;
+pub mod metadata_service;
 pub mod pods;
 pub mod run;
 pub mod trust;

@@ -1,0 +1,43 @@
+//! `rkt config`: the configuration rkt works with, merged from the system and local
+//! (and user) directories, as JSON in rkt 1.30's shape: `{"stage0": [entries…]}` with one `auth` entry
+//! per domain, one `dockerAuth` entry per registry, then `paths` and `stage1`.
+
+use crate::flags::GlobalArgs;
+use anyhow::Result;
+use serde::Serialize;
+
+pub fn run(global: &GlobalArgs, pretty_print: bool) -> Result<()> {
+    let config = global.config()?;
+    let mut stage0 = image::auth::config_entries(&config.config_dirs())?;
+    let stage1 = stage0::stage1_path(&config)?;
+    stage0.push(serde_json::json!({
+        "rktVersion": "v1",
+        "rktKind": "paths",
+        "data": config.dir,
+        // Where this rkt's stage1 is: rkt-stage1, beside rkt.
+        "stage1-images": stage1.parent().unwrap_or(&stage1),
+    }));
+    stage0.push(serde_json::json!({
+        "rktVersion": "v1",
+        "rktKind": "stage1",
+        // The built-in stage1 is rkt's default flavour: pods in namespaces of their own.
+        "name": "coreos.com/rkt/stage1-coreos",
+        "version": crate::commands::version::RKT_COMPAT_VERSION,
+        "location": stage1,
+    }));
+    let all = serde_json::json!({ "stage0": stage0 });
+    println!("{}", to_json(&all, pretty_print)?);
+    Ok(())
+}
+
+/// Go's json.MarshalIndent(v, "", "\t") when pretty, json.Marshal otherwise.
+fn to_json(v: &serde_json::Value, pretty: bool) -> Result<String> {
+    if !pretty {
+        return Ok(serde_json::to_string(v)?);
+    }
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser)?;
+    Ok(String::from_utf8(out)?)
+}
