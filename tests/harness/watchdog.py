@@ -7,11 +7,14 @@ registry (and token server), it ends them with SIGTERM (then SIGKILL) when
   - process OWNER has exited (0 = no owner; registry.sh passes $HARNESS_OWNER_PID, e.g. the
     test process, so a registry held in a never-dropped static dies with its test binary),
 
-and exits by itself once none of them is running any more.
+and exits by itself once none of them is running any more. When it ended them because
+their owner exited, a scratch STATEDIR of a test's own (`rkt-registry-*`, which a static
+registry's never-dropped TempDir would otherwise leave in /tmp) is removed too.
 
 Usage: watchdog.py STATEDIR LIFETIME OWNER PID...
 """
 import os
+import shutil
 import signal
 import sys
 import time
@@ -32,8 +35,9 @@ def main():
     pids = [int(p) for p in sys.argv[4:]]
     deadline = time.time() + lifetime if lifetime > 0 else None
     while any(alive(p) for p in pids):
+        orphaned = owner and not alive(owner)
         if (not os.path.isdir(statedir) or (deadline and time.time() > deadline)
-                or (owner and not alive(owner))):
+                or orphaned):
             for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
                 for p in pids:
                     if alive(p):
@@ -44,6 +48,8 @@ def main():
                 end = time.time() + wait
                 while time.time() < end and any(alive(p) for p in pids):
                     time.sleep(0.05)
+            if orphaned and os.path.basename(os.path.normpath(statedir)).startswith("rkt-registry-"):
+                shutil.rmtree(statedir, ignore_errors=True)
             return
         time.sleep(1)
 
