@@ -9,6 +9,8 @@
 //! - [`events`]: ListenEvents, by watching the store's pods and images change.
 //! - [`Service`]: the PublicAPI service; [`serve`] runs it on an address.
 
+#![forbid(unsafe_code)]
+
 pub mod convert;
 pub mod events;
 mod service;

@@ -14,6 +14,8 @@
 //! Every fallible function returns an [`Error`], whose variant says what a caller can do
 //! about it (retry a registry, report an image or input that cannot be used, not found).
 
+#![forbid(unsafe_code)]
+
 pub mod aci;
 pub mod appc;
 pub mod auth;

@@ -12,6 +12,8 @@
 //! No dependencies: the supervisor links this crate, and every byte of it stays resident for
 //! each running pod.
 
+#![forbid(unsafe_code)]
+
 pub mod cgroup;
 pub mod plan;
 pub mod pod_dir;

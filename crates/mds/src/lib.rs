@@ -17,6 +17,8 @@
 //!
 //! Registrations live in memory, as in rkt: a restarted service knows no pod.
 
+#![forbid(unsafe_code)]
+
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -252,14 +252,9 @@ fn reserve(uuid: &str, forwards: &[Forward]) -> Result<()> {
 fn lock() -> Result<std::fs::File> {
     let p = Path::new(RESERVATIONS).join(".lock");
     let f = std::fs::File::create(&p).map_err(|e| host_err(format!("{}: {e}", p.display())))?;
-    // SAFETY: flock on a descriptor we own; released when the file closes.
-    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-        return Err(host_err(format!(
-            "locking {}: {}",
-            p.display(),
-            std::io::Error::last_os_error()
-        )));
-    }
+    // Released when the file closes.
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| host_err(format!("locking {}: {e}", p.display())))?;
     Ok(f)
 }
 

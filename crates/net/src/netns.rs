@@ -3,8 +3,6 @@
 //! whether or not a process is inside it.
 
 use crate::{host_err, Result};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub const NETNS_DIR: &str = "/run/netns";
@@ -25,32 +23,14 @@ pub fn create(path: &Path) -> Result<()> {
         .create_new(true)
         .open(path)
         .map_err(|e| host_err(format!("creating {}: {e}", path.display())))?;
-    let target = CString::new(path.as_os_str().as_bytes()).expect("no NUL in a netns path");
+    let target = path.to_path_buf();
     let made = std::thread::spawn(move || -> std::result::Result<(), String> {
-        // SAFETY: plain syscalls on this thread; the strings outlive the calls.
-        unsafe {
-            if libc::unshare(libc::CLONE_NEWNET) != 0 {
-                return Err(format!(
-                    "unshare(CLONE_NEWNET): {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let src = c"/proc/thread-self/ns/net";
-            if libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ) != 0
-            {
-                return Err(format!(
-                    "bind-mounting the namespace: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-        }
-        Ok(())
+        // SAFETY: CLONE_NEWNET moves only this thread, a thread of our own that does
+        // nothing else and ends right after.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+            .map_err(|e| format!("unshare(CLONE_NEWNET): {e}"))?;
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &target)
+            .map_err(|e| format!("bind-mounting the namespace: {e}"))
     })
     .join()
     .unwrap_or_else(|_| Err("the namespace thread panicked".into()));
@@ -65,14 +45,10 @@ pub fn create(path: &Path) -> Result<()> {
 
 /// Unpins and removes a namespace; a missing one is not an error.
 pub fn remove(path: &Path) -> Result<()> {
-    let c = CString::new(path.as_os_str().as_bytes()).expect("no NUL in a netns path");
-    // SAFETY: umount2 on a path we own. EINVAL means it was not mounted (already unpinned).
-    let r = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) {
-            return Err(host_err(format!("unmounting {}: {e}", path.display())));
-        }
+    // EINVAL means it was not mounted (already unpinned).
+    match rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(host_err(format!("unmounting {}: {e}", path.display()))),
     }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -15,6 +15,8 @@
 //!
 //! Transitions are `rename(2)`s of the pod directory, made while holding its lock.
 
+#![forbid(unsafe_code)]
+
 pub mod caps;
 pub mod error;
 pub mod manifest;

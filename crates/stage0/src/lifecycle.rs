@@ -12,8 +12,13 @@ use std::time::{Duration, Instant};
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn send_signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) with a PID read from the pod directory.
-    unsafe { libc::kill(pid, sig) };
+    let (Some(pid), Some(sig)) = (
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::Signal::from_named_raw(sig),
+    ) else {
+        return;
+    };
+    let _ = rustix::process::kill_process(pid, sig);
 }
 
 /// Calls `done` every 10 ms until it is true, for at most `limit` (None: forever).

@@ -520,10 +520,7 @@ impl SmallFs {
 
     /// Bytes an unprivileged writer could still write.
     pub fn free(&self) -> u64 {
-        let path = std::ffi::CString::new(self.dir.path().as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid C string and a zeroed struct for the kernel to fill.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+        let st = rustix::fs::statvfs(self.dir.path()).unwrap();
         st.f_bavail * st.f_frsize
     }
 

@@ -184,8 +184,7 @@ impl Driver {
     }
 
     pub async fn fingerprint(&self) -> fingerprint::Fingerprint {
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         let version = if root {
             self.rkt.version().await
         } else {

@@ -15,7 +15,6 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The directory of the records, beneath the driver's state directory.
@@ -31,16 +30,17 @@ pub struct Record {
 }
 
 fn flock(f: &File, nonblocking: bool) -> std::io::Result<bool> {
-    let op = libc::LOCK_EX | if nonblocking { libc::LOCK_NB } else { 0 };
-    // SAFETY: a valid open descriptor; flock has no memory preconditions.
-    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
-        return Ok(true);
+    use rustix::fs::FlockOperation;
+    let op = if nonblocking {
+        FlockOperation::NonBlockingLockExclusive
+    } else {
+        FlockOperation::LockExclusive
+    };
+    match rustix::fs::flock(f, op) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        return Ok(false);
-    }
-    Err(e)
 }
 
 impl Record {
