@@ -847,7 +847,7 @@ async fn pids_limit_reaches_the_pods_cgroup() {
         start(&mut p, task).await;
         let uuid = rkt_ok(rkt_dir.path(), &["list", "--full", "--no-legend"]);
         let uuid = uuid.split_whitespace().next().unwrap().to_string();
-        let rel = layout::cgroup::pod_rel(&uuid);
+        let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, &uuid);
         let max = match layout::cgroup::v1_pids_dir(root, &rel) {
             Some(d) => d.join("pids.max"),
             None => root.join(&rel).join("pids.max"),

@@ -8,8 +8,9 @@
 //! the same fields from a job without going through text.
 
 use stage0::spec::{
-    parse_bool, parse_bytes, parse_millicores, parse_pids_limit, AppSpec, EnvVar, HostSource,
-    HostsEntry, Ipc, MountSpec, PodSpec, PortSpec, Volume, VolumeKind,
+    parse_bool, parse_bytes, parse_device, parse_memory_swap, parse_millicores, parse_pids_limit,
+    AppSpec, CpuSet, EnvVar, HostSource, HostsEntry, Ipc, MountSpec, PodSpec, PortSpec, Volume,
+    VolumeKind,
 };
 use stage0::{Error, Result};
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "stage1-from-dir",
     "pod-manifest",
     "ipc",
+    "cgroup-parent",
     "private-users",
     "signature",
     "user-annotation",
@@ -76,8 +78,13 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "supplementary-gids",
     "working-dir",
     "memory",
+    "memory-reservation",
+    "memory-swap",
     "cpu",
+    "cpu-period",
     "cpu-shares",
+    "cpuset-cpus",
+    "device",
     "oom-score-adj",
     "pids-limit",
     "environment",
@@ -200,6 +207,9 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "uuid-file-save" => pod.uuid_file_save = Some(PathBuf::from(v)),
         "pull-policy" => pod.pull_policy = v.parse().map_err(Error::invalid)?,
         "ipc" => rt.ipc = ipc(&v)?,
+        "cgroup-parent" => {
+            rt.cgroup_parent = Some(layout::cgroup::check_parent(&v).map_err(Error::invalid)?)
+        }
         "private-users" | "pod-manifest" | "user-annotation" | "user-label" => {
             bail!("--{name} is not supported by this rkt yet")
         }
@@ -246,7 +256,12 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
         }
         "working-dir" => app.working_dir = Some(v),
         "memory" => app.memory = Some(parse_bytes(&v)?),
+        "memory-reservation" => app.memory_reservation = Some(parse_bytes(&v)?),
+        "memory-swap" => app.memory_swap = Some(parse_memory_swap(&v)?),
         "cpu" => app.cpu_millicores = Some(parse_millicores(&v)?),
+        "cpu-period" => app.cpu_period_us = Some(number("--cpu-period", &v)?),
+        "cpuset-cpus" => app.cpuset_cpus = Some(CpuSet::parse(&v)?),
+        "device" => app.devices.push(parse_device(&v)?),
         "cpu-shares" => app.cpu_shares = Some(number("--cpu-shares", &v)?),
         "oom-score-adj" => app.oom_score_adj = Some(number("--oom-score-adj", &v)?),
         "pids-limit" => app.pids_limit = parse_pids_limit(&v)?,
@@ -448,6 +463,30 @@ mod tests {
         assert_eq!(apps[0].args, ["--loglevel", "v"]);
         assert_eq!(apps[1].image, "img2");
         assert_eq!(apps[1].args, ["--interval", "30s"]);
+    }
+
+    #[test]
+    fn resource_flags() {
+        let (pod, apps) = parse(&args(
+            "--cgroup-parent=/machine.slice/ img --memory=64Mi --memory-reservation=32Mi --memory-swap=-1 --cpu=500m --cpu-period=50000 --cpuset-cpus=0-1 --device=/dev/fuse:/dev/fuse:rw",
+        ))
+        .unwrap();
+        assert_eq!(pod.runtime.cgroup_parent.as_deref(), Some("machine.slice"));
+        let a = &apps[0];
+        assert_eq!(a.memory_reservation, Some(32 << 20));
+        assert_eq!(a.memory_swap, Some(stage0::spec::MemorySwap::Unlimited));
+        assert_eq!(a.cpu_period_us, Some(50000));
+        assert_eq!(a.cpuset_cpus.as_ref().unwrap().cpus(), [0, 1]);
+        assert_eq!(a.devices[0].access, "rw");
+        for bad in [
+            "--cgroup-parent=../x img",
+            "img --cpuset-cpus=x",
+            "img --device=fuse",
+            "img --cpu-period=soon",
+            "--device=/dev/fuse img",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// The pod's pids cgroup on this host, or None (after a skip) when there is none.
 fn pids_dir(uuid: &str) -> Option<PathBuf> {
     let root = Path::new(layout::cgroup::ROOT);
-    let rel = layout::cgroup::pod_rel(uuid);
+    let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, uuid);
     let dir = match layout::cgroup::Hierarchy::detect(root) {
         layout::cgroup::Hierarchy::V1 => layout::cgroup::v1_pids_dir(root, &rel),
         layout::cgroup::Hierarchy::V2 => Some(root.join(&rel)),
@@ -211,7 +211,10 @@ fn a_memory_hog_dies_alone() {
     // The neighbour's memory cgroup saw no OOM kill.
     let mem = Path::new(layout::cgroup::ROOT)
         .join("memory")
-        .join(layout::cgroup::pod_rel(&n_uuid));
+        .join(layout::cgroup::pod_rel(
+            layout::cgroup::DEFAULT_PARENT,
+            &n_uuid,
+        ));
     if let Ok(oom) = std::fs::read_to_string(mem.join("memory.oom_control")) {
         assert!(oom.contains("oom_kill 0"), "{oom}");
     }

@@ -18,6 +18,7 @@ mod exec;
 pub mod fs;
 pub mod lifecycle;
 mod prepare;
+mod resources;
 pub mod spec;
 mod start;
 pub mod trust;

@@ -64,8 +64,9 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || rt.hostname.is_some()
         || rt.interactive
         || rt.ipc != Ipc::Private
+        || rt.cgroup_parent.is_some()
     {
-        bail!("--net, --dns, --hostname, --interactive and --ipc are flags of run-prepared, not of prepare");
+        bail!("--net, --dns, --hostname, --interactive, --ipc and --cgroup-parent are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -188,6 +189,12 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     };
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     // Flags are checked before any network is made.
+    let cgroup_parent = layout::cgroup::check_parent(
+        rt.cgroup_parent
+            .as_deref()
+            .unwrap_or(layout::cgroup::DEFAULT_PARENT),
+    )
+    .map_err(Error::invalid)?;
     let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
     let dns = dns_flags(rt)?;
     let networked = match &mode {
@@ -201,7 +208,8 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         _ => None,
     };
     plan.hostname = hostname;
-    plan.cgroup = layout::cgroup::pod_rel(uuid);
+    // Recorded in the plan: enter, rm, gc and the Nomad driver read it back from there.
+    plan.cgroup = layout::cgroup::pod_rel(&cgroup_parent, uuid);
     plan.interactive = rt.interactive;
     plan.host_ipc = rt.ipc == Ipc::Parent;
     let written = set_network(config, &mut plan, uuid, &mode)

@@ -37,6 +37,10 @@ pub struct RuntimeArgs {
     /// The pod's IPC namespace: auto or private (its own), or parent (the host's)
     #[arg(long, default_value = "auto", value_parser = |v: &str| rkt::grammar::ipc(v).map_err(|e| e.to_string()))]
     pub ipc: stage0::spec::Ipc,
+    /// The cgroup the pod's cgroup goes below (default rkt.slice), relative to
+    /// /sys/fs/cgroup: machine.slice, or a subtree delegated to rkt
+    #[arg(long = "cgroup-parent", value_parser = |v: &str| layout::cgroup::check_parent(v))]
+    pub cgroup_parent: Option<String>,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub mds_register: bool,
 }
@@ -55,6 +59,7 @@ impl RuntimeArgs {
             interactive: self.interactive,
             ipc: self.ipc,
             mds_register: self.mds_register,
+            cgroup_parent: self.cgroup_parent.clone(),
         }
     }
 }
