@@ -95,6 +95,11 @@ mkdir -p "$payload/harness" && cp -a tests/harness/. "$payload/harness/"
 # The repository's path here: the test binaries find their workspace there (compiled in).
 echo "$repo" >"$payload/repo"
 echo "${CI:-}" >"$payload/ci"
+# RKT_GUEST_OLD_STAGE1=PATH: an rkt-stage1 from before a fix; the guest first runs the
+# multi-app test with it, which must fail (showing the test catches what was fixed).
+if [[ -n ${RKT_GUEST_OLD_STAGE1:-} ]]; then
+  cp "$RKT_GUEST_OLD_STAGE1" "$payload/old-stage1"
+fi
 size=$(du -sm "$payload" | cut -f1)
 mkfs.ext4 -q -F -L payload -d "$payload" "$work/payload.img" "$((size + 200))M"
 step "payload disk made (${size} MiB)"
