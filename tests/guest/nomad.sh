@@ -16,9 +16,11 @@ api() { curl -sf "http://127.0.0.1:4646/v1/$1"; }
 install -m 0755 $P/nomad /usr/local/bin/nomad
 mkdir -p /etc/nomad.d /var/lib/nomad
 cp $P/examples/agent.hcl /etc/nomad.d/plugin.hcl
+# The guest has no network device; still, nothing here asks for anything beyond it.
 cat >/etc/nomad.d/node.hcl <<'EOF'
-datacenter = "dc1"
-bind_addr  = "127.0.0.1"
+datacenter           = "dc1"
+bind_addr            = "127.0.0.1"
+disable_update_check = true
 advertise {
   http = "127.0.0.1"
   rpc  = "127.0.0.1"
@@ -31,6 +33,15 @@ server {
 client {
   enabled           = true
   network_interface = "lo"
+  options = {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+    "driver.denylist"      = "docker,exec,java,qemu,raw_exec"
+  }
+}
+consul {
+  auto_advertise   = false
+  server_auto_join = false
+  client_auto_join = false
 }
 EOF
 cat >/etc/systemd/system/nomad.service <<'EOF'
@@ -54,8 +65,10 @@ systemctl start nomad
 # The node is ready, with the driver healthy.
 ready=
 for _ in $(seq 300); do
-  if api "nodes" 2>/dev/null | grep -q '"Status":"ready"' &&
-    api "node/$(api nodes | sed 's/.*"ID":"\([^"]*\)".*/\1/')" 2>/dev/null | grep -q '"rkt":{[^}]*"Healthy":true'; then
+  node=$(api nodes 2>/dev/null | grep -o '"ID":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
+  # The rkt driver's own entry, up to its UpdateTime (its Attributes hold braces).
+  if [[ -n $node ]] && api "nodes" | grep -q '"Status":"ready"' &&
+    api "node/$node" | grep -o '"rkt":{.*' | sed 's/"UpdateTime".*//' | grep -q '"Healthy":true'; then
     ready=1
     break
   fi

@@ -83,6 +83,27 @@ run_tests driver_tasks stop_signals_then_kills_and_destroy_force_kills \
 say "nomad: starting"
 bash $P/nomad.sh 2>&1 || failed+=("nomad examples")
 
+# The package's prerm: no removal while a pod runs (it names the pod), then a clean removal.
+say "package removal with a pod running"
+rkt --insecure-options=image,http run --net=none --uuid-file-save=/tmp/uuid \
+  docker://127.0.0.1:5000/demo/busybox:latest --exec /bin/sleep -- 600 >/dev/null 2>&1 &
+for _ in $(seq 100); do [[ -s /tmp/uuid ]] && break; sleep 0.2; done
+rkt status --wait-ready=30s "$(cat /tmp/uuid)" >/dev/null
+if dpkg -r rkt-rs >/tmp/remove.log 2>&1; then
+  failed+=("dpkg -r rkt-rs went ahead with a pod running")
+elif ! grep -q "$(cat /tmp/uuid)" /tmp/remove.log; then
+  failed+=("the refused removal did not name the pod: $(cat /tmp/remove.log)")
+else
+  say "removal refused: $(grep -m1 'still run' /tmp/remove.log)"
+fi
+rkt stop "$(cat /tmp/uuid)" >/dev/null && rkt status --wait=30s "$(cat /tmp/uuid)" >/dev/null
+rkt rm "$(cat /tmp/uuid)" >/dev/null || failed+=("rkt rm")
+if dpkg -r rkt-rs >/tmp/remove.log 2>&1 && [[ ! -e /usr/bin/rkt && ! -e /opt/nomad/plugins/nomad-driver-rkt ]]; then
+  say "removed once no pod ran"
+else
+  failed+=("dpkg -r rkt-rs with no pod running: $(cat /tmp/remove.log)")
+fi
+
 # Nothing of any pod is left: no cgroup below the pods' parent, no pod process.
 left=$(find /sys/fs/cgroup/rkt.slice -mindepth 1 -type d 2>/dev/null)
 if [[ -n $left ]]; then
