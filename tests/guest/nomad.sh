@@ -8,9 +8,13 @@ P=/payload
 say() { echo "LANE nomad: $*"; }
 die() {
   say "FAILED: $*"
-  journalctl -u nomad --no-pager -n 60 2>/dev/null | tail -60
+  journalctl -u nomad --no-pager 2>/dev/null | grep -a 'rkt\|ERROR\|WARN' | tail -40
+  # The jobs go, so that what follows in the lane starts clean.
+  for n in "${names[@]}"; do nomad job stop -purge "$n" >/dev/null 2>&1; done
+  sleep 10
   exit 1
 }
+names=()
 api() { curl -sf "http://127.0.0.1:4646/v1/$1"; }
 
 install -m 0755 $P/nomad /usr/local/bin/nomad
@@ -77,15 +81,18 @@ done
 [[ -n $ready ]] || die "the node never became ready with a healthy rkt driver"
 say "agent ready, driver rkt healthy"
 
-# running JOB: the job's allocation runs (its ID on stdout).
+# running JOB: the job's allocation runs (its ID on stdout). Each allocation in the list has
+# exactly one "ClientStatus" and one "ID" key of its own (nested objects have neither), so
+# taken in order they pair up, whichever comes first.
 running() {
   local job=$1 alloc
   for _ in $(seq 240); do
-    alloc=$(api "job/$job/allocations" | grep -o '"ID":"[^"]*"[^{]*"ClientStatus":"running"' | head -1 | cut -d'"' -f4 || true)
+    alloc=$(api "job/$job/allocations" | grep -o '"ClientStatus":"[a-z]*"\|"ID":"[0-9a-f-]*"' |
+      paste - - | grep '"ClientStatus":"running"' | grep -o '"ID":"[0-9a-f-]*"' | head -1 | cut -d'"' -f4 || true)
     [[ -n $alloc ]] && { echo "$alloc"; return 0; }
     sleep 1
   done
-  api "job/$job/allocations" | head -c 3000
+  api "job/$job/allocations" | head -c 3000 >&2
   return 1
 }
 
