@@ -18,6 +18,9 @@ packages=(
   # tests/harness/appc-roundtrip; gpg makes keys and signatures; bzip2 and xz are the other
   # compressions appc allows
   appc-spec golang-github-appc-spec-dev gnupg bzip2
+  # the cgroup v2 lane (tests/guest/lane.sh): a Debian 12 guest built by debootstrap, booted
+  # by QEMU; binutils strips the test binaries copied into it, e2fsprogs makes its disks
+  qemu-system-x86 debootstrap binutils e2fsprogs
 )
 
 missing=()
@@ -40,6 +43,13 @@ fi
 if command -v rustup >/dev/null; then
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+fi
+
+# The Debian package (scripts/deb.sh): cargo-deb, pinned so that a new release cannot change
+# the package under us.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing: cargo-deb" >&2
+  cargo install cargo-deb --version 3.8.0 --locked
 fi
 
 # Fuzzing (scripts/fuzz.sh; the test suite runs it in short form): cargo-fuzz on the nightly

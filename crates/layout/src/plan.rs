@@ -19,8 +19,11 @@ pub struct Plan {
     pub netns: Option<String>,
     /// The `rkt` binary, run as `rkt net-teardown POD_DIR` once the pod has exited.
     pub net_teardown: Option<String>,
-    /// Where the cgroups go, relative to each controller's root (`rkt/<uuid>`; see
-    /// [`crate::cgroup::pod_rel`]). Empty: no cgroups.
+    /// Where the pod's cgroups are, relative to each controller's root
+    /// (`<parent>/rkt-<uuid>`; see [`crate::cgroup::pod_rel`]), recorded when the pod runs so
+    /// that `enter`, `rm`, `gc` and the Nomad driver's statistics find them whatever
+    /// `--cgroup-parent` was. Pods that ran before it was configurable recorded `rkt/<uuid>`.
+    /// Empty: no cgroups.
     pub cgroup: String,
     /// `--interactive`: the app keeps the caller's stdin (its terminal); otherwise the apps'
     /// stdin is /dev/null, as rkt's were.
@@ -84,9 +87,21 @@ pub struct AppPlan {
     pub readonly_rootfs: bool,
     pub mounts: Vec<Mount>,
     pub memory_limit: Option<u64>,
-    /// CFS quota in microseconds per 100 ms period.
+    /// Memory the app keeps when the host runs short (v2 `memory.low`, v1
+    /// `memory.soft_limit_in_bytes`), in bytes.
+    pub memory_reservation: Option<u64>,
+    /// Memory and swap together, in bytes (v2 `memory.swap.max` gets this less
+    /// `memory_limit`; v1 `memory.memsw.limit_in_bytes` this); [`UNLIMITED`] for no swap limit.
+    pub memory_swap: Option<u64>,
+    /// CFS quota in microseconds per period ([`AppPlan::cpu_period_us`]).
     pub cpu_quota_us: Option<u64>,
+    /// The CFS period of the quota, in microseconds; None: the kernel's 100 ms.
+    pub cpu_period_us: Option<u64>,
     pub cpu_shares: Option<u64>,
+    /// The CPUs the app may run on, in the kernel's list format (`0-2,4`).
+    pub cpuset_cpus: Option<String>,
+    /// Devices the app may use beyond the standard ones, for the pod's device cgroup.
+    pub devices: Vec<DeviceRule>,
     pub oom_score_adj: Option<i32>,
     /// The most processes (and threads) the app may have; the pod's cgroup gets the sum of
     /// its apps' (no limit if any app has none). None: no limit.
@@ -164,8 +179,13 @@ impl Default for AppPlan {
             readonly_rootfs: false,
             mounts: Vec::new(),
             memory_limit: None,
+            memory_reservation: None,
+            memory_swap: None,
             cpu_quota_us: None,
+            cpu_period_us: None,
             cpu_shares: None,
+            cpuset_cpus: None,
+            devices: Vec::new(),
             oom_score_adj: None,
             pids_limit: None,
             caps: None,
@@ -180,8 +200,68 @@ impl Default for AppPlan {
 }
 
 impl AppPlan {
+    /// Whether the app has cgroup limits of its own (in a pod of several apps, a cgroup of its
+    /// own on v1).
     pub fn has_limits(&self) -> bool {
-        self.memory_limit.is_some() || self.cpu_quota_us.is_some() || self.cpu_shares.is_some()
+        self.memory_limit.is_some()
+            || self.memory_reservation.is_some()
+            || self.memory_swap.is_some()
+            || self.cpu_quota_us.is_some()
+            || self.cpu_shares.is_some()
+            || self.cpuset_cpus.is_some()
+    }
+}
+
+/// [`AppPlan::memory_swap`]'s value for "no swap limit".
+pub const UNLIMITED: u64 = u64::MAX;
+
+/// A device the pod's device cgroup lets its processes use, as the kernel's v1
+/// `devices.allow` spells it (`c 10:229 rw`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: u32,
+    /// None: every minor number of `major` (`136:*`, the terminals of /dev/pts).
+    pub minor: Option<u32>,
+    /// Some of `r` (read), `w` (write), `m` (mknod), in that order.
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// `c 10:229 rw`.
+    pub fn to_line(&self) -> String {
+        let minor = self.minor.map_or("*".to_string(), |m| m.to_string());
+        format!("{} {}:{minor} {}", self.kind, self.major, self.access)
+    }
+
+    /// What [`DeviceRule::to_line`] writes.
+    pub fn parse(line: &str) -> Result<DeviceRule, PlanError> {
+        let err = || bad(format!("bad device rule {line:?}"));
+        let mut f = line.split(' ');
+        let (Some(kind), Some(num), Some(access), None) = (f.next(), f.next(), f.next(), f.next())
+        else {
+            return Err(err());
+        };
+        let kind = match kind {
+            "c" => 'c',
+            "b" => 'b',
+            _ => return Err(err()),
+        };
+        let (major, minor) = num.split_once(':').ok_or_else(err)?;
+        let minor = match minor {
+            "*" => None,
+            m => Some(m.parse().map_err(|_| err())?),
+        };
+        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+            return Err(err());
+        }
+        Ok(DeviceRule {
+            kind,
+            major: major.parse().map_err(|_| err())?,
+            minor,
+            access: access.to_string(),
+        })
     }
 }
 
@@ -405,8 +485,15 @@ fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
         w.rec("mount", &format!("{}\t{}\t{ro}\t{rec}", m.source, m.target))?;
     }
     w.opt("memory", app.memory_limit)?;
+    w.opt("memory_reservation", app.memory_reservation)?;
+    w.opt("memory_swap", app.memory_swap)?;
     w.opt("cpu_quota_us", app.cpu_quota_us)?;
+    w.opt("cpu_period_us", app.cpu_period_us)?;
     w.opt("cpu_shares", app.cpu_shares)?;
+    w.opt("cpuset_cpus", app.cpuset_cpus.as_ref())?;
+    for d in &app.devices {
+        w.rec("device", &d.to_line())?;
+    }
     w.opt("oom_score_adj", app.oom_score_adj)?;
     w.opt("pids", app.pids_limit)?;
     if let Some(caps) = &app.caps {
@@ -495,8 +582,13 @@ fn parse_app_record(p: &mut AppPlan, k: &str, v: &str) -> Result<(), PlanError> 
         }
         "mask_paths" => p.mask_paths = v == "1",
         "memory" => p.memory_limit = Some(num(k, v)?),
+        "memory_reservation" => p.memory_reservation = Some(num(k, v)?),
+        "memory_swap" => p.memory_swap = Some(num(k, v)?),
         "cpu_quota_us" => p.cpu_quota_us = Some(num(k, v)?),
+        "cpu_period_us" => p.cpu_period_us = Some(num(k, v)?),
         "cpu_shares" => p.cpu_shares = Some(num(k, v)?),
+        "cpuset_cpus" => p.cpuset_cpus = Some(v.into()),
+        "device" => p.devices.push(DeviceRule::parse(v)?),
         "oom_score_adj" => p.oom_score_adj = Some(num(k, v)?),
         "pids" => p.pids_limit = Some(num(k, v)?),
         "rlimit" => {
@@ -651,6 +743,13 @@ mod tests {
     }
 
     prop_compose! {
+        fn device()(kind in prop_oneof![Just('c'), Just('b')], major: u32, minor in prop::option::of(any::<u32>()), access in "r?w?m?") -> DeviceRule {
+            let access = if access.is_empty() { "r".to_string() } else { access };
+            DeviceRule { kind, major, minor, access }
+        }
+    }
+
+    prop_compose! {
         fn app()(
             name in "[a-z][a-z0-9-]{0,8}",
             image in prop::option::of(text()),
@@ -671,6 +770,8 @@ mod tests {
             rlimits in prop::collection::vec(rlimit(), 0..3),
             tmpfs in prop::collection::vec(tmpfs(), 0..3),
             privileged: bool,
+            more in (prop::option::of(any::<u64>()), prop::option::of(any::<u64>()), prop::option::of(any::<u64>()), prop::option::of("[0-9,-]{1,8}")),
+            devices in prop::collection::vec(device(), 0..3),
         ) -> AppPlan {
             AppPlan {
                 name, image, image_rootfs, overlay, exec, env, workdir,
@@ -678,6 +779,8 @@ mod tests {
                 memory_limit: limits.0, cpu_quota_us: limits.1, cpu_shares: limits.2,
                 oom_score_adj: limits.3, pids_limit, caps, no_new_privs, seccomp, mask_paths,
                 rlimits, tmpfs, privileged,
+                memory_reservation: more.0, memory_swap: more.1, cpu_period_us: more.2,
+                cpuset_cpus: more.3, devices,
             }
         }
     }

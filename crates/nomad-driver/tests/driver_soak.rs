@@ -39,11 +39,14 @@ fn mounts() -> usize {
 fn counts(pid: u32, rkt_dir: &std::path::Path) -> BTreeMap<&'static str, usize> {
     let dir = rkt_dir.display().to_string();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    // Pods' cgroups below the default parent, in the unified hierarchy and in each v1 one.
     let cgroups: usize = std::fs::read_dir("/sys/fs/cgroup")
         .unwrap()
         .flatten()
+        .map(|h| h.path())
+        .chain([std::path::PathBuf::from("/sys/fs/cgroup")])
         .map(|h| {
-            std::fs::read_dir(h.path().join("rkt"))
+            std::fs::read_dir(h.join(layout::cgroup::DEFAULT_PARENT))
                 .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).count())
                 .unwrap_or(0)
         })

@@ -480,10 +480,11 @@ async fn exec_streaming_with_a_terminal() {
         .into_inner();
     let mut text = String::new();
     let mut result = None;
-    while let Some(m) = tokio::time::timeout(Duration::from_secs(15), out.next())
-        .await
-        .unwrap()
-    {
+    loop {
+        let Ok(next) = tokio::time::timeout(Duration::from_secs(15), out.next()).await else {
+            panic!("no end of the session after 15s; its output: {text:?}");
+        };
+        let Some(m) = next else { break };
         let m = m.unwrap();
         if let Some(o) = m.stdout {
             text.push_str(&String::from_utf8_lossy(&o.data));
@@ -847,7 +848,7 @@ async fn pids_limit_reaches_the_pods_cgroup() {
         start(&mut p, task).await;
         let uuid = rkt_ok(rkt_dir.path(), &["list", "--full", "--no-legend"]);
         let uuid = uuid.split_whitespace().next().unwrap().to_string();
-        let rel = layout::cgroup::pod_rel(&uuid);
+        let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, &uuid);
         let max = match layout::cgroup::v1_pids_dir(root, &rel) {
             Some(d) => d.join("pids.max"),
             None => root.join(&rel).join("pids.max"),

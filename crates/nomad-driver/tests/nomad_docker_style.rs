@@ -117,8 +117,9 @@ fn the_docker_style_example_runs_with_every_option() {
         s["user_labels"]["com.hashicorp.nomad.alloc_id"],
         alloc.as_str()
     );
+    let web_rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, &web_pod);
     let pids_max =
-        layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), &web_pod)
+        layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), &web_rel)
             .into_iter()
             .find_map(|d| std::fs::read_to_string(d.join("pids.max")).ok());
     assert_eq!(pids_max.as_deref().map(str::trim), Some("256"));

@@ -8,8 +8,9 @@
 //! the same fields from a job without going through text.
 
 use stage0::spec::{
-    parse_bool, parse_bytes, parse_millicores, parse_pids_limit, AppSpec, EnvVar, HostSource,
-    HostsEntry, Ipc, MountSpec, PodSpec, PortSpec, Volume, VolumeKind,
+    parse_bool, parse_bytes, parse_device, parse_memory_swap, parse_millicores, parse_pids_limit,
+    AppSpec, CpuSet, EnvVar, HostSource, HostsEntry, Ipc, MountSpec, PodSpec, PortSpec, Volume,
+    VolumeKind,
 };
 use stage0::{Error, Result};
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ const POD_VALUE_FLAGS: &[&str] = &[
     "stage1-from-dir",
     "pod-manifest",
     "ipc",
+    "cgroup-parent",
     "user-annotation",
     "user-label",
     "stdin",
@@ -79,8 +81,13 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "supplementary-gids",
     "working-dir",
     "memory",
+    "memory-reservation",
+    "memory-swap",
     "cpu",
+    "cpu-period",
     "cpu-shares",
+    "cpuset-cpus",
+    "device",
     "oom-score-adj",
     "pids-limit",
     "environment",
@@ -95,6 +102,88 @@ const APP_VALUE_FLAGS: &[&str] = &[
     "tmpfs",
     "signature",
 ];
+
+/// One line of help per flag of the grammar above (a test checks that none lacks one): what
+/// `rkt run --help` and `rkt prepare --help` list.
+const FLAG_HELP: &[(&str, &str)] = &[
+    // Pod flags, before the first image.
+    ("net", "networks: default, default-restricted, host, none, all, or names from net.d (NAME:K=V;… passes CNI_ARGS)"),
+    ("dns", "DNS server IP for the pod, or host, or none"),
+    ("dns-search", "DNS search domain"),
+    ("dns-opt", "resolv.conf option"),
+    ("dns-domain", "resolv.conf domain"),
+    ("hostname", "the pod's hostname (default rkt-UUID)"),
+    ("hosts-entry", "IP=HOSTNAME for the pod's /etc/hosts, or host for the host's file"),
+    ("volume", "NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or NAME,kind=empty[,mode=0755][,uid=N][,gid=N]"),
+    ("port", "NAME:[HOSTIP:]HOSTPORT: forward a port of an app from the host"),
+    ("set-env", "NAME=VALUE for every app"),
+    ("set-env-file", "a file of NAME=VALUE lines for every app"),
+    ("uuid-file-save", "write the pod's UUID to this file"),
+    ("pull-policy", "new, update or never"),
+    ("ipc", "auto, private or parent (the host's IPC namespace)"),
+    ("cgroup-parent", "the cgroup pods go below (default rkt.slice), such as machine.slice/rkt"),
+    ("inherit-env", "give the apps rkt's environment"),
+    ("no-overlay", "copy the image instead of an overlay root"),
+    ("quiet", "no download progress"),
+    ("interactive", "give the (single) app rkt's stdin and terminal"),
+    ("mds-register", "accepted for compatibility; must be false"),
+    ("store-only", "deprecated: --pull-policy=never"),
+    ("no-store", "deprecated: --pull-policy=update"),
+    ("private-users", "refused: not supported yet"),
+    ("pod-manifest", "refused: not supported yet"),
+    ("user-annotation", "refused: not supported yet"),
+    ("user-label", "refused: not supported yet"),
+    ("stage1-url", "refused: the stage1 is built in"),
+    ("stage1-path", "refused: the stage1 is built in"),
+    ("stage1-name", "refused: the stage1 is built in"),
+    ("stage1-hash", "refused: the stage1 is built in"),
+    ("stage1-from-dir", "refused: the stage1 is built in"),
+    ("signature", "refused: ACI signatures are found beside the image"),
+    ("stdin", "refused: use --interactive"),
+    ("stdout", "refused: use --interactive"),
+    ("stderr", "refused: use --interactive"),
+    // App flags, after the image they apply to.
+    ("exec", "the command to run instead of the image's"),
+    ("name", "the app's name"),
+    ("user", "user: a number, a name from the image's /etc/passwd, or a path whose owner"),
+    ("group", "group: a number, a name from the image's /etc/group, or a path whose group"),
+    ("supplementary-gids", "comma-separated group IDs"),
+    ("working-dir", "the app's working directory"),
+    ("readonly-rootfs", "the app's root read-only"),
+    ("memory", "memory limit (bytes, 512Mi, 1G); the app is OOM-killed beyond it"),
+    ("memory-reservation", "memory kept for the app when the host runs short (at most --memory)"),
+    ("memory-swap", "memory and swap together (at least --memory), or -1 for no swap limit"),
+    ("cpu", "CPU limit in cores or millicores (500m, 2): a quota per --cpu-period"),
+    ("cpu-period", "the CPU quota's period in microseconds (1000 to 1000000; default 100000)"),
+    ("cpu-shares", "relative CPU weight (cgroup v1 shares; v2 weight converted)"),
+    ("cpuset-cpus", "the CPUs the app may run on (0-3,6)"),
+    ("device", "HOSTPATH[:CONTAINERPATH[:PERMS]]: a host device for the app, PERMS of r, w, m (default rwm)"),
+    ("oom-score-adj", "the app's OOM score adjustment"),
+    ("pids-limit", "the most processes and threads (default 2048; max or -1: none)"),
+    ("environment", "NAME=VALUE for this app"),
+    ("mount", "volume=NAME,target=PATH (before any image: for every app)"),
+    ("caps-retain", "keep only these capabilities"),
+    ("caps-remove", "appc's default capabilities without these"),
+    ("cap-retain", "same as --caps-retain"),
+    ("cap-remove", "same as --caps-remove"),
+    ("seccomp", "mode=retain|remove[,errno=NAME],SYSCALL|@GROUP,…"),
+];
+
+/// The flags of `run` and `prepare`, for `--help`.
+pub fn help() -> String {
+    let line = |(n, h): &(&str, &str)| format!("  --{n:<20} {h}\n");
+    let is_app = |n: &str| APP_VALUE_FLAGS.contains(&n) || n == "readonly-rootfs";
+    let mut out = String::from("Pod flags (before the first image):\n");
+    for f in FLAG_HELP.iter().filter(|(n, _)| !is_app(n)) {
+        out.push_str(&line(f));
+    }
+    out.push_str("\nApp flags (after the image they apply to):\n");
+    for f in FLAG_HELP.iter().filter(|(n, _)| is_app(n)) {
+        out.push_str(&line(f));
+    }
+    out.push_str("\n`--` ends rkt's flags for an app (the rest are its arguments); `---` starts the next image.\n");
+    out
+}
 
 /// The words after `rkt run` or `rkt prepare`, as typed specs.
 pub fn parse(raw: &[String]) -> Result<(PodSpec, Vec<AppSpec>)> {
@@ -226,6 +315,9 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
         "ipc" => rt.ipc = ipc(&v)?,
         "pid" => rt.pid = pid(&v)?,
         "pod-manifest" => pod.pod_manifest = Some(PathBuf::from(v)),
+        "cgroup-parent" => {
+            rt.cgroup_parent = Some(layout::cgroup::check_parent(&v).map_err(Error::invalid)?)
+        }
         "stage1-name" | "stage1-from-dir" | "stage1-url" | "stage1-path" | "stage1-hash" => {
             pod.stage1 = stage1(name, &v)?
         }
@@ -265,7 +357,12 @@ fn set_app_flag(pod: &mut PodSpec, app: Option<&mut AppSpec>, name: &str, v: Str
         "signature" => app.signature = Some(PathBuf::from(v)),
         "working-dir" => app.working_dir = Some(v),
         "memory" => app.memory = Some(parse_bytes(&v)?),
+        "memory-reservation" => app.memory_reservation = Some(parse_bytes(&v)?),
+        "memory-swap" => app.memory_swap = Some(parse_memory_swap(&v)?),
         "cpu" => app.cpu_millicores = Some(parse_millicores(&v)?),
+        "cpu-period" => app.cpu_period_us = Some(number("--cpu-period", &v)?),
+        "cpuset-cpus" => app.cpuset_cpus = Some(CpuSet::parse(&v)?),
+        "device" => app.devices.push(parse_device(&v)?),
         "cpu-shares" => app.cpu_shares = Some(number("--cpu-shares", &v)?),
         "oom-score-adj" => app.oom_score_adj = Some(number("--oom-score-adj", &v)?),
         "pids-limit" => app.pids_limit = parse_pids_limit(&v)?,
@@ -545,6 +642,49 @@ mod tests {
         assert_eq!(apps[0].args, ["--loglevel", "v"]);
         assert_eq!(apps[1].image, "img2");
         assert_eq!(apps[1].args, ["--interval", "30s"]);
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        for f in POD_VALUE_FLAGS
+            .iter()
+            .chain(BOOL_FLAGS)
+            .chain(APP_VALUE_FLAGS)
+        {
+            assert!(
+                FLAG_HELP.iter().any(|(n, _)| n == f),
+                "--{f} has no help line"
+            );
+        }
+        let h = help();
+        assert!(
+            h.contains("--cpuset-cpus") && h.contains("--cgroup-parent"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn resource_flags() {
+        let (pod, apps) = parse(&args(
+            "--cgroup-parent=/machine.slice/ img --memory=64Mi --memory-reservation=32Mi --memory-swap=-1 --cpu=500m --cpu-period=50000 --cpuset-cpus=0-1 --device=/dev/fuse:/dev/fuse:rw",
+        ))
+        .unwrap();
+        assert_eq!(pod.runtime.cgroup_parent.as_deref(), Some("machine.slice"));
+        let a = &apps[0];
+        assert_eq!(a.memory_reservation, Some(32 << 20));
+        assert_eq!(a.memory_swap, Some(stage0::spec::MemorySwap::Unlimited));
+        assert_eq!(a.cpu_period_us, Some(50000));
+        assert_eq!(a.cpuset_cpus.as_ref().unwrap().cpus(), [0, 1]);
+        assert_eq!(a.devices[0].access, "rw");
+        for bad in [
+            "--cgroup-parent=../x img",
+            "img --cpuset-cpus=x",
+            "img --device=fuse",
+            "img --cpu-period=soon",
+            "--device=/dev/fuse img",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

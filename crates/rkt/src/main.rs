@@ -35,6 +35,7 @@ enum Command {
         command: commands::image::ImageCommand,
     },
     /// Run image(s) in a pod: [pod flags] IMAGE [app flags] [-- args] [--- IMAGE …]
+    #[command(after_long_help = rkt::grammar::help())]
     Run {
         #[arg(
             trailing_var_arg = true,
@@ -44,6 +45,7 @@ enum Command {
         args: Vec<String>,
     },
     /// Prepare a pod to run later with run-prepared; prints its UUID
+    #[command(after_long_help = rkt::grammar::help())]
     Prepare {
         #[arg(
             trailing_var_arg = true,

@@ -85,7 +85,7 @@ fn cpu_quota_throttles_a_busy_loop() {
     );
     // What the kernel itself says, whatever the machine's load: the quota is set, the busy
     // loop was throttled, and it never used more than half a core (plus one period's slack).
-    let rel = layout::cgroup::pod_rel(&uuid);
+    let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, &uuid);
     let cpu = root.join("cpu").join(&rel);
     let acct = layout::cgroup::v1_cpuacct_dir(root, &rel);
     let read = |p: std::path::PathBuf| -> String {
@@ -195,7 +195,7 @@ fn enter_is_confined_like_the_app() {
         "the pod's UTS namespace: {stdout}"
     );
     assert!(
-        stdout.contains(&format!("rkt/{uuid}")),
+        stdout.contains(&format!("rkt-{uuid}")),
         "the pod's cgroups (CVE-2019-10147): {stdout}"
     );
     assert!(

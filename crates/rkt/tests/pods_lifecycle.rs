@@ -52,13 +52,14 @@ fn prepare_run_prepared_status_stop_rm() {
     assert!(json["apps"][0]["oom_killed"].is_null(), "{json}");
     // Limits are in the pod's cgroups while it runs.
     let mem = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/rkt/{uuid}/memory.limit_in_bytes"
+        "/sys/fs/cgroup/memory/rkt.slice/rkt-{uuid}/memory.limit_in_bytes"
     ));
     if let Ok(mem) = mem {
         assert_eq!(mem.trim(), (32 << 20).to_string());
-        let quota =
-            std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/rkt/{uuid}/cpu.cfs_quota_us"))
-                .unwrap();
+        let quota = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/cpu/rkt.slice/rkt-{uuid}/cpu.cfs_quota_us"
+        ))
+        .unwrap();
         assert_eq!(quota.trim(), "50000");
     }
     let list = rkt.ok(&["list", "--no-legend"]);
@@ -86,7 +87,7 @@ fn prepare_run_prepared_status_stop_rm() {
     );
     let err = rkt.ok(&["stop", &uuid]);
     assert!(err.is_empty());
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/rkt/{uuid}")).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/rkt.slice/rkt-{uuid}")).exists());
 
     assert_eq!(rkt.ok(&["rm", &uuid]).trim(), format!("{uuid:?}"));
     assert!(pod_dirs(&rkt).is_empty(), "{:?}", pod_dirs(&rkt));
@@ -180,8 +181,8 @@ fn killed_supervisor_cgroups_are_removed_by_rm_and_gc() {
         );
         let made = cgroups_of(&uuid);
         assert!(
-            made.iter().any(|d| d.ends_with(format!("{uuid}/a")))
-                && made.iter().any(|d| d.ends_with(format!("{uuid}/b"))),
+            made.iter().any(|d| d.ends_with(format!("rkt-{uuid}/a")))
+                && made.iter().any(|d| d.ends_with(format!("rkt-{uuid}/b"))),
             "per-app cgroups: {made:?}"
         );
         child.kill().unwrap();

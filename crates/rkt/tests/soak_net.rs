@@ -43,7 +43,7 @@ fn host_counts(rkt: &Rkt) -> BTreeMap<&'static str, usize> {
         ),
         (
             "pod cgroups",
-            count("find /sys/fs/cgroup/*/rkt -mindepth 1 -type d 2>/dev/null || true"),
+            count("find /sys/fs/cgroup/rkt.slice /sys/fs/cgroup/*/rkt.slice -mindepth 1 -type d 2>/dev/null || true"),
         ),
         ("veths", count("ip -o link show type veth")),
         ("pod netns", count("ls /run/netns 2>/dev/null | grep '^rkt-' || true")),

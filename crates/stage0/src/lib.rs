@@ -23,6 +23,7 @@ pub mod lifecycle;
 mod mds;
 mod pod_manifest;
 mod prepare;
+mod resources;
 pub mod spec;
 mod start;
 pub mod trust;

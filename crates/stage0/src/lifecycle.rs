@@ -108,7 +108,7 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
     send_signal(pid, libc::SIGKILL);
     // With its own PID namespace the apps die with the init; sharing the host's (--pid=host)
     // they would not: everything in the pod's cgroups goes too.
-    kill_cgroup_members(&pod.uuid);
+    kill_cgroup_members(&pod.path);
     let start = Instant::now();
     while running()? {
         if start.elapsed() > STOP_TIMEOUT {
@@ -119,8 +119,11 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn kill_cgroup_members(uuid: &str) {
-    let dirs = layout::cgroup::pod_dirs_everywhere(Path::new(layout::cgroup::ROOT), uuid);
+fn kill_cgroup_members(pod: &Path) {
+    let Some(rel) = layout::cgroup::of_pod(pod) else {
+        return;
+    };
+    let dirs = layout::cgroup::pod_dirs_everywhere(Path::new(layout::cgroup::ROOT), &rel);
     for pid in layout::cgroup::processes_in(&dirs) {
         send_signal(pid, libc::SIGKILL);
     }
@@ -218,16 +221,20 @@ pub fn remove(pod: &Pod) -> Result<()> {
         // Removing the pod matters more; what is left is named so it can be found.
         eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
     }
-    remove_cgroups(&pod.uuid)?;
+    remove_cgroups(&pod.uuid, &pod.path)?;
     crate::mds::unregister(&pod.path, &pod.uuid);
     std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
 }
 
-/// Every cgroup directory of the pod, its apps' included, in every hierarchy. Normally the
-/// supervisor removed them; after a killed supervisor they are left for rm and gc.
-fn remove_cgroups(uuid: &str) -> Result<()> {
+/// Every cgroup directory of the pod, its apps' and init's included, in every hierarchy, where
+/// its plan recorded them. Normally the supervisor removed them; after a killed supervisor
+/// they are left for rm and gc. A pod without a plan never ran, and has none.
+fn remove_cgroups(uuid: &str, path: &Path) -> Result<()> {
     let root = Path::new(layout::cgroup::ROOT);
-    match layout::cgroup::remove_pod(root, uuid).as_slice() {
+    let Some(rel) = layout::cgroup::of_pod(path) else {
+        return Ok(());
+    };
+    match layout::cgroup::remove_pod(root, &rel).as_slice() {
         [] => Ok(()),
         [(dir, e), ..] => Err(Error::conflict(format!(
             "pod {uuid:?}: removing its cgroup {}: {e}; a process of the pod is still in it (kill it, then remove the pod again)",

@@ -190,6 +190,8 @@ fn prepare_app(
     if millicores == Some(0) {
         bail!("a CPU limit of 0 would never let the app run; give millicores of 1 or more");
     }
+    let res = crate::resources::resources(app, &crate::resources::online_cpus())?;
+    let (device_mounts, mut device_rules) = crate::resources::devices(app)?;
     let caps = pod::caps::effective_set(app.caps_retain.as_deref(), app.caps_remove.as_deref())?;
     let seccomp = pod::seccomp::filter(app.seccomp.as_ref())?;
 
@@ -219,6 +221,14 @@ fn prepare_app(
     let gid = resolve_id(&image_rootfs, &group, "group", "group")?;
 
     let (volumes, mounts) = volumes(dir, pod_spec, app, &image_app.mount_points)?;
+    let mut binds: Vec<layout::plan::Mount> = mounts.iter().map(|m| m.bind.clone()).collect();
+    // The devices go last: over anything mounted at the same place.
+    binds.extend(device_mounts);
+    for r in crate::resources::mount_rules(&binds) {
+        if !device_rules.contains(&r) {
+            device_rules.push(r);
+        }
+    }
     let mut isolators = Vec::new();
     if let Some(m) = memory {
         isolators.push(
@@ -290,10 +300,15 @@ fn prepare_app(
         gid,
         supplementary_gids,
         readonly_rootfs: app.readonly_rootfs,
-        mounts: mounts.into_iter().map(|m| m.bind).collect(),
+        mounts: binds,
         memory_limit: memory,
-        cpu_quota_us: millicores.map(|m| m * 100),
+        memory_reservation: app.memory_reservation,
+        memory_swap: res.memory_swap,
+        cpu_quota_us: res.cpu_quota_us,
+        cpu_period_us: res.cpu_period_us,
         cpu_shares: app.cpu_shares,
+        cpuset_cpus: res.cpuset_cpus,
+        devices: device_rules,
         oom_score_adj: app.oom_score_adj,
         pids_limit,
         // No app gains privileges through setuid binaries or file capabilities, unless

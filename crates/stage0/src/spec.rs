@@ -96,6 +96,10 @@ pub struct RuntimeSpec {
     pub sysctls: Vec<(String, String)>,
     /// `--shm-size`: the size of /dev/shm in bytes (64 MiB when None).
     pub shm_size: Option<u64>,
+    /// `--cgroup-parent`: the cgroup the pod's cgroup goes below, relative to the hierarchy's
+    /// root (`machine.slice/rkt`); None: [`layout::cgroup::DEFAULT_PARENT`]. Not an rkt 1.30
+    /// flag: podman's name for the same thing.
+    pub cgroup_parent: Option<String>,
 }
 
 /// `--hosts-entry`: a name for an address, or the host's whole /etc/hosts.
@@ -253,11 +257,30 @@ pub struct AppSpec {
     pub supplementary_groups: Vec<String>,
     pub working_dir: Option<String>,
     pub readonly_rootfs: bool,
-    /// Memory limit in bytes.
+    /// Memory limit in bytes (`--memory`): the app is OOM-killed beyond it.
     pub memory: Option<u64>,
-    /// CPU limit in millicores.
+    /// Memory the app keeps when the host runs short, in bytes (`--memory-reservation`;
+    /// v2 `memory.low`, v1 `memory.soft_limit_in_bytes`): a soft floor, where
+    /// [`AppSpec::memory`] is the hard ceiling. At most `memory` when both are given. Nomad's
+    /// `memory` (with `memory_max`) maps here.
+    pub memory_reservation: Option<u64>,
+    /// Memory and swap together (`--memory-swap`, as Docker and podman spell it); needs
+    /// [`AppSpec::memory`] and is at least that. v2 limits swap alone (`memory.swap.max`
+    /// gets this less `memory`), v1 both (`memory.memsw.limit_in_bytes`).
+    pub memory_swap: Option<MemorySwap>,
+    /// CPU limit in millicores (`--cpu`): a CFS quota per period.
     pub cpu_millicores: Option<u64>,
+    /// The CFS period of [`AppSpec::cpu_millicores`]'s quota in microseconds (`--cpu-period`,
+    /// 1000 to 1000000; default 100000): shorter periods throttle a bursty app sooner and
+    /// for less time. Needs `cpu_millicores`. Nomad's `cpu_cfs_period` maps here.
+    pub cpu_period_us: Option<u64>,
     pub cpu_shares: Option<u64>,
+    /// The CPUs the app may run on (`--cpuset-cpus`; Nomad's `cores`).
+    pub cpuset_cpus: Option<CpuSet>,
+    /// Host devices the app gets (`--device`; Nomad's `devices`): each node bound into the
+    /// app, and allowed in the pod's device cgroup, which otherwise allows only the standard
+    /// devices (null, zero, full, random, urandom, tty, the pod's terminals).
+    pub devices: Vec<DeviceSpec>,
     pub oom_score_adj: Option<i32>,
     /// `--pids-limit`: not one of rkt's flags (appc has no pids isolator).
     pub pids_limit: PidsLimit,
@@ -284,6 +307,113 @@ pub struct AppSpec {
     /// The app given whole (by a pod manifest): it replaces the image's app, and the fields
     /// above only add to it.
     pub app: Option<image::appc::App>,
+}
+
+/// `--memory-swap`: memory and swap together, or no swap limit (`-1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySwap {
+    /// At most this many bytes of memory and swap together.
+    Limit(u64),
+    /// Swap without limit (`-1`, as Docker and podman spell it).
+    Unlimited,
+}
+
+/// `--memory-swap=BYTES`, or `-1` for no swap limit.
+pub fn parse_memory_swap(v: &str) -> Result<MemorySwap> {
+    match v {
+        "-1" => Ok(MemorySwap::Unlimited),
+        n => parse_bytes(n)
+            .map(MemorySwap::Limit)
+            .map_err(|_| invalid!("--memory-swap: {n:?} is not a quantity; use bytes (512Mi, 1G) for memory and swap together, or -1 for no swap limit")),
+    }
+}
+
+/// A set of CPUs in the kernel's list format (`0-3,6`), checked when parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuSet(String);
+
+impl CpuSet {
+    /// `0-3,6`: CPU numbers and ascending ranges, separated by commas.
+    pub fn parse(v: &str) -> Result<CpuSet> {
+        let bad = || {
+            invalid!(
+                "--cpuset-cpus: {v:?} is not a list of CPUs; use numbers and ranges such as 0-3,6"
+            )
+        };
+        if v.is_empty() {
+            return Err(bad());
+        }
+        for part in v.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+            if a > b {
+                return Err(bad());
+            }
+        }
+        Ok(CpuSet(v.to_string()))
+    }
+
+    /// The CPU numbers.
+    pub fn cpus(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for part in self.0.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                out.extend(a..=b);
+            }
+        }
+        out
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `--device`: a host device node the app gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// The node on the host (absolute; a symlink to one is followed, as podman does).
+    pub host: PathBuf,
+    /// Where the app sees it (absolute); None: the host's path.
+    pub target: Option<String>,
+    /// What the app may do with it: some of `r`, `w`, `m` (mknod), as Docker and podman
+    /// spell them; `rwm` when not given.
+    pub access: String,
+}
+
+/// `--device=HOSTPATH[:CONTAINERPATH[:PERMS]]`, as Docker and podman take it.
+pub fn parse_device(v: &str) -> Result<DeviceSpec> {
+    let bad = |why: &str| {
+        invalid!("--device {v:?}: {why}; use HOSTPATH[:CONTAINERPATH[:PERMS]] with absolute paths and PERMS of r, w and m, such as /dev/fuse:/dev/fuse:rw")
+    };
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, target, access) = match parts.as_slice() {
+        [h] => (*h, None, "rwm"),
+        // The second field is a path when absolute, else the permissions.
+        [h, x] if !x.starts_with('/') => (*h, None, *x),
+        [h, t] => (*h, Some(*t), "rwm"),
+        [h, t, a] => (*h, Some(*t), *a),
+        _ => return Err(bad("too many fields")),
+    };
+    if !host.starts_with('/') {
+        return Err(bad("the host path must be absolute"));
+    }
+    if target.is_some_and(|t| !t.starts_with('/')) {
+        return Err(bad("the path in the app must be absolute"));
+    }
+    let ordered: String = "rwm".chars().filter(|c| access.contains(*c)).collect();
+    if access.is_empty()
+        || ordered.len() != access.len()
+        || !access.chars().all(|c| "rwm".contains(c))
+    {
+        return Err(bad(&format!("{access:?} are not permissions")));
+    }
+    Ok(DeviceSpec {
+        host: PathBuf::from(host),
+        target: target.map(str::to_string),
+        access: ordered,
+    })
 }
 
 /// How many processes and threads an app may have when `--pids-limit` is not given: podman's
@@ -553,6 +683,38 @@ mod tests {
         assert_eq!(parse_size("16Mi").unwrap(), 16 << 20);
         assert!(parse_sysctl("net.core.somaxconn=1024").is_ok());
         assert!(parse_sysctl("=1").is_err());
+    }
+
+    #[test]
+    fn devices_cpusets_and_swap() {
+        let d = parse_device("/dev/fuse").unwrap();
+        assert_eq!((d.target, d.access.as_str()), (None, "rwm"));
+        let d = parse_device("/dev/sda:/dev/xvda:r").unwrap();
+        assert_eq!(
+            (d.target.as_deref(), d.access.as_str()),
+            (Some("/dev/xvda"), "r")
+        );
+        assert_eq!(parse_device("/dev/fuse:wr").unwrap().access, "rw");
+        for bad in [
+            "fuse",
+            "/dev/fuse:dev",
+            "/dev/fuse:/x:rx",
+            "/a:/b:r:w",
+            "/dev/fuse:/x:rr",
+        ] {
+            let e = parse_device(bad).unwrap_err().to_string();
+            assert!(e.contains("--device"), "{bad}: {e}");
+        }
+        assert_eq!(CpuSet::parse("0-2,5").unwrap().cpus(), [0, 1, 2, 5]);
+        for bad in ["", "a", "3-1", "1,,2", "-1"] {
+            assert!(CpuSet::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_memory_swap("-1").unwrap(), MemorySwap::Unlimited);
+        assert_eq!(
+            parse_memory_swap("1Gi").unwrap(),
+            MemorySwap::Limit(1 << 30)
+        );
+        assert!(parse_memory_swap("lots").is_err());
     }
 
     #[test]

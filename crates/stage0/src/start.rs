@@ -68,8 +68,9 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         || !rt.sysctls.is_empty()
         || rt.shm_size.is_some()
         || rt.mds_register
+        || rt.cgroup_parent.is_some()
     {
-        bail!("--net, --dns, --hostname, --interactive, --ipc, --pid, --sysctl, --shm-size and --mds-register are flags of run-prepared, not of prepare");
+        bail!("--net, --dns, --hostname, --interactive, --ipc, --pid, --sysctl, --shm-size, --mds-register and --cgroup-parent are flags of run-prepared, not of prepare");
     }
     let pods = Pods::open(&config.dir)?;
     let (mut pod, lock) = pods.create()?;
@@ -197,6 +198,12 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
     }
     let hostname = rt.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     // Flags are checked before any network is made.
+    let cgroup_parent = layout::cgroup::check_parent(
+        rt.cgroup_parent
+            .as_deref()
+            .unwrap_or(layout::cgroup::DEFAULT_PARENT),
+    )
+    .map_err(Error::invalid)?;
     let hosts = hosts_file(&rt.hosts_entries, &hostname)?;
     let dns = dns_flags(rt)?;
     let networked = match &mode {
@@ -210,11 +217,12 @@ fn write_runtime(config: &Config, dir: &Path, uuid: &str, rt: &RuntimeSpec) -> R
         _ => None,
     };
     plan.hostname = hostname;
-    // Fly's app has no cgroups and the host's IPC namespace, as in rkt.
+    // Fly's app has no cgroups and the host's IPC namespace, as in rkt. Otherwise the path
+    // is recorded in the plan: enter, rm, gc and the Nomad driver read it back from there.
     plan.cgroup = if fly {
         String::new()
     } else {
-        layout::cgroup::pod_rel(uuid)
+        layout::cgroup::pod_rel(&cgroup_parent, uuid)
     };
     plan.interactive = rt.interactive;
     plan.host_ipc = fly || rt.ipc == Ipc::Parent;

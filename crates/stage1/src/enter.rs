@@ -92,21 +92,24 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
     })
 }
 
-/// Moves this process into the app's cgroups (the pod's, or the app's own in a pod of several
-/// apps where it has limits of its own), so that what it starts counts against its limits.
+/// Moves this process into the app's cgroups, so that what it starts counts against its
+/// limits and meets the pod's device filter: on v2 the app's leaf (pods from before the
+/// leaves: the pod's cgroup); on v1 the app's own cgroup in a pod of several apps where it has
+/// limits of its own, else the pod's. The path is the one the pod recorded in its plan.
 fn join_cgroups(plan: &Plan, app: &AppPlan) -> Result<(), String> {
     if plan.cgroup.is_empty() {
         return Ok(());
     }
     let root = Path::new(cgroup::ROOT);
-    let rel = if plan.apps.len() > 1 && app.has_limits() {
-        cgroup::app_rel(&plan.cgroup, &app.name)
-    } else {
-        plan.cgroup.clone()
+    let hierarchy = Hierarchy::detect(root);
+    let own = cgroup::app_rel(&plan.cgroup, &app.name);
+    let rel = match hierarchy {
+        Hierarchy::V2 if root.join(&own).is_dir() => own,
+        Hierarchy::V1 if plan.apps.len() > 1 && app.has_limits() => own,
+        _ => plan.cgroup.clone(),
     };
-    let dirs = cgroup::dirs(root, &rel);
-    let member = Hierarchy::detect(root).member_file();
-    for d in dirs.iter().filter(|d| d.is_dir()) {
+    let member = hierarchy.member_file();
+    for d in cgroup::dirs(root, &rel).iter().filter(|d| d.is_dir()) {
         // "0": this process (see cgroup::join_self).
         std::fs::write(d.join(member), "0")
             .map_err(|e| format!("joining cgroup {}: {e}", d.display()))?;

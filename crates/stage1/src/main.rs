@@ -21,6 +21,7 @@
 
 mod caps;
 mod cgroup;
+mod devices;
 mod enter;
 mod fly;
 mod inroot;
@@ -71,7 +72,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     if plan.fly {
         return fly::supervise(pod, &plan, &status_dir);
     }
-    let cgroups = cgroup::Cgroups::create(&plan)?;
+    let mut cgroups = cgroup::Cgroups::create(&plan)?;
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
 
@@ -82,8 +83,8 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         .as_deref()
         .map(|p| sys::open_path(Path::new(p)))
         .transpose()?;
-    // The init moves itself in: see cgroup::Cgroups::join_self.
-    let cgroup_files = cgroups.member_fds()?;
+    // On v1 the init moves itself in (see cgroup::join_self); on v2 it is born in its leaf.
+    let cgroup_files = cgroups.init_member_fds()?;
     let flags = libc::CLONE_NEWNS
         | if plan.host_pid { 0 } else { libc::CLONE_NEWPID }
         | libc::CLONE_NEWUTS
@@ -117,17 +118,8 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     if plan.host_pid {
         cgroups.kill_members();
     }
-    if cgroups.oom_killed() {
-        // For status: an app was killed for outgrowing its memory limit (with several apps,
-        // the ones that died of SIGKILL).
-        for app in &plan.apps {
-            let killed =
-                std::fs::read_to_string(dir.app_status(&app.name)).is_ok_and(|c| c.trim() == "137");
-            if plan.apps.len() == 1 || killed {
-                let _ = std::fs::write(dir.app_marker(&app.name, Marker::OomKilled), b"");
-            }
-        }
-    }
+    mark_oom_killed(&dir, &plan, &cgroups);
+    cgroups.leave();
     if let Some(rkt) = &plan.net_teardown {
         // CNI DEL and the forwarded ports belong to the host side: undone before the pod
         // lock is released, so that whoever takes it next finds the network gone.
@@ -141,6 +133,23 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     }
     drop(cgroups);
     Ok(code)
+}
+
+/// For status: the apps the kernel's OOM killer killed for outgrowing a memory limit. Where
+/// each app has a cgroup of its own (v2) its own count says; elsewhere, with the pod's count
+/// above zero, a single app, or those of several that died of SIGKILL.
+fn mark_oom_killed(dir: &PodDir, plan: &Plan, cgroups: &cgroup::Cgroups) {
+    let pod_oom = cgroups.oom_killed();
+    for (i, app) in plan.apps.iter().enumerate() {
+        let killed = cgroups.app_oom_killed(i).unwrap_or_else(|| {
+            let sigkill =
+                std::fs::read_to_string(dir.app_status(&app.name)).is_ok_and(|c| c.trim() == "137");
+            pod_oom && (plan.apps.len() == 1 || sigkill)
+        });
+        if killed {
+            let _ = std::fs::write(dir.app_marker(&app.name, Marker::OomKilled), b"");
+        }
+    }
 }
 
 /// Puts the pod init into its network namespace (when contained) and brings up loopback

@@ -101,7 +101,10 @@ impl PodTerminal {
 
     /// In the command's process, before exec: a session of its own with the pod's terminal
     /// as its controlling terminal and as its stdin, stdout and stderr.
-    pub fn attach_child(self) -> Result<(), String> {
+    pub fn attach_child(mut self) -> Result<(), String> {
+        // The caller's settings are for its terminal, which the parent restores: here, after
+        // the dup2s below, descriptor 0 is the pod's terminal, which must stay as it is.
+        self.caller.saved = None;
         rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
         rustix::process::ioctl_tiocsctty(&self.slave)
             .map_err(|e| format!("taking the pod's terminal: {e}"))?;
@@ -130,20 +133,29 @@ impl PodTerminal {
 
 /// Writes `input` into the pod's terminal with its echo off (the caller's terminal echoed it
 /// already), then turns echo back on: before the command starts, so nothing of its own
-/// settings is overwritten.
+/// settings is overwritten. The line discipline takes input in a kernel worker, after the
+/// write returns: echo may only come back once it has all been taken, which FIONREAD counts
+/// with canonical mode off (with it on, a line without its newline would not count).
 fn feed_without_echo(master: &OwnedFd, slave: &OwnedFd, input: &[u8]) {
     use rustix::termios::LocalModes;
-    let Ok(mut t) = tcgetattr(slave) else {
+    let Ok(saved) = tcgetattr(slave) else {
         let _ = write_all(master.as_fd(), input);
         return;
     };
-    let echo = t.local_modes & (LocalModes::ECHO | LocalModes::ECHONL);
-    t.local_modes.remove(LocalModes::ECHO | LocalModes::ECHONL);
-    let _ = tcsetattr(slave, OptionalActions::Now, &t);
+    let mut quiet = saved.clone();
+    quiet
+        .local_modes
+        .remove(LocalModes::ECHO | LocalModes::ECHONL | LocalModes::ICANON);
+    let _ = tcsetattr(slave, OptionalActions::Now, &quiet);
     let _ = write_all(master.as_fd(), input);
-    // The line discipline takes the input on the write; echo applies as it is received.
-    t.local_modes.insert(echo);
-    let _ = tcsetattr(slave, OptionalActions::Now, &t);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while rustix::io::ioctl_fionread(slave).unwrap_or(0) < input.len() as u64
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Back to canonical mode, the kernel hands what is waiting to the next read as a line.
+    let _ = tcsetattr(slave, OptionalActions::Now, &saved);
 }
 
 fn relay_until_exit(master: &OwnedFd, child: libc::pid_t, mask: &libc::sigset_t) -> i32 {

@@ -116,14 +116,14 @@ pub const EXPECTED: [(&str, &str); 28] = [
     ("init_module", "signal=31"),
     ("ptrace-init", "signal=31"),
     ("ptrace-host", "signal=31"),
-    // CAP_MKNOD is one of appc's defaults, so the node is made; opening it is what matters,
-    // and every file system an app can write to is mounted nodev (the host's root disk; the
-    // host's kernel log, /dev/kmsg, which an app could write into before).
-    ("mknod-disk", "errno=EACCES"),
-    ("mknod-kmsg-root", "errno=EACCES"),
-    ("mknod-kmsg-dev", "errno=EACCES"),
-    ("mknod-kmsg-shm", "errno=EACCES"),
-    ("mknod-kmsg-volume", "errno=EACCES"),
+    // CAP_MKNOD is one of appc's defaults, but the pod's device cgroup lets nothing be made
+    // (the host's root disk; the host's kernel log, /dev/kmsg, which an app could write into
+    // before); and were a node made, every file system an app can write to is mounted nodev.
+    ("mknod-disk", "errno=EPERM"),
+    ("mknod-kmsg-root", "errno=EPERM"),
+    ("mknod-kmsg-dev", "errno=EPERM"),
+    ("mknod-kmsg-shm", "errno=EPERM"),
+    ("mknod-kmsg-volume", "errno=EPERM"),
     // CAP_SYS_ADMIN is outside the bounding set.
     ("capset", "errno=EPERM"),
     ("ambient", "errno=EPERM"),

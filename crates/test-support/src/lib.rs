@@ -154,11 +154,33 @@ pub struct Registry {
     pub state: tempfile::TempDir,
     pub port: u16,
     pub mode: String,
+    /// The registry named by [`EXTERNAL_REGISTRY`]: started by someone else, with the
+    /// fixtures already pushed; never stopped here.
+    pub external: bool,
 }
 
+/// `RKT_TEST_REGISTRY=PORT`: a plain registry on 127.0.0.1:PORT that already serves the
+/// standard fixture set (push_fixtures.sh) and `demo/busybox:latest`. The guest of
+/// `tests/guest/lane.sh` has one (pushed on the host before it boots: the guest has neither
+/// umoci nor skopeo), and its tests ask for a plain registry as they do everywhere.
+pub const EXTERNAL_REGISTRY: &str = "RKT_TEST_REGISTRY";
+
 impl Registry {
-    /// A registry of `mode` (plain, tls, basic, token: see registry.sh), empty.
+    /// A registry of `mode` (plain, tls, basic, token: see registry.sh), empty; or, for a
+    /// plain one where [`EXTERNAL_REGISTRY`] is set, that one, with its fixtures.
     pub fn start(mode: &str) -> Registry {
+        if let Some(port) = std::env::var(EXTERNAL_REGISTRY)
+            .ok()
+            .filter(|_| mode == "plain")
+            .and_then(|p| p.parse().ok())
+        {
+            return Registry {
+                state: tempfile::tempdir().unwrap(),
+                port,
+                mode: mode.to_string(),
+                external: true,
+            };
+        }
         let state = tempfile::Builder::new()
             .prefix("rkt-registry-")
             .tempdir()
@@ -172,6 +194,7 @@ impl Registry {
             state,
             port,
             mode: mode.to_string(),
+            external: false,
         }
     }
 
@@ -183,6 +206,9 @@ impl Registry {
     }
 
     pub fn push_fixtures(&self) {
+        if self.external {
+            return;
+        }
         let layout = fixtures();
         let mut args = vec![self.port.to_string(), layout.to_str().unwrap().to_string()];
         if matches!(self.mode.as_str(), "basic" | "token") {
@@ -199,6 +225,11 @@ impl Registry {
 
     /// [`Registry::push`] with more `skopeo copy` flags (`--format v2s2`: see push.sh).
     pub fn push_with(&self, tag: &str, repo_tag: &str, flags: &[&str]) {
+        if self.external {
+            // Pushed before the tests started (see EXTERNAL_REGISTRY); anything else fails
+            // when the test pulls it, naming the image.
+            return;
+        }
         let src = format!("oci:{}:{tag}", fixtures().display());
         let dest = format!("docker://{}/{repo_tag}", self.host());
         let mut args = vec![src.as_str(), dest.as_str()];
@@ -276,6 +307,9 @@ pub const LOCAL_ONLY_ENV: [(&str, &str); 4] = [
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        if self.external {
+            return;
+        }
         let _ = Command::new("bash")
             .arg(harness("registry.sh"))
             .args(["stop", self.state.path().to_str().unwrap()])

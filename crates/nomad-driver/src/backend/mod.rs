@@ -443,10 +443,19 @@ impl Driver {
         Ok(self.rkt.enter_command(&t.uuid, cmd))
     }
 
-    /// The pod's cgroup counters now (for TaskStats).
+    /// The pod's cgroup counters now (for TaskStats), from where its plan says its cgroups
+    /// are.
     pub fn counters(&self, id: &str) -> Result<stats::Counters, Error> {
         let t = self.task(id)?;
-        stats::read(&self.cgroup_root, &t.uuid).map_err(Error::fatal)
+        let pods =
+            pod::Pods::open(&self.rkt.data_dir()).map_err(|e| Error::fatal(e.to_string()))?;
+        let pod = pods
+            .find(&t.uuid)
+            .map_err(|e| Error::fatal(e.to_string()))?;
+        let rel = layout::cgroup::of_pod(&pod.path).ok_or_else(|| {
+            Error::fatal(format!("pod {} records no cgroup (it has not run)", t.uuid))
+        })?;
+        stats::read(&self.cgroup_root, &rel).map_err(Error::fatal)
     }
 
     /// Whether the task has exited (TaskStats ends its stream then).

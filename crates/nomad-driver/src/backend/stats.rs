@@ -1,5 +1,7 @@
-//! Task statistics from the pod's own cgroups (`rkt/<uuid>` under each controller, as the pod
-//! supervisor makes them), on cgroup v1, hybrid and v2 hosts. Unlike the original driver's
+//! Task statistics from the pod's own cgroups (where the pod recorded them in its plan when it
+//! ran: `rkt.slice/rkt-<uuid>` under each controller unless `--cgroup-parent` said otherwise),
+//! on cgroup v1, hybrid and v2 hosts. On v2 the pod's cgroup counts its init's and apps'
+//! leaves together (memory.stat and cpu.stat are hierarchical). Unlike the original driver's
 //! pid-walking executor, this sees every process of the pod and the kernel's own accounting:
 //! memory RSS, cache, swap, usage and max usage; CPU user, system, percent and throttling.
 
@@ -34,25 +36,25 @@ pub struct Sample {
     pub total_ticks: f64,
 }
 
-/// Reads a pod's cgroups under `root` (normally /sys/fs/cgroup).
-pub fn read(root: &Path, uuid: &str) -> Result<Counters, String> {
+/// Reads the pod cgroup `rel` (as its plan recorded it) under `root` (normally
+/// /sys/fs/cgroup).
+pub fn read(root: &Path, rel: &str) -> Result<Counters, String> {
     use layout::cgroup::{self, Hierarchy};
-    let rel = cgroup::pod_rel(uuid);
     match Hierarchy::detect(root) {
         Hierarchy::V1 => {
-            let cpu = root.join("cpu").join(&rel);
+            let cpu = root.join("cpu").join(rel);
             let cpu = if cpu.is_dir() {
                 cpu
             } else {
-                root.join("cpu,cpuacct").join(&rel)
+                root.join("cpu,cpuacct").join(rel)
             };
             read_v1(
-                &root.join("memory").join(&rel),
-                &cgroup::v1_cpuacct_dir(root, &rel),
+                &root.join("memory").join(rel),
+                &cgroup::v1_cpuacct_dir(root, rel),
                 &cpu,
             )
         }
-        Hierarchy::V2 => read_v2(&root.join(&rel)),
+        Hierarchy::V2 => read_v2(&root.join(rel)),
     }
 }
 
@@ -196,7 +198,8 @@ mod tests {
     fn v1_and_v2_on_fake_hierarchies() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        let u = "abc";
+        // A pod that ran before the parent was configurable recorded rkt/<uuid>.
+        let u = "rkt/abc";
         let w = |p: &str, s: &str| {
             let p = root.join(p);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -229,10 +232,11 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, s).unwrap();
         };
-        w("rkt/abc/memory.stat", "anon 100\nfile 200\n");
-        w("rkt/abc/memory.current", "300\n");
+        let u = "rkt.slice/rkt-abc";
+        w("rkt.slice/rkt-abc/memory.stat", "anon 100\nfile 200\n");
+        w("rkt.slice/rkt-abc/memory.current", "300\n");
         w(
-            "rkt/abc/cpu.stat",
+            "rkt.slice/rkt-abc/cpu.stat",
             "usage_usec 30\nuser_usec 20\nsystem_usec 10\nnr_throttled 2\nthrottled_usec 5\n",
         );
         let c = read(root, u).unwrap();

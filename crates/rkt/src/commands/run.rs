@@ -40,6 +40,10 @@ pub struct RuntimeArgs {
     /// The pod's PID namespace: private (its own) or host; not an rkt 1.30 flag
     #[arg(long, default_value = "private", value_parser = |v: &str| rkt::grammar::pid(v).map_err(|e| e.to_string()))]
     pub pid: stage0::spec::Pid,
+    /// The cgroup the pod's cgroup goes below (default rkt.slice), relative to
+    /// /sys/fs/cgroup: machine.slice, or a subtree delegated to rkt
+    #[arg(long = "cgroup-parent", value_parser = |v: &str| layout::cgroup::check_parent(v))]
+    pub cgroup_parent: Option<String>,
     #[arg(long = "mds-register", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = crate::flags::parse_bool, default_value = "false")]
     pub mds_register: bool,
     /// KEY=VALUE: a kernel parameter of the pod's own namespaces (net.*, kernel.shm*,
@@ -68,6 +72,7 @@ impl RuntimeArgs {
             mds_register: self.mds_register,
             sysctls: self.sysctl.clone(),
             shm_size: self.shm_size,
+            cgroup_parent: self.cgroup_parent.clone(),
         }
     }
 }

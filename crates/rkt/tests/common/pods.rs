@@ -82,7 +82,9 @@ pub fn pod_dirs(rkt: &Rkt) -> Vec<String> {
     v
 }
 
-/// Every cgroup directory pod `uuid` has anywhere on this host.
+/// Every cgroup directory pod `uuid` (run below the default parent) has anywhere on this
+/// host.
 pub fn cgroups_of(uuid: &str) -> Vec<std::path::PathBuf> {
-    layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), uuid)
+    let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, uuid);
+    layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), &rel)
 }
