@@ -70,6 +70,12 @@ job "docker-style" {
         }
 
         ports = ["http"]
+
+        # memory = 64 (below) is what the task keeps when the node runs short; 128 MiB is
+        # its limit. Half a core's share of CFS time, in 50 ms periods.
+        memory_hard_limit = 128
+        cpu_hard_limit    = true
+        cpu_cfs_period    = 50000
       }
 
       template {

@@ -177,3 +177,101 @@ async fn a_recovered_task_is_measured_signalled_and_removed() {
         Vec::<std::path::PathBuf>::new()
     );
 }
+
+/// The values of cgroup file `name` in every directory of pod `uuid` that has it.
+fn cgroup_values(uuid: &str, name: &str) -> Vec<String> {
+    let rel = layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, uuid);
+    layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), &rel)
+        .iter()
+        .filter_map(|d| std::fs::read_to_string(d.join(name)).ok())
+        .map(|v| v.trim().to_string())
+        .collect()
+}
+
+/// The resources Nomad 1.1 and later send (`memory_max`, `cores`) and the Docker driver's
+/// `cpu_hard_limit` with `cpu_cfs_period`, and devices from the task's `devices` and from
+/// Nomad's device plugins, as they reach the pod's cgroups: a memory limit with the task's
+/// memory kept as a reservation, a CFS quota and period, a cpuset, and device rules that let
+/// the app open each node as its permissions say.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_style_resources_and_devices_reach_the_cgroups() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let mut p = configured(rkt_dir.path()).await;
+    // /dev/kmsg may be opened for writing by anyone: only the device cgroup decides here.
+    // (root's, as the node is; reading it needs CAP_SYSLOG, so opening it is enough); the
+    // device plugin's is another node, so that each has rules of its own.
+    let script = "(exec 3>/dev/k-given) 2>&1 && echo given-w-ok; \
+                  (exec 3>/dev/k-nomad) 2>&1 || echo nomad-w-denied; \
+                  (exec 3</dev/k-nomad) 2>&1 && echo nomad-r-ok; sleep 60";
+    let cfg = task_config(&[
+        ("image", registry().image().into()),
+        ("command", "/bin/sh".into()),
+        ("args", strs(&["-c", script])),
+        ("net", strs(&["none"])),
+        ("cpu_hard_limit", true.into()),
+        ("cpu_cfs_period", 50_000.into()),
+        (
+            "devices",
+            rmpv::Value::Array(vec![rmpv::Value::Map(vec![
+                ("host_path".into(), "/dev/kmsg".into()),
+                ("container_path".into(), "/dev/k-given".into()),
+                ("cgroup_permissions".into(), "w".into()),
+            ])]),
+        ),
+    ]);
+    let mut alloc = Alloc::new("limited");
+    let mut task = alloc.task_config(cfg);
+    let res = task.resources.as_mut().unwrap();
+    res.allocated_resources.as_mut().unwrap().memory = Some(d::AllocatedMemoryResources {
+        memory_mb: 32,
+        memory_max_mb: 96,
+    });
+    let linux = res.linux_resources.as_mut().unwrap();
+    linux.memory_limit_bytes = 32 << 20;
+    linux.cpuset_cpus = "0".into();
+    linux.percent_ticks = 0.25;
+    task.devices.push(d::Device {
+        task_path: "/dev/k-nomad".into(),
+        // Opening it (without TUNSETIFF) makes no interface.
+        host_path: "/dev/net/tun".into(),
+        cgroup_permissions: "r".into(),
+    });
+    task.user = "0".into();
+    let id = task.id.clone();
+    start(&mut p, task).await;
+    let uuid = rkt_ok(rkt_dir.path(), &["list", "--full", "--no-legend"]);
+    let uuid = uuid.split_whitespace().next().unwrap().to_string();
+    let v2 = layout::cgroup::Hierarchy::detect(std::path::Path::new(layout::cgroup::ROOT))
+        == layout::cgroup::Hierarchy::V2;
+    let has = |name: &str, want: &str| {
+        let got = cgroup_values(&uuid, name);
+        assert!(
+            got.iter().any(|v| v == want),
+            "{name}: {got:?}, want {want}"
+        );
+    };
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    let quota = (cores * 250) * 50_000 / 1000;
+    if v2 {
+        has("memory.max", &(96u64 << 20).to_string());
+        has("memory.low", &(32u64 << 20).to_string());
+        has("cpu.max", &format!("{quota} 50000"));
+    } else {
+        has("memory.limit_in_bytes", &(96u64 << 20).to_string());
+        has("memory.soft_limit_in_bytes", &(32u64 << 20).to_string());
+        has("cpu.cfs_period_us", "50000");
+        has("cpu.cfs_quota_us", &quota.to_string());
+    }
+    has("cpuset.cpus", "0");
+    destroy(&mut p, id).await;
+    let out = alloc.stdout();
+    for want in ["given-w-ok", "nomad-w-denied", "nomad-r-ok"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    // Refused by the device cgroup, not by the node's mode.
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert_eq!(pods(rkt_dir.path()), "");
+}

@@ -285,6 +285,21 @@ async fn bad_docker_style_options_fail_clearly_and_leave_nothing() {
             "image_pull_timeout = \"soon\"",
         ),
         (vec![("work_dir", "rel".into())], "work_dir = \"rel\""),
+        (
+            vec![("cpu_cfs_period", 50_000.into())],
+            "set cpu_hard_limit = true",
+        ),
+        (
+            vec![
+                ("cpu_hard_limit", true.into()),
+                ("cpu_cfs_period", 10.into()),
+            ],
+            "cpu_cfs_period = 10",
+        ),
+        (
+            vec![("memory_hard_limit", 16.into())],
+            "memory_hard_limit = 16: less than the task's memory",
+        ),
     ];
     for (set, expect) in cases {
         let mut fields: Vec<(&str, rmpv::Value)> = vec![

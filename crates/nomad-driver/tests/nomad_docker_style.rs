@@ -123,6 +123,24 @@ fn the_docker_style_example_runs_with_every_option() {
             .into_iter()
             .find_map(|d| std::fs::read_to_string(d.join("pids.max")).ok());
     assert_eq!(pids_max.as_deref().map(str::trim), Some("256"));
+    // memory_hard_limit over the task's memory, cpu_hard_limit in cpu_cfs_period's periods.
+    let web_cgroup = |v1: &str, v2: &str| -> Vec<String> {
+        layout::cgroup::pod_dirs_everywhere(std::path::Path::new(layout::cgroup::ROOT), &web_rel)
+            .iter()
+            .flat_map(|d| [d.join(v1), d.join(v2)])
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .map(|v| v.trim().to_string())
+            .collect()
+    };
+    let limit = web_cgroup("memory.limit_in_bytes", "memory.max");
+    assert!(limit.contains(&(128u64 << 20).to_string()), "{limit:?}");
+    let kept = web_cgroup("memory.soft_limit_in_bytes", "memory.low");
+    assert!(kept.contains(&(64u64 << 20).to_string()), "{kept:?}");
+    let period = web_cgroup("cpu.cfs_period_us", "cpu.max");
+    assert!(
+        period.iter().any(|p| p == "50000" || p.ends_with(" 50000")),
+        "{period:?}"
+    );
     // privileged, pid_mode and ipc_mode host: the admin task sees the host's processes.
     let admin = wait_for("the admin task's report", Duration::from_secs(30), || {
         let l = logs(&a, &alloc, "admin");

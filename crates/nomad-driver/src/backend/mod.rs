@@ -244,7 +244,7 @@ impl Driver {
             )));
         }
         let launch = start::launch(&opts, &spec, &self.plugin())
-            .map_err(|e| Error::fatal(format!("failed to decode driver config: {e}")))?;
+            .map_err(|e| Error::fatal(format!("invalid task configuration: {e}")))?;
         // A pod left by an earlier plugin killed in the middle of a start would otherwise run
         // beside this one (Nomad never got its handle): remove such pods first.
         self.remove_orphans().await;

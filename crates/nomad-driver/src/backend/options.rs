@@ -3,8 +3,10 @@
 //! against what the plugin allows; a bad or forbidden value fails the task with the field
 //! named.
 
-use super::start::{Launch, MountOption, Options, Plugin, Spec};
-use stage0::spec::{HostSource, HostsEntry, Ipc, MountSpec, PortSpec, Volume, VolumeKind};
+use super::start::{Device, Launch, MountOption, Options, Plugin, Spec};
+use stage0::spec::{
+    DeviceSpec, HostSource, HostsEntry, Ipc, MountSpec, PortSpec, Volume, VolumeKind,
+};
 use std::path::{Component, Path, PathBuf};
 
 /// Applies every Docker-style option of `o` to `launch`.
@@ -19,7 +21,7 @@ pub(super) fn apply(
     security(o, plugin, launch)?;
     kernel(o, launch)?;
     mounts(o, s, plugin, launch)?;
-    devices(o, launch)?;
+    devices(o, s, launch)?;
     resources(o, s, launch)?;
     ports(o, s, launch)?;
     labels(o, s, plugin, launch);
@@ -352,58 +354,77 @@ fn bind(
     Ok(())
 }
 
-/// `devices`: host device nodes at a path of the task, with the access they allow
+/// `devices` (the task's option) and the devices of Nomad's device plugins: host device
+/// nodes at a path of the task, allowed in the pod's device cgroup with the access they give
 /// (`cgroup_permissions`, `rwm` by default; without `w` the node is bound read-only).
-fn devices(o: &Options, l: &mut Launch) -> Result<(), String> {
-    use std::os::unix::fs::FileTypeExt;
-    for (i, dev) in o.devices.iter().enumerate() {
-        let meta = std::fs::metadata(&dev.host_path)
-            .map_err(|e| format!("devices[{i}]: host_path {:?}: {e}", dev.host_path))?;
-        let kind = meta.file_type();
-        if !kind.is_char_device() && !kind.is_block_device() {
-            return Err(format!(
-                "devices[{i}]: host_path {:?} is not a device node",
-                dev.host_path
-            ));
-        }
-        let target = if dev.container_path.is_empty() {
-            dev.host_path.clone()
-        } else {
-            dev.container_path.clone()
-        };
-        if !target.starts_with('/') {
-            return Err(format!(
-                "devices[{i}]: container_path {target:?} must be an absolute path"
-            ));
-        }
-        let perms = if dev.cgroup_permissions.is_empty() {
-            "rwm"
-        } else {
-            dev.cgroup_permissions.as_str()
-        };
-        if !perms.chars().all(|c| "rwm".contains(c)) {
-            return Err(format!(
-                "devices[{i}]: cgroup_permissions {perms:?}: use a combination of r, w and m"
-            ));
-        }
-        let name = format!("{}-device-{i}", volume_prefix(l));
-        l.pod.mounts.push(MountSpec {
-            volume: name.clone(),
-            target,
-        });
-        l.pod.volumes.push(Volume {
-            name,
-            kind: VolumeKind::Host(HostSource::Absolute(PathBuf::from(&dev.host_path))),
-            read_only: Some(!perms.contains('w')),
-            recursive: None,
-        });
+fn devices(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
+    let given = o.devices.iter().map(|d| ("devices", d));
+    let nomads = s.devices.iter().map(|d| ("Nomad's device", d));
+    for (i, (what, dev)) in given.chain(nomads).enumerate() {
+        l.app.devices.push(device(what, i, dev)?);
     }
     Ok(())
 }
 
-/// `cpu_hard_limit` (a CFS quota of the task's share of the node's CPU, as the Docker
-/// driver computes it) and `memory_hard_limit`.
+fn device(what: &str, i: usize, dev: &Device) -> Result<DeviceSpec, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata(&dev.host_path)
+        .map_err(|e| format!("{what}[{i}]: host_path {:?}: {e}", dev.host_path))?;
+    let kind = meta.file_type();
+    if !kind.is_char_device() && !kind.is_block_device() {
+        return Err(format!(
+            "{what}[{i}]: host_path {:?} is not a device node",
+            dev.host_path
+        ));
+    }
+    let target = if dev.container_path.is_empty() {
+        dev.host_path.clone()
+    } else {
+        dev.container_path.clone()
+    };
+    if !target.starts_with('/') {
+        return Err(format!(
+            "{what}[{i}]: container_path {target:?} must be an absolute path"
+        ));
+    }
+    let perms = match dev.cgroup_permissions.as_str() {
+        "" => "rwm",
+        p => p,
+    };
+    if !perms.chars().all(|c| "rwm".contains(c)) {
+        return Err(format!(
+            "{what}[{i}]: cgroup_permissions {perms:?}: use a combination of r, w and m"
+        ));
+    }
+    Ok(DeviceSpec {
+        host: PathBuf::from(&dev.host_path),
+        target: Some(target),
+        // In the order the device cgroup spells them, each once.
+        access: "rwm".chars().filter(|c| perms.contains(*c)).collect(),
+    })
+}
+
+/// The CFS period the Docker driver's `cpu_cfs_period` may name, in microseconds.
+const CFS_PERIODS: std::ops::RangeInclusive<i64> = 1000..=1_000_000;
+
+/// The task's CPU and memory: `cpu_hard_limit` (a CFS quota of the task's share of the
+/// node's CPU, as the Docker driver computes it) with `cpu_cfs_period`, the CPUs of
+/// `resources { cores }`, and the memory limit and reservation (see [`memory_limits`]).
 fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
+    match o.cpu_cfs_period {
+        0 => {}
+        p if !CFS_PERIODS.contains(&p) => {
+            return Err(format!(
+                "cpu_cfs_period = {p}: give microseconds from 1000 to 1000000 (the default is 100000)"
+            ))
+        }
+        _ if !o.cpu_hard_limit => {
+            return Err(
+                "cpu_cfs_period is the period of cpu_hard_limit's quota: set cpu_hard_limit = true, or remove cpu_cfs_period".into(),
+            )
+        }
+        p => l.app.cpu_period_us = Some(p as u64),
+    }
     if o.cpu_hard_limit {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let millicores = (s.percent_ticks * cores * 1000.0).round() as u64;
@@ -412,15 +433,35 @@ fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
         }
         l.app.cpu_millicores = Some(millicores);
     }
-    if o.cpu_cfs_period != 0 {
-        return Err("cpu_cfs_period is not supported yet".into());
+    if !s.cpuset_cpus.is_empty() {
+        let set = stage0::spec::CpuSet::parse(&s.cpuset_cpus)
+            .map_err(|e| format!("the CPUs Nomad reserved (resources {{ cores }}): {e}"))?;
+        l.app.cpuset_cpus = Some(set);
     }
-    match o.memory_hard_limit {
-        0 => {}
-        mb if mb > 0 => l.app.memory = Some((mb as u64) << 20),
-        mb => return Err(format!("memory_hard_limit = {mb}: give MiB")),
-    }
+    let (limit, reservation) = memory_limits(o.memory_hard_limit, s)?;
+    l.app.memory = limit;
+    l.app.memory_reservation = reservation;
     Ok(())
+}
+
+/// The memory limit and reservation in bytes, as the Docker driver sets them: the task's
+/// memory is its limit, unless `memory_hard_limit` (MiB) or Nomad's `memory_max` is higher;
+/// then the higher is the limit, and the task's memory what it keeps when the node runs short.
+fn memory_limits(hard_limit_mb: i64, s: &Spec) -> Result<(Option<u64>, Option<u64>), String> {
+    if hard_limit_mb < 0 {
+        return Err(format!("memory_hard_limit = {hard_limit_mb}: give MiB"));
+    }
+    let memory = u64::try_from(s.memory_bytes).ok().filter(|m| *m > 0);
+    let hard = (hard_limit_mb as u64) << 20;
+    let hard = hard.max(u64::try_from(s.memory_max_bytes).unwrap_or(0));
+    match memory {
+        _ if hard == 0 => Ok((memory, None)),
+        Some(m) if m > hard => Err(format!(
+            "memory_hard_limit = {hard_limit_mb}: less than the task's memory ({} MiB, resources {{ memory }}); give at least that",
+            m >> 20
+        )),
+        _ => Ok((Some(hard), memory)),
+    }
 }
 
 /// The prefix of the task's volume names (`<alloc>-<task>`), from its first volume.
@@ -520,6 +561,37 @@ mod tests {
         );
         for bad in ["db", "db:nope", ":10.0.0.1"] {
             assert!(extra_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_limits_as_the_docker_driver_sets_them() {
+        let spec = |memory_mb: i64, max_mb: i64| Spec {
+            memory_bytes: memory_mb << 20,
+            memory_max_bytes: max_mb << 20,
+            ..Default::default()
+        };
+        const MIB: u64 = 1 << 20;
+        // The task's memory alone is its limit.
+        assert_eq!(memory_limits(0, &spec(64, 0)), Ok((Some(64 * MIB), None)));
+        // A higher memory_max or memory_hard_limit is the limit, the memory a reservation.
+        assert_eq!(
+            memory_limits(0, &spec(64, 256)),
+            Ok((Some(256 * MIB), Some(64 * MIB)))
+        );
+        assert_eq!(
+            memory_limits(128, &spec(64, 0)),
+            Ok((Some(128 * MIB), Some(64 * MIB)))
+        );
+        // The higher of the two wins.
+        assert_eq!(
+            memory_limits(512, &spec(64, 256)),
+            Ok((Some(512 * MIB), Some(64 * MIB)))
+        );
+        assert_eq!(memory_limits(0, &spec(0, 0)), Ok((None, None)));
+        for (hard, memory) in [(-1, 64), (32, 64)] {
+            let e = memory_limits(hard, &spec(memory, 0)).unwrap_err();
+            assert!(e.contains("memory_hard_limit"), "{e}");
         }
     }
 }

@@ -129,8 +129,14 @@ pub struct Spec {
     pub alloc_dir: PathBuf,
     pub env: BTreeMap<String, String>,
     pub user: String,
+    /// The task's memory (`resources { memory }`): its limit, or with a higher limit from
+    /// `memory_max` or `memory_hard_limit`, what it keeps when the node runs short.
     pub memory_bytes: i64,
+    /// `resources { memory_max }` (Nomad 1.1 and later; 0: none).
+    pub memory_max_bytes: i64,
     pub cpu_shares: i64,
+    /// The CPUs reserved for the task (`resources { cores }`, Nomad 1.1 and later; empty: none).
+    pub cpuset_cpus: String,
     /// Ports of the task's own network (reserved, then dynamic): label and host port.
     /// None when the task has no network.
     pub task_ports: Option<Vec<(String, u16)>>,
@@ -145,7 +151,8 @@ pub struct Spec {
     /// task_group_name, task_name, namespace, node_name, job_id.
     pub nomad_labels: BTreeMap<String, String>,
     pub mounts: Vec<HostPath>,
-    pub devices: Vec<HostPath>,
+    /// Devices from Nomad's device plugins, with their cgroup permissions.
+    pub devices: Vec<Device>,
     pub stdout_path: PathBuf,
     pub stderr_path: PathBuf,
     /// The group's network namespace, when Nomad made one (`network { mode = "bridge" }`).
@@ -296,19 +303,16 @@ pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, String> 
             &target,
         );
     }
-    // Host volumes and devices are the operator's, named in the client's configuration.
-    let operators = [("taskmounts", &s.mounts), ("taskdevices", &s.devices)];
-    for (kind, paths) in operators {
-        for (i, m) in paths.iter().enumerate() {
-            let source = HostSource::Absolute(PathBuf::from(&m.host_path));
-            volume(
-                &mut pod,
-                format!("{base}-{kind}-{i}"),
-                source,
-                Some(m.read_only),
-                &m.task_path,
-            );
-        }
+    // Host volumes are the operator's, named in the client's configuration.
+    for (i, m) in s.mounts.iter().enumerate() {
+        let source = HostSource::Absolute(PathBuf::from(&m.host_path));
+        volume(
+            &mut pod,
+            format!("{base}-taskmounts-{i}"),
+            source,
+            Some(m.read_only),
+            &m.task_path,
+        );
     }
     pod.set_env = s.env.iter().map(|(k, v)| EnvVar::new(k, v)).collect();
     if !o.command.is_empty() {

@@ -112,11 +112,10 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
     let res = t.resources.clone().unwrap_or_default();
     let alloc = res.allocated_resources.clone().unwrap_or_default();
     let linux = res.linux_resources.clone().unwrap_or_default();
+    // Nomad 1.1 and later also send memory_max: the limit, with memory what the task keeps.
+    let memory = alloc.memory.unwrap_or_default();
     let memory_bytes = match linux.memory_limit_bytes {
-        0 => alloc
-            .memory
-            .as_ref()
-            .map_or(0, |m| m.memory_mb.max(m.memory_max_mb) << 20),
+        0 => memory.memory_mb << 20,
         n => n,
     };
     let cpu_shares = match linux.cpu_shares {
@@ -138,7 +137,9 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
         env: t.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         user: t.user.clone(),
         memory_bytes,
+        memory_max_bytes: memory.memory_max_mb << 20,
         cpu_shares,
+        cpuset_cpus: linux.cpuset_cpus.clone(),
         task_ports,
         group_ports: res
             .ports
@@ -164,10 +165,10 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
         devices: t
             .devices
             .iter()
-            .map(|dev| start::HostPath {
+            .map(|dev| start::Device {
                 host_path: dev.host_path.clone(),
-                task_path: dev.task_path.clone(),
-                read_only: !dev.cgroup_permissions.contains('w'),
+                container_path: dev.task_path.clone(),
+                cgroup_permissions: dev.cgroup_permissions.clone(),
             })
             .collect(),
         stdout_path: t.stdout_path.clone().into(),
