@@ -961,6 +961,11 @@ client {{
   {client_servers}
   network_interface = "lo"
   cni_path          = "/usr/lib/cni"
+  # Nomad removes finished allocations' directories (their logs too) once the disk is 80%
+  # full, which a CI machine may well be: tests read the logs of finished tasks.
+  gc_disk_usage_threshold  = 99
+  gc_inode_usage_threshold = 99
+  gc_max_allocs            = 1000
   cni_config_dir    = "{cni}"
   options = {{
     # No cloud metadata requests (169.254.169.254), and no other task drivers.
