@@ -71,6 +71,15 @@ job "docker-style" {
 
         ports = ["http"]
 
+        # This node beyond the standard ones, for reading and writing.
+        devices = [
+          {
+            host_path          = "/dev/fuse"
+            container_path     = "/dev/fuse"
+            cgroup_permissions = "rw"
+          }
+        ]
+
         # memory = 64 (below) is what the task keeps when the node runs short; 128 MiB is
         # its limit. Half a core's share of CFS time, in 50 ms periods.
         memory_hard_limit = 128
@@ -99,6 +108,7 @@ echo "pwd=$(pwd)"
 $B cat /etc/web/web.conf
 $B touch /rootfs-write 2>/dev/null || echo "root is read-only"
 $B touch /tmp/ok && echo "tmp is writable"
+(exec 3<>/dev/fuse) && echo "fuse opens"
 $B grep -E ' (/tmp|/dev/shm|/etc/web) ' /proc/self/mounts
 echo "ready"
 exec $B httpd -f -p 8080 -h /www
