@@ -126,19 +126,19 @@ const FLAG_HELP: &[(&str, &str)] = &[
     ("no-overlay", "copy the image instead of an overlay root"),
     ("quiet", "no download progress"),
     ("interactive", "give the (single) app rkt's stdin and terminal"),
-    ("mds-register", "accepted for compatibility; must be false"),
+    ("mds-register", "register the pod with the metadata service (rkt metadata-service); its apps get AC_METADATA_URL"),
     ("store-only", "deprecated: --pull-policy=never"),
     ("no-store", "deprecated: --pull-policy=update"),
-    ("private-users", "refused: not supported yet"),
-    ("pod-manifest", "refused: not supported yet"),
-    ("user-annotation", "refused: not supported yet"),
-    ("user-label", "refused: not supported yet"),
-    ("stage1-url", "refused: the stage1 is built in"),
-    ("stage1-path", "refused: the stage1 is built in"),
-    ("stage1-name", "refused: the stage1 is built in"),
-    ("stage1-hash", "refused: the stage1 is built in"),
-    ("stage1-from-dir", "refused: the stage1 is built in"),
-    ("signature", "refused: ACI signatures are found beside the image"),
+    ("private-users", "the apps in a user namespace of the pod's own, mapped to a range of host IDs no other pod uses"),
+    ("pod-manifest", "an appc pod manifest to run as given (conflicts with images and their flags)"),
+    ("user-annotation", "K=V kept in the pod manifest's annotations, shown by status and list"),
+    ("user-label", "K=V kept in the pod manifest's labels, shown by status and list"),
+    ("stage1-url", "refused: stage1 images cannot be used (the flavours are built in)"),
+    ("stage1-path", "refused: stage1 images cannot be used (the flavours are built in)"),
+    ("stage1-name", "a built-in flavour: coreos.com/rkt/stage1-coreos (default) or coreos.com/rkt/stage1-fly"),
+    ("stage1-hash", "refused: stage1 images cannot be used (the flavours are built in)"),
+    ("stage1-from-dir", "a built-in flavour by its image's file name (stage1-coreos.aci, stage1-fly.aci)"),
+    ("signature", "the image's detached signature (default: IMAGE.asc beside it)"),
     ("stdin", "refused: use --interactive"),
     ("stdout", "refused: use --interactive"),
     ("stderr", "refused: use --interactive"),
@@ -167,12 +167,21 @@ const FLAG_HELP: &[(&str, &str)] = &[
     ("cap-retain", "same as --caps-retain"),
     ("cap-remove", "same as --caps-remove"),
     ("seccomp", "mode=retain|remove[,errno=NAME],SYSCALL|@GROUP,…"),
+    ("entrypoint", "JSON list replacing the image's entrypoint (drops its command, as Docker)"),
+    ("ulimit", "NAME=SOFT[:HARD] resource limit the app starts with (nofile, nproc, …)"),
+    ("tmpfs", "PATH[:size=BYTES,mode=OCTAL]: a file system in memory for the app"),
+    // Pod flags not in rkt 1.30.
+    ("sysctl", "K=V for the pod's own namespaces (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*)"),
+    ("shm-size", "the size of /dev/shm (default 64Mi)"),
+    ("pid", "private (default) or host (needs --insecure-options=all-run)"),
+    ("privileged", "every capability, the host's devices and a writable /sys (needs --insecure-options=all-run)"),
 ];
 
 /// The flags of `run` and `prepare`, for `--help`.
 pub fn help() -> String {
     let line = |(n, h): &(&str, &str)| format!("  --{n:<20} {h}\n");
-    let is_app = |n: &str| APP_VALUE_FLAGS.contains(&n) || n == "readonly-rootfs";
+    let is_app =
+        |n: &str| APP_VALUE_FLAGS.contains(&n) || n == "readonly-rootfs" || n == "privileged";
     let mut out = String::from("Pod flags (before the first image):\n");
     for f in FLAG_HELP.iter().filter(|(n, _)| !is_app(n)) {
         out.push_str(&line(f));
