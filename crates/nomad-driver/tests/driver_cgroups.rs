@@ -102,14 +102,12 @@ async fn an_oom_kill_is_reported_as_one() {
     );
     let alloc = Alloc::new("hog");
     let mut task = alloc.task_config(cfg);
-    let linux = task
-        .resources
-        .as_mut()
-        .unwrap()
-        .linux_resources
-        .as_mut()
-        .unwrap();
-    linux.memory_limit_bytes = 32 << 20;
+    let res = task.resources.as_mut().unwrap();
+    res.allocated_resources.as_mut().unwrap().memory = Some(d::AllocatedMemoryResources {
+        memory_mb: 32,
+        memory_max_mb: 0,
+    });
+    res.linux_resources.as_mut().unwrap().memory_limit_bytes = 32 << 20;
     let id = task.id.clone();
     start(&mut p, task).await;
     let w = tokio::time::timeout(Duration::from_secs(120), wait(&mut p, &id))
@@ -230,7 +228,8 @@ async fn docker_style_resources_and_devices_reach_the_cgroups() {
         memory_max_mb: 96,
     });
     let linux = res.linux_resources.as_mut().unwrap();
-    linux.memory_limit_bytes = 32 << 20;
+    // As Nomad 1.1 and later fill it: the higher of memory and memory_max.
+    linux.memory_limit_bytes = 96 << 20;
     linux.cpuset_cpus = "0".into();
     linux.percent_ticks = 0.25;
     task.devices.push(d::Device {

@@ -89,6 +89,8 @@ fn the_driver_and_rkt_prepare_make_the_same_pod() {
     ));
     args.extend([
         "--set-env=A=1".to_string(),
+        // Every task's pod says which allocation it is.
+        "--user-label=com.hashicorp.nomad.alloc_id=a1".into(),
         image,
         "--exec=/bin/sh".into(),
         format!("--memory={}", 64 << 20),

@@ -156,7 +156,14 @@ fn pods_and_images_as_rkts_api_shows_them() {
     let r = by_id(&running);
     assert_eq!(r.state(), PodState::Running);
     assert_eq!(r.apps[0].state(), AppState::Running);
-    assert_eq!(r.cgroup, format!("/rkt/{running}"));
+    // Where the pod's plan put it (below rkt.slice by default).
+    assert_eq!(
+        r.cgroup,
+        format!(
+            "/{}",
+            layout::cgroup::pod_rel(layout::cgroup::DEFAULT_PARENT, &running)
+        )
+    );
     assert!(r.pid > 0);
     assert_eq!(by_id(&prepared).state(), PodState::Prepared);
     assert_eq!(by_id(&prepared).apps[0].state(), AppState::Undefined);

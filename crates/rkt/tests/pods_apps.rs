@@ -416,7 +416,7 @@ fn interactive_ipc_and_no_silent_flags() {
         "--stage1-name=coreos.com/rkt/stage1-kvm:1.30.0",
         "--signature=/nonexistent.asc",
         "--stdin=null",
-        "--user-label=a=b",
+        // Without a metadata service to register with.
         "--mds-register",
     ] {
         let err = rkt.fails(&["run", flag, "--net=none", &image]);

@@ -167,9 +167,6 @@ fn prepare_app(
     let store = Store::open(&config.dir)?;
     let image_id = resolve_image(config, &store, app, policy)?;
     store.touch(&image_id)?;
-    if !config.insecure.ondisk {
-        check_on_disk(&store, &image_id, &app.image)?;
-    }
     let manifest = store.manifest(&image_id)?;
     let image_app = match &app.app {
         Some(given) => given.clone(),
@@ -277,6 +274,11 @@ fn prepare_app(
     let appsinfo = dir.join("appsinfo").join(&name);
     std::fs::create_dir_all(&appsinfo)?;
     std::fs::write(appsinfo.join("treeStoreID"), &image_id)?;
+    // Once the pod names its image (above), which keeps `image gc` away from its tree while
+    // the whole tree is read.
+    if !config.insecure.ondisk {
+        check_on_disk(&store, &image_id, &app.image)?;
+    }
 
     let overlay = !pod_spec.no_overlay;
     if !overlay {

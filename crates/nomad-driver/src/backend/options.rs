@@ -358,10 +358,11 @@ fn bind(
 /// nodes at a path of the task, allowed in the pod's device cgroup with the access they give
 /// (`cgroup_permissions`, `rwm` by default; without `w` the node is bound read-only).
 fn devices(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
-    let given = o.devices.iter().map(|d| ("devices", d));
-    let nomads = s.devices.iter().map(|d| ("Nomad's device", d));
-    for (i, (what, dev)) in given.chain(nomads).enumerate() {
-        l.app.devices.push(device(what, i, dev)?);
+    let lists = [("devices", &o.devices), ("Nomad's devices", &s.devices)];
+    for (what, list) in lists {
+        for (i, dev) in list.iter().enumerate() {
+            l.app.devices.push(device(what, i, dev)?);
+        }
     }
     Ok(())
 }

@@ -112,11 +112,12 @@ pub fn spec_of(t: &d::TaskConfig) -> start::Spec {
     let res = t.resources.clone().unwrap_or_default();
     let alloc = res.allocated_resources.clone().unwrap_or_default();
     let linux = res.linux_resources.clone().unwrap_or_default();
-    // Nomad 1.1 and later also send memory_max: the limit, with memory what the task keeps.
+    // The task's memory from its allocation: Nomad 1.1 and later put the higher of memory
+    // and memory_max in LinuxResources' limit, and memory_max beside memory here.
     let memory = alloc.memory.unwrap_or_default();
-    let memory_bytes = match linux.memory_limit_bytes {
-        0 => memory.memory_mb << 20,
-        n => n,
+    let memory_bytes = match (alloc.memory, linux.memory_limit_bytes) {
+        (Some(m), _) if m.memory_mb > 0 => m.memory_mb << 20,
+        (_, n) => n,
     };
     let cpu_shares = match linux.cpu_shares {
         0 => alloc.cpu.as_ref().map_or(0, |c| c.cpu_shares),
