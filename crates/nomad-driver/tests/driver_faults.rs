@@ -169,15 +169,14 @@ async fn plugin_killed_during_stop_task_loses_nothing() {
         "/bin/sh",
         &[
             "-c",
-            "trap 'sleep 2; exit 9' TERM; while true; do sleep 0.1; done",
+            "trap 'sleep 2; exit 9' TERM; : >/alloc/trapped; while true; do sleep 0.1; done",
         ],
         Some("none"),
     );
     let task = alloc.task_config(cfg);
     let id = task.id.clone();
     let handle = start(&mut p, task).await.handle.unwrap();
-    // Give the shell time to set its trap (a TERM before it would end it at once).
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    alloc.until_trapped().await;
     let mut driver = p.driver.clone();
     let stop_id = id.clone();
     let stopping = tokio::spawn(async move {

@@ -89,8 +89,7 @@ async fn one(p: &mut Plugin, cfg: &[u8], i: usize) {
     let task = alloc.task_config(cfg.to_vec());
     let id = task.id.clone();
     start(p, task).await;
-    // Let the shell set its trap.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    alloc.until_trapped().await;
     p.driver
         .stop_task(d::StopTaskRequest {
             task_id: id.clone(),
@@ -125,7 +124,10 @@ async fn start_stop_destroy_cycles_leak_nothing_in_the_plugin() {
     let cfg = command_config(
         &image,
         "/bin/sh",
-        &["-c", "trap 'exit 3' TERM; while true; do sleep 0.1; done"],
+        &[
+            "-c",
+            "trap 'exit 3' TERM; : >/alloc/trapped; while true; do sleep 0.1; done",
+        ],
         Some("none"),
     );
     // Warm-up: the first tasks make what the plugin keeps (runtime threads, buffers, the

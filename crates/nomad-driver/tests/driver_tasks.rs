@@ -292,7 +292,10 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
     let cfg = command_config(
         &registry().image(),
         "/bin/sh",
-        &["-c", "trap '' INT TERM; while true; do sleep 0.1; done"],
+        &[
+            "-c",
+            "trap '' INT TERM; : >/alloc/trapped; while true; do sleep 0.1; done",
+        ],
         Some("host"),
     );
     let task = alloc.task_config(cfg);
@@ -316,7 +319,8 @@ async fn stop_signals_then_kills_and_destroy_force_kills() {
         d::TaskState::Running as i32,
         "{i:?}"
     );
-    // The app ignores SIGINT: after the timeout the pod is killed.
+    // The app ignores SIGINT once its trap is set: after the timeout the pod is killed.
+    alloc.until_trapped().await;
     let t = Instant::now();
     p.driver
         .stop_task(d::StopTaskRequest {

@@ -73,6 +73,7 @@ fn supervise(pod: &Path) -> Result<i32, String> {
         return fly::supervise(pod, &plan, &status_dir);
     }
     let mut cgroups = cgroup::Cgroups::create(&plan)?;
+    shield_from_oom_killer();
     // Block the signals we forward, so that they queue for sigwaitinfo instead of killing us.
     let mask = sys::block_signals(&FORWARDED)?;
 
@@ -133,6 +134,28 @@ fn supervise(pod: &Path) -> Result<i32, String> {
     }
     drop(cgroups);
     Ok(code)
+}
+
+/// The `oom_score_adj` stage1 was started with, which the apps get back unless their own
+/// isolator says otherwise (set before the pod's init is cloned, so the init and the apps it
+/// forks see it).
+static CALLERS_OOM_SCORE_ADJ: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// The supervisor and the pod's init live inside the pod's memory limit (on v2 the init has a
+/// leaf of the pod's cgroup). When an app outgrows it, the kernel may pick either of them next,
+/// and then the pod is gone and the OOM kill goes unreported (seen under TCG on a v2 guest).
+/// They are tiny and the kernel must never choose them; the apps get the caller's value back
+/// in exec_as_app. Best effort: without CAP_SYS_RESOURCE nothing changes.
+fn shield_from_oom_killer() {
+    let Some(caller) = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    if std::fs::write("/proc/self/oom_score_adj", "-1000").is_ok() {
+        let _ = CALLERS_OOM_SCORE_ADJ.set(caller);
+    }
 }
 
 /// For status: the apps the kernel's OOM killer killed for outgrowing a memory limit. Where
@@ -321,7 +344,7 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
             return e;
         }
     }
-    if let Some(adj) = plan.oom_score_adj {
+    if let Some(adj) = plan.oom_score_adj.or(CALLERS_OOM_SCORE_ADJ.get().copied()) {
         // Before capabilities go: lowering it needs CAP_SYS_RESOURCE.
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
             return format!("oom_score_adj: {e}");

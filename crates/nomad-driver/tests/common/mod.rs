@@ -291,6 +291,12 @@ impl Alloc {
         ] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
+        // As Nomad makes them: the shared directory is writable by any task's user.
+        for d in ["alloc", "alloc/logs", "alloc/data"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join(d), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+        }
         let fifo = |name: &str| {
             let p = dir.path().join("alloc/logs").join(name);
             let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
@@ -310,6 +316,20 @@ impl Alloc {
             task: task.into(),
             stdout,
             stderr,
+        }
+    }
+
+    /// Waits until the task's shell has run `: >/alloc/trapped` (after its `trap`): a
+    /// signal sent before the trap is set ends the shell at once.
+    pub async fn until_trapped(&self) {
+        let marker = self.dir.path().join("alloc/trapped");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the task never set its trap"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
