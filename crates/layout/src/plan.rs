@@ -8,7 +8,7 @@
 //! ([`crate::pod_dir::PodDir::plan`]), which the supervisor and `rkt enter` read.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The pod: what all its apps share, and the apps.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -284,20 +284,52 @@ pub struct Seccomp {
     pub errno: Option<i32>,
 }
 
-/// A plan that cannot be read or written, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanError(pub String);
+/// A plan that cannot be written, read or parsed, and why.
+#[derive(Debug)]
+pub enum PlanError {
+    /// A value the plan's encoding cannot carry (a NUL byte, a tab in a path, `=` in a sysctl
+    /// key): what was asked for cannot be run.
+    Unencodable(String),
+    /// A plan that does not parse: damaged, or written by another version.
+    Malformed { path: Option<PathBuf>, why: String },
+    /// The plan file could not be read.
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            PlanError::Unencodable(why) => f.write_str(why),
+            PlanError::Malformed { path: None, why } => write!(f, "bad plan: {why}"),
+            PlanError::Malformed { path: Some(p), why } => {
+                write!(f, "{}: bad plan: {why}", p.display())
+            }
+            PlanError::Read { path, .. } => write!(f, "reading {}", path.display()),
+        }
     }
 }
 
-impl std::error::Error for PlanError {}
+impl std::error::Error for PlanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PlanError::Read { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 fn bad(why: impl Into<String>) -> PlanError {
-    PlanError(why.into())
+    PlanError::Malformed {
+        path: None,
+        why: why.into(),
+    }
+}
+
+fn unencodable(why: impl Into<String>) -> PlanError {
+    PlanError::Unencodable(why.into())
 }
 
 /// Writes records; refuses values the encoding cannot carry.
@@ -306,7 +338,7 @@ struct Writer(Vec<u8>);
 impl Writer {
     fn rec(&mut self, key: &str, value: &str) -> Result<(), PlanError> {
         if value.contains('\0') {
-            return Err(bad(format!("{key}: {value:?} holds a NUL byte")));
+            return Err(unencodable(format!("{key}: {value:?} holds a NUL byte")));
         }
         self.0.extend_from_slice(key.as_bytes());
         self.0.push(b'=');
@@ -353,7 +385,7 @@ impl Plan {
         w.flag("host_pid", self.host_pid)?;
         for (k, v) in &self.sysctls {
             if k.contains('=') {
-                return Err(bad(format!("sysctl key {k:?} holds '='")));
+                return Err(unencodable(format!("sysctl key {k:?} holds '='")));
             }
             w.rec("sysctl", &format!("{k}={v}"))?;
         }
@@ -378,9 +410,17 @@ impl Plan {
     }
 
     pub fn load(path: &Path) -> Result<Plan, PlanError> {
-        let bytes =
-            std::fs::read(path).map_err(|e| bad(format!("reading {}: {e}", path.display())))?;
-        Plan::parse(&bytes).map_err(|e| bad(format!("{}: {e}", path.display())))
+        let bytes = std::fs::read(path).map_err(|source| PlanError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Plan::parse(&bytes).map_err(|e| match e {
+            PlanError::Malformed { path: None, why } => PlanError::Malformed {
+                path: Some(path.to_path_buf()),
+                why,
+            },
+            other => other,
+        })
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Plan, PlanError> {
@@ -454,7 +494,7 @@ impl Plan {
 /// One app's records, starting with its `app=NAME`.
 fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
     if app.name.is_empty() {
-        return Err(bad("an app without a name"));
+        return Err(unencodable("an app without a name"));
     }
     w.rec("app", &app.name)?;
     w.opt("image", app.image.as_ref())?;
@@ -475,7 +515,7 @@ fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
     w.flag("readonly_rootfs", app.readonly_rootfs)?;
     for m in &app.mounts {
         if m.source.contains('\t') || m.target.contains('\t') {
-            return Err(bad(format!(
+            return Err(unencodable(format!(
                 "mount {:?} -> {:?}: a tab in a path",
                 m.source, m.target
             )));
@@ -510,7 +550,10 @@ fn encode_app(app: &AppPlan, w: &mut Writer) -> Result<(), PlanError> {
     }
     for t in &app.tmpfs {
         if t.target.contains('\t') {
-            return Err(bad(format!("tmpfs {:?}: a tab in a path", t.target)));
+            return Err(unencodable(format!(
+                "tmpfs {:?}: a tab in a path",
+                t.target
+            )));
         }
         let size = t.size.map(|s| s.to_string()).unwrap_or_default();
         let ro = if t.read_only { "1" } else { "0" };

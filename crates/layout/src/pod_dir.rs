@@ -5,14 +5,20 @@
 //! pod                      the appc pod manifest
 //! pod-created              made with the pod (its mtime is the creation time)
 //! pid, ppid                the pod init's and the supervisor's PIDs
-//! appsinfo/<app>/          per-app records (treeStoreID)
+//! appsinfo/<app>/treeStoreID  the app's image tree in the store
 //! volumes/<name>/          the pod's empty volumes
+//! netns                    the pod's network namespace (a path), while it has one
+//! net-info.json            the pod's networks, as rkt wrote them for `status`
+//! gc-marked                made when `gc` moved the pod to garbage (its mtime starts the grace period)
+//! mds-registered           the pod is registered with the metadata service
 //! overlay/<app>/upper,work the app's overlay layers
 //! stage1/prepared          the apps' plan records, written by prepare
 //! stage1/ports.json        the --port forwards resolved at prepare time
 //! stage1/flavor            `fly` for rkt's fly stage1 (absent: the default one)
 //! stage1/private-users     SHIFT:COUNT of the pod's user namespace (--private-users)
 //! stage1/plan              the whole plan, written when the pod runs
+//! stage1/net/<ifname>.json a network's CNI result, for its DEL at teardown
+//! stage1/export-<pid>      `rkt export`'s scratch directory
 //! stage1/etc/              hostname, hosts and resolv.conf for the apps
 //! stage1/rootfs/rkt/status/<app>[-created|-started|-oom-killed]
 //! stage1/rootfs/opt/stage2/<app>/rootfs   the app's root
@@ -49,8 +55,44 @@ impl PodDir {
     pub fn ppid(&self) -> PathBuf {
         self.at("ppid")
     }
+    /// Per-app records, one directory per app.
+    pub fn appsinfo_dir(&self) -> PathBuf {
+        self.at("appsinfo")
+    }
     pub fn appsinfo(&self, app: &str) -> PathBuf {
-        self.at("appsinfo").join(app)
+        self.appsinfo_dir().join(app)
+    }
+    /// The ID of the image tree (in the store) that the app's root comes from.
+    pub fn tree_store_id(&self, app: &str) -> PathBuf {
+        self.appsinfo(app).join("treeStoreID")
+    }
+    /// The pod's empty volumes, one directory each.
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.at("volumes")
+    }
+    /// The path of the pod's network namespace, while it has one.
+    pub fn netns(&self) -> PathBuf {
+        self.at("netns")
+    }
+    /// The pod's networks as `rkt status` shows them.
+    pub fn net_info(&self) -> PathBuf {
+        self.at("net-info.json")
+    }
+    /// The CNI results of the pod's networks, one file per interface.
+    pub fn net_state(&self) -> PathBuf {
+        self.at("stage1/net")
+    }
+    /// Made when `gc` marked the pod as garbage; its mtime starts the grace period.
+    pub fn gc_marked(&self) -> PathBuf {
+        self.at("gc-marked")
+    }
+    /// Present while the pod is registered with the metadata service.
+    pub fn mds_registered(&self) -> PathBuf {
+        self.at("mds-registered")
+    }
+    /// A scratch directory of `rkt export` (process `pid`).
+    pub fn export_scratch(&self, pid: u32) -> PathBuf {
+        self.at("stage1").join(format!("export-{pid}"))
     }
     /// An empty volume's directory; [`PodDir::volume_rel`] is the same, relative to the pod.
     pub fn volume(&self, name: &str) -> PathBuf {
@@ -102,9 +144,12 @@ impl PodDir {
     }
     /// The app's root filesystem on the host.
     pub fn app_rootfs(&self, app: &str) -> PathBuf {
-        self.path
-            .join("stage1/rootfs")
+        self.stage1_rootfs()
             .join(app_root_in_pod(app).trim_start_matches('/'))
+    }
+    /// Where the apps' roots are (`opt/stage2` of the pod's root).
+    pub fn stage2_dir(&self) -> PathBuf {
+        self.stage1_rootfs().join("opt/stage2")
     }
 
     /// The apps that have `marker` (for a reader that does not know the apps' names).

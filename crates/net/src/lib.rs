@@ -22,6 +22,7 @@ pub use cni::Dns;
 pub use conf::{NetConf, NetMode, Request};
 pub use nat::Forward;
 
+use layout::pod_dir::PodDir;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::net::Ipv4Addr;
@@ -100,7 +101,7 @@ pub fn setup(uuid: &str, pod_dir: &Path, nets: &[NetConf], ports: &[Forward]) ->
     let done = attach_all(uuid, pod_dir, nets, ports);
     if done.is_err() {
         let _ = teardown(uuid, pod_dir);
-        let _ = std::fs::remove_file(pod_dir.join("net-info.json"));
+        let _ = std::fs::remove_file(PodDir::new(pod_dir).net_info());
     }
     done
 }
@@ -117,9 +118,12 @@ fn attach_all(
         .collect::<Result<_>>()?;
     let ns = netns::path_for(uuid);
     // Written first: from here on, a crash leaves something teardown can find.
-    write(&pod_dir.join("netns"), ns.display().to_string().as_bytes())?;
+    write(
+        &PodDir::new(pod_dir).netns(),
+        ns.display().to_string().as_bytes(),
+    )?;
     netns::create(&ns)?;
-    let state = pod_dir.join("stage1/net");
+    let state = PodDir::new(pod_dir).net_state();
     std::fs::create_dir_all(&state).map_err(|e| host_err(format!("{}: {e}", state.display())))?;
     let mut out = Networked::default();
     let mut gateways = Vec::new();
@@ -181,7 +185,7 @@ fn attach_all(
             mask: o.ip.map(|_| cni::mask(o.prefix)),
         });
         write(
-            &pod_dir.join("net-info.json"),
+            &PodDir::new(pod_dir).net_info(),
             &serde_json::to_vec(&out.infos).expect("serializable"),
         )?;
     }
@@ -225,7 +229,7 @@ fn write(p: &Path, body: &[u8]) -> Result<()> {
 
 /// Whether the pod still has a network to tear down.
 pub fn is_set_up(pod_dir: &Path) -> bool {
-    pod_dir.join("netns").exists()
+    PodDir::new(pod_dir).netns().exists()
 }
 
 /// Removes the forwarded ports, DELs every attachment (last first) and removes the namespace.
@@ -236,7 +240,7 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
         return Ok(());
     }
     let ns = netns::path_for(uuid);
-    let state = pod_dir.join("stage1/net");
+    let state = PodDir::new(pod_dir).net_state();
     // The nat rules go while the plugins run: neither depends on the other.
     let nat_marker = state.join("nat");
     let rules = nat_marker.exists().then(|| {
@@ -293,7 +297,7 @@ pub fn teardown(uuid: &str, pod_dir: &Path) -> Result<()> {
     match first_err {
         Some(e) => Err(e),
         None => {
-            let _ = std::fs::remove_file(pod_dir.join("netns"));
+            let _ = std::fs::remove_file(PodDir::new(pod_dir).netns());
             Ok(())
         }
     }
@@ -318,7 +322,9 @@ pub fn check(uuid: &str, pod_dir: &Path) -> Result<()> {
     let ns = netns::path_for(uuid);
     let infos = read_infos(pod_dir);
     for info in infos {
-        let file = pod_dir.join(format!("stage1/net/{}.json", info.if_name));
+        let file = PodDir::new(pod_dir)
+            .net_state()
+            .join(format!("{}.json", info.if_name));
         let a: Attachment = std::fs::read(&file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -340,7 +346,7 @@ pub fn check(uuid: &str, pod_dir: &Path) -> Result<()> {
 
 /// The pod's `net-info.json`; empty when it has none.
 pub fn read_infos(pod_dir: &Path) -> Vec<NetInfo> {
-    std::fs::read(pod_dir.join("net-info.json"))
+    std::fs::read(PodDir::new(pod_dir).net_info())
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()

@@ -328,3 +328,46 @@ async fn bad_docker_style_options_fail_clearly_and_leave_nothing() {
     }
     assert_eq!(pods(rkt_dir.path()), "", "a refused task leaves no pod");
 }
+
+/// The node's rkt `stage1.d` (read from the plugin's `--rkt-local-config`) applies to tasks
+/// as to rkt's own pods: naming rkt's default flavour works; naming fly (the host's
+/// namespaces, every privilege, no limits) or a stage1 image this rkt cannot run fails the
+/// task with the file named and leaves no pod.
+#[tokio::test]
+async fn the_nodes_stage1_d_is_honoured_or_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let rkt_dir = RktDir::new();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("stage1.d")).unwrap();
+    let file = local.path().join("stage1.d/node.json");
+    let name = |n: &str| {
+        std::fs::write(
+            &file,
+            format!(r#"{{"rktKind":"stage1","rktVersion":"v1","name":"{n}","version":"1.30.0"}}"#),
+        )
+        .unwrap()
+    };
+    let flag = format!("--rkt-local-config={}", local.path().display());
+    let mut p = Plugin::start_with(rkt_dir.path(), |c| {
+        c.arg(&flag);
+    })
+    .await;
+    configure(&mut p, vec![]).await;
+    let image = registry().image();
+    name("coreos.com/rkt/stage1-coreos");
+    assert_eq!(run(&mut p, &image, vec![]).await, Ok(0));
+    for (stage1, says) in [
+        ("coreos.com/rkt/stage1-fly", "makes fly the default stage1"),
+        (
+            "coreos.com/rkt/stage1-kvm",
+            "not one of this rkt's built-in",
+        ),
+    ] {
+        name(stage1);
+        let e = run(&mut p, &image, vec![]).await.unwrap_err();
+        assert!(e.contains("node.json") && e.contains(says), "{stage1}: {e}");
+    }
+    assert_eq!(pods(rkt_dir.path()), "", "a refused task leaves no pod");
+}

@@ -72,6 +72,18 @@ impl State {
         }
     }
 
+    /// The directory under `pods/` that holds a pod in this state.
+    pub fn dir(self) -> &'static str {
+        match self {
+            State::Embryo => "embryo",
+            State::Preparing | State::AbortedPrepare => "prepare",
+            State::Prepared => "prepared",
+            State::Running | State::Exited => "run",
+            State::ExitedGarbage | State::ExitedDeleting => "exited-garbage",
+            State::Garbage | State::Deleting => "garbage",
+        }
+    }
+
     /// Whether the pod ever ran (so it has a pid, exit statuses, maybe networks).
     pub fn ran(self) -> bool {
         matches!(
@@ -150,7 +162,9 @@ impl Pods {
     }
 
     /// Moves a pod to another state directory. The caller holds its lock where rkt did.
-    pub fn transition(&self, pod: &mut Pod, to: &str, state: State) -> Result<()> {
+    /// The directory is the one `state` lives in ([`State::dir`]), so the two cannot disagree.
+    pub fn transition(&self, pod: &mut Pod, state: State) -> Result<()> {
+        let to = state.dir();
         let dest = self.root.join(to).join(&pod.uuid);
         std::fs::rename(&pod.path, &dest)
             .with_context(|| format!("moving pod {} to {to}", pod.uuid))?;
@@ -345,11 +359,10 @@ mod tests {
         assert_eq!(pods.find(&pod.uuid[..8]).unwrap().state, State::Preparing);
         drop(lock);
         assert_eq!(pods.find(&pod.uuid).unwrap().state, State::AbortedPrepare);
-        pods.transition(&mut pod, "prepared", State::Prepared)
-            .unwrap();
+        pods.transition(&mut pod, State::Prepared).unwrap();
         assert_eq!(pods.find(&pod.uuid).unwrap().state, State::Prepared);
         let lock = lock_dir(&pod.path, FlockOperation::LockExclusive).unwrap();
-        pods.transition(&mut pod, "run", State::Running).unwrap();
+        pods.transition(&mut pod, State::Running).unwrap();
         assert_eq!(pods.find(&pod.uuid).unwrap().state, State::Running);
         drop(lock);
         assert_eq!(pods.find(&pod.uuid).unwrap().state, State::Exited);

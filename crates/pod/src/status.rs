@@ -96,7 +96,7 @@ impl PodStatus {
             name: pod.uuid.clone(),
             state: pod.state.as_str().into(),
             // rkt's net-info.json records are the v1 API's network objects as they are.
-            networks: std::fs::read(pod.path.join("net-info.json"))
+            networks: std::fs::read(pod.dir().net_info())
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default(),

@@ -328,7 +328,7 @@ fn set_pod_flag(pod: &mut PodSpec, name: &str, v: String) -> Result<()> {
             rt.cgroup_parent = Some(layout::cgroup::check_parent(&v).map_err(Error::invalid)?)
         }
         "stage1-name" | "stage1-from-dir" | "stage1-url" | "stage1-path" | "stage1-hash" => {
-            pod.stage1 = stage1(name, &v)?
+            pod.stage1 = Some(stage1(name, &v)?)
         }
         "stdin" | "stdout" | "stderr" => bail!(
             "--{name}: app stream modes (rkt's experimental attach) are not supported; --interactive gives the app your terminal"
@@ -711,11 +711,11 @@ mod tests {
     fn stage1_flavours_by_name_and_file() {
         use stage0::spec::Stage1;
         let (pod, _) = parse(&args("--stage1-name=coreos.com/rkt/stage1-fly:1.30.0 img")).unwrap();
-        assert_eq!(pod.stage1, Stage1::Fly);
+        assert_eq!(pod.stage1, Some(Stage1::Fly));
         let (pod, _) = parse(&args("--stage1-from-dir=stage1-fly.aci img")).unwrap();
-        assert_eq!(pod.stage1, Stage1::Fly);
+        assert_eq!(pod.stage1, Some(Stage1::Fly));
         let (pod, _) = parse(&args("--stage1-name=coreos.com/rkt/stage1-coreos img")).unwrap();
-        assert_eq!(pod.stage1, Stage1::Default);
+        assert_eq!(pod.stage1, Some(Stage1::Default));
         for bad in [
             "--stage1-name=coreos.com/rkt/stage1-kvm img",
             "--stage1-name=coreos.com/rkt/stage1-fly:1.29.0 img",

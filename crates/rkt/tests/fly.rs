@@ -189,3 +189,73 @@ fn what_fly_cannot_give_is_refused_leaving_nothing() {
     assert_eq!(pod_dirs(&rkt), Vec::<String>::new());
     assert_no_mounts(&rkt);
 }
+
+/// rkt's `stage1.d` chooses the default stage1 of pods given no `--stage1-*` flag; a flag
+/// wins; `rkt config` shows it; what names no built-in flavour is refused before any pod
+/// directory is made.
+#[test]
+fn stage1_d_chooses_the_default_flavour() {
+    if !common::require_root() {
+        return;
+    }
+    let rkt = Rkt::new();
+    let image = busybox();
+    let stage1_d = rkt.config.path().join("stage1.d");
+    std::fs::create_dir_all(&stage1_d).unwrap();
+    let write = |text: &str| std::fs::write(stage1_d.join("default.json"), text).unwrap();
+    write(
+        r#"{"rktKind":"stage1","rktVersion":"v1","name":"coreos.com/rkt/stage1-fly","version":"1.30.0"}"#,
+    );
+    let pid_ns = "readlink /proc/self/ns/pid";
+    let o = rkt.run(&["run", &image, "--exec", "/bin/sh", "--", "-c", pid_ns]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&ns("pid")),
+        "stage1.d's fly runs the app in the host's PID namespace: {stdout}"
+    );
+    let o = rkt.run(&[
+        "run",
+        "--stage1-name=coreos.com/rkt/stage1-coreos",
+        &image,
+        "--exec",
+        "/bin/sh",
+        "--",
+        "-c",
+        pid_ns,
+    ]);
+    let (stdout, stderr) = out(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains(&ns("pid")),
+        "the flag wins over stage1.d: {stdout}"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&rkt.ok(&["config"])).unwrap();
+    let entry = shown["stage0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["rktKind"] == "stage1")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["name"], "coreos.com/rkt/stage1-fly", "{entry}");
+    let pods_before = pod_dirs(&rkt);
+    write(
+        r#"{"rktKind":"stage1","rktVersion":"v1","name":"coreos.com/rkt/stage1-kvm","version":"1.30.0"}"#,
+    );
+    for args in [vec!["run", &image], vec!["prepare", &image], vec!["config"]] {
+        let e = rkt.fails(&args);
+        assert!(
+            e.contains("default.json") && e.contains("stage1-kvm"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(pod_dirs(&rkt), pods_before, "no pod directory left");
+    // A stage1 image given by location only is refused too: this rkt fetches none.
+    write(r#"{"rktKind":"stage1","rktVersion":"v1","location":"https://example.com/s1.aci"}"#);
+    let e = rkt.fails(&["run", &image]);
+    assert!(
+        e.contains("default.json") && e.contains("fetches no stage1"),
+        "{e}"
+    );
+}

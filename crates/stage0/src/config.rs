@@ -140,12 +140,18 @@ impl Config {
     }
 
     /// The configuration directories, lowest precedence first: system, local, user. Every
-    /// kind of configuration (`auth.d`, `net.d`, `registries.d`, `trustedkeys`, `paths.d`)
+    /// kind of configuration (`auth.d`, `net.d`, `registries.d`, `trustedkeys`, `paths.d`,
+    /// `stage1.d`)
     /// is read from each, a later one winning, as rkt documented.
     pub fn config_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![self.system_config.clone(), self.local_config.clone()];
         dirs.extend(self.user_config.clone());
         dirs
+    }
+
+    /// `stage1.d`: the default stage1 of pods given no `--stage1-*` flag.
+    pub fn stage1_conf(&self) -> Result<crate::stage1_conf::Stage1Conf> {
+        crate::stage1_conf::Stage1Conf::read(&self.config_dirs())
     }
 
     /// `registries.d`: mirrors, and the default registry of short names.
@@ -331,23 +337,29 @@ impl InsecureOptions {
     }
 }
 
+/// The `.json` files of one kind's subdirectory (`paths.d`, `stage1.d`) of a configuration
+/// directory, in name order; none when it does not exist. rkt did not recurse, and neither
+/// does this.
+pub(crate) fn config_files(dir: &std::path::Path, kind: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join(kind)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
 /// rkt's `paths.d`: where rkt keeps its data (`data`) when `--dir` is not given, read from
 /// `dirs` (system, local, user; a later file wins). `stage1-images` is refused: this rkt
 /// has no stage1 images to look for.
 pub fn data_dir_from_paths(dirs: &[PathBuf]) -> Result<Option<PathBuf>> {
     let mut data = None;
     for dir in dirs {
-        let d = dir.join("paths.d");
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in config_files(dir, "paths.d") {
             let bad = |why: String| {
                 Error::invalid(format!(
                     "{}: {why}; a paths file is {{\"rktKind\":\"paths\",\"rktVersion\":\"v1\",\"data\":\"/path\"}}",

@@ -99,7 +99,15 @@ impl From<serde_json::Error> for Error {
 
 impl From<layout::plan::PlanError> for Error {
     fn from(e: layout::plan::PlanError) -> Error {
-        Error::invalid(e.0)
+        use layout::plan::PlanError;
+        match e {
+            // What was asked for cannot be written down for stage1: the caller's input.
+            PlanError::Unencodable(why) => Error::invalid(why),
+            // A damaged or foreign pod directory, or the host: not the caller's fault.
+            e @ (PlanError::Malformed { .. } | PlanError::Read { .. }) => {
+                Error::failed(e.to_string())
+            }
+        }
     }
 }
 

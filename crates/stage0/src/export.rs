@@ -55,7 +55,7 @@ pub fn export(
         .iter()
         .find(|a| a.name == name)
         .ok_or_else(|| Error::failed(format!("the pod has no plan for app {name:?}")))?;
-    let image_id = std::fs::read_to_string(pod.dir().appsinfo(&name).join("treeStoreID"))
+    let image_id = std::fs::read_to_string(pod.dir().tree_store_id(&name))
         .with_context(|| format!("reading app {name:?}'s image ID"))?;
     let store = image::store::Store::open(&config.dir)?;
     let manifest = store.manifest_bytes(image_id.trim())?;
@@ -66,9 +66,7 @@ pub fn export(
         Source::Overlay {
             upper: pod.dir().overlay_upper(&name),
             image: PathBuf::from(&app_plan.image_rootfs),
-            mount_point: pod
-                .path
-                .join(format!("stage1/export-{}", std::process::id())),
+            mount_point: pod.dir().export_scratch(std::process::id()),
         }
     } else {
         Source::Tree(pod.dir().app_rootfs(&name))

@@ -25,6 +25,7 @@ mod pod_manifest;
 mod prepare;
 mod resources;
 pub mod spec;
+pub mod stage1_conf;
 mod start;
 pub mod trust;
 pub mod userns;

@@ -266,20 +266,18 @@ pub fn gc(
     let pods = Pods::open(&config.dir)?;
     for mut pod in pods.list()? {
         let to_garbage = match pod.state {
-            State::Exited => Some(("exited-garbage", State::ExitedGarbage)),
-            State::AbortedPrepare => Some(("garbage", State::Garbage)),
-            State::Prepared if age(&pod.dir().created()) > expire_prepared => {
-                Some(("garbage", State::Garbage))
-            }
+            State::Exited => Some(State::ExitedGarbage),
+            State::AbortedPrepare => Some(State::Garbage),
+            State::Prepared if age(&pod.dir().created()) > expire_prepared => Some(State::Garbage),
             _ => None,
         };
-        if let Some((dir, state)) = to_garbage {
+        if let Some(state) = to_garbage {
             let Some(_lock) = pod::try_lock_dir(&pod.path)? else {
                 continue;
             };
             report(GcEvent::Marked(pod.uuid.clone()));
-            pods.transition(&mut pod, dir, state)?;
-            std::fs::write(pod.path.join("gc-marked"), b"")?;
+            pods.transition(&mut pod, state)?;
+            std::fs::write(pod.dir().gc_marked(), b"")?;
         }
     }
     if mark_only {
@@ -289,7 +287,7 @@ pub fn gc(
         if !matches!(pod.state, State::ExitedGarbage | State::Garbage) {
             continue;
         }
-        let marked = std::fs::metadata(pod.path.join("gc-marked"))
+        let marked = std::fs::metadata(pod.dir().gc_marked())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
@@ -391,9 +389,11 @@ fn enter_inner(
 /// app's image is resolved, before the pod manifest) and the pod manifest's image IDs.
 fn pod_images(path: &Path) -> std::collections::BTreeSet<String> {
     let mut ids = std::collections::BTreeSet::new();
-    if let Ok(apps) = std::fs::read_dir(path.join("appsinfo")) {
+    let dir = layout::pod_dir::PodDir::new(path);
+    if let Ok(apps) = std::fs::read_dir(dir.appsinfo_dir()) {
         for app in apps.flatten() {
-            if let Ok(id) = std::fs::read_to_string(app.path().join("treeStoreID")) {
+            let app = app.file_name().to_string_lossy().into_owned();
+            if let Ok(id) = std::fs::read_to_string(dir.tree_store_id(&app)) {
                 ids.insert(id.trim().to_string());
             }
         }

@@ -10,9 +10,6 @@ use layout::pod_dir::PodDir;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// rkt's marker of a registered pod.
-const REGISTERED: &str = "mds-registered";
-
 fn unreachable() -> Error {
     Error::failed(format!(
         "could not reach the metadata service at {}. Make sure the metadata service is running (rkt metadata-service) or leave out --mds-register",
@@ -37,7 +34,7 @@ pub(crate) fn register(
     let manifest = std::fs::read(pod.manifest()).context("reading the pod manifest")?;
     request("PUT", &format!("/pods/{uuid}?token={token}"), &manifest)
         .map_err(|e| e.context("registering the pod with the metadata service"))?;
-    std::fs::write(dir.join(REGISTERED), b"")?;
+    std::fs::write(pod.mds_registered(), b"")?;
     let registered = register_apps(config, uuid, &manifest);
     if let Err(e) = registered {
         unregister(dir, uuid);
@@ -63,9 +60,10 @@ fn register_apps(config: &crate::Config, uuid: &str, manifest: &[u8]) -> Result<
 
 /// Removes the pod's registration, if it has one; the service may be gone, which is fine.
 pub(crate) fn unregister(dir: &Path, uuid: &str) {
-    if dir.join(REGISTERED).exists() {
+    let registered = PodDir::new(dir).mds_registered();
+    if registered.exists() {
         let _ = request("DELETE", &format!("/pods/{uuid}"), b"");
-        let _ = std::fs::remove_file(dir.join(REGISTERED));
+        let _ = std::fs::remove_file(registered);
     }
 }
 

@@ -35,6 +35,13 @@ pub(crate) fn prepare_pod(
     pod_spec: &PodSpec,
     apps: &[AppSpec],
 ) -> Result<()> {
+    if pod_spec.stage1.is_none() {
+        let configured = PodSpec {
+            stage1: Some(config.stage1_conf()?.flavour()?),
+            ..pod_spec.clone()
+        };
+        return prepare_pod(config, dir, &configured, apps);
+    }
     if let Some(manifest) = &pod_spec.pod_manifest {
         return crate::pod_manifest::prepare(config, dir, pod_spec, apps, manifest);
     }
@@ -51,7 +58,7 @@ pub(crate) fn prepare_pod(
     }
     // Check the pod's flags before fetching anything, so bad input fails fast and says why.
     crate::volumes::check(pod_spec)?;
-    let fly = pod_spec.stage1 == crate::spec::Stage1::Fly;
+    let fly = pod_spec.stage1 == Some(crate::spec::Stage1::Fly);
     if fly {
         crate::fly::check(apps)?;
     }
@@ -271,9 +278,9 @@ fn prepare_app(
             .collect(),
         annotations: Vec::new(),
     };
-    let appsinfo = dir.join("appsinfo").join(&name);
-    std::fs::create_dir_all(&appsinfo)?;
-    std::fs::write(appsinfo.join("treeStoreID"), &image_id)?;
+    let pod_dir = PodDir::new(dir);
+    std::fs::create_dir_all(pod_dir.appsinfo(&name))?;
+    std::fs::write(pod_dir.tree_store_id(&name), &image_id)?;
     // Once the pod names its image (above), which keeps `image gc` away from its tree while
     // the whole tree is read.
     if !config.insecure.ondisk {
@@ -282,12 +289,7 @@ fn prepare_app(
 
     let overlay = !pod_spec.no_overlay;
     if !overlay {
-        crate::fs::copy_tree(
-            &image_rootfs,
-            &dir.join("stage1/rootfs/opt/stage2")
-                .join(&name)
-                .join("rootfs"),
-        )?;
+        crate::fs::copy_tree(&image_rootfs, &pod_dir.app_rootfs(&name))?;
     }
     let caps = (!insecure.capabilities).then_some(caps);
     let prepared = AppPlan {

@@ -156,8 +156,9 @@ pub struct PodSpec {
     /// `--pod-manifest`: the whole pod from an appc pod manifest instead of images and flags
     /// (see `crate::pod_manifest`).
     pub pod_manifest: Option<PathBuf>,
-    /// `--stage1-name` and the like: which of the built-in stage1 flavours runs the pod.
-    pub stage1: Stage1,
+    /// `--stage1-name` and the like: which of the built-in stage1 flavours runs the pod;
+    /// None: the one `stage1.d` names (see [`crate::stage1_conf`]), else the default.
+    pub stage1: Option<Stage1>,
     /// `--private-users`: the apps in a user namespace of the pod's own (see `crate::userns`).
     pub private_users: bool,
 }

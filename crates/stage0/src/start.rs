@@ -34,7 +34,7 @@ fn run_inner(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<Er
         return Err(e);
     }
     let started = save_uuid(pod_spec, &pod.uuid)
-        .and_then(|()| Ok(pods.transition(&mut pod, "run", State::Running)?));
+        .and_then(|()| Ok(pods.transition(&mut pod, State::Running)?));
     let err = match started {
         Ok(()) => {
             let ready = Ready {
@@ -79,7 +79,7 @@ pub fn prepare(config: &Config, pod_spec: &PodSpec, apps: &[AppSpec]) -> Result<
         return Err(e);
     }
     save_uuid(pod_spec, &pod.uuid)?;
-    pods.transition(&mut pod, "prepared", State::Prepared)?;
+    pods.transition(&mut pod, State::Prepared)?;
     drop(lock);
     Ok(pod.uuid)
 }
@@ -156,7 +156,7 @@ pub fn ready_prepared(config: &Config, uuid: &str, runtime: &RuntimeSpec) -> Res
     let stage1 = stage1_path(config)?;
     // Refused runtime flags leave the pod prepared, as it was.
     write_runtime(config, &pod.path, &pod.uuid, runtime)?;
-    if let Err(e) = pods.transition(&mut pod, "run", State::Running) {
+    if let Err(e) = pods.transition(&mut pod, State::Running) {
         let _ = net::teardown(&pod.uuid, &pod.path);
         return Err(e.into());
     }

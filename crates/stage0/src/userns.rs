@@ -27,7 +27,7 @@ const LAST: u32 = 0x6fff_0000;
 
 /// What the pod's flags must be for it.
 pub(crate) fn check(pod: &PodSpec) -> Result<()> {
-    if pod.stage1 == Stage1::Fly {
+    if pod.stage1 == Some(Stage1::Fly) {
         bail!("--private-users: the fly stage1 runs its app as the host's users; use the default stage1");
     }
     Ok(())
@@ -42,7 +42,7 @@ pub(crate) fn own(store_dir: &Path, pod: &Path, apps: &[AppPlan]) -> Result<u32>
         shift_tree(&dir.app_rootfs(&app.name), shift)
             .with_context(|| format!("moving app {:?}'s root into the pod's user IDs", app.name))?;
     }
-    let volumes = pod.join("volumes");
+    let volumes = dir.volumes_dir();
     if volumes.exists() {
         for v in std::fs::read_dir(&volumes)? {
             let v = v?;

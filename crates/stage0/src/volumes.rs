@@ -90,8 +90,13 @@ pub(crate) fn volumes(
             VolumeKind::Host(source) => host_source(&v.name, source)?,
             VolumeKind::Empty { mode, uid, gid } => {
                 // Relative to the pod directory, which moves between state directories.
-                make_empty_volume(&dir.join("volumes").join(&v.name), *mode, *uid, *gid)?;
-                format!("volumes/{}", v.name)
+                make_empty_volume(
+                    &layout::pod_dir::PodDir::new(dir).volume(&v.name),
+                    *mode,
+                    *uid,
+                    *gid,
+                )?;
+                layout::pod_dir::volume_rel(&v.name)
             }
         };
         mounts.push(AppMount {
@@ -104,7 +109,7 @@ pub(crate) fn volumes(
                 // bring every host mount).
                 recursive: v
                     .recursive
-                    .unwrap_or(pod.stage1 != crate::spec::Stage1::Fly),
+                    .unwrap_or(pod.stage1 != Some(crate::spec::Stage1::Fly)),
             },
         });
     }

@@ -320,6 +320,23 @@ async fn trust(config: &stage0::Config, prefix: &str) -> Result<(), Error> {
     .map_err(|e| Error::fatal(format!("Error running rkt trust: {e}")))
 }
 
+/// The stage1 flavour of the node's `stage1.d` (rkt's default without one), refused when it
+/// is fly: fly runs its app in the host's namespaces with every privilege and no limits, which
+/// no job gets from this driver.
+fn stage1(config: &stage0::Config) -> Result<stage0::spec::Stage1, Error> {
+    let refused = |e: String| Error::fatal(format!("rkt's stage1.d configuration: {e}"));
+    let conf = config.stage1_conf().map_err(|e| refused(e.to_string()))?;
+    let flavour = conf.flavour().map_err(|e| refused(e.to_string()))?;
+    if flavour == stage0::spec::Stage1::Fly {
+        let file = conf.name.map(|n| n.file).or(conf.location.map(|l| l.file));
+        return Err(refused(format!(
+            "{} makes fly the default stage1; fly runs an app in the host's namespaces with every privilege and without limits, and this driver runs tasks only in rkt's default stage1: make the file name coreos.com/rkt/stage1-coreos, or move it out of the configuration directories the plugin reads",
+            file.unwrap_or_default().display()
+        )));
+    }
+    Ok(flavour)
+}
+
 /// `rkt prepare`, done in this process by stage0 from the typed specs: its errors say
 /// whether a retry may help (an unreachable registry is recoverable, so Nomad's restart
 /// policy applies), and image downloads become task events.
@@ -333,6 +350,7 @@ async fn prepare(
     let mut config = config.clone();
     config.progress = download_events(d, spec, &launch.app.image);
     let mut pod = launch.pod.clone();
+    pod.stage1 = Some(stage1(&config)?);
     // The pod's UUID reaches the start's record before the pod can run (see starting.rs).
     pod.uuid_file_save = Some(uuid_file.to_path_buf());
     let app = launch.app.clone();

@@ -17,13 +17,30 @@ pub fn run(global: &GlobalArgs, pretty_print: bool) -> Result<()> {
         // Where this rkt's stage1 is: rkt-stage1, beside rkt.
         "stage1-images": stage1.parent().unwrap_or(&stage1),
     }));
+    // stage1.d's name and location where it gives them (refused if they name no built-in
+    // flavour); else the flavour pods get without one, found in rkt-stage1 beside rkt.
+    let conf = config.stage1_conf()?;
+    let flavour = conf.flavour()?;
+    let (name, version) = match conf.name {
+        Some(n) => n.value,
+        None => {
+            let (name, _, _) = stage0::fly::NAMES
+                .iter()
+                .find(|(_, _, f)| *f == flavour)
+                .expect("every flavour has a name");
+            (name.to_string(), stage0::fly::VERSION.to_string())
+        }
+    };
+    let location = conf
+        .location
+        .map(|l| l.value)
+        .unwrap_or_else(|| stage1.display().to_string());
     stage0.push(serde_json::json!({
         "rktVersion": "v1",
         "rktKind": "stage1",
-        // The built-in stage1 is rkt's default flavour: pods in namespaces of their own.
-        "name": "coreos.com/rkt/stage1-coreos",
-        "version": crate::commands::version::RKT_COMPAT_VERSION,
-        "location": stage1,
+        "name": name,
+        "version": version,
+        "location": location,
     }));
     let all = serde_json::json!({ "stage0": stage0 });
     println!("{}", to_json(&all, pretty_print)?);
