@@ -104,8 +104,9 @@ impl From<layout::plan::PlanError> for Error {
             // What was asked for cannot be written down for stage1: the caller's input.
             PlanError::Unencodable(why) => Error::invalid(why),
             // A damaged or foreign pod directory, or the host: not the caller's fault.
-            e @ (PlanError::Malformed { .. } | PlanError::Read { .. }) => {
-                Error::failed(e.to_string())
+            e @ PlanError::Malformed { .. } => Error::failed(e.to_string()),
+            PlanError::Read { path, source } => {
+                Error::failed(format!("reading {}: {source}", path.display()))
             }
         }
     }

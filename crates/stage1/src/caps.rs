@@ -1,6 +1,7 @@
 //! Capabilities, no_new_privs and the seccomp filter for the app, applied between fork and
 //! exec.
 
+use crate::error::{Error, Result};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 fn last_cap() -> u32 {
@@ -16,17 +17,21 @@ fn one(cap: u32) -> CapabilitySet {
 }
 
 /// Drops every capability not in `keep` from the bounding set. Call before changing user.
-pub fn limit_bounding_set(keep: &[u32]) -> Result<(), String> {
+pub fn limit_bounding_set(keep: &[u32]) -> Result<()> {
     for cap in (0..=last_cap().min(63)).filter(|c| !keep.contains(c)) {
-        rustix::thread::remove_capability_from_bounding_set(one(cap))
-            .map_err(|e| format!("dropping capability {cap} from the bounding set: {e}"))?;
+        rustix::thread::remove_capability_from_bounding_set(one(cap)).map_err(|e| {
+            Error::os(
+                format!("dropping capability {cap} from the bounding set"),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
 
 /// Sets the effective, permitted and inheritable sets to exactly `keep` (for apps that run
 /// as root; for other users the kernel has cleared them at setuid already).
-pub fn set_process_caps(keep: &[u32]) -> Result<(), String> {
+pub fn set_process_caps(keep: &[u32]) -> Result<()> {
     let set = keep
         .iter()
         .filter(|c| **c < 64)
@@ -39,11 +44,11 @@ pub fn set_process_caps(keep: &[u32]) -> Result<(), String> {
             inheritable: set,
         },
     )
-    .map_err(|e| format!("capset: {e}"))
+    .map_err(|e| Error::os("capset", e))
 }
 
-pub fn set_no_new_privs() -> Result<(), String> {
-    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))
+pub fn set_no_new_privs() -> Result<()> {
+    rustix::thread::set_no_new_privs(true).map_err(|e| Error::os("no_new_privs", e))
 }
 
 /// Capability number 21 (linux/capability.h), which libc does not name.
@@ -67,11 +72,7 @@ const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
 /// a filter cannot read, fails with ENOSYS, which makes the C library fall back to `clone`.
 /// Without this an app could make a user namespace, and in it mount file systems and reach
 /// the kernel interfaces that only CAP_SYS_ADMIN reaches.
-pub fn install_seccomp(
-    allowed: &[i64],
-    errno: Option<i32>,
-    no_namespaces: bool,
-) -> Result<(), String> {
+pub fn install_seccomp(allowed: &[i64], errno: Option<i32>, no_namespaces: bool) -> Result<()> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompRule,
     };
@@ -90,7 +91,7 @@ pub fn install_seccomp(
                 0,
             )
             .and_then(|c| SeccompRule::new(vec![c]))
-            .map_err(|e| format!("seccomp: {e}"))?;
+            .map_err(|e| Error::msg(format!("seccomp: {e}")))?;
             vec![none]
         } else {
             Vec::new()
@@ -116,16 +117,16 @@ fn load_filter(
     rules: std::collections::BTreeMap<i64, Vec<seccompiler::SeccompRule>>,
     mismatched: seccompiler::SeccompAction,
     matched: seccompiler::SeccompAction,
-) -> Result<(), String> {
+) -> Result<()> {
     use seccompiler::{BpfProgram, SeccompFilter, TargetArch};
     let arch: TargetArch = std::env::consts::ARCH
         .try_into()
-        .map_err(|e| format!("seccomp: {e:?}"))?;
+        .map_err(|e| Error::msg(format!("seccomp: {e:?}")))?;
     let filter = SeccompFilter::new(rules, mismatched, matched, arch)
-        .map_err(|e| format!("building the seccomp filter: {e}"))?;
+        .map_err(|e| Error::msg(format!("building the seccomp filter: {e}")))?;
     let prog: BpfProgram = filter
         .try_into()
-        .map_err(|e| format!("compiling the seccomp filter: {e:?}"))?;
+        .map_err(|e| Error::msg(format!("compiling the seccomp filter: {e:?}")))?;
     // prctl directly rather than seccompiler::apply_filter, which would also set
     // no_new_privs: a root app with CAP_SYS_ADMIN (--insecure-options=capabilities) may go
     // without it, and the caller decides.
@@ -135,7 +136,7 @@ fn load_filter(
         filter: *const seccompiler::sock_filter,
     }
     let fprog = SockFprog {
-        len: u16::try_from(prog.len()).map_err(|_| "seccomp filter too long".to_string())?,
+        len: u16::try_from(prog.len()).map_err(|_| Error::msg("seccomp filter too long"))?,
         filter: prog.as_ptr(),
     };
     // SAFETY: fprog points at `prog`, which outlives the call.
@@ -149,10 +150,7 @@ fn load_filter(
         )
     };
     if r != 0 {
-        return Err(format!(
-            "installing the seccomp filter: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(Error::last("installing the seccomp filter"));
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! layout (where the pod, its init and its apps go, and why) is in [`layout::cgroup`].
 
 use crate::devices;
+use crate::error::{Error, Result};
 use layout::cgroup::{self as paths, Hierarchy, V1Dirs};
 use layout::plan::{AppPlan, DeviceRule, Plan, UNLIMITED};
 use std::os::fd::OwnedFd;
@@ -43,14 +44,14 @@ impl Cgroups {
         }
     }
 
-    pub fn create(plan: &Plan) -> Result<Cgroups, String> {
+    pub fn create(plan: &Plan) -> Result<Cgroups> {
         Cgroups::create_under(Path::new(paths::ROOT), plan)
     }
 
     /// Creates the pod's cgroups below `root` (a real or, in tests, a fake cgroupfs) and sets
     /// their limits. On v2 the calling supervisor moves into the pod's init leaf; on v1 it
     /// stays where it is and the init joins the pod with [`join_self`].
-    pub fn create_under(root: &Path, plan: &Plan) -> Result<Cgroups, String> {
+    pub fn create_under(root: &Path, plan: &Plan) -> Result<Cgroups> {
         let hierarchy = Hierarchy::detect(root);
         let mut cg = Cgroups {
             hierarchy,
@@ -72,7 +73,7 @@ impl Cgroups {
         Ok(cg)
     }
 
-    fn create_v1(&mut self, plan: &Plan) -> Result<(), String> {
+    fn create_v1(&mut self, plan: &Plan) -> Result<()> {
         let cpuset = plan.apps.iter().any(|a| a.cpuset_cpus.is_some());
         let dirs = V1Dirs::at(&self.root, &plan.cgroup);
         for d in dirs.list(cpuset) {
@@ -106,7 +107,7 @@ impl Cgroups {
         Ok(())
     }
 
-    fn create_v2(&mut self, plan: &Plan) -> Result<(), String> {
+    fn create_v2(&mut self, plan: &Plan) -> Result<()> {
         let pod = self.root.join(&plan.cgroup);
         enable_controllers(&self.root, &plan.cgroup)?;
         self.pod.push(pod.clone());
@@ -133,18 +134,18 @@ impl Cgroups {
     /// v2: the supervisor moves into the init leaf, so that the pod's every process is in
     /// the pod's cgroup (systemd-cgls shows the whole pod there, and stopping the unit rkt
     /// was started from does not take the pod with it), and the init it clones is born there.
-    fn enter_init_leaf(&mut self, leaf: &Path) -> Result<(), String> {
+    fn enter_init_leaf(&mut self, leaf: &Path) -> Result<()> {
         let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let from = paths::unified_of(&mine).map(|rel| self.root.join(rel));
         write(&leaf.join("cgroup.procs"), "0")
-            .map_err(|e| format!("moving the supervisor into the pod's cgroup: {e}"))?;
+            .map_err(|e| e.context("moving the supervisor into the pod's cgroup"))?;
         self.came_from = Some(from.unwrap_or_else(|| self.root.clone()));
         Ok(())
     }
 
     /// v1 directories are made one level at a time: a new cpuset cgroup has no CPUs and no
     /// memory nodes, and takes no process until they are copied from its parent.
-    fn mkdir_v1(&self, dir: &Path) -> Result<(), String> {
+    fn mkdir_v1(&self, dir: &Path) -> Result<()> {
         if dir.is_dir() {
             return Ok(());
         }
@@ -155,8 +156,8 @@ impl Cgroups {
         if dir.join("cpuset.cpus").exists() {
             for f in ["cpuset.cpus", "cpuset.mems"] {
                 let from = dir.parent().map(|p| p.join(f)).unwrap_or_default();
-                let v = std::fs::read_to_string(&from)
-                    .map_err(|e| format!("reading {}: {e}", from.display()))?;
+                let v =
+                    std::fs::read_to_string(&from).map_err(|e| Error::at("reading", &from, e))?;
                 if std::fs::read_to_string(dir.join(f)).is_ok_and(|c| c.trim().is_empty()) {
                     write(&dir.join(f), v.trim())?;
                 }
@@ -167,7 +168,7 @@ impl Cgroups {
 
     /// The pod's member files, opened for the init to move itself in with [`join_self`]
     /// (none on v2: it is born in its cgroup).
-    pub fn init_member_fds(&self) -> Result<Vec<OwnedFd>, String> {
+    pub fn init_member_fds(&self) -> Result<Vec<OwnedFd>> {
         let member = self.hierarchy.member_file();
         self.init
             .iter()
@@ -260,9 +261,9 @@ impl Drop for Cgroups {
 /// kernel taking its thread-group lock for writing, which any other write (a PID, or
 /// `cgroup.procs`) takes and which waits for an RCU grace period: 10 to 20 ms of every pod
 /// start on this machine.
-pub fn join_self(fds: Vec<OwnedFd>) -> Result<(), String> {
+pub fn join_self(fds: Vec<OwnedFd>) -> Result<()> {
     for fd in fds {
-        rustix::io::write(&fd, b"0").map_err(|e| format!("joining the pod's cgroups: {e}"))?;
+        rustix::io::write(&fd, b"0").map_err(|e| Error::os("joining the pod's cgroups", e))?;
     }
     Ok(())
 }
@@ -278,11 +279,11 @@ fn device_rules(plan: &Plan) -> Vec<DeviceRule> {
     rules
 }
 
-fn no_devices_controller() -> String {
-    "this host mounts no devices cgroup controller (/sys/fs/cgroup/devices), so a pod's devices cannot be restricted; mount it (cgroup v1) or boot with the unified hierarchy".into()
+fn no_devices_controller() -> Error {
+    Error::msg("this host mounts no devices cgroup controller (/sys/fs/cgroup/devices), so a pod's devices cannot be restricted; mount it (cgroup v1) or boot with the unified hierarchy")
 }
 
-fn set_limits_v1(dirs: &V1Dirs, app: &AppPlan) -> Result<(), String> {
+fn set_limits_v1(dirs: &V1Dirs, app: &AppPlan) -> Result<()> {
     let (mem, cpu) = (&dirs.memory, &dirs.cpu);
     if let Some(m) = app.memory_limit {
         write(&mem.join("memory.limit_in_bytes"), &m.to_string())?;
@@ -296,7 +297,7 @@ fn set_limits_v1(dirs: &V1Dirs, app: &AppPlan) -> Result<(), String> {
         };
         let f = mem.join("memory.memsw.limit_in_bytes");
         if !f.exists() {
-            return Err("--memory-swap: this kernel does not account swap on cgroup v1 (no memory.memsw.limit_in_bytes); boot it with swapaccount=1, or leave --memory-swap out".into());
+            return Err(Error::msg("--memory-swap: this kernel does not account swap on cgroup v1 (no memory.memsw.limit_in_bytes); boot it with swapaccount=1, or leave --memory-swap out"));
         }
         write(&f, &v)?;
     }
@@ -312,15 +313,15 @@ fn set_limits_v1(dirs: &V1Dirs, app: &AppPlan) -> Result<(), String> {
         write(&cpu.join("cpu.shares"), &s.to_string())?;
     }
     if let Some(cpus) = &app.cpuset_cpus {
-        let dir = dirs.cpuset.as_ref().ok_or(
+        let dir = dirs.cpuset.as_ref().ok_or_else(|| Error::msg(
             "--cpuset-cpus: this host mounts no cpuset cgroup controller (/sys/fs/cgroup/cpuset); mount it or leave --cpuset-cpus out",
-        )?;
+        ))?;
         write(&dir.join("cpuset.cpus"), cpus)?;
     }
     Ok(())
 }
 
-fn set_limits_v2(dir: &Path, app: &AppPlan) -> Result<(), String> {
+fn set_limits_v2(dir: &Path, app: &AppPlan) -> Result<()> {
     if let Some(m) = app.memory_limit {
         write(&dir.join("memory.max"), &m.to_string())?;
     }
@@ -360,12 +361,12 @@ fn set_limits_v2(dir: &Path, app: &AppPlan) -> Result<(), String> {
 }
 
 /// Writes a controller's file; when the file is not there, says which flag needs what.
-fn write_controller(file: &Path, v: &str, flag: &str, what: &str) -> Result<(), String> {
+fn write_controller(file: &Path, v: &str, flag: &str, what: &str) -> Result<()> {
     if !file.exists() {
-        return Err(format!(
+        return Err(Error::msg(format!(
             "{flag}: this host's cgroups lack {what} ({} does not exist); leave {flag} out on this host",
             file.display()
-        ));
+        )));
     }
     write(file, v)
 }
@@ -373,15 +374,15 @@ fn write_controller(file: &Path, v: &str, flag: &str, what: &str) -> Result<(), 
 /// The pod's process limit, on the whole pod (a fork bomb in any app stops there). A host
 /// without the pids controller gets none, with a warning: refusing to run would break pods
 /// that ran before.
-fn set_pids_limit_v1(dir: Option<&Path>, limit: Option<u64>) -> Result<(), String> {
+fn set_pids_limit_v1(dir: Option<&Path>, limit: Option<u64>) -> Result<()> {
     set_pids_limit(dir.map(|d| d.join("pids.max")), limit)
 }
 
-fn set_pids_limit_v2(dir: &Path, limit: Option<u64>) -> Result<(), String> {
+fn set_pids_limit_v2(dir: &Path, limit: Option<u64>) -> Result<()> {
     set_pids_limit(Some(dir.join("pids.max")), limit)
 }
 
-fn set_pids_limit(file: Option<PathBuf>, limit: Option<u64>) -> Result<(), String> {
+fn set_pids_limit(file: Option<PathBuf>, limit: Option<u64>) -> Result<()> {
     let value = limit.map_or("max".to_string(), |n| n.to_string());
     match file {
         Some(f) if f.exists() => write(&f, &value),
@@ -394,7 +395,7 @@ fn set_pids_limit(file: Option<PathBuf>, limit: Option<u64>) -> Result<(), Strin
 }
 
 /// v2 needs each ancestor, and the pod itself, to delegate the controllers to its children.
-fn enable_controllers(root: &Path, rel: &str) -> Result<(), String> {
+fn enable_controllers(root: &Path, rel: &str) -> Result<()> {
     let mut dir = root.to_path_buf();
     for comp in Path::new(rel).components() {
         delegate(&dir);
@@ -425,12 +426,12 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     1 + ((s - 2) * 9999) / 262142
 }
 
-fn mkdir(p: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(p).map_err(|e| format!("creating cgroup {}: {e}", p.display()))
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::at("creating cgroup", p, e))
 }
 
-pub(crate) fn write(p: &Path, v: &str) -> Result<(), String> {
-    std::fs::write(p, v).map_err(|e| format!("writing {v} to {}: {e}", p.display()))
+pub(crate) fn write(p: &Path, v: &str) -> Result<()> {
+    std::fs::write(p, v).map_err(|e| Error::at(format!("writing {v} to"), p, e))
 }
 
 #[cfg(test)]
@@ -523,7 +524,10 @@ mod tests {
         let err = Cgroups::create_under(root.path(), &p).err();
         assert_eq!(read(&dir.join("pids.max")), "max");
         assert!(
-            err.is_none() || err.as_deref().is_some_and(|e| e.contains("device filter")),
+            err.is_none()
+                || err
+                    .as_ref()
+                    .is_some_and(|e| e.to_string().contains("device filter")),
             "{err:?}"
         );
         assert_eq!(
@@ -548,7 +552,8 @@ mod tests {
                 ..Default::default()
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--cpuset-cpus") && e.contains("leave"), "{e}");
     }
 

@@ -10,6 +10,7 @@
 //! and type bits, the command and attach numbers) are the kernel's UAPI,
 //! `include/uapi/linux/bpf.h`.
 
+use crate::error::{Error, Result};
 use layout::plan::DeviceRule;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -36,7 +37,7 @@ pub fn standard() -> Vec<DeviceRule> {
 
 /// v1: everything denied, then each rule allowed, in `dir` of the devices hierarchy (before
 /// any process joins it or any child is made, which inherit its list).
-pub fn apply_v1(dir: &std::path::Path, rules: &[DeviceRule]) -> Result<(), String> {
+pub fn apply_v1(dir: &std::path::Path, rules: &[DeviceRule]) -> Result<()> {
     crate::cgroup::write(&dir.join("devices.deny"), "a")?;
     for r in rules {
         crate::cgroup::write(&dir.join("devices.allow"), &r.to_line())?;
@@ -47,15 +48,10 @@ pub fn apply_v1(dir: &std::path::Path, rules: &[DeviceRule]) -> Result<(), Strin
 /// v2: loads the program for `rules` and attaches it to the cgroup directory `dir`. The
 /// attachment keeps the program alive for the cgroup's life; no descendant may attach one
 /// of its own (no BPF_F_ALLOW_* flag), so nothing in the pod can widen it.
-pub fn apply_v2(dir: &std::path::Path, rules: &[DeviceRule]) -> Result<(), String> {
-    let prog = load(&program(rules)).map_err(|e| format!("the pod's device filter: {e}"))?;
+pub fn apply_v2(dir: &std::path::Path, rules: &[DeviceRule]) -> Result<()> {
+    let prog = load(&program(rules)).map_err(|e| e.context("the pod's device filter"))?;
     let cgroup = crate::sys::open_dir(dir)?;
-    attach(&cgroup, &prog).map_err(|e| {
-        format!(
-            "attaching the pod's device filter to {}: {e}",
-            dir.display()
-        )
-    })
+    attach(&cgroup, &prog).map_err(|e| Error::at("attaching the pod's device filter to", dir, e))
 }
 
 // The context the kernel passes (struct bpf_cgroup_dev_ctx): access_type (the access bits
@@ -213,7 +209,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
 }
 
 /// Loads the program; on failure loads it again with the verifier's log, for the message.
-fn load(prog: &[Insn]) -> Result<OwnedFd, String> {
+fn load(prog: &[Insn]) -> Result<OwnedFd> {
     let license = c"Apache-2.0";
     let mut name = [0u8; 16];
     name[..11].copy_from_slice(b"rkt_devices");
@@ -240,8 +236,11 @@ fn load(prog: &[Insn]) -> Result<OwnedFd, String> {
             let _ = bpf(BPF_PROG_LOAD, &mut attr(&mut log));
             let text = String::from_utf8_lossy(&log);
             let text = text.trim_end_matches('\0').trim();
-            Err(format!(
-                "loading the BPF program (bpf(2) BPF_PROG_LOAD): {e}; {text}"
+            Err(Error::os(
+                format!(
+                    "loading the BPF program (bpf(2) BPF_PROG_LOAD; the verifier said: {text})"
+                ),
+                e,
             ))
         }
     }

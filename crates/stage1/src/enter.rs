@@ -3,6 +3,7 @@
 //! set, user, groups, no_new_privs and seccomp filter. rkt's own `enter` gave entered processes every
 //! capability, no seccomp filter and the host's cgroups (CVE-2019-10144, -10145, -10147).
 
+use crate::error::{Error, Result};
 use crate::{sys, tty, FORWARDED};
 use layout::cgroup::{self, Hierarchy};
 use layout::plan::{AppPlan, Plan};
@@ -19,20 +20,20 @@ const NAMESPACES: [(&str, Ns); 5] = [
     ("mnt", Ns::Mount),
 ];
 
-pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
+pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32> {
     // First of all, so that the caller's terminal echoes as little as possible itself.
     let caller = tty::stdin_is_terminal().then(tty::CallerTerminal::take);
-    let plan = Plan::load(&PodDir::new(pod).plan()).map_err(|e| e.to_string())?;
+    let plan = Plan::load(&PodDir::new(pod).plan())?;
     let app_plan = plan
         .apps
         .iter()
         .find(|a| a.name == app)
-        .ok_or_else(|| format!("the pod has no app {app:?}"))?;
+        .ok_or_else(|| Error::msg(format!("the pod has no app {app:?}")))?;
     // With several apps, the pod's root is stage1's and each app is confined below it
     // (a mount namespace of its own pivoted into its root: see sys::confine_to).
     let chroot = plan.apps.len() > 1;
     let pid = layout::pod_dir::read_pid(&PodDir::new(pod).pid())
-        .ok_or("the pod has no running init (no pid file)")?;
+        .ok_or_else(|| Error::msg("the pod has no running init (no pid file)"))?;
     join_cgroups(&plan, app_plan)?;
     // Open every namespace first: after joining the mount namespace, /proc is the pod's.
     let mut fds = Vec::new();
@@ -47,7 +48,8 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
         crate::userns::find(pid)?;
     }
     for (name, kind, fd) in fds {
-        sys::setns(fd, kind).map_err(|e| format!("joining the pod's {name} namespace: {e}"))?;
+        sys::setns(fd, kind)
+            .map_err(|e| e.context(format!("joining the pod's {name} namespace")))?;
     }
     // On a terminal, the command gets one of the pod's own (see tty.rs).
     let terminal = match caller {
@@ -96,7 +98,7 @@ pub fn run(pod: &Path, app: &str, argv: &[String]) -> Result<i32, String> {
 /// limits and meets the pod's device filter: on v2 the app's leaf (pods from before the
 /// leaves: the pod's cgroup); on v1 the app's own cgroup in a pod of several apps where it has
 /// limits of its own, else the pod's. The path is the one the pod recorded in its plan.
-fn join_cgroups(plan: &Plan, app: &AppPlan) -> Result<(), String> {
+fn join_cgroups(plan: &Plan, app: &AppPlan) -> Result<()> {
     if plan.cgroup.is_empty() {
         return Ok(());
     }
@@ -111,8 +113,7 @@ fn join_cgroups(plan: &Plan, app: &AppPlan) -> Result<(), String> {
     let member = hierarchy.member_file();
     for d in cgroup::dirs(root, &rel).iter().filter(|d| d.is_dir()) {
         // "0": this process (see cgroup::join_self).
-        std::fs::write(d.join(member), "0")
-            .map_err(|e| format!("joining cgroup {}: {e}", d.display()))?;
+        std::fs::write(d.join(member), "0").map_err(|e| Error::at("joining cgroup", d, e))?;
     }
     Ok(())
 }

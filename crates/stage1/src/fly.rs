@@ -9,6 +9,7 @@
 //! with the app. The supervisor stays in the host's namespaces to hold the pod lock, record
 //! the app's exit status and forward signals, as for the default flavour.
 
+use crate::error::{Error, Result};
 use crate::inroot::{self, Root};
 use crate::{mounts, sys, FORWARDED};
 use layout::plan::{AppPlan, Plan};
@@ -20,9 +21,9 @@ use std::path::{Path, PathBuf};
 const HOST_BINDS: [&str; 3] = ["/dev", "/proc", "/sys"];
 
 /// Runs the pod's one app and waits for it; returns its exit status.
-pub fn supervise(pod: &Path, plan: &Plan, status_dir: &Path) -> Result<i32, String> {
+pub fn supervise(pod: &Path, plan: &Plan, status_dir: &Path) -> Result<i32> {
     let [app] = plan.apps.as_slice() else {
-        return Err("the fly stage1 runs one app".into());
+        return Err(Error::msg("the fly stage1 runs one app"));
     };
     let dir = PodDir::new(pod);
     let status = sys::open_dir(status_dir)?;
@@ -37,7 +38,7 @@ pub fn supervise(pod: &Path, plan: &Plan, status_dir: &Path) -> Result<i32, Stri
         std::process::exit(254);
     }
     // The app is the pod's process: `rkt stop` signals it, `rkt enter` joins its namespaces.
-    std::fs::write(dir.pid(), child.to_string()).map_err(|e| format!("writing the pid: {e}"))?;
+    std::fs::write(dir.pid(), child.to_string()).map_err(|e| Error::at("writing", dir.pid(), e))?;
     sys::touch_at(status.as_fd(), &Marker::Started.file_name(&app.name))?;
     sys::drop_startup_pages();
     let code = crate::forward_until_exit(child, &mask);
@@ -47,7 +48,7 @@ pub fn supervise(pod: &Path, plan: &Plan, status_dir: &Path) -> Result<i32, Stri
 
 /// In the forked child: the app's mount namespace and root, then the app itself. Returns only
 /// on failure.
-fn run_app(pod: &Path, plan: &Plan, app: &AppPlan, mask: &libc::sigset_t) -> Result<(), String> {
+fn run_app(pod: &Path, plan: &Plan, app: &AppPlan, mask: &libc::sigset_t) -> Result<()> {
     // The pod lock stays with the supervisor.
     if let Some(fd) = std::env::var("RKT_LOCK_FD")
         .ok()
@@ -57,10 +58,7 @@ fn run_app(pod: &Path, plan: &Plan, app: &AppPlan, mask: &libc::sigset_t) -> Res
     }
     // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(format!(
-            "a mount namespace for the app: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(Error::last("a mount namespace for the app"));
     }
     // Host mounts propagate in; ours never propagate out.
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_SLAVE, "")?;
@@ -73,7 +71,7 @@ fn run_app(pod: &Path, plan: &Plan, app: &AppPlan, mask: &libc::sigset_t) -> Res
 
 /// The app's root with the host's /dev, /proc and /sys, a tmpfs /tmp, stage0's hosts and
 /// resolv.conf, and the app's volumes. Every path in it is resolved beneath it.
-fn build_root(pod: &Path, app: &AppPlan) -> Result<PathBuf, String> {
+fn build_root(pod: &Path, app: &AppPlan) -> Result<PathBuf> {
     let dir = PodDir::new(pod);
     let root_path = mounts::mount_app_root(&dir, app)?;
     let root = Root::open(&root_path, &mounts::app_what(app))?;
@@ -87,7 +85,7 @@ fn build_root(pod: &Path, app: &AppPlan) -> Result<PathBuf, String> {
             libc::MS_BIND | libc::MS_REC,
             "",
         )
-        .map_err(|e| format!("{host}: {e}"))?;
+        .map_err(|e| e.context(host))?;
     }
     let tmp = root.mkdir_all("/tmp")?;
     sys::mount(
@@ -97,7 +95,7 @@ fn build_root(pod: &Path, app: &AppPlan) -> Result<PathBuf, String> {
         libc::MS_NOSUID | libc::MS_NODEV,
         "mode=1777",
     )
-    .map_err(|e| format!("/tmp: {e}"))?;
+    .map_err(|e| e.context("/tmp"))?;
     // The host's UTS namespace keeps its hostname: no /etc/hostname of the pod's.
     mounts::bind_etc(&root, &dir, &["hosts", "resolv.conf"])?;
     mounts::bind_volumes(&root, pod, app)?;

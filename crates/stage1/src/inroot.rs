@@ -9,6 +9,7 @@
 //! relative to a descriptor of its parent, and mounts target `/proc/self/fd/N` of a descriptor
 //! resolved this way, so the kernel mounts onto exactly the inode we checked.
 
+use crate::error::{Error, Result};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -25,20 +26,20 @@ pub struct Root {
 }
 
 /// How a path inside the root came to be refused.
-fn refused(what: &str, path: &str, why: impl std::fmt::Display) -> String {
-    format!("{what}: {path:?}: {why}")
+fn refused(what: &str, path: &str, why: Error) -> Error {
+    why.context(format!("{what}: {path:?}"))
 }
 
 impl Root {
     /// Opens `dir` (a directory stage0 made, such as the app's overlay mount) as the root that
     /// paths are resolved in. `what` names the app and image in messages.
-    pub fn open(dir: &Path, what: &str) -> Result<Root, String> {
+    pub fn open(dir: &Path, what: &str) -> Result<Root> {
         let fd = fs::open(
             dir,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+        .map_err(|e| Error::at("opening", dir, e))?;
         Ok(Root {
             fd,
             what: what.to_string(),
@@ -59,50 +60,59 @@ impl Root {
     /// Creates `path` and its missing parents as directories, following the image's symlinks
     /// within the root (a link to `/data` leads to the root's `data`), and returns the
     /// directory. Refuses a component that is not a directory, and symlink loops.
-    pub fn mkdir_all(&self, path: &str) -> Result<OwnedFd, String> {
+    pub fn mkdir_all(&self, path: &str) -> Result<OwnedFd> {
         self.mkdir_all_inner(path)
             .map_err(|why| refused(&self.what, path, why))
     }
 
-    fn mkdir_all_inner(&self, path: &str) -> Result<OwnedFd, String> {
+    fn mkdir_all_inner(&self, path: &str) -> Result<OwnedFd> {
         let mut pending: Vec<String> = components(path).rev().map(String::from).collect();
         let mut here: Vec<String> = Vec::new(); // real directories from the root to `cur`
-        let mut cur = self.resolve(".").map_err(|e| e.to_string())?;
+        let mut cur = self
+            .resolve(".")
+            .map_err(|e| Error::os("opening the root", e))?;
         let mut links = 0;
         while let Some(name) = pending.pop() {
             if name == ".." {
                 here.pop();
-                cur = self.resolve(&here.join("/")).map_err(|e| e.to_string())?;
+                cur = self
+                    .resolve(&here.join("/"))
+                    .map_err(|e| Error::os("going up to the parent", e))?;
                 continue;
             }
             match fs::statat(&cur, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
                     links += 1;
                     if links > MAX_SYMLINKS {
-                        return Err(
-                            "too many levels of symbolic links (a symlink loop in the image)"
-                                .into(),
-                        );
+                        return Err(Error::msg(
+                            "too many levels of symbolic links (a symlink loop in the image)",
+                        ));
                     }
                     let target = fs::readlinkat(&cur, name.as_str(), Vec::new())
-                        .map_err(|e| format!("reading symlink {name:?}: {e}"))?;
+                        .map_err(|e| Error::os(format!("reading symlink {name:?}"), e))?;
                     let target = target.to_string_lossy().into_owned();
                     if target.starts_with('/') {
                         here.clear();
-                        cur = self.resolve(".").map_err(|e| e.to_string())?;
+                        cur = self
+                            .resolve(".")
+                            .map_err(|e| Error::os("opening the root", e))?;
                     }
                     pending.extend(components(&target).rev().map(String::from));
                     continue;
                 }
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
-                Ok(_) => return Err(format!("{name:?} exists and is not a directory")),
+                Ok(_) => {
+                    return Err(Error::msg(format!(
+                        "{name:?} exists and is not a directory"
+                    )))
+                }
                 Err(Errno::NOENT) => {
                     match fs::mkdirat(&cur, name.as_str(), Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
-                        Err(e) => return Err(format!("creating {name:?}: {e}")),
+                        Err(e) => return Err(Error::os(format!("creating {name:?}"), e)),
                     }
                 }
-                Err(e) => return Err(format!("looking up {name:?}: {e}")),
+                Err(e) => return Err(Error::os(format!("looking up {name:?}"), e)),
             }
             cur = child_dir(cur.as_fd(), &name)?;
             here.push(name);
@@ -113,20 +123,20 @@ impl Root {
     /// A regular file at `path` to bind a file over: its parent directories are made as by
     /// [`Root::mkdir_all`]; a symlink in its place is replaced (it is the pod's own copy of the
     /// image), an existing file is kept, anything else is refused.
-    pub fn file_for_bind(&self, path: &str) -> Result<OwnedFd, String> {
-        let (parent, name) =
-            split_last(path).ok_or_else(|| refused(&self.what, path, "not a file path"))?;
+    pub fn file_for_bind(&self, path: &str) -> Result<OwnedFd> {
+        let (parent, name) = split_last(path)
+            .ok_or_else(|| refused(&self.what, path, Error::msg("not a file path")))?;
         let dir = self.mkdir_all(&parent)?;
-        let fail = |why: String| refused(&self.what, path, why);
+        let fail = |why: Error| refused(&self.what, path, why);
         match fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Symlink => fs::unlinkat(&dir, name.as_str(), AtFlags::empty())
-                    .map_err(|e| fail(format!("replacing the image's symlink: {e}")))?,
-                FileType::Directory => return Err(fail("is a directory, not a file".into())),
+                    .map_err(|e| fail(Error::os("replacing the image's symlink", e)))?,
+                FileType::Directory => return Err(fail(Error::msg("is a directory, not a file"))),
                 _ => {}
             },
             Err(Errno::NOENT) => {}
-            Err(e) => return Err(fail(e.to_string())),
+            Err(e) => return Err(fail(Error::os("looking it up", e))),
         }
         match fs::openat2(
             &dir,
@@ -136,7 +146,7 @@ impl Root {
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
         ) {
             Ok(_) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(fail(format!("creating: {e}"))),
+            Err(e) => return Err(fail(Error::os("creating", e))),
         }
         fs::openat2(
             &dir,
@@ -145,7 +155,7 @@ impl Root {
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
         )
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(Error::os("opening", e)))
     }
 }
 
@@ -166,7 +176,7 @@ pub fn resolve_in(dir: BorrowedFd<'_>, path: &str) -> Result<OwnedFd, Errno> {
 }
 
 /// The directory `name` directly in `dir`, refusing a symlink put there since we looked.
-fn child_dir(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, String> {
+fn child_dir(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd> {
     fs::openat2(
         dir,
         name,
@@ -174,13 +184,13 @@ fn child_dir(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, String> {
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
     )
-    .map_err(|e| format!("opening {name:?}: {e}"))
+    .map_err(|e| Error::os(format!("opening {name:?}"), e))
 }
 
 /// A host path that must still be what stage0 saw when it prepared the pod: opened with no
 /// symlink anywhere in it, so one swapped in since (say, by the task that owns the directory)
 /// is refused instead of followed.
-pub fn open_source(path: &Path) -> Result<OwnedFd, String> {
+pub fn open_source(path: &Path) -> Result<OwnedFd> {
     fs::openat2(
         fs::CWD,
         path,
@@ -189,11 +199,11 @@ pub fn open_source(path: &Path) -> Result<OwnedFd, String> {
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     )
     .map_err(|e| match e {
-        Errno::LOOP => format!(
+        Errno::LOOP => Error::msg(format!(
             "volume source {}: a symlink now stands in its path, which was not there when the pod was prepared; refusing to follow it (prepare the pod again)",
             path.display()
-        ),
-        e => format!("volume source {}: {e}", path.display()),
+        )),
+        e => Error::at("volume source", path, e),
     })
 }
 
@@ -265,9 +275,9 @@ mod tests {
         symlink("/l1", root.join("l2")).unwrap();
         std::fs::write(root.join("f"), b"").unwrap();
         let r = Root::open(&root, "app").unwrap();
-        let e = r.mkdir_all("/l1/x").unwrap_err();
+        let e = r.mkdir_all("/l1/x").unwrap_err().to_string();
         assert!(e.contains("symlink loop"), "{e}");
-        let e = r.mkdir_all("/f/x").unwrap_err();
+        let e = r.mkdir_all("/f/x").unwrap_err().to_string();
         assert!(e.contains("not a directory"), "{e}");
     }
 
@@ -298,7 +308,7 @@ mod tests {
         let (_t, root, host) = fixture();
         symlink(&host, root.join("link")).unwrap();
         assert!(open_source(&host).is_ok());
-        let e = open_source(&root.join("link")).unwrap_err();
+        let e = open_source(&root.join("link")).unwrap_err().to_string();
         assert!(e.contains("symlink"), "{e}");
     }
 }

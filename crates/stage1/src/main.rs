@@ -23,6 +23,7 @@ mod caps;
 mod cgroup;
 mod devices;
 mod enter;
+mod error;
 mod fly;
 mod inroot;
 mod mounts;
@@ -30,6 +31,7 @@ mod sys;
 mod tty;
 mod userns;
 
+use error::{Error, Result};
 use layout::plan::{AppPlan, Net, Plan};
 use layout::pod_dir::{Marker, PodDir};
 use std::ffi::CString;
@@ -51,7 +53,9 @@ fn main() {
         // rkt enter: rkt-stage1 enter POD_DIR APP CMD [ARGS…]
         Some("enter") if args.len() >= 5 => enter::run(Path::new(&args[2]), &args[3], &args[4..]),
         Some(pod) if args.len() == 2 => supervise(&PathBuf::from(pod)),
-        _ => Err("usage: rkt-stage1 POD_DIR | rkt-stage1 enter POD_DIR APP CMD [ARGS…]".into()),
+        _ => Err(Error::msg(
+            "usage: rkt-stage1 POD_DIR | rkt-stage1 enter POD_DIR APP CMD [ARGS…]",
+        )),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -62,12 +66,11 @@ fn main() {
     }
 }
 
-fn supervise(pod: &Path) -> Result<i32, String> {
+fn supervise(pod: &Path) -> Result<i32> {
     let dir = PodDir::new(pod);
-    let plan = Plan::load(&dir.plan()).map_err(|e| e.to_string())?;
+    let plan = Plan::load(&dir.plan())?;
     let status_dir = dir.status_dir();
-    std::fs::create_dir_all(&status_dir)
-        .map_err(|e| format!("creating {}: {e}", status_dir.display()))?;
+    std::fs::create_dir_all(&status_dir).map_err(|e| Error::at("creating", &status_dir, e))?;
     write_file(&dir.ppid(), &std::process::id().to_string())?;
     if plan.fly {
         return fly::supervise(pod, &plan, &status_dir);
@@ -177,10 +180,10 @@ fn mark_oom_killed(dir: &PodDir, plan: &Plan, cgroups: &cgroup::Cgroups) {
 
 /// Puts the pod init into its network namespace (when contained) and brings up loopback
 /// (unless the pod shares the host's network).
-fn join_network(plan: &Plan, netns: Option<OwnedFd>) -> Result<(), String> {
+fn join_network(plan: &Plan, netns: Option<OwnedFd>) -> Result<()> {
     if let Some(fd) = netns {
         sys::setns(fd, rustix::thread::LinkNameSpaceType::Network)
-            .map_err(|e| format!("joining the pod's network namespace: {e}"))?;
+            .map_err(|e| e.context("joining the pod's network namespace"))?;
     }
     if plan.net != Net::Host {
         sys::loopback_up()?;
@@ -210,7 +213,7 @@ fn pod_init(
     status_dir: &Path,
     mask: &libc::sigset_t,
     cgroups: &cgroup::Cgroups,
-) -> Result<i32, String> {
+) -> Result<i32> {
     let status = sys::open_dir(status_dir)?;
     if plan.host_pid {
         // Not PID 1 of a namespace: orphans of the apps would go to the host's init.
@@ -310,10 +313,10 @@ fn pod_init(
 /// `--sysctl`s, written from the pod's init: it is in the pod's network and IPC namespaces
 /// already, and the kernel applies a write to those parameters to the writer's namespaces
 /// (stage0 let through only parameters of namespaces the pod has of its own).
-fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), String> {
+fn set_sysctls(sysctls: &[(String, String)]) -> Result<()> {
     for (key, value) in sysctls {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).map_err(|e| format!("sysctl {key}={value}: {e}"))?;
+        std::fs::write(&path, value).map_err(|e| Error::os(format!("sysctl {key}={value}"), e))?;
     }
     Ok(())
 }
@@ -321,7 +324,7 @@ fn set_sysctls(sysctls: &[(String, String)]) -> Result<(), String> {
 /// Without `--interactive` an app reads nothing from whoever started the pod: its stdin is
 /// the pod's /dev/null, as rkt's apps' was. With it, the app keeps the caller's stdin (and
 /// terminal).
-fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> Result<(), String> {
+fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> Result<()> {
     if interactive {
         return Ok(());
     }
@@ -331,14 +334,14 @@ fn stdin_unless_interactive(interactive: bool, app: &AppPlan, chroot: bool) -> R
     } else {
         "/dev/null".to_string()
     };
-    let null = std::fs::File::open(&null).map_err(|e| format!("opening {null}: {e}"))?;
-    rustix::stdio::dup2_stdin(&null).map_err(|e| format!("stdin from /dev/null: {e}"))
+    let null = std::fs::File::open(&null).map_err(|e| Error::at("opening", &null, e))?;
+    rustix::stdio::dup2_stdin(&null).map_err(|e| Error::os("stdin from /dev/null", e))
 }
 
 /// Applies the app's capability bound and set, user, groups, no_new_privs and working
 /// directory, then execs `argv` with the app's environment. Used for the app itself and for
 /// `rkt enter`, so that an entered process is confined exactly like the app.
-fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
+fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> Error {
     if chroot {
         if let Err(e) = sys::confine_to(&layout::pod_dir::app_root_in_pod(&plan.name)) {
             return e;
@@ -347,7 +350,7 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
     if let Some(adj) = plan.oom_score_adj.or(CALLERS_OOM_SCORE_ADJ.get().copied()) {
         // Before capabilities go: lowering it needs CAP_SYS_RESOURCE.
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
-            return format!("oom_score_adj: {e}");
+            return Error::os("oom_score_adj", e);
         }
     }
     // Also before capabilities go: raising a hard limit needs CAP_SYS_RESOURCE.
@@ -382,10 +385,10 @@ fn exec_as_app(plan: &AppPlan, argv: &[String], chroot: bool) -> String {
         }
     }
     if let Err(e) = std::env::set_current_dir(&plan.workdir) {
-        return format!("working directory {:?}: {e}", plan.workdir);
+        return Error::os(format!("working directory {:?}", plan.workdir), e);
     }
     let Some(prog) = resolve(&argv[0], &plan.env) else {
-        return format!("executable {:?} not found in the image", argv[0]);
+        return Error::msg(format!("executable {:?} not found in the image", argv[0]));
     };
     let argv: Vec<CString> = argv.iter().map(|a| cstr(a)).collect();
     let envp: Vec<CString> = plan.env.iter().map(|a| cstr(a)).collect();
@@ -424,6 +427,6 @@ fn cstr(s: &str) -> CString {
     CString::new(s.as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
 }
 
-fn write_file(path: &Path, content: &str) -> Result<(), String> {
-    std::fs::write(path, content).map_err(|e| format!("writing {}: {e}", path.display()))
+fn write_file(path: &Path, content: &str) -> Result<()> {
+    std::fs::write(path, content).map_err(|e| Error::at("writing", path, e))
 }

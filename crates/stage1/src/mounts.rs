@@ -10,6 +10,7 @@
 //! no device cgroup a node it made for the host's disk would open. The devices it gets are
 //! the host's own nodes bound into /dev one by one.
 
+use crate::error::{Error, Result};
 use crate::inroot::{self, Root};
 use crate::sys;
 use layout::plan::{AppPlan, Plan};
@@ -34,7 +35,7 @@ const DEVICES: [(&str, u32, u32, u32); 6] = [
 /// (pivot_root goes straight into it); with several apps, the pod's root is
 /// `stage1/rootfs` and each app's root lies below it at `opt/stage2/<app>/rootfs`, where the
 /// app is chrooted. Returns the path to pivot into.
-pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
+pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf> {
     // Nothing we mount may propagate back to the host.
     sys::mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
     let shm_size = plan.shm_size.unwrap_or(DEFAULT_SHM_SIZE);
@@ -60,7 +61,7 @@ pub fn build_root(pod: &Path, plan: &Plan) -> Result<PathBuf, String> {
 /// Mounts the app's root filesystem itself, at its place in the pod: its image under an
 /// overlay whose upper layer is the pod's, or the copy stage0 made (`--no-overlay`), nodev
 /// either way. Returns its path.
-pub(crate) fn mount_app_root(dir: &PodDir, plan: &AppPlan) -> Result<PathBuf, String> {
+pub(crate) fn mount_app_root(dir: &PodDir, plan: &AppPlan) -> Result<PathBuf> {
     // Stage0 made everything up to here: host paths of our own.
     let root_path = dir.app_rootfs(&plan.name);
     mkdir(&root_path)?;
@@ -104,7 +105,7 @@ pub(crate) fn app_what(plan: &AppPlan) -> String {
 
 /// Mounts one app's root (overlay over the image, or the prepared copy) with /proc, /sys, a
 /// minimal /dev, the pod's /etc files and its volumes. Returns the root's path.
-fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, String> {
+fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf> {
     let dir = PodDir::new(pod);
     let root_path = mount_app_root(&dir, plan)?;
     // From here on, what lies below the root came from the image.
@@ -128,7 +129,7 @@ fn build_app_root(pod: &Path, plan: &AppPlan, shm_size: u64) -> Result<PathBuf, 
 
 /// Binds the pod's files `names` (stage0's hostname, hosts, resolv.conf) over the app's
 /// `/etc/NAME`, where stage0 wrote them.
-pub(crate) fn bind_etc(root: &Root, dir: &PodDir, names: &[&str]) -> Result<(), String> {
+pub(crate) fn bind_etc(root: &Root, dir: &PodDir, names: &[&str]) -> Result<()> {
     for name in names {
         let src = dir.etc().join(name);
         if src.exists() {
@@ -148,7 +149,7 @@ pub(crate) fn bind_etc(root: &Root, dir: &PodDir, names: &[&str]) -> Result<(), 
 }
 
 /// Binds the app's volumes at their targets in its root.
-pub(crate) fn bind_volumes(root: &Root, pod: &Path, plan: &AppPlan) -> Result<(), String> {
+pub(crate) fn bind_volumes(root: &Root, pod: &Path, plan: &AppPlan) -> Result<()> {
     let pod_dir = Root::open(pod, "the pod directory")?;
     for m in &plan.mounts {
         let (target, ro, recursive) = (&m.target, &m.read_only, &m.recursive);
@@ -171,7 +172,7 @@ pub(crate) fn bind_volumes(root: &Root, pod: &Path, plan: &AppPlan) -> Result<()
 /// A volume's source: relative ones are the pod's own (empty) volumes, looked up beneath the
 /// pod directory; absolute ones are the host paths stage0 resolved when it prepared the pod.
 /// Neither may have gained a symlink since.
-fn mount_source(pod_dir: &Root, pod: &Path, src: &str) -> Result<OwnedFd, String> {
+fn mount_source(pod_dir: &Root, pod: &Path, src: &str) -> Result<OwnedFd> {
     if src.starts_with('/') {
         return inroot::open_source(Path::new(src));
     }
@@ -182,10 +183,10 @@ fn mount_source(pod_dir: &Root, pod: &Path, src: &str) -> Result<OwnedFd, String
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
     )
-    .map_err(|e| format!("volume source {}/{src}: {e}", pod.display()))
+    .map_err(|e| Error::os(format!("volume source {}/{src}", pod.display()), e))
 }
 
-pub fn enter_root(root: &Path) -> Result<(), String> {
+pub fn enter_root(root: &Path) -> Result<()> {
     sys::pivot_into(root)
 }
 
@@ -197,13 +198,12 @@ fn mount_on(
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
-) -> Result<(), String> {
-    sys::mount(src, &inroot::fd_path(target), fstype, flags, data)
-        .map_err(|e| format!("{shown}: {e}"))
+) -> Result<()> {
+    sys::mount(src, &inroot::fd_path(target), fstype, flags, data).map_err(|e| e.context(shown))
 }
 
 /// /proc, and /sys read-only (writable for a privileged app).
-fn mount_kernel_fs(root: &Root, privileged: bool) -> Result<(), String> {
+fn mount_kernel_fs(root: &Root, privileged: bool) -> Result<()> {
     let proc_ = root.mkdir_all("/proc")?;
     mount_on("proc", &proc_, "/proc", "proc", NOSUID_NODEV_NOEXEC, "")?;
     let sysfs = root.mkdir_all("/sys")?;
@@ -219,7 +219,7 @@ fn mount_kernel_fs(root: &Root, privileged: bool) -> Result<(), String> {
 }
 
 /// `--tmpfs`: a tmpfs at a path of the app (resolved in its root), nosuid and nodev.
-fn mount_tmpfs(root: &Root, t: &layout::plan::Tmpfs) -> Result<(), String> {
+fn mount_tmpfs(root: &Root, t: &layout::plan::Tmpfs) -> Result<()> {
     let dest = root.mkdir_all(&t.target)?;
     let mut data = format!("mode={:o}", t.mode);
     if let Some(size) = t.size {
@@ -258,7 +258,7 @@ const READ_ONLY: [&str; 5] = [
 
 /// Runs after /proc and /sys are mounted, so these paths resolve into the kernel's file
 /// systems (they are looked up in the root all the same).
-fn mask_kernel_paths(root: &Root) -> Result<(), String> {
+fn mask_kernel_paths(root: &Root) -> Result<()> {
     let found = |p: &str| root.resolve(p).ok();
     for f in MASKED_FILES {
         if let Some(fd) = found(f) {
@@ -282,7 +282,7 @@ fn mask_kernel_paths(root: &Root) -> Result<(), String> {
             let here = inroot::fd_path(&fd).display().to_string();
             mount_on(&here, &fd, r, "", libc::MS_BIND | libc::MS_REC, "")?;
             // The descriptor still names what lies under the new mount: look it up again.
-            let bound = root.resolve(r).map_err(|e| format!("{r}: {e}"))?;
+            let bound = root.resolve(r).map_err(|e| Error::os(r.to_string(), e))?;
             mount_on(
                 "",
                 &bound,
@@ -307,7 +307,7 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 /// /dev/shm (of `shm_size` bytes). Everything below the tmpfs is made relative to its
 /// descriptor: it is ours, not the image's. A privileged app gets the host's /dev instead,
 /// with a /dev/pts and /dev/shm of its own.
-fn mount_dev(root: &Root, shm_size: u64, privileged: bool) -> Result<(), String> {
+fn mount_dev(root: &Root, shm_size: u64, privileged: bool) -> Result<()> {
     let dev = root.mkdir_all("/dev")?;
     if privileged {
         mount_on("/dev", &dev, "/dev", "", libc::MS_BIND | libc::MS_REC, "")?;
@@ -321,19 +321,19 @@ fn mount_dev(root: &Root, shm_size: u64, privileged: bool) -> Result<(), String>
             "mode=755,size=65536k",
         )?;
     }
-    let dev = root.resolve("/dev").map_err(|e| format!("/dev: {e}"))?;
+    let dev = root.resolve("/dev").map_err(|e| Error::os("/dev", e))?;
     let dev = rustix::fs::openat(
         &dev,
         ".",
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| format!("opening the pod's /dev: {e}"))?;
+    .map_err(|e| Error::os("opening the pod's /dev", e))?;
     if privileged {
         // The host's own pts and shm are mounted there: the pod's go on top.
-        let pts = inroot::resolve_in(dev.as_fd(), "pts").map_err(|e| format!("/dev/pts: {e}"))?;
+        let pts = inroot::resolve_in(dev.as_fd(), "pts").map_err(|e| Error::os("/dev/pts", e))?;
         mount_devpts(&pts)?;
-        let shm = inroot::resolve_in(dev.as_fd(), "shm").map_err(|e| format!("/dev/shm: {e}"))?;
+        let shm = inroot::resolve_in(dev.as_fd(), "shm").map_err(|e| Error::os("/dev/shm", e))?;
         return mount_shm(&shm, shm_size);
     }
     for (name, mode, major, minor) in DEVICES {
@@ -351,12 +351,12 @@ fn mount_dev(root: &Root, shm_size: u64, privileged: bool) -> Result<(), String>
         ("stderr", "/proc/self/fd/2"),
     ] {
         rustix::fs::symlinkat(target, &dev, link)
-            .map_err(|e| format!("creating /dev/{link}: {e}"))?;
+            .map_err(|e| Error::os(format!("creating /dev/{link}"), e))?;
     }
     Ok(())
 }
 
-fn mount_devpts(pts: &OwnedFd) -> Result<(), String> {
+fn mount_devpts(pts: &OwnedFd) -> Result<()> {
     mount_on(
         "devpts",
         pts,
@@ -367,7 +367,7 @@ fn mount_devpts(pts: &OwnedFd) -> Result<(), String> {
     )
 }
 
-fn mount_shm(shm: &OwnedFd, size: u64) -> Result<(), String> {
+fn mount_shm(shm: &OwnedFd, size: u64) -> Result<()> {
     mount_on(
         "shm",
         shm,
@@ -380,17 +380,17 @@ fn mount_shm(shm: &OwnedFd, size: u64) -> Result<(), String> {
 
 /// Binds the host's /dev/NAME (checked to be the character device MAJOR:MINOR) over an
 /// empty file of the pod's /dev, so that it opens although the tmpfs is nodev.
-fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> Result<(), String> {
+fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
     let host = format!("/dev/{name}");
     let src = inroot::open_source(Path::new(&host))?;
-    let st = rustix::fs::fstat(&src).map_err(|e| format!("{host}: {e}"))?;
+    let st = rustix::fs::fstat(&src).map_err(|e| Error::os(host.to_string(), e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
         || rustix::fs::major(st.st_rdev) != major
         || rustix::fs::minor(st.st_rdev) != minor
     {
-        return Err(format!(
+        return Err(Error::msg(format!(
             "{host} on this host is not the character device {major}:{minor}; apps need it"
-        ));
+        )));
     }
     let file = rustix::fs::openat(
         dev,
@@ -398,7 +398,7 @@ fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> 
         OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
         Mode::from_raw_mode(mode),
     )
-    .map_err(|e| format!("creating /dev/{name}: {e}"))?;
+    .map_err(|e| Error::os(format!("creating /dev/{name}"), e))?;
     mount_on(
         &inroot::fd_path(&src).display().to_string(),
         &file,
@@ -409,14 +409,14 @@ fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> 
     )
 }
 
-fn dev_dir(dev: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, String> {
+fn dev_dir(dev: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd> {
     rustix::fs::mkdirat(dev, name, Mode::from_raw_mode(mode))
-        .map_err(|e| format!("creating /dev/{name}: {e}"))?;
-    inroot::resolve_in(dev.as_fd(), name).map_err(|e| format!("/dev/{name}: {e}"))
+        .map_err(|e| Error::os(format!("creating /dev/{name}"), e))?;
+    inroot::resolve_in(dev.as_fd(), name).map_err(|e| Error::os(format!("/dev/{name}"), e))
 }
 
-fn mkdir(p: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| Error::at("creating", p, e))
 }
 
 /// Binds `src` over `dest` (both descriptors checked by the caller), at `target` in `root`,
@@ -430,14 +430,16 @@ fn bind(
     ro: bool,
     recursive: bool,
     extra: libc::c_ulong,
-) -> Result<(), String> {
+) -> Result<()> {
     let s = inroot::fd_path(src).display().to_string();
     let rec = if recursive { libc::MS_REC } else { 0 };
     mount_on(&s, dest, target, "", libc::MS_BIND | rec, "")?;
     let add = extra | if ro { libc::MS_RDONLY } else { 0 };
     if add != 0 {
         // `dest` still names what lies under the new mount: look the target up again.
-        let top = root.resolve(target).map_err(|e| format!("{target}: {e}"))?;
+        let top = root
+            .resolve(target)
+            .map_err(|e| Error::os(target.to_string(), e))?;
         remount_keeping(&top, target, add)?;
     }
     Ok(())
@@ -446,8 +448,8 @@ fn bind(
 /// Remounts the bind mount at `fd` with `add` (MS_RDONLY, MS_NODEV) on top of the flags it
 /// has: a bind remount sets the mount's flags, so any it had and was not given again (a
 /// host volume's nosuid, the root's nodev) would be dropped.
-fn remount_keeping(fd: &OwnedFd, shown: &str, add: libc::c_ulong) -> Result<(), String> {
-    let st = rustix::fs::fstatvfs(fd).map_err(|e| format!("{shown}: {e}"))?;
+fn remount_keeping(fd: &OwnedFd, shown: &str, add: libc::c_ulong) -> Result<()> {
+    let st = rustix::fs::fstatvfs(fd).map_err(|e| Error::os(shown.to_string(), e))?;
     let have = st.f_flag.bits() as libc::c_ulong;
     let kept = [
         (libc::ST_RDONLY, libc::MS_RDONLY),

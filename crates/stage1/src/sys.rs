@@ -5,15 +5,15 @@
 //! rustix leaves to libc on purpose (fork and clone, the signal mask, execve, setuid and
 //! friends, an interface ioctl, madvise), each with its contract stated.
 
+use crate::error::{Error, Result};
 use rustix::fs::{Mode, OFlags};
 use std::ffi::{CStr, CString};
-use std::io::Error;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-fn err(what: &str) -> String {
-    format!("{what}: {}", Error::last_os_error())
+fn err(what: &str) -> Error {
+    Error::last(what)
 }
 
 fn path_c(p: &Path) -> CString {
@@ -27,7 +27,7 @@ fn path_c(p: &Path) -> CString {
 /// The calling process must be single-threaded: the child is a copy of the calling thread
 /// alone, and state other threads held (locks, the allocator's) would stay locked in it.
 /// stage1 never starts a thread.
-pub unsafe fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
+pub unsafe fn clone_process(flags: libc::c_int) -> Result<libc::pid_t> {
     // SAFETY: raw clone with a null stack duplicates the calling process like fork does
     // (the child continues on its copy of the stack); single-threaded per this function's
     // contract.
@@ -51,7 +51,7 @@ pub unsafe fn clone_process(flags: libc::c_int) -> Result<libc::pid_t, String> {
 ///
 /// # Safety
 /// As [`clone_process`]: the calling process must be single-threaded.
-pub unsafe fn fork() -> Result<libc::pid_t, String> {
+pub unsafe fn fork() -> Result<libc::pid_t> {
     // SAFETY: single-threaded per this function's contract.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -67,7 +67,7 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
 }
 
 /// Blocks `signals` and SIGCHLD; returns the mask, for sigtimedwait.
-pub fn block_signals(signals: &[libc::c_int]) -> Result<libc::sigset_t, String> {
+pub fn block_signals(signals: &[libc::c_int]) -> Result<libc::sigset_t> {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -82,7 +82,7 @@ pub fn block_signals(signals: &[libc::c_int]) -> Result<libc::sigset_t, String> 
     }
 }
 
-pub fn unblock_signals(set: &libc::sigset_t) -> Result<(), String> {
+pub fn unblock_signals(set: &libc::sigset_t) -> Result<()> {
     // SAFETY: set is a valid sigset.
     if unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, set, std::ptr::null_mut()) } != 0 {
         return Err(err("sigprocmask"));
@@ -136,46 +136,45 @@ pub fn wait_any() -> Option<(libc::pid_t, i32)> {
     }
 }
 
-fn open(p: &Path, flags: OFlags) -> Result<OwnedFd, String> {
-    rustix::fs::open(p, flags | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| format!("open {}: {e}", p.display()))
+fn open(p: &Path, flags: OFlags) -> Result<OwnedFd> {
+    rustix::fs::open(p, flags | OFlags::CLOEXEC, Mode::empty()).map_err(|e| Error::at("open", p, e))
 }
 
-pub fn open_dir(p: &Path) -> Result<OwnedFd, String> {
+pub fn open_dir(p: &Path) -> Result<OwnedFd> {
     open(p, OFlags::DIRECTORY | OFlags::RDONLY)
 }
 
 /// A file to read or pass on (a namespace to join).
-pub fn open_path(p: &Path) -> Result<OwnedFd, String> {
+pub fn open_path(p: &Path) -> Result<OwnedFd> {
     open(p, OFlags::RDONLY)
 }
 
-pub fn open_write(p: &Path) -> Result<OwnedFd, String> {
+pub fn open_write(p: &Path) -> Result<OwnedFd> {
     open(p, OFlags::WRONLY)
 }
 
 /// Writes `content` to the file `name` in `dir` (created or truncated; never through a
 /// symlink).
-pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
+pub fn write_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<()> {
     let flags =
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o644))
-        .map_err(|e| format!("writing status {name}: {e}"))?;
+        .map_err(|e| Error::os(format!("writing status {name}"), e))?;
     rustix::io::write(&fd, content.as_bytes())
-        .map_err(|e| format!("writing status {name}: {e}"))?;
+        .map_err(|e| Error::os(format!("writing status {name}"), e))?;
     Ok(())
 }
 
 /// Makes the file an app's exit status will go into (see [`commit_status_at`]) while the
 /// disk has room: the app may fill the file system the pod lives on, and its status must
 /// still be recorded.
-pub fn reserve_status_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
+pub fn reserve_status_at(dir: BorrowedFd<'_>, name: &str) -> Result<()> {
     write_at(dir, &reserved(name), "254")
 }
 
 /// Writes an app's exit status as `name` in `dir`: into the file [`reserve_status_at`]
 /// made, whose block is already allocated, renamed into place; or, without one, anew.
-pub fn commit_status_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<(), String> {
+pub fn commit_status_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Result<()> {
     let tmp = reserved(name);
     let flags = OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = match rustix::fs::openat(dir, tmp.as_str(), flags, Mode::empty()) {
@@ -185,7 +184,7 @@ pub fn commit_status_at(dir: BorrowedFd<'_>, name: &str, content: &str) -> Resul
     rustix::io::pwrite(&fd, content.as_bytes(), 0)
         .and_then(|_| rustix::fs::ftruncate(&fd, content.len() as u64))
         .and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name))
-        .map_err(|e| format!("writing status {name}: {e}"))
+        .map_err(|e| Error::os(format!("writing status {name}"), e))
 }
 
 /// The reserved status file: app names never start with a dot.
@@ -193,30 +192,30 @@ fn reserved(name: &str) -> String {
     format!(".{name}.exit")
 }
 
-pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<(), String> {
+pub fn touch_at(dir: BorrowedFd<'_>, name: &str) -> Result<()> {
     write_at(dir, name, "")
 }
 
 /// setrlimit(2) of the resource `ulimit` names `name` (u64::MAX is unlimited).
-pub fn setrlimit(name: &str, soft: u64, hard: u64) -> Result<(), String> {
+pub fn setrlimit(name: &str, soft: u64, hard: u64) -> Result<()> {
     let resource = layout::plan::RLIMITS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, r)| *r)
-        .ok_or_else(|| format!("ulimit: unknown resource {name:?}"))?;
+        .ok_or_else(|| Error::msg(format!("ulimit: unknown resource {name:?}")))?;
     let limit = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
     // SAFETY: setrlimit reads the struct we pass; the resource number is one of the kernel's.
     if unsafe { libc::setrlimit(resource as _, &limit) } != 0 {
-        return Err(format!("ulimit {name}={soft}:{hard}: {}", err("setrlimit")));
+        return Err(err("setrlimit").context(format!("ulimit {name}={soft}:{hard}")));
     }
     Ok(())
 }
 
 /// PR_SET_CHILD_SUBREAPER: orphaned descendants are re-parented to this process.
-pub fn become_subreaper() -> Result<(), String> {
+pub fn become_subreaper() -> Result<()> {
     // SAFETY: prctl with an integer argument.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         return Err(err("prctl(PR_SET_CHILD_SUBREAPER)"));
@@ -224,12 +223,12 @@ pub fn become_subreaper() -> Result<(), String> {
     Ok(())
 }
 
-pub fn sethostname(name: &str) -> Result<(), String> {
-    rustix::system::sethostname(name.as_bytes()).map_err(|e| format!("sethostname: {e}"))
+pub fn sethostname(name: &str) -> Result<()> {
+    rustix::system::sethostname(name.as_bytes()).map_err(|e| Error::os("sethostname", e))
 }
 
 /// Sets the supplementary groups, group and user of this process.
-pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
     let groups: Vec<libc::gid_t> = groups.to_vec();
     // SAFETY: groups is valid for its length; the calls take plain integers otherwise. libc's
     // wrappers (not the raw syscalls) so that every thread changes, though there is only one.
@@ -247,7 +246,7 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
-pub fn execve(prog: &CStr, argv: &[CString], envp: &[CString]) -> String {
+pub fn execve(prog: &CStr, argv: &[CString], envp: &[CString]) -> Error {
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
@@ -267,7 +266,7 @@ pub fn mount(
     fstype: &str,
     flags: libc::c_ulong,
     data: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     let s = CString::new(src).unwrap_or_default();
     let t = path_c(target);
     let f = CString::new(fstype).unwrap_or_default();
@@ -295,23 +294,24 @@ pub fn mount(
         )
     };
     if r != 0 {
-        return Err(err(&format!(
-            "mount {fstype} {src:?} on {}",
-            target.display()
-        )));
+        return Err(Error::at(
+            format!("mount {fstype} {src:?} on"),
+            target,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
 
 /// Makes `root` this mount namespace's root: pivot_root(".", ".") stacks the old root under
 /// the new one, and detaching it right after removes it.
-pub fn pivot_into(root: &Path) -> Result<(), String> {
+pub fn pivot_into(root: &Path) -> Result<()> {
     use rustix::process::{chdir, pivot_root};
-    chdir(root).map_err(|e| format!("chdir to the new root: {e}"))?;
-    pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    chdir(root).map_err(|e| Error::at("chdir to the new root", root, e))?;
+    pivot_root(".", ".").map_err(|e| Error::os("pivot_root", e))?;
     rustix::mount::unmount(".", rustix::mount::UnmountFlags::DETACH)
-        .map_err(|e| format!("detaching the old root: {e}"))?;
-    chdir("/").map_err(|e| format!("chdir /: {e}"))
+        .map_err(|e| Error::os("detaching the old root", e))?;
+    chdir("/").map_err(|e| Error::os("chdir /", e))
 }
 
 /// Marks a descriptor this process inherited (by number) close-on-exec.
@@ -329,7 +329,7 @@ pub fn set_cloexec(fd: i32) {
 /// program its stdin, stdout and stderr alone: whatever rkt's caller left open without
 /// close-on-exec (a directory of the host, a socket of the plugin) would otherwise reach the
 /// app, and a directory descriptor is a way out of any root.
-pub fn cloexec_all_but_stdio() -> Result<(), String> {
+pub fn cloexec_all_but_stdio() -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC changes descriptor flags only.
     let r = unsafe {
         libc::syscall(
@@ -344,7 +344,7 @@ pub fn cloexec_all_but_stdio() -> Result<(), String> {
     }
     // Kernels before 5.11: each open descriptor, one by one.
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|e| format!("listing /proc/self/fd: {e}"))?
+        .map_err(|e| Error::at("listing", "/proc/self/fd", e))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd > 2)
         .collect();
@@ -353,9 +353,9 @@ pub fn cloexec_all_but_stdio() -> Result<(), String> {
 }
 
 /// Joins the namespace of type `kind` that `fd` refers to.
-pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<(), String> {
+pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<()> {
     rustix::thread::move_into_link_name_space(fd.as_fd(), Some(kind))
-        .map_err(|e| format!("setns: {e}"))
+        .map_err(|e| Error::os("setns", e))
 }
 
 /// Confines the calling process to `dir`, an app's root in a pod of several apps: a mount
@@ -363,20 +363,17 @@ pub fn setns(fd: impl AsFd, kind: rustix::thread::LinkNameSpaceType) -> Result<(
 /// Not chroot: the app keeps CAP_SYS_CHROOT (an appc default), and a chrooted root process
 /// climbs out of a chroot with a second one, into the pod's root (the other apps' files,
 /// their exit statuses).
-pub fn confine_to(dir: &str) -> Result<(), String> {
+pub fn confine_to(dir: &str) -> Result<()> {
     // SAFETY: unshare(CLONE_NEWNS) changes only this process's mount namespace.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(format!(
-            "a mount namespace for {dir}: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(err(&format!("a mount namespace for {dir}")));
     }
     mount("", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
-    pivot_into(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))
+    pivot_into(Path::new(dir)).map_err(|e| e.context(dir))
 }
 
 /// Brings up `lo` in the current network namespace: a new namespace starts with it down.
-pub fn loopback_up() -> Result<(), String> {
+pub fn loopback_up() -> Result<()> {
     // SAFETY: a socket only used for interface ioctls, closed below; ifreq is plain data.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

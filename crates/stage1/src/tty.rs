@@ -8,6 +8,7 @@
 //! so that echo, line editing and ^C are the inner terminal's business), follows window
 //! size changes (SIGWINCH), and passes the command's exit status back.
 
+use crate::error::{Error, Result};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, tcsetwinsize, OptionalActions};
@@ -74,8 +75,8 @@ impl PodTerminal {
     /// Opens a new terminal on the pod's devpts, whose multiplexer is `ptmx` (a path in the
     /// pod, after joining its mount namespace), the size of the caller's, and hands it what
     /// the caller typed before (without echoing it again).
-    pub fn open(ptmx: &str, caller: CallerTerminal) -> Result<PodTerminal, String> {
-        let fail = |e: rustix::io::Errno| format!("a terminal in the pod ({ptmx}): {e}");
+    pub fn open(ptmx: &str, caller: CallerTerminal) -> Result<PodTerminal> {
+        let fail = |e: rustix::io::Errno| Error::os(format!("a terminal in the pod ({ptmx})"), e);
         let flags =
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC;
         let master = rustix::fs::open(ptmx, flags, rustix::fs::Mode::empty()).map_err(fail)?;
@@ -101,16 +102,16 @@ impl PodTerminal {
 
     /// In the command's process, before exec: a session of its own with the pod's terminal
     /// as its controlling terminal and as its stdin, stdout and stderr.
-    pub fn attach_child(mut self) -> Result<(), String> {
+    pub fn attach_child(mut self) -> Result<()> {
         // The caller's settings are for its terminal, which the parent restores: here, after
         // the dup2s below, descriptor 0 is the pod's terminal, which must stay as it is.
         self.caller.saved = None;
-        rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+        rustix::process::setsid().map_err(|e| Error::os("setsid", e))?;
         rustix::process::ioctl_tiocsctty(&self.slave)
-            .map_err(|e| format!("taking the pod's terminal: {e}"))?;
-        rustix::stdio::dup2_stdin(&self.slave).map_err(|e| format!("dup2: {e}"))?;
-        rustix::stdio::dup2_stdout(&self.slave).map_err(|e| format!("dup2: {e}"))?;
-        rustix::stdio::dup2_stderr(&self.slave).map_err(|e| format!("dup2: {e}"))?;
+            .map_err(|e| Error::os("taking the pod's terminal", e))?;
+        rustix::stdio::dup2_stdin(&self.slave).map_err(|e| Error::os("dup2", e))?;
+        rustix::stdio::dup2_stdout(&self.slave).map_err(|e| Error::os("dup2", e))?;
+        rustix::stdio::dup2_stderr(&self.slave).map_err(|e| Error::os("dup2", e))?;
         Ok(())
     }
 

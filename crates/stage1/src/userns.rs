@@ -15,6 +15,7 @@
 //! change the network, and its root is an unprivileged stranger to the host and to every
 //! other pod.
 
+use crate::error::{Error, Result};
 use crate::sys;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -30,11 +31,11 @@ pub struct Holder {
     _alive: OwnedFd,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills the array with two new descriptors on success.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        return Err(Error::last("pipe"));
     }
     // SAFETY: both are new descriptors that nothing else owns.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -44,7 +45,7 @@ impl Holder {
     /// Starts the holder, maps its namespace to `shift`..`shift+count`, and makes it the one
     /// the apps join. `proc` is where the init sees the pod's /proc (an app's, in a pod of
     /// several apps, whose own root has none).
-    pub fn start(shift: u32, count: u32, proc: &str) -> Result<Holder, String> {
+    pub fn start(shift: u32, count: u32, proc: &str) -> Result<Holder> {
         let (wait_end, alive) = pipe()?;
         let (ready_read, ready_write) = pipe()?;
         // SAFETY: stage1 is single-threaded.
@@ -58,12 +59,12 @@ impl Holder {
         drop(ready_write);
         let mut b = [0u8; 1];
         if rustix::io::read(&ready_read, &mut b) != Ok(1) {
-            return Err("the pod's user namespace could not be made".into());
+            return Err(Error::msg("the pod's user namespace could not be made"));
         }
         let line = format!("0 {shift} {count}\n");
         for map in ["uid_map", "gid_map"] {
             let path = format!("{proc}/{pid}/{map}");
-            std::fs::write(&path, &line).map_err(|e| format!("writing {path}: {e}"))?;
+            std::fs::write(&path, &line).map_err(|e| Error::at("writing", &path, e))?;
         }
         set(sys::open_path(Path::new(&format!("{proc}/{pid}/ns/user")))?);
         Ok(Holder { pid, _alive: alive })
@@ -102,26 +103,26 @@ fn set(fd: OwnedFd) {
 
 /// In `rkt enter`: the pod's user namespace, from a child of the pod's init (the holder or
 /// an app) in a user namespace other than the init's.
-pub fn find(init: libc::pid_t) -> Result<(), String> {
+pub fn find(init: libc::pid_t) -> Result<()> {
     let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let own = ns(&init.to_string());
     let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
-        .map_err(|e| format!("the pod init's processes: {e}"))?;
+        .map_err(|e| Error::os("the pod init's processes", e))?;
     let pid = children
         .split_whitespace()
         .find(|c| ns(c).is_some_and(|n| Some(n) != own))
-        .ok_or("the pod has no user namespace left (its apps have exited)")?;
+        .ok_or_else(|| Error::msg("the pod has no user namespace left (its apps have exited)"))?;
     set(sys::open_path(Path::new(&format!("/proc/{pid}/ns/user")))?);
     Ok(())
 }
 
 /// Joins the pod's user namespace, if this process has one to join, and becomes its root.
-pub fn join() -> Result<(), String> {
+pub fn join() -> Result<()> {
     let Some(fd) = NAMESPACE.get() else {
         return Ok(());
     };
     sys::setns(fd.as_fd(), rustix::thread::LinkNameSpaceType::User)
-        .map_err(|e| format!("joining the pod's user namespace: {e}"))?;
+        .map_err(|e| e.context("joining the pod's user namespace"))?;
     // SAFETY: plain credential calls; in the namespace this process may make them.
     let ok = unsafe {
         libc::setresgid(0, 0, 0) == 0
@@ -129,10 +130,7 @@ pub fn join() -> Result<(), String> {
             && libc::setresuid(0, 0, 0) == 0
     };
     if !ok {
-        return Err(format!(
-            "becoming root of the pod's user namespace: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(Error::last("becoming root of the pod's user namespace"));
     }
     Ok(())
 }
