@@ -1,7 +1,7 @@
 //! The appc pod manifest (`<pod>/pod`), which `rkt cat-manifest` prints and Nomad's driver
 //! read to map port names.
 
-use image::appc::{App, NameValue};
+use appc_schema::{App, NameValue};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
