@@ -66,17 +66,24 @@ pub fn wait_exited(pods: &Pods, uuid: &str, limit: Option<Duration>) -> Result<(
 /// Stops a running pod: SIGTERM to the pod's init (it forwards it to the apps), then SIGKILL
 /// to the init, which takes every process of the pod's PID namespace with it. `force` goes
 /// straight to SIGKILL. Undoes the pod's network if its supervisor cannot.
-pub fn stop(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
+///
+/// `Ok(Some(e))`: stopped, but its network could not be undone (`rkt gc` retries); the
+/// caller says so. A pod already stopped is a conflict, unless undoing its network failed.
+pub fn stop(pods: &Pods, pod: &Pod, force: bool) -> Result<Option<Error>> {
     if pod.state != State::Running {
-        settle_network(pods, &pod.uuid);
+        if let Some(e) = settle_network(pods, &pod.uuid) {
+            return Err(e.context(format!(
+                "pod {:?} is already stopped, but undoing its network failed",
+                pod.uuid
+            )));
+        }
         return Err(Error::conflict(format!(
             "pod {:?} is already stopped",
             pod.uuid
         )));
     }
     stop_running(pods, pod, force)?;
-    settle_network(pods, &pod.uuid);
-    Ok(())
+    Ok(settle_network(pods, &pod.uuid))
 }
 
 fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
@@ -185,22 +192,26 @@ pub fn net_teardown(pod_dir: &Path) -> Result<()> {
 }
 
 /// Undoes the network of a pod that exited without its supervisor doing it (the supervisor
-/// was killed); a running pod or one busy elsewhere is left alone.
-pub fn settle_network(pods: &Pods, uuid: &str) {
-    let Ok(pod) = pods.find(uuid) else { return };
+/// was killed); a running pod or one busy elsewhere is left alone. Returns why it could not.
+pub fn settle_network(pods: &Pods, uuid: &str) -> Option<Error> {
+    let pod = pods.find(uuid).ok()?;
     if pod.state == State::Running || !net::is_set_up(&pod.path) {
-        return;
+        return None;
     }
-    if let Ok(Some(_lock)) = pod::try_lock_dir(&pod.path) {
-        if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
-            eprintln!("stop: pod {uuid:?}: undoing its network: {e}");
-        }
-    }
+    let Ok(Some(_lock)) = pod::try_lock_dir(&pod.path) else {
+        return None;
+    };
+    net::teardown(&pod.uuid, &pod.path)
+        .err()
+        .map(|e| Error::from(e).context("undoing its network"))
 }
 
 /// Frees everything a pod holds: its network, cgroups and directory. Mounts lived in the
 /// pod's own mount namespace and went with it.
-pub fn remove(pod: &Pod) -> Result<()> {
+///
+/// `Ok(Some(e))`: removed, but its network could not be undone (removing the pod matters
+/// more); the caller says what is left.
+pub fn remove(pod: &Pod) -> Result<Option<Error>> {
     if matches!(
         pod.state,
         State::Running | State::Preparing | State::Deleting | State::ExitedDeleting
@@ -217,13 +228,14 @@ pub fn remove(pod: &Pod) -> Result<()> {
             pod.uuid
         )));
     };
-    if let Err(e) = net::teardown(&pod.uuid, &pod.path) {
-        // Removing the pod matters more; what is left is named so it can be found.
-        eprintln!("rm: pod {:?}: undoing its network: {e}", pod.uuid);
-    }
+    let network_left = net::teardown(&pod.uuid, &pod.path)
+        .err()
+        .map(|e| Error::from(e).context("undoing its network"));
     remove_cgroups(&pod.uuid, &pod.path)?;
     crate::mds::unregister(&pod.path, &pod.uuid);
-    std::fs::remove_dir_all(&pod.path).with_context(|| format!("removing {}", pod.path.display()))
+    std::fs::remove_dir_all(&pod.path)
+        .with_context(|| format!("removing {}", pod.path.display()))?;
+    Ok(network_left)
 }
 
 /// Every cgroup directory of the pod, its apps' and init's included, in every hierarchy, where
@@ -250,6 +262,8 @@ pub enum GcEvent {
     Marked(String),
     /// Removed.
     Removed(String),
+    /// Removed, but its network could not be undone.
+    NetworkLeft(String, Error),
     /// Could not be removed.
     Failed(String, Error),
 }
@@ -296,7 +310,12 @@ pub fn gc(
             continue;
         }
         match remove(&pod) {
-            Ok(()) => report(GcEvent::Removed(pod.uuid.clone())),
+            Ok(left) => {
+                report(GcEvent::Removed(pod.uuid.clone()));
+                if let Some(e) = left {
+                    report(GcEvent::NetworkLeft(pod.uuid.clone(), e));
+                }
+            }
             Err(e) => report(GcEvent::Failed(pod.uuid.clone(), e)),
         }
     }

@@ -189,8 +189,16 @@ impl Rkt {
         self.with_pods(move |pods| {
             let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
             match stage0::lifecycle::stop(pods, &pod, force) {
-                Ok(()) => Ok(()),
-                Err(_) if pod.state != State::Running => Ok(()),
+                Ok(left) => {
+                    network_left("stop", &uuid, left);
+                    Ok(())
+                }
+                Err(e) if pod.state != State::Running => {
+                    if e.kind() != stage0::Kind::Conflict {
+                        network_left("stop", &uuid, Some(e));
+                    }
+                    Ok(())
+                }
                 Err(e) => Err(format!("stopping pod {uuid}: {e}")),
             }
         })
@@ -202,9 +210,21 @@ impl Rkt {
         let uuid = uuid.to_string();
         self.with_pods(move |pods| {
             let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
-            stage0::lifecycle::remove(&pod).map_err(|e| format!("removing pod {uuid}: {e}"))
+            let left =
+                stage0::lifecycle::remove(&pod).map_err(|e| format!("removing pod {uuid}: {e}"))?;
+            network_left("rm", &uuid, left);
+            Ok(())
         })
         .await
+    }
+}
+
+/// A pod's network that could not be undone, in the plugin's log (the pod is stopped or
+/// removed all the same; `rkt gc` retries).
+fn network_left(op: &str, uuid: &str, left: Option<stage0::Error>) {
+    if let Some(e) = left {
+        let e = e.to_string();
+        crate::log::warn(op, &[("pod", uuid), ("error", &e)]);
     }
 }
 

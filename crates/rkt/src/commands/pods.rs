@@ -207,7 +207,12 @@ pub fn stop(
     let mut failed = 0;
     for pod in targets(&pods, uuid_file, uuids)? {
         match lifecycle::stop(&pods, &pod, force) {
-            Ok(()) => println!("{:?}", pod.uuid),
+            Ok(left) => {
+                println!("{:?}", pod.uuid);
+                if let Some(e) = left {
+                    eprintln!("stop: pod {:?}: {e}", pod.uuid);
+                }
+            }
             Err(e) if e.kind() == stage0::Kind::Conflict && pod.state != State::Running => {
                 eprintln!("{e}")
             }
@@ -228,7 +233,12 @@ pub fn rm(global: &GlobalArgs, uuid_file: Option<&Path>, uuids: &[String]) -> Re
     let mut failed = 0;
     for pod in targets(&pods, uuid_file, uuids)? {
         match lifecycle::remove(&pod) {
-            Ok(()) => println!("{:?}", pod.uuid),
+            Ok(left) => {
+                println!("{:?}", pod.uuid);
+                if let Some(e) = left {
+                    eprintln!("rm: pod {:?}: {e}", pod.uuid);
+                }
+            }
             Err(e) => {
                 eprintln!("rm: {e}");
                 failed += 1;
@@ -262,6 +272,7 @@ pub fn gc(
             GcEvent::Marked(uuid) => eprintln!("moving pod {uuid:?} to garbage"),
             GcEvent::Removed(uuid) => eprintln!("Garbage collecting pod {uuid:?}"),
             GcEvent::Failed(uuid, e) => eprintln!("gc: pod {uuid:?}: {e}"),
+            GcEvent::NetworkLeft(uuid, e) => eprintln!("gc: pod {uuid:?}: {e}"),
         },
     )?)
 }
