@@ -133,7 +133,8 @@ async fn plugin_killed_during_start_task_leaves_no_second_pod() {
         }
         // Nomad restarts the task: a new plugin, a new task ID, the same allocation.
         let mut p = configured(rkt_dir.path()).await;
-        let again = Alloc::new(&format!("start{round}"));
+        let mut again = Alloc::new(&format!("start{round}"));
+        again.id = alloc.id.clone();
         let task = again.task_config(cfg);
         let id = task.id.clone();
         start(&mut p, task).await;

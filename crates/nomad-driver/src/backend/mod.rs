@@ -113,6 +113,11 @@ pub struct Driver {
     /// that configuring began, rather than taking the other's locked records for starts in
     /// flight and starting its pod beside an orphan still being removed.
     orphan_sweep: tokio::sync::Mutex<()>,
+    /// The records of starts that returned, kept (locked) until a later call for the task
+    /// shows that Nomad has its handle: a plugin killed between StartTask's return and its
+    /// answer reaching Nomad leaves the record for the next plugin's sweep, as one killed
+    /// during the start does (see [`starting`]).
+    handed: Mutex<HashMap<String, starting::Record>>,
     events: broadcast::Sender<Event>,
 }
 
@@ -128,6 +133,7 @@ impl Driver {
             tasks: Mutex::new(HashMap::new()),
             events: broadcast::channel(256).0,
             orphan_sweep: tokio::sync::Mutex::new(()),
+            handed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -151,7 +157,7 @@ impl Driver {
             // next StartTask.
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let d = self.clone();
-                rt.spawn(async move { d.remove_orphans().await });
+                rt.spawn(async move { d.remove_orphans(None).await });
             }
             self.image_gc.configure(config.gc.clone());
         }
@@ -206,6 +212,8 @@ impl Driver {
     }
 
     fn task(&self, id: &str) -> Result<Arc<Task>, Error> {
+        // Nomad names the task: it has the handle, and the start's record can go.
+        self.handed.lock().expect("handed records").remove(id);
         self.tasks
             .lock()
             .expect("task map")
@@ -247,7 +255,7 @@ impl Driver {
             .map_err(|e| Error::fatal(format!("invalid task configuration: {e}")))?;
         // A pod left by an earlier plugin killed in the middle of a start would otherwise run
         // beside this one (Nomad never got its handle): remove such pods first.
-        self.remove_orphans().await;
+        self.remove_orphans(Some(&spec.id)).await;
         let record = starting::Record::begin(&self.starting_dir(), &spec.id).map_err(|e| {
             Error::fatal(format!(
                 "recording the start in {}: {e}",
@@ -271,6 +279,14 @@ impl Driver {
             .lock()
             .expect("task map")
             .insert(spec.id.clone(), task);
+        // If the plugin dies before Nomad next names the task, the record says the start
+        // returned (best effort: without the mark the record reads as a start cut short).
+        let mut record = record;
+        let _ = record.mark_done(&spec.id);
+        self.handed
+            .lock()
+            .expect("handed records")
+            .insert(spec.id.clone(), record);
         Ok(Started {
             state: serde_json::to_vec(&state).expect("serializable"),
             network,
@@ -284,10 +300,16 @@ impl Driver {
     /// Stops and removes the pods of starts that a dead plugin left unfinished (see
     /// [`starting`]): Nomad has no handle for them and has started, or will start, the task
     /// anew.
-    pub async fn remove_orphans(&self) {
+    pub async fn remove_orphans(&self, starting: Option<&str>) {
         let _sweep = self.orphan_sweep.lock().await;
         let orphans = starting::orphans(&self.starting_dir());
         for o in orphans {
+            // A start that had returned is an orphan only once Nomad starts its task again
+            // (until then RecoverTask may claim it).
+            if o.done && !starting.is_some_and(|id| starting::same_task(&o.task, id)) {
+                o.keep();
+                continue;
+            }
             if let Some(uuid) = &o.pod {
                 crate::log::warn(
                     "removing the pod of a start a killed plugin left unfinished (Nomad never got its handle)",
@@ -330,6 +352,9 @@ impl Driver {
             ))
         })?;
         let task = task::recover(self, id, &s).await?;
+        // Nomad had the handle after all: the start a dead plugin left recorded is not an
+        // orphan.
+        starting::claim(&self.starting_dir(), id);
         // Its images are the driver's to collect once the task is gone (a plugin that did
         // not collect images may have started it).
         self.track_images(&s.uuid).await;

@@ -10,6 +10,9 @@
 //! (stage0 saves the UUID before the pod leaves the `prepare` state, and a pod a killed
 //! prepare leaves is an aborted one that `rkt gc` removes). Both go when the start returns. A record whose lock
 //! is free belongs to a plugin that died: [`orphans`] hands its pod to be stopped and removed.
+//! A record outlives a successful start until Nomad next names the task (the driver keeps it
+//! locked meanwhile): the answer to StartTask may never reach Nomad. RecoverTask [`claim`]s a
+//! dead plugin's record of the task it recovers.
 //! Records are created under a temporary name, locked, then renamed into place, so that a
 //! sweeper never sees a record before its owner holds it.
 
@@ -25,8 +28,10 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 /// One start in flight. Removed (and unlocked) when dropped.
 pub struct Record {
     /// Open (so locked) for as long as the start runs.
-    _file: File,
+    file: File,
     path: PathBuf,
+    /// Removed when dropped (false: a record left for a later sweep, only unlocked).
+    remove: bool,
 }
 
 fn flock(f: &File, nonblocking: bool) -> std::io::Result<bool> {
@@ -69,7 +74,21 @@ impl Record {
                 .as_bytes(),
         )?;
         std::fs::rename(&tmp, &path)?;
-        Ok(Record { _file: file, path })
+        Ok(Record {
+            file,
+            path,
+            remove: true,
+        })
+    }
+
+    /// Marks the start as returned to Nomad: if its answer never arrived, Nomad starts the
+    /// task again, and only then is its pod an orphan (see [`Orphan::done`]).
+    pub fn mark_done(&mut self, task_id: &str) -> std::io::Result<()> {
+        use std::io::Seek;
+        let text = serde_json::json!({ "task": task_id, "done": true }).to_string();
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(text.as_bytes())
     }
 
     /// Where `rkt prepare --uuid-file-save` writes the UUID of this start's pod.
@@ -80,6 +99,9 @@ impl Record {
 
 impl Drop for Record {
     fn drop(&mut self) {
+        if !self.remove {
+            return;
+        }
         // Removed while still locked: a sweeper never takes a finished start for a dead one.
         let _ = std::fs::remove_file(self.uuid_file());
         let _ = std::fs::remove_file(&self.path);
@@ -90,7 +112,24 @@ impl Drop for Record {
 pub struct Orphan {
     pub task: String,
     pub pod: Option<String>,
-    _record: Record,
+    /// Its StartTask had returned; whether Nomad got the answer is unknown.
+    pub done: bool,
+    record: Record,
+}
+
+impl Orphan {
+    /// Leaves the record for a later sweep: unlocked, not removed.
+    pub fn keep(mut self) {
+        self.record.remove = false;
+    }
+}
+
+/// The allocation and task name of a Nomad task ID (`<alloc>/<task>/<n>`): Nomad never runs
+/// two instances of one task of an allocation, so a StartTask for the same pair means any
+/// earlier one is gone from its view.
+pub fn same_task(a: &str, b: &str) -> bool {
+    let pair = |id: &str| id.rsplit_once('/').map(|(p, _)| p.to_string());
+    pair(a).is_some() && pair(a) == pair(b)
 }
 
 /// The records in `dir` whose owner died, each locked by the caller now. Records that cannot
@@ -116,7 +155,11 @@ pub fn orphans(dir: &Path) -> Vec<Orphan> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        let record = Record { _file: file, path };
+        let record = Record {
+            file,
+            path,
+            remove: true,
+        };
         let pod = std::fs::read_to_string(record.uuid_file())
             .ok()
             .map(|u| u.trim().to_string())
@@ -124,10 +167,42 @@ pub fn orphans(dir: &Path) -> Vec<Orphan> {
         out.push(Orphan {
             task: v["task"].as_str().unwrap_or_default().to_string(),
             pod,
-            _record: record,
+            done: v["done"].as_bool().unwrap_or(false),
+            record,
         });
     }
     out
+}
+
+/// Removes the records a dead plugin left for task `task_id` (RecoverTask shows Nomad got its
+/// handle), without touching the pods they name. Records of other tasks are left as they are.
+pub fn claim(dir: &Path, task_id: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Ok(mut file) = File::options().read(true).write(true).open(&path) else {
+            continue;
+        };
+        if !matches!(flock(&file, true), Ok(true)) {
+            continue;
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        if v["task"].as_str() == Some(task_id) {
+            // Dropped while locked: removed.
+            drop(Record {
+                file,
+                path,
+                remove: true,
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -161,5 +236,40 @@ mod tests {
         );
         drop(o);
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn recovering_a_task_claims_only_its_own_record() {
+        let d = tempfile::tempdir().unwrap();
+        for (name, task) in [("x", "t1"), ("y", "t2")] {
+            std::fs::write(
+                d.path().join(format!("{name}.json")),
+                format!(r#"{{"task":"{task}"}}"#),
+            )
+            .unwrap();
+            std::fs::write(d.path().join(format!("{name}.uuid")), "5678\n").unwrap();
+        }
+        let held = Record::begin(d.path(), "t1").unwrap();
+        claim(d.path(), "t1");
+        assert!(!d.path().join("x.json").exists() && !d.path().join("x.uuid").exists());
+        assert!(held.path.exists(), "a start in flight is not claimed");
+        let o = orphans(d.path());
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].task, "t2");
+    }
+
+    #[test]
+    fn a_done_record_is_kept_until_the_same_task_starts_again() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = Record::begin(d.path(), "a1/web/1").unwrap();
+        r.mark_done("a1/web/1").unwrap();
+        r.remove = false;
+        drop(r); // its plugin dies: unlocked, left behind
+        let o = orphans(d.path());
+        assert_eq!((o.len(), o[0].done), (1, true));
+        o.into_iter().for_each(Orphan::keep);
+        assert_eq!(orphans(d.path()).len(), 1, "kept for a later sweep");
+        assert!(same_task("a1/web/1", "a1/web/2"));
+        assert!(!same_task("a1/web/1", "a1/db/2") && !same_task("a1", "a1"));
     }
 }
