@@ -383,7 +383,7 @@ fn mount_shm(shm: &OwnedFd, size: u64) -> Result<()> {
 fn bind_device(dev: &OwnedFd, name: &str, mode: u32, major: u32, minor: u32) -> Result<()> {
     let host = format!("/dev/{name}");
     let src = inroot::open_source(Path::new(&host))?;
-    let st = rustix::fs::fstat(&src).map_err(|e| Error::os(host.to_string(), e))?;
+    let st = rustix::fs::fstat(&src).map_err(|e| Error::os(host.as_str(), e))?;
     if FileType::from_raw_mode(st.st_mode) != FileType::CharacterDevice
         || rustix::fs::major(st.st_rdev) != major
         || rustix::fs::minor(st.st_rdev) != minor

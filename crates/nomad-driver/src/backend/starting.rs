@@ -177,30 +177,11 @@ pub fn orphans(dir: &Path) -> Vec<Orphan> {
 /// Removes the records a dead plugin left for task `task_id` (RecoverTask shows Nomad got its
 /// handle), without touching the pods they name. Records of other tasks are left as they are.
 pub fn claim(dir: &Path, task_id: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let Ok(mut file) = File::options().read(true).write(true).open(&path) else {
-            continue;
-        };
-        if !matches!(flock(&file, true), Ok(true)) {
-            continue;
-        }
-        let mut text = String::new();
-        let _ = file.read_to_string(&mut text);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        if v["task"].as_str() == Some(task_id) {
-            // Dropped while locked: removed.
-            drop(Record {
-                file,
-                path,
-                remove: true,
-            });
+    for o in orphans(dir) {
+        if o.task == task_id {
+            drop(o); // removed, its pod left alone
+        } else {
+            o.keep();
         }
     }
 }
