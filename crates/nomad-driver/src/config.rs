@@ -2,7 +2,7 @@
 //! (into [`Options`]) and the agent's `plugin "nomad-driver-rkt" { config {} }`.
 
 use crate::backend::start::{Auth, Device, MountOption, Options};
-use crate::cty;
+use crate::cty::{self, config_error};
 
 /// The plugin's options.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +70,7 @@ pub fn plugin_config(bytes: &[u8]) -> cty::Result<PluginConfig> {
         None | Some(0) => None,
         Some(n) if n > 0 => Some(n as u64),
         Some(n) => {
-            return Err(format!(
+            return Err(config_error!(
                 "\"pids_limit\" = {n}: give the most processes a task may have (a number of 1 or more), or leave it out for no cap"
             ))
         }
@@ -121,13 +121,13 @@ fn pull_config(o: &std::collections::BTreeMap<String, &rmpv::Value>) -> cty::Res
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
-                format!("\"pull_activity_timeout\" = {t:?}: give a duration such as \"2m\"")
+                config_error!("\"pull_activity_timeout\" = {t:?}: give a duration such as \"2m\"")
             })?;
     }
     if let Some(a) = cty::block("auth", o.get("auth"))? {
         for key in a.keys() {
             if key != "config" && key != "helper" {
-                return Err(format!(
+                return Err(config_error!(
                     "\"auth.{key}\" is not an option of the plugin's auth block (it has config and helper)"
                 ));
             }
@@ -141,7 +141,7 @@ fn pull_config(o: &std::collections::BTreeMap<String, &rmpv::Value>) -> cty::Res
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
             {
-                return Err(format!("\"auth.helper\" = {h:?}: the helper's name (docker-credential-NAME), not a path"));
+                return Err(config_error!("\"auth.helper\" = {h:?}: the helper's name (docker-credential-NAME), not a path"));
             }
         }
     }
@@ -163,7 +163,7 @@ fn gc_config(v: Option<&&rmpv::Value>) -> cty::Result<GcConfig> {
     }
     for key in o.keys() {
         if key != "image" && key != "image_delay" {
-            return Err(format!(
+            return Err(config_error!(
                 "\"gc.{key}\" is not an option of the gc block (it has image and image_delay)"
             ));
         }
@@ -174,11 +174,11 @@ fn gc_config(v: Option<&&rmpv::Value>) -> cty::Result<GcConfig> {
 /// A Go duration that may not be negative.
 fn parse_delay(field: &str, s: &str) -> cty::Result<std::time::Duration> {
     if s.trim_start().starts_with('-') {
-        return Err(format!(
+        return Err(config_error!(
             "{field:?} is negative ({s:?}); give how long an unused image is kept, such as \"3m\" (or \"0s\")"
         ));
     }
-    stage0::spec::parse_duration(s).map_err(|e| format!("{field:?}: {e}"))
+    stage0::spec::parse_duration(s).map_err(|e| config_error!("{field:?}: {e}"))
 }
 
 /// A field's type: how the schema declares it and how its value is decoded.
@@ -572,7 +572,7 @@ fn block_list<'a>(
             .enumerate()
             .map(|(i, item)| {
                 cty::block(&format!("{field}[{i}]"), Some(&item))?
-                    .ok_or_else(|| format!("{field}[{i}] is empty"))
+                    .ok_or_else(|| config_error!("{field}[{i}] is empty"))
             })
             .collect(),
         Some(_) => Ok(cty::block(field, v)?.into_iter().collect()),
@@ -586,7 +586,7 @@ fn only_keys(
 ) -> cty::Result<()> {
     for key in o.keys() {
         if !known.contains(&key.as_str()) {
-            return Err(format!(
+            return Err(config_error!(
                 "\"{field}.{key}\" is not an option of {field} (it has {})",
                 known.join(", ")
             ));
@@ -642,7 +642,7 @@ fn mounts(v: Option<&&rmpv::Value>) -> cty::Result<Vec<MountOption>> {
                 only_keys("mount.bind_options", &b, &["propagation"])?;
                 let p = cty::string("mount.bind_options.propagation", b.get("propagation"))?;
                 if p.as_deref().is_some_and(|p| p != "rprivate" && !p.is_empty()) {
-                    return Err(format!("\"mount.bind_options.propagation\" = {p:?}: only rprivate (the default) is supported; a pod's mounts never propagate"));
+                    return Err(config_error!("\"mount.bind_options.propagation\" = {p:?}: only rprivate (the default) is supported; a pod's mounts never propagate"));
                 }
             }
             if let Some(t) = cty::block("mount.tmpfs_options", o.get("tmpfs_options"))? {
@@ -653,7 +653,7 @@ fn mounts(v: Option<&&rmpv::Value>) -> cty::Result<Vec<MountOption>> {
                 m.tmpfs_mode = u32::from_str_radix(&mode.to_string(), 8)
                     .ok()
                     .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| format!("\"mount.tmpfs_options.mode\" = {mode}: give a file mode in octal digits, such as 1777 or 755"))?;
+                    .ok_or_else(|| config_error!("\"mount.tmpfs_options.mode\" = {mode}: give a file mode in octal digits, such as 1777 or 755"))?;
             }
             Ok(m)
         })
@@ -671,7 +671,7 @@ pub fn task_config(bytes: &[u8]) -> cty::Result<Options> {
             FieldType::String => {
                 let s = cty::string(f.name, raw)?.unwrap_or_default();
                 if f.required && s.is_empty() {
-                    return Err(format!("Missing required attribute {:?}", f.name));
+                    return Err(config_error!("Missing required attribute {:?}", f.name));
                 }
                 FieldValue::String(s)
             }
@@ -751,14 +751,17 @@ mod tests {
         let b = bytes(r#"81 a5"image" d4 00 00"#);
         assert!(task_config(&b)
             .unwrap_err()
+            .to_string()
             .contains("\"image\" is an unknown value"));
         let b = bytes(r#"82 a5"image" a1"i" a8"port_map" 91 81 a4"http" d4 00 00"#);
         assert!(task_config(&b)
             .unwrap_err()
+            .to_string()
             .starts_with("\"port_map.http\" is an unknown value"));
         let b = bytes(r#"81 af"volumes_enabled" d4 00 00"#);
         assert!(plugin_config(&b)
             .unwrap_err()
+            .to_string()
             .starts_with("\"volumes_enabled\" is an unknown value"));
     }
 
@@ -857,7 +860,7 @@ mod tests {
             (r#"81 a2"gc" 92 80 80"#, "\"gc\" may appear once"),
         ] {
             let e = plugin_config(&bytes(payload)).unwrap_err();
-            assert!(e.starts_with(want), "{payload}: {e}");
+            assert!(e.to_string().starts_with(want), "{payload}: {e}");
         }
     }
 

@@ -9,8 +9,47 @@
 use rmpv::Value;
 use std::collections::BTreeMap;
 
-/// A decoding problem, naming the field.
-pub type Result<T> = std::result::Result<T, String>;
+/// A configuration that cannot be used, naming the field: the job's (a task's `config`) or
+/// the operator's (the plugin's), never a fault of the host, so retrying does not help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+pub type Result<T> = std::result::Result<T, ConfigError>;
+
+/// A [`ConfigError`] from `format!` arguments.
+macro_rules! config_error {
+    ($($arg:tt)*) => {
+        $crate::cty::ConfigError::new(format!($($arg)*))
+    };
+}
+pub(crate) use config_error;
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
+impl From<&'static str> for ConfigError {
+    fn from(message: &'static str) -> ConfigError {
+        ConfigError::new(message)
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Compares the message, as tests and callers read it.
+impl PartialEq<&str> for ConfigError {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
 
 /// Parses a payload; empty bytes (no `config {}` at all) are an empty object.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
@@ -19,9 +58,9 @@ pub fn parse(bytes: &[u8]) -> Result<Value> {
     }
     let mut cursor = bytes;
     let v = rmpv::decode::read_value(&mut cursor)
-        .map_err(|e| format!("malformed msgpack configuration: {e}"))?;
+        .map_err(|e| config_error!("malformed msgpack configuration: {e}"))?;
     if !cursor.is_empty() {
-        return Err(format!(
+        return Err(config_error!(
             "malformed msgpack configuration: {} bytes after the value",
             cursor.len()
         ));
@@ -36,14 +75,14 @@ pub fn object(v: &Value) -> Result<BTreeMap<String, &Value>> {
             .iter()
             .map(|(k, v)| match k {
                 Value::String(s) => Ok((s.as_str().unwrap_or_default().to_string(), v)),
-                other => Err(format!("configuration key {other} is not a string")),
+                other => Err(config_error!("configuration key {other} is not a string")),
             })
             .collect(),
         Value::Nil => Ok(BTreeMap::new()),
         Value::Ext(..) => {
             Err("the configuration is unknown (not known when the task was started)".into())
         }
-        other => Err(format!(
+        other => Err(config_error!(
             "the configuration is not an object but {}",
             kind(other)
         )),
@@ -79,12 +118,12 @@ fn concrete<'a>(v: Option<&&'a Value>) -> Option<&'a Value> {
     Some(v)
 }
 
-fn unknown(field: &str) -> String {
-    format!("{field:?} is an unknown value (not known when the task was started); give it a literal value")
+fn unknown(field: &str) -> ConfigError {
+    config_error!("{field:?} is an unknown value (not known when the task was started); give it a literal value")
 }
 
-fn wrong(field: &str, want: &str, got: &Value) -> String {
-    format!("{field:?} must be {want}, not {}", kind(got))
+fn wrong(field: &str, want: &str, got: &Value) -> ConfigError {
+    config_error!("{field:?} must be {want}, not {}", kind(got))
 }
 
 pub fn string(field: &str, v: Option<&&Value>) -> Result<Option<String>> {
@@ -92,7 +131,7 @@ pub fn string(field: &str, v: Option<&&Value>) -> Result<Option<String>> {
         None | Some(Value::Nil) => Ok(None),
         Some(Value::String(s)) => Ok(Some(
             s.as_str()
-                .ok_or_else(|| format!("{field:?} is not valid UTF-8"))?
+                .ok_or_else(|| config_error!("{field:?} is not valid UTF-8"))?
                 .to_string(),
         )),
         Some(Value::Ext(..)) => Err(unknown(field)),
@@ -107,7 +146,7 @@ pub fn boolean(field: &str, v: Option<&&Value>) -> Result<Option<bool>> {
         Some(Value::String(s)) => match s.as_str() {
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            _ => Err(format!("{field:?} must be true or false")),
+            _ => Err(config_error!("{field:?} must be true or false")),
         },
         Some(Value::Ext(..)) => Err(unknown(field)),
         Some(other) => Err(wrong(field, "a bool", other)),
@@ -122,20 +161,20 @@ pub fn integer(field: &str, v: Option<&&Value>) -> Result<Option<i64>> {
         Some(Value::Integer(i)) => i
             .as_i64()
             .map(Some)
-            .ok_or_else(|| format!("{field:?} is too large")),
+            .ok_or_else(|| config_error!("{field:?} is too large")),
         Some(Value::F32(f)) => exact(*f as f64)
             .map(Some)
-            .ok_or_else(|| format!("{field:?} must be a whole number")),
+            .ok_or_else(|| config_error!("{field:?} must be a whole number")),
         Some(Value::F64(f)) => exact(*f)
             .map(Some)
-            .ok_or_else(|| format!("{field:?} must be a whole number")),
+            .ok_or_else(|| config_error!("{field:?} must be a whole number")),
         Some(Value::String(s)) => {
             let s = s.as_str().unwrap_or_default();
             s.parse::<i64>()
                 .ok()
                 .or_else(|| s.parse::<f64>().ok().and_then(exact))
                 .map(Some)
-                .ok_or_else(|| format!("{field:?} must be a whole number, not {s:?}"))
+                .ok_or_else(|| config_error!("{field:?} must be a whole number, not {s:?}"))
         }
         Some(Value::Ext(..)) => Err(unknown(field)),
         Some(other) => Err(wrong(field, "a number", other)),
@@ -158,7 +197,7 @@ pub fn number(field: &str, v: Option<&&Value>) -> Result<Option<f64>> {
                 .ok()
                 .filter(|f| !f.is_nan())
                 .map(Some)
-                .ok_or_else(|| format!("{field:?} must be a number, not {s:?}"))
+                .ok_or_else(|| config_error!("{field:?} must be a number, not {s:?}"))
         }
         Some(Value::Ext(..)) => Err(unknown(field)),
         Some(other) => Err(wrong(field, "a number", other)),
@@ -178,7 +217,7 @@ pub fn block<'a>(
             [] => return Ok(None),
             [one] => concrete(Some(&one)).unwrap_or(one),
             _ => {
-                return Err(format!(
+                return Err(config_error!(
                     "{field:?} may appear once, not {} times",
                     items.len()
                 ))
@@ -190,7 +229,7 @@ pub fn block<'a>(
         Value::Map(_) => object(v).map(Some),
         Value::Nil => Ok(None),
         Value::Ext(..) => Err(unknown(field)),
-        other => Err(format!(
+        other => Err(config_error!(
             "{field:?} must be a block ({field} {{ … }}), not {}",
             kind(other)
         )),
@@ -206,7 +245,7 @@ pub fn strings(field: &str, v: Option<&&Value>) -> Result<Vec<String>> {
             .enumerate()
             .map(|(i, item)| {
                 string(&format!("{field}[{i}]"), Some(&item))?
-                    .ok_or_else(|| format!("{field}[{i}] is null; give a string"))
+                    .ok_or_else(|| config_error!("{field}[{i}] is null; give a string"))
             })
             .collect(),
         Some(Value::Ext(..)) => Err(unknown(field)),
@@ -230,7 +269,7 @@ pub fn merged_maps(field: &str, v: Option<&&Value>) -> Result<BTreeMap<String, S
             Value::Map(entries) => {
                 for (k, val) in entries {
                     let Value::String(k) = k else {
-                        return Err(format!("{field:?} has a key that is not a string"));
+                        return Err(config_error!("{field:?} has a key that is not a string"));
                     };
                     let k = k.as_str().unwrap_or_default().to_string();
                     let val = match concrete(Some(&val)).unwrap_or(val) {
@@ -363,6 +402,7 @@ mod tests {
         assert_eq!(number("ratio", o.get("ratio")).unwrap(), Some(0.1));
         assert!(integer("ratio", o.get("ratio"))
             .unwrap_err()
+            .to_string()
             .contains("whole number"));
     }
 
@@ -433,6 +473,7 @@ mod tests {
         let unknown = value("d4 00 00");
         assert!(string("image", Some(&&unknown))
             .unwrap_err()
+            .to_string()
             .contains("\"image\" is an unknown value"));
         let readers: [fn(&Value) -> Result<()>; 5] = [
             |v: &Value| boolean("debug", Some(&v)).map(|_| ()),
@@ -443,23 +484,29 @@ mod tests {
         ];
         for read in readers {
             let e = read(&unknown).unwrap_err();
-            assert!(e.contains("is an unknown value"), "{e}");
+            assert!(e.to_string().contains("is an unknown value"), "{e}");
         }
         // Newer go-cty's refined unknowns (ext 12) are unknowns too.
         let refined = Value::Ext(12, vec![0x80]);
         assert!(strings("args", Some(&&refined))
             .unwrap_err()
+            .to_string()
             .contains("\"args\""));
         // An unknown inside a list or a map names the element.
         let in_list = value(r#"92 a1"a" d4 00 00"#);
         assert!(strings("args", Some(&&in_list))
             .unwrap_err()
+            .to_string()
             .starts_with("\"args[1]\""));
         let in_map = value(r#"91 81 a4"http" d4 00 00"#);
         assert!(merged_maps("port_map", Some(&&in_map))
             .unwrap_err()
+            .to_string()
             .starts_with("\"port_map.http\""));
-        assert!(object(&unknown).unwrap_err().contains("unknown"));
+        assert!(object(&unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown"));
 
         assert!(boolean("debug", Some(&&Value::from("x"))).is_err());
         assert_eq!(
@@ -472,6 +519,7 @@ mod tests {
         );
         assert!(strings("args", Some(&&value("91 c0")))
             .unwrap_err()
+            .to_string()
             .contains("args[0] is null"));
         assert_eq!(
             object(&value("a1 78")).unwrap_err(),

@@ -65,7 +65,7 @@ async fn serve(
     // A missing rkt is reported by the fingerprint ("Failed to execute rkt version"), so
     // the plugin still starts and the agent does too.
     let mut rkt = Rkt::locate(rkt_path.clone(), rkt_dir.clone()).unwrap_or_else(|e| {
-        log::warn(&e, &[]);
+        log::warn(&e.to_string(), &[]);
         Rkt {
             path: rkt_path.unwrap_or_else(|| "rkt".into()),
             dir: rkt_dir,

@@ -15,21 +15,44 @@ pub const MAGIC_COOKIE_VALUE: &str =
 /// Nomad's application protocol version for plugins (0.9 and later).
 pub const APP_PROTOCOL: &str = "2";
 
+/// Why the plugin will not serve: it was not started by a Nomad agent that speaks its
+/// protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotLaunched {
+    /// No magic cookie: someone ran the binary by hand.
+    ByHand,
+    /// The agent offered only these protocol versions.
+    IncompatibleProtocol { client_versions: String },
+}
+
+impl std::fmt::Display for NotLaunched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotLaunched::ByHand => f.write_str(
+                "This binary is a plugin. These are not meant to be executed directly.\n\
+                 Please execute the program that consumes these plugins, which will\n\
+                 load any plugins automatically",
+            ),
+            NotLaunched::IncompatibleProtocol { client_versions } => write!(
+                f,
+                "Incompatible API version with plugin. Plugin version: {APP_PROTOCOL}, Client versions: {client_versions}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NotLaunched {}
+
 /// Refuses to run outside Nomad, as go-plugin servers do.
-pub fn check_launched_by_nomad() -> Result<(), String> {
+pub fn check_launched_by_nomad() -> Result<(), NotLaunched> {
     if std::env::var(MAGIC_COOKIE_KEY).as_deref() != Ok(MAGIC_COOKIE_VALUE) {
-        return Err(
-            "This binary is a plugin. These are not meant to be executed directly.\n\
-                    Please execute the program that consumes these plugins, which will\n\
-                    load any plugins automatically"
-                .into(),
-        );
+        return Err(NotLaunched::ByHand);
     }
     if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
         if !versions.split(',').any(|v| v.trim() == APP_PROTOCOL) {
-            return Err(format!(
-                "Incompatible API version with plugin. Plugin version: {APP_PROTOCOL}, Client versions: {versions}"
-            ));
+            return Err(NotLaunched::IncompatibleProtocol {
+                client_versions: versions,
+            });
         }
     }
     Ok(())

@@ -41,7 +41,7 @@ fn undetected(description: String) -> Fingerprint {
 /// driver unhealthy, so that Nomad places no task here rather than fail each one.
 pub fn fingerprint(
     is_root: bool,
-    version_output: Result<String, String>,
+    version_output: Result<String, super::rkt::RktError>,
     volumes_enabled: bool,
     config_problem: Option<String>,
 ) -> Fingerprint {
@@ -170,10 +170,15 @@ mod tests {
             fingerprint(false, Ok(RKT.into()), true, None).description,
             "Driver must run as root"
         );
-        let f = fingerprint(true, Err("exec: \"rkt\": not found".into()), true, None);
+        let f = fingerprint(
+            true,
+            Err(super::super::rkt::RktError::NotOnPath),
+            true,
+            None,
+        );
         assert_eq!(
             f.description,
-            "Failed to execute rkt version: exec: \"rkt\": not found"
+            "Failed to execute rkt version: failed to resolve path to \"rkt\" executable: not found in $PATH"
         );
         assert_eq!(
             fingerprint(true, Ok("nothing".into()), true, None).description,

@@ -70,12 +70,13 @@ impl ImageGc {
     }
 
     /// Records that a task used these images (and uses them now).
-    pub fn track(&self, images: &[String]) -> Result<(), String> {
+    pub fn track(&self, images: &[String]) -> stage0::Result<()> {
         if images.is_empty() {
             return Ok(());
         }
         let dir = self.state_dir();
-        let _lock = lock(&dir, true)?.ok_or("the image state lock was not taken")?;
+        let _lock = lock(&dir, true)?
+            .ok_or_else(|| stage0::Error::failed("the image state lock was not taken"))?;
         let mut state = load(&dir)?;
         for id in images {
             state.images.insert(id.clone(), Tracked::default());
@@ -84,7 +85,7 @@ impl ImageGc {
     }
 
     /// The images recorded as the driver's, with what is known about them.
-    pub fn tracked(&self) -> Result<BTreeMap<String, Tracked>, String> {
+    pub fn tracked(&self) -> stage0::Result<BTreeMap<String, Tracked>> {
         Ok(load(&self.state_dir())?.images)
     }
 
@@ -92,7 +93,7 @@ impl ImageGc {
     /// unused for the delay, and their blobs that no other image shares. Returns the
     /// removed image IDs. Does nothing while unconfigured or off, while a task starts, or
     /// while another plugin process sweeps the same store.
-    pub async fn sweep(&self) -> Result<Vec<String>, String> {
+    pub async fn sweep(&self) -> stage0::Result<Vec<String>> {
         let Some(gc) = self.config().filter(|g| g.image) else {
             return Ok(Vec::new());
         };
@@ -102,7 +103,7 @@ impl ImageGc {
         let (config, dir) = (self.rkt.stage0_config(), self.state_dir());
         tokio::task::spawn_blocking(move || sweep_store(&config, &dir, gc.image_delay))
             .await
-            .map_err(|e| format!("the image collector failed: {e}"))?
+            .map_err(|e| stage0::Error::failed(format!("the image collector failed: {e}")))?
     }
 
     /// How often to sweep: often enough that an image goes within a quarter of its delay
@@ -128,7 +129,7 @@ impl ImageGc {
                             crate::log::info("removed an image no task uses", &[("image", &id)]);
                         }
                     }
-                    Err(e) => crate::log::warn("image collection", &[("error", &e)]),
+                    Err(e) => crate::log::warn("image collection", &[("error", &e.to_string())]),
                 }
             }
         });
@@ -139,7 +140,7 @@ fn sweep_store(
     config: &stage0::Config,
     dir: &std::path::Path,
     delay: Duration,
-) -> Result<Vec<String>, String> {
+) -> stage0::Result<Vec<String>> {
     let Some(_lock) = lock(dir, false)? else {
         return Ok(Vec::new());
     };
@@ -147,8 +148,8 @@ fn sweep_store(
     if state.images.is_empty() {
         return Ok(Vec::new());
     }
-    let in_use = stage0::lifecycle::images_in_use(config).map_err(|e| e.to_string())?;
-    let store = image::store::Store::open(&config.dir).map_err(|e| format!("{e:#}"))?;
+    let in_use = stage0::lifecycle::images_in_use(config)?;
+    let store = image::store::Store::open(&config.dir)?;
     let before = state.clone();
     let due = decide(
         &mut state.images,
@@ -168,7 +169,9 @@ fn sweep_store(
             Err(_) if !store.has_image(&id) => {
                 state.images.remove(&id);
             }
-            Err(e) => return Err(format!("removing image {id}: {e:#}")),
+            Err(e) => {
+                return Err(stage0::Error::from(e).context(format_args!("removing image {id}")))
+            }
         }
     }
     if !removed.is_empty() {
@@ -176,7 +179,7 @@ fn sweep_store(
         // stay for a later fetch to resume, as `rkt image gc` keeps them.
         store
             .sweep(Duration::from_secs(24 * 3600))
-            .map_err(|e| format!("removing unused blobs: {e:#}"))?;
+            .map_err(|e| stage0::Error::from(e).context("removing unused blobs"))?;
     }
     if state != before {
         save(dir, &state)?;
@@ -215,16 +218,17 @@ pub fn decide(
 }
 
 /// The state directory's lock (flock on `images.lock`): waited for, or only tried.
-fn lock(dir: &std::path::Path, wait: bool) -> Result<Option<std::fs::File>, String> {
+fn lock(dir: &std::path::Path, wait: bool) -> stage0::Result<Option<std::fs::File>> {
     use rustix::fs::{flock, FlockOperation};
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| stage0::Error::from(e).context(format_args!("creating {}", dir.display())))?;
     let path = dir.join("images.lock");
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+        .map_err(|e| stage0::Error::from(e).context(format_args!("opening {}", path.display())))?;
     let op = if wait {
         FlockOperation::LockExclusive
     } else {
@@ -233,25 +237,26 @@ fn lock(dir: &std::path::Path, wait: bool) -> Result<Option<std::fs::File>, Stri
     match flock(&file, op) {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(format!("locking {}: {e}", path.display())),
+        Err(e) => Err(stage0::Error::from(std::io::Error::from(e))
+            .context(format_args!("locking {}", path.display()))),
     }
 }
 
-fn load(dir: &std::path::Path) -> Result<StateFile, String> {
+fn load(dir: &std::path::Path) -> stage0::Result<StateFile> {
     let path = dir.join("images.json");
     match std::fs::read(&path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| format!("reading {}: {e}", path.display()))
-        }
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            stage0::Error::from(e).context(format_args!("reading {}", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile::default()),
-        Err(e) => Err(format!("reading {}: {e}", path.display())),
+        Err(e) => Err(stage0::Error::from(e).context(format_args!("reading {}", path.display()))),
     }
 }
 
-fn save(dir: &std::path::Path, state: &StateFile) -> Result<(), String> {
+fn save(dir: &std::path::Path, state: &StateFile) -> stage0::Result<()> {
     let path = dir.join("images.json");
     let bytes = serde_json::to_vec_pretty(state).expect("serializable");
-    image::store::write_atomic(&path, &bytes).map_err(|e| format!("{e:#}"))
+    Ok(image::store::write_atomic(&path, &bytes)?)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! in the task handle's driver state, and the exit status of a pod that ended while no plugin
 //! was running is read back from rkt (`rkt status`), which records each app's exit code.
 
+mod error;
 pub mod exec_stream;
 pub mod fingerprint;
 pub mod image_gc;
@@ -18,6 +19,8 @@ pub mod starting;
 pub mod stats;
 mod task;
 
+pub(crate) use error::invalid;
+pub use error::{Error, FileError, InvalidTask};
 pub use task::{ExitInfo, NetworkInfo, Task, TaskState};
 
 use rkt::Rkt;
@@ -27,36 +30,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
-
-/// A failed driver call, as Nomad needs to know it: whether its restart policy should retry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Error {
-    /// Retrying will fail the same way (bad configuration, an image that does not exist).
-    Fatal(String),
-    /// Worth a retry (a registry that could not be reached): Nomad's RecoverableError.
-    Recoverable(String),
-    /// No task has the ID Nomad gave.
-    TaskNotFound,
-}
-
-impl Error {
-    pub fn fatal(msg: impl Into<String>) -> Error {
-        Error::Fatal(msg.into())
-    }
-
-    pub fn not_found() -> Error {
-        Error::TaskNotFound
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Fatal(m) | Error::Recoverable(m) => f.write_str(m),
-            Error::TaskNotFound => f.write_str("task not found for given id"),
-        }
-    }
-}
 
 /// A task event for Nomad's TaskEvents stream.
 #[derive(Debug, Clone)]
@@ -251,8 +224,7 @@ impl Driver {
                 "the rkt driver's plugin configuration is invalid: {why}"
             )));
         }
-        let launch = start::launch(&opts, &spec, &self.plugin())
-            .map_err(|e| Error::fatal(format!("invalid task configuration: {e}")))?;
+        let launch = start::launch(&opts, &spec, &self.plugin())?;
         // A pod left by an earlier plugin killed in the middle of a start would otherwise run
         // beside this one (Nomad never got its handle): remove such pods first.
         self.remove_orphans(Some(&spec.id)).await;
@@ -318,7 +290,7 @@ impl Driver {
                 if let Err(e) = self.stop_and_remove(uuid).await {
                     crate::log::warn(
                         "could not remove the pod of an unfinished start",
-                        &[("pod", uuid), ("error", &e)],
+                        &[("pod", uuid), ("error", &e.to_string())],
                     );
                     continue; // the record stays, for the next sweep
                 }
@@ -329,7 +301,7 @@ impl Driver {
     /// Stops and removes a pod whose start a dead plugin left. Its supervisor may still be
     /// starting (prepared, about to run) or be dying from the stop, and `rkt rm` refuses a
     /// pod in either state, so stop and rm are retried together for up to ten seconds.
-    async fn stop_and_remove(&self, uuid: &str) -> Result<(), String> {
+    async fn stop_and_remove(&self, uuid: &str) -> stage0::Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let _ = self.rkt.stop(uuid, true).await;
@@ -374,16 +346,14 @@ impl Driver {
         );
         // Files and a lock another plugin process may hold for a moment: off the runtime.
         let tracked = tokio::task::spawn_blocking(move || {
-            stage0::lifecycle::images_of(&config, &pod)
-                .map_err(|e| e.to_string())
-                .and_then(|ids| gc.track(&ids))
+            stage0::lifecycle::images_of(&config, &pod).and_then(|ids| gc.track(&ids))
         })
         .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        .unwrap_or_else(|e| Err(stage0::Error::failed(e.to_string())));
         if let Err(e) = tracked {
             crate::log::warn(
                 "recording the images of a pod for collection",
-                &[("pod", uuid), ("error", &e)],
+                &[("pod", uuid), ("error", &e.to_string())],
             );
         }
     }
@@ -413,7 +383,7 @@ impl Driver {
             }
             t.stop(&self.rkt, Duration::ZERO, "SIGKILL").await?;
         }
-        self.rkt.rm(&t.uuid).await.map_err(Error::fatal)?;
+        self.rkt.rm(&t.uuid).await?;
         self.tasks.lock().expect("task map").remove(id);
         Ok(())
     }
@@ -480,7 +450,7 @@ impl Driver {
         let rel = layout::cgroup::of_pod(&pod.path).ok_or_else(|| {
             Error::fatal(format!("pod {} records no cgroup (it has not run)", t.uuid))
         })?;
-        stats::read(&self.cgroup_root, &rel).map_err(Error::fatal)
+        Ok(stats::read(&self.cgroup_root, &rel)?)
     }
 
     /// Whether the task has exited (TaskStats ends its stream then).

@@ -4,6 +4,7 @@
 //! named.
 
 use super::start::{Device, Launch, MountOption, Options, Plugin, Spec};
+use super::{invalid, InvalidTask};
 use stage0::spec::{
     DeviceSpec, HostSource, HostsEntry, Ipc, MountSpec, PortSpec, Volume, VolumeKind,
 };
@@ -15,7 +16,7 @@ pub(super) fn apply(
     s: &Spec,
     plugin: &Plugin,
     launch: &mut Launch,
-) -> Result<(), String> {
+) -> Result<(), InvalidTask> {
     images(o, launch)?;
     process(o, launch)?;
     security(o, plugin, launch)?;
@@ -28,7 +29,7 @@ pub(super) fn apply(
     Ok(())
 }
 
-fn images(o: &Options, l: &mut Launch) -> Result<(), String> {
+fn images(o: &Options, l: &mut Launch) -> Result<(), InvalidTask> {
     if o.force_pull {
         l.pod.pull_policy = image::fetch::PullPolicy::Update;
     }
@@ -37,7 +38,7 @@ fn images(o: &Options, l: &mut Launch) -> Result<(), String> {
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
-                format!(
+                invalid!(
                     "image_pull_timeout = {:?}: give a duration such as \"5m\" or \"90s\"",
                     o.image_pull_timeout
                 )
@@ -57,13 +58,13 @@ fn images(o: &Options, l: &mut Launch) -> Result<(), String> {
 
 /// The app and its process: entrypoint, working directory, hostname, hosts, groups, OOM
 /// score, resource limits.
-fn process(o: &Options, l: &mut Launch) -> Result<(), String> {
+fn process(o: &Options, l: &mut Launch) -> Result<(), InvalidTask> {
     if !o.entrypoint.is_empty() {
         l.app.entrypoint = Some(o.entrypoint.clone());
     }
     if !o.work_dir.is_empty() {
         if !o.work_dir.starts_with('/') {
-            return Err(format!(
+            return Err(invalid!(
                 "work_dir = {:?}: give an absolute path inside the task",
                 o.work_dir
             ));
@@ -76,7 +77,7 @@ fn process(o: &Options, l: &mut Launch) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if !valid {
-            return Err(format!(
+            return Err(invalid!(
                 "hostname = {:?}: use letters, digits, '-' and '.', at most 64 characters",
                 o.hostname
             ));
@@ -88,7 +89,7 @@ fn process(o: &Options, l: &mut Launch) -> Result<(), String> {
     }
     l.app.supplementary_groups = o.group_add.clone();
     if o.oom_score_adj < 0 || o.oom_score_adj > 1000 {
-        return Err(format!(
+        return Err(invalid!(
             "oom_score_adj = {}: give 0 to 1000 (a negative score would shield the task from the OOM killer at other tasks' expense)",
             o.oom_score_adj
         ));
@@ -97,16 +98,16 @@ fn process(o: &Options, l: &mut Launch) -> Result<(), String> {
         l.app.oom_score_adj = Some(o.oom_score_adj as i32);
     }
     for (name, value) in &o.ulimit {
-        let r = stage0::spec::rlimit(name, value).map_err(|e| format!("ulimit {name}: {e}"))?;
+        let r = stage0::spec::rlimit(name, value).map_err(|e| invalid!("ulimit {name}: {e}"))?;
         l.app.rlimits.push(r);
     }
     Ok(())
 }
 
 /// `extra_hosts` entry `NAME:IP` (IPv4 or IPv6).
-fn extra_host(h: &str) -> Result<HostsEntry, String> {
+fn extra_host(h: &str) -> Result<HostsEntry, InvalidTask> {
     let bad =
-        || format!("extra_hosts {h:?}: write NAME:IP, such as \"db:10.0.0.5\" or \"db6:fd00::5\"");
+        || invalid!("extra_hosts {h:?}: write NAME:IP, such as \"db:10.0.0.5\" or \"db6:fd00::5\"");
     let (name, ip) = h.split_once(':').ok_or_else(bad)?;
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = ip.parse().map_err(|_| bad())?;
@@ -120,10 +121,10 @@ fn extra_host(h: &str) -> Result<HostsEntry, String> {
 }
 
 /// Capabilities, privileged, security_opt, readonly_rootfs, IPC and PID namespaces.
-fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> {
+fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), InvalidTask> {
     let allowed = &plugin.allowed;
     let privileged_only = |field: &str| {
-        format!(
+        invalid!(
             "{field} would give the task the node's own namespace or isolation, which this node does not allow; remove it, or have the operator set allow_privileged = true in the plugin's configuration"
         )
     };
@@ -152,7 +153,7 @@ fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> 
                 l.insecure.seccomp = true;
             }
             other => {
-                return Err(format!(
+                return Err(invalid!(
                     "security_opt {other:?} is not supported here; the options are \"no-new-privileges\" (always on) and \"seccomp=unconfined\""
                 ))
             }
@@ -164,7 +165,7 @@ fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> 
         "host" if allowed.privileged => l.runtime.ipc = Ipc::Parent,
         "host" => return Err(privileged_only("ipc_mode = \"host\"")),
         other => {
-            return Err(format!(
+            return Err(invalid!(
                 "ipc_mode = {other:?}: use \"private\" (the default) or \"host\""
             ))
         }
@@ -174,7 +175,7 @@ fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> 
         "host" if allowed.privileged => l.runtime.pid = stage0::spec::Pid::Host,
         "host" => return Err(privileged_only("pid_mode = \"host\"")),
         other => {
-            return Err(format!(
+            return Err(invalid!(
                 "pid_mode = {other:?}: use \"private\" (the default) or \"host\""
             ))
         }
@@ -185,10 +186,10 @@ fn security(o: &Options, plugin: &Plugin, l: &mut Launch) -> Result<(), String> 
 /// The task's capabilities as Docker computes them: the default set with `cap_add`, less
 /// `cap_drop` (`ALL` drops every one first), all within the plugin's `allow_caps` unless the
 /// task is privileged.
-fn capabilities(o: &Options, plugin: &Plugin) -> Result<Vec<String>, String> {
+fn capabilities(o: &Options, plugin: &Plugin) -> Result<Vec<String>, InvalidTask> {
     let number = |field: &str, c: &str| {
         pod::caps::number(c).map_err(|_| {
-            format!(
+            invalid!(
                 "{field}: unknown capability {c:?}; use names such as net_admin or CAP_NET_ADMIN"
             )
         })
@@ -238,7 +239,7 @@ fn capabilities(o: &Options, plugin: &Plugin) -> Result<Vec<String>, String> {
             })
             .collect();
         if !refused.is_empty() {
-            return Err(format!(
+            return Err(invalid!(
                 "cap_add: this node does not allow the capabilities {refused:?} (the plugin's allow_caps); remove them, or have the operator add them to allow_caps"
             ));
         }
@@ -250,7 +251,7 @@ fn capabilities(o: &Options, plugin: &Plugin) -> Result<Vec<String>, String> {
 }
 
 /// sysctl and shm_size.
-fn kernel(o: &Options, l: &mut Launch) -> Result<(), String> {
+fn kernel(o: &Options, l: &mut Launch) -> Result<(), InvalidTask> {
     l.runtime.sysctls = o
         .sysctl
         .iter()
@@ -259,16 +260,16 @@ fn kernel(o: &Options, l: &mut Launch) -> Result<(), String> {
     match o.shm_size {
         0 => {}
         n if n > 0 => l.runtime.shm_size = Some(n as u64),
-        n => return Err(format!("shm_size = {n}: give a size in bytes")),
+        n => return Err(invalid!("shm_size = {n}: give a size in bytes")),
     }
     Ok(())
 }
 
 /// `mount {}` blocks: binds (confined like `volumes`) and tmpfs.
-fn mounts(o: &Options, s: &Spec, plugin: &Plugin, l: &mut Launch) -> Result<(), String> {
+fn mounts(o: &Options, s: &Spec, plugin: &Plugin, l: &mut Launch) -> Result<(), InvalidTask> {
     for (i, m) in o.mount.iter().enumerate() {
         if !m.target.starts_with('/') {
-            return Err(format!(
+            return Err(invalid!(
                 "mount[{i}]: target {:?} must be an absolute path inside the task",
                 m.target
             ));
@@ -277,14 +278,14 @@ fn mounts(o: &Options, s: &Spec, plugin: &Plugin, l: &mut Launch) -> Result<(), 
             "" | "bind" => bind(i, m, s, plugin, l)?,
             "tmpfs" => {
                 if !m.source.is_empty() {
-                    return Err(format!("mount[{i}]: a tmpfs has no source; leave it out"));
+                    return Err(invalid!("mount[{i}]: a tmpfs has no source; leave it out"));
                 }
                 let t = layout::plan::Tmpfs {
                     target: m.target.clone(),
                     size: match m.tmpfs_size {
                         0 => None,
                         n if n > 0 => Some(n as u64),
-                        n => return Err(format!("mount[{i}]: tmpfs_options.size = {n}: give a size in bytes")),
+                        n => return Err(invalid!("mount[{i}]: tmpfs_options.size = {n}: give a size in bytes")),
                     },
                     mode: if m.tmpfs_mode == 0 { 0o1777 } else { m.tmpfs_mode },
                     read_only: m.readonly,
@@ -292,12 +293,12 @@ fn mounts(o: &Options, s: &Spec, plugin: &Plugin, l: &mut Launch) -> Result<(), 
                 l.app.tmpfs.push(t);
             }
             "volume" => {
-                return Err(format!(
+                return Err(invalid!(
                     "mount[{i}]: type \"volume\" (Docker volumes) does not exist here; use \"bind\" with a host path, \"tmpfs\", or a Nomad host volume"
                 ))
             }
             other => {
-                return Err(format!(
+                return Err(invalid!(
                     "mount[{i}]: unknown type {other:?}; use \"bind\" or \"tmpfs\""
                 ))
             }
@@ -315,10 +316,10 @@ fn bind(
     s: &Spec,
     plugin: &Plugin,
     l: &mut Launch,
-) -> Result<(), String> {
+) -> Result<(), InvalidTask> {
     let source = if m.source.starts_with('/') {
         if !plugin.allowed.volumes {
-            return Err(format!(
+            return Err(invalid!(
                 "mount[{i}]: volumes_enabled is false; cannot bind the host path {:?} (relative sources, inside the allocation directory, are allowed)",
                 m.source
             ));
@@ -330,7 +331,7 @@ fn bind(
                 .components()
                 .any(|c| matches!(c, Component::ParentDir))
         {
-            return Err(format!(
+            return Err(invalid!(
                 "mount[{i}]: source {:?}: give a path (a relative one may not use \"..\" to leave the allocation directory)",
                 m.source
             ));
@@ -357,7 +358,7 @@ fn bind(
 /// `devices` (the task's option) and the devices of Nomad's device plugins: host device
 /// nodes at a path of the task, allowed in the pod's device cgroup with the access they give
 /// (`cgroup_permissions`, `rwm` by default; without `w` the node is bound read-only).
-fn devices(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
+fn devices(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), InvalidTask> {
     let lists = [("devices", &o.devices), ("Nomad's devices", &s.devices)];
     for (what, list) in lists {
         for (i, dev) in list.iter().enumerate() {
@@ -367,13 +368,13 @@ fn devices(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
     Ok(())
 }
 
-fn device(what: &str, i: usize, dev: &Device) -> Result<DeviceSpec, String> {
+fn device(what: &str, i: usize, dev: &Device) -> Result<DeviceSpec, InvalidTask> {
     use std::os::unix::fs::FileTypeExt;
     let meta = std::fs::metadata(&dev.host_path)
-        .map_err(|e| format!("{what}[{i}]: host_path {:?}: {e}", dev.host_path))?;
+        .map_err(|e| invalid!("{what}[{i}]: host_path {:?}: {e}", dev.host_path))?;
     let kind = meta.file_type();
     if !kind.is_char_device() && !kind.is_block_device() {
-        return Err(format!(
+        return Err(invalid!(
             "{what}[{i}]: host_path {:?} is not a device node",
             dev.host_path
         ));
@@ -384,7 +385,7 @@ fn device(what: &str, i: usize, dev: &Device) -> Result<DeviceSpec, String> {
         dev.container_path.clone()
     };
     if !target.starts_with('/') {
-        return Err(format!(
+        return Err(invalid!(
             "{what}[{i}]: container_path {target:?} must be an absolute path"
         ));
     }
@@ -393,7 +394,7 @@ fn device(what: &str, i: usize, dev: &Device) -> Result<DeviceSpec, String> {
         p => p,
     };
     if !perms.chars().all(|c| "rwm".contains(c)) {
-        return Err(format!(
+        return Err(invalid!(
             "{what}[{i}]: cgroup_permissions {perms:?}: use a combination of r, w and m"
         ));
     }
@@ -411,11 +412,11 @@ const CFS_PERIODS: std::ops::RangeInclusive<i64> = 1000..=1_000_000;
 /// The task's CPU and memory: `cpu_hard_limit` (a CFS quota of the task's share of the
 /// node's CPU, as the Docker driver computes it) with `cpu_cfs_period`, the CPUs of
 /// `resources { cores }`, and the memory limit and reservation (see [`memory_limits`]).
-fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
+fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), InvalidTask> {
     match o.cpu_cfs_period {
         0 => {}
         p if !CFS_PERIODS.contains(&p) => {
-            return Err(format!(
+            return Err(invalid!(
                 "cpu_cfs_period = {p}: give microseconds from 1000 to 1000000 (the default is 100000)"
             ))
         }
@@ -436,7 +437,7 @@ fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
     }
     if !s.cpuset_cpus.is_empty() {
         let set = stage0::spec::CpuSet::parse(&s.cpuset_cpus)
-            .map_err(|e| format!("the CPUs Nomad reserved (resources {{ cores }}): {e}"))?;
+            .map_err(|e| invalid!("the CPUs Nomad reserved (resources {{ cores }}): {e}"))?;
         l.app.cpuset_cpus = Some(set);
     }
     let (limit, reservation) = memory_limits(o.memory_hard_limit, s)?;
@@ -448,16 +449,16 @@ fn resources(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
 /// The memory limit and reservation in bytes, as the Docker driver sets them: the task's
 /// memory is its limit, unless `memory_hard_limit` (MiB) or Nomad's `memory_max` is higher;
 /// then the higher is the limit, and the task's memory what it keeps when the node runs short.
-fn memory_limits(hard_limit_mb: i64, s: &Spec) -> Result<(Option<u64>, Option<u64>), String> {
+fn memory_limits(hard_limit_mb: i64, s: &Spec) -> Result<(Option<u64>, Option<u64>), InvalidTask> {
     if hard_limit_mb < 0 {
-        return Err(format!("memory_hard_limit = {hard_limit_mb}: give MiB"));
+        return Err(invalid!("memory_hard_limit = {hard_limit_mb}: give MiB"));
     }
     let memory = u64::try_from(s.memory_bytes).ok().filter(|m| *m > 0);
     let hard = (hard_limit_mb as u64) << 20;
     let hard = hard.max(u64::try_from(s.memory_max_bytes).unwrap_or(0));
     match memory {
         _ if hard == 0 => Ok((memory, None)),
-        Some(m) if m > hard => Err(format!(
+        Some(m) if m > hard => Err(invalid!(
             "memory_hard_limit = {hard_limit_mb}: less than the task's memory ({} MiB, resources {{ memory }}); give at least that",
             m >> 20
         )),
@@ -478,12 +479,12 @@ fn volume_prefix(l: &Launch) -> String {
 /// `ports = ["http"]`: the group's port of that label, forwarded from its host port to its
 /// `to` (or the same number) in the pod, TCP and UDP, on rkt's own networks. In a group
 /// network Nomad forwards them itself.
-fn ports(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
+fn ports(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), InvalidTask> {
     if o.ports.is_empty() || s.group_netns.is_some() {
         return Ok(());
     }
     if !l.contained {
-        return Err(format!(
+        return Err(invalid!(
             "ports = {:?}: the task has no network of its own to forward them to (net = {:?}); leave net out for rkt's default network",
             o.ports, o.net
         ));
@@ -491,7 +492,7 @@ fn ports(o: &Options, s: &Spec, l: &mut Launch) -> Result<(), String> {
     for label in &o.ports {
         let Some((_, value, to)) = s.port_targets.iter().find(|(l, _, _)| l == label) else {
             let known: Vec<&str> = s.port_targets.iter().map(|(l, _, _)| l.as_str()).collect();
-            return Err(format!(
+            return Err(invalid!(
                 "ports: {label:?} is not a port of the group's network (its ports: {}); add port \"{label}\" to the group's network block",
                 known.join(", ")
             ));
@@ -592,7 +593,7 @@ mod tests {
         assert_eq!(memory_limits(0, &spec(0, 0)), Ok((None, None)));
         for (hard, memory) in [(-1, 64), (32, 64)] {
             let e = memory_limits(hard, &spec(memory, 0)).unwrap_err();
-            assert!(e.contains("memory_hard_limit"), "{e}");
+            assert!(e.to_string().contains("memory_hard_limit"), "{e}");
         }
     }
 }

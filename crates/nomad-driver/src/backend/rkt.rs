@@ -34,7 +34,7 @@ pub struct PodStatus {
 
 impl Rkt {
     /// rkt as the original driver found it: on PATH (or the path given), symlinks resolved.
-    pub fn locate(given: Option<PathBuf>, dir: Option<PathBuf>) -> Result<Rkt, String> {
+    pub fn locate(given: Option<PathBuf>, dir: Option<PathBuf>) -> Result<Rkt, RktError> {
         let path = match given {
             Some(p) => p,
             None => std::env::var_os("PATH")
@@ -43,15 +43,11 @@ impl Rkt {
                         .map(|d| d.join("rkt"))
                         .find(|p| p.is_file())
                 })
-                .ok_or_else(|| {
-                    "failed to resolve path to \"rkt\" executable: not found in $PATH".to_string()
-                })?,
+                .ok_or(RktError::NotOnPath)?,
         };
-        let path = std::fs::canonicalize(&path).map_err(|e| {
-            format!(
-                "failed to resolve path to {:?} executable: {e}",
-                path.display()
-            )
+        let path = std::fs::canonicalize(&path).map_err(|source| RktError::Unresolvable {
+            path: path.clone(),
+            source,
         })?;
         Ok(Rkt {
             path,
@@ -99,18 +95,20 @@ impl Rkt {
     }
 
     /// `rkt version`'s output: which rkt is installed, for the fingerprint.
-    pub async fn version(&self) -> Result<String, String> {
+    pub async fn version(&self) -> Result<String, RktError> {
         let out = self
             .command(&["version"])
             .output()
             .await
-            .map_err(|e| format!("running {}: {e}", self.path.display()))?;
+            .map_err(|source| RktError::Spawn {
+                path: self.path.clone(),
+                source,
+            })?;
         if !out.status.success() {
-            return Err(format!(
-                "exit status {:?}: {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(RktError::Exited {
+                status: out.status.code(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -126,21 +124,18 @@ impl Rkt {
     /// wait on locks).
     async fn with_pods<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Pods) -> Result<T, String> + Send + 'static,
-    ) -> Result<T, String> {
+        f: impl FnOnce(&Pods) -> stage0::Result<T> + Send + 'static,
+    ) -> stage0::Result<T> {
         let dir = self.data_dir();
-        tokio::task::spawn_blocking(move || {
-            let pods = Pods::open(&dir).map_err(|e| e.to_string())?;
-            f(&pods)
-        })
-        .await
-        .map_err(|e| format!("reading pods: {e}"))?
+        tokio::task::spawn_blocking(move || f(&Pods::open(&dir)?))
+            .await
+            .map_err(|e| stage0::Error::failed(format!("reading pods: {e}")))?
     }
 
-    pub async fn status(&self, uuid: &str) -> Result<PodStatus, String> {
+    pub async fn status(&self, uuid: &str) -> stage0::Result<PodStatus> {
         let uuid = uuid.to_string();
         self.with_pods(move |pods| {
-            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
+            let pod = pods.find(&uuid)?;
             let first_app = pod
                 .manifest()
                 .ok()
@@ -166,13 +161,13 @@ impl Rkt {
     }
 
     /// Image port name → container port, for every app of the pod.
-    pub async fn ports(&self, uuid: &str) -> Result<BTreeMap<String, u16>, String> {
+    pub async fn ports(&self, uuid: &str) -> stage0::Result<BTreeMap<String, u16>> {
         let uuid = uuid.to_string();
         self.with_pods(move |pods| {
             let manifest = pods
                 .find(&uuid)
                 .and_then(|p| p.manifest())
-                .map_err(|e| format!("could not get pod manifest: {e}"))?;
+                .map_err(|e| stage0::Error::from(e).context("could not get pod manifest"))?;
             Ok(manifest
                 .apps
                 .iter()
@@ -184,10 +179,10 @@ impl Rkt {
     }
 
     /// Stops the pod (`force`: SIGKILL at once); a pod that is no longer running is fine.
-    pub async fn stop(&self, uuid: &str, force: bool) -> Result<(), String> {
+    pub async fn stop(&self, uuid: &str, force: bool) -> stage0::Result<()> {
         let uuid = uuid.to_string();
         self.with_pods(move |pods| {
-            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
+            let pod = pods.find(&uuid)?;
             match stage0::lifecycle::stop(pods, &pod, force) {
                 Ok(left) => {
                     network_left("stop", &uuid, left);
@@ -199,25 +194,64 @@ impl Rkt {
                     }
                     Ok(())
                 }
-                Err(e) => Err(format!("stopping pod {uuid}: {e}")),
+                Err(e) => Err(e.context(format_args!("stopping pod {uuid}"))),
             }
         })
         .await
     }
 
     /// Removes an exited pod and everything it holds.
-    pub async fn rm(&self, uuid: &str) -> Result<(), String> {
+    pub async fn rm(&self, uuid: &str) -> stage0::Result<()> {
         let uuid = uuid.to_string();
         self.with_pods(move |pods| {
-            let pod = pods.find(&uuid).map_err(|e| e.to_string())?;
-            let left =
-                stage0::lifecycle::remove(&pod).map_err(|e| format!("removing pod {uuid}: {e}"))?;
+            let pod = pods.find(&uuid)?;
+            let left = stage0::lifecycle::remove(&pod)
+                .map_err(|e| e.context(format_args!("removing pod {uuid}")))?;
             network_left("rm", &uuid, left);
             Ok(())
         })
         .await
     }
 }
+
+/// Why rkt itself could not be found or run.
+#[derive(Debug)]
+pub enum RktError {
+    /// No `rkt` on PATH, and no path given.
+    NotOnPath,
+    /// The path given (or found) does not resolve.
+    Unresolvable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The binary could not be started.
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// It ran, and failed.
+    Exited { status: Option<i32>, stderr: String },
+}
+
+impl std::fmt::Display for RktError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RktError::NotOnPath => {
+                f.write_str("failed to resolve path to \"rkt\" executable: not found in $PATH")
+            }
+            RktError::Unresolvable { path, source } => write!(
+                f,
+                "failed to resolve path to {:?} executable: {source}",
+                path.display()
+            ),
+            RktError::Spawn { path, source } => write!(f, "running {}: {source}", path.display()),
+            RktError::Exited { status, stderr } => write!(f, "exit status {status:?}: {stderr}"),
+        }
+    }
+}
+
+// The OS error is in the message already; `source()` does not repeat it.
+impl std::error::Error for RktError {}
 
 /// A pod's network that could not be undone, in the plugin's log (the pod is stopped or
 /// removed all the same; `rkt gc` retries).

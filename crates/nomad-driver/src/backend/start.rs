@@ -7,6 +7,7 @@
 //! what the plugin does not allow (run-time `insecure_options`, a larger `pids_limit`) is
 //! refused with the field named.
 
+use super::{invalid, InvalidTask};
 use stage0::spec::{
     AppSpec, EnvVar, HostSource, MountSpec, PidsLimit, PodSpec, PortSpec, RuntimeSpec, Volume,
     VolumeKind,
@@ -263,7 +264,7 @@ const INSECURE_OPTIONS: &[(&str, bool)] = &[
 ];
 
 /// Builds the start, or says which part of the job is wrong (or not allowed here).
-pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, String> {
+pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, InvalidTask> {
     let allowed = &plugin.allowed;
     if o.image.is_empty() {
         return Err("Missing required attribute \"image\"; set config { image = \"…\" }".into());
@@ -322,7 +323,7 @@ pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, String> 
     app.cpu_shares = u64::try_from(s.cpu_shares).ok().filter(|c| *c > 0);
     app.pids_limit = pids_limit(o.pids_limit, allowed.pids_limit)?;
     if s.group_netns.is_some() && !o.net.is_empty() {
-        return Err(format!(
+        return Err(invalid!(
             "net = {:?} cannot be used in a group with its own network (network mode bridge or cni): the task joins the group's network",
             o.net
         ));
@@ -365,7 +366,7 @@ pub fn launch(o: &Options, s: &Spec, plugin: &Plugin) -> Result<Launch, String> 
 }
 
 /// `rkt run-prepared`'s flags: DNS (the job's, else the group network's), the network.
-fn runtime(o: &Options, s: &Spec) -> Result<RuntimeSpec, String> {
+fn runtime(o: &Options, s: &Spec) -> Result<RuntimeSpec, InvalidTask> {
     let mut rt = RuntimeSpec::default();
     let (group_servers, group_searches, group_options) = s.group_dns.clone().unwrap_or_default();
     let (servers, searches) = if o.dns_servers.is_empty() && o.dns_search_domains.is_empty() {
@@ -379,7 +380,7 @@ fn runtime(o: &Options, s: &Spec) -> Result<RuntimeSpec, String> {
         servers => {
             for ip in servers {
                 ip.parse::<std::net::IpAddr>()
-                    .map_err(|_| format!("invalid ip address for container dns server {ip:?}"))?;
+                    .map_err(|_| invalid!("invalid ip address for container dns server {ip:?}"))?;
                 rt.dns.push(ip.clone());
             }
         }
@@ -397,18 +398,18 @@ fn runtime(o: &Options, s: &Spec) -> Result<RuntimeSpec, String> {
 /// unsigned images needs (`all-fetch`). Options that weaken the pod at run time need the
 /// plugin's `allow_privileged`: the Docker and Podman drivers never let a job take its
 /// container's isolation away without the operator saying so.
-fn insecure_options(o: &Options, allowed: &Allowed) -> Result<InsecureOptions, String> {
+fn insecure_options(o: &Options, allowed: &Allowed) -> Result<InsecureOptions, InvalidTask> {
     for opt in &o.insecure_options {
         match INSECURE_OPTIONS.iter().find(|(name, _)| name == opt) {
             None => {
                 let valid: Vec<&str> = INSECURE_OPTIONS.iter().map(|(n, _)| *n).collect();
-                return Err(format!(
+                return Err(invalid!(
                     "unknown insecure option {opt:?} in insecure_options; valid options: {}",
                     valid.join(", ")
                 ));
             }
             Some((_, true)) if !allowed.privileged => {
-                return Err(format!(
+                return Err(invalid!(
                     "insecure_options = [{opt:?}] would take away the pod's run-time isolation (capabilities, masked paths, seccomp), which this node does not allow; remove it, or have the operator set allow_privileged = true in the plugin's configuration"
                 ));
             }
@@ -424,13 +425,13 @@ fn insecure_options(o: &Options, allowed: &Allowed) -> Result<InsecureOptions, S
     } else {
         String::new()
     };
-    InsecureOptions::parse(&options)
+    InsecureOptions::parse(&options).map_err(InvalidTask::new)
 }
 
 /// The task's pids limit: its own (within the plugin's), or the plugin's, or rkt's default.
-fn pids_limit(asked: i64, cap: Option<u64>) -> Result<PidsLimit, String> {
+fn pids_limit(asked: i64, cap: Option<u64>) -> Result<PidsLimit, InvalidTask> {
     let too_many = |what: String| {
-        format!(
+        invalid!(
             "pids_limit = {asked}: {what}, more than this node allows (the plugin's pids_limit is {}); ask for {} or fewer",
             cap.unwrap_or_default(),
             cap.unwrap_or_default()
@@ -443,7 +444,7 @@ fn pids_limit(asked: i64, cap: Option<u64>) -> Result<PidsLimit, String> {
         (-1, None) => Ok(PidsLimit::Unlimited),
         (n, Some(c)) if n > 0 && n as u64 > c => Err(too_many(format!("{n} processes"))),
         (n, _) if n > 0 => Ok(PidsLimit::Max(n as u64)),
-        (n, _) => Err(format!(
+        (n, _) => Err(invalid!(
             "pids_limit = {n}: use a number of processes, or -1 for no limit (0 or none: the plugin's limit, else rkt's default of 2048)"
         )),
     }
@@ -496,13 +497,13 @@ fn user_volumes(
     raw: &[String],
     alloc_dir: &Path,
     enabled: bool,
-) -> Result<Vec<(HostSource, String, bool)>, String> {
+) -> Result<Vec<(HostSource, String, bool)>, InvalidTask> {
     let absolute: Vec<&String> = raw
         .iter()
         .filter(|v| v.split(':').next().is_some_and(|h| h.starts_with('/')))
         .collect();
     if !enabled && !absolute.is_empty() {
-        return Err(format!(
+        return Err(invalid!(
             "volumes_enabled is false; cannot use rkt volumes: {absolute:?} (relative host paths, inside the allocation directory, are allowed)"
         ));
     }
@@ -513,14 +514,14 @@ fn user_volumes(
                 [h, t] => (*h, *t, false),
                 [h, t, "readOnly"] => (*h, *t, true),
                 [_, _, other] => {
-                    return Err(format!(
+                    return Err(invalid!(
                         "invalid rkt volume: {v:?}: the third part may only be readOnly, not {other:?}"
                     ))
                 }
-                _ => return Err(format!("invalid rkt volume: {v:?}; use host_path:container_path[:readOnly]")),
+                _ => return Err(invalid!("invalid rkt volume: {v:?}; use host_path:container_path[:readOnly]")),
             };
             if host.is_empty() || !target.starts_with('/') {
-                return Err(format!(
+                return Err(invalid!(
                     "invalid rkt volume: {v:?}; the container path must be absolute"
                 ));
             }
@@ -530,7 +531,7 @@ fn user_volumes(
                 // Said early and plainly; the resolution beneath the directory is what
                 // keeps symlinks from leading out too.
                 if Path::new(host).components().any(|c| matches!(c, Component::ParentDir)) {
-                    return Err(format!(
+                    return Err(invalid!(
                         "invalid rkt volume: {v:?}: a relative host path may not use \"..\" to leave the allocation directory"
                     ));
                 }
@@ -547,7 +548,7 @@ fn user_volumes(
 /// Port forwards (image port name, host port). From the task's network as the original
 /// driver did (every port needs a `port_map` entry); from the group's ports for group
 /// networks. Every `port_map` label must name one of those ports.
-fn ports(o: &Options, s: &Spec) -> Result<Vec<(String, u16)>, String> {
+fn ports(o: &Options, s: &Spec) -> Result<Vec<(String, u16)>, InvalidTask> {
     let available: Vec<(String, u16)> = match &s.task_ports {
         Some(p) => p.clone(),
         None if !s.group_ports.is_empty() => s.group_ports.clone(),
@@ -557,7 +558,7 @@ fn ports(o: &Options, s: &Spec) -> Result<Vec<(String, u16)>, String> {
     for label in o.port_map.keys() {
         if !available.iter().any(|(l, _)| l == label) {
             let known: Vec<&str> = available.iter().map(|(l, _)| l.as_str()).collect();
-            return Err(format!(
+            return Err(invalid!(
                 "port_map label {label:?} is not a port of the task's network (its ports: {}); add it to the network block or remove it from port_map",
                 known.join(", ")
             ));
@@ -570,7 +571,7 @@ fn ports(o: &Options, s: &Spec) -> Result<Vec<(String, u16)>, String> {
             // Group ports are shared by all the group's tasks: each maps the ones it serves.
             None if s.task_ports.is_none() => {}
             None => {
-                return Err(format!(
+                return Err(invalid!(
                     "port_map is not set. When you defined port in the resources, you need to configure port_map. (port {label:?} has no entry)"
                 ))
             }
@@ -619,7 +620,7 @@ mod tests {
         }
     }
 
-    fn launch_of(o: &Options) -> Result<Launch, String> {
+    fn launch_of(o: &Options) -> Result<Launch, InvalidTask> {
         launch(o, &spec(), &Plugin::default())
     }
 
@@ -735,8 +736,9 @@ mod tests {
             o.insecure_options = vec!["image".into(), opt.into()];
             let e = launch_of(&o).unwrap_err();
             assert!(
-                e.contains(&format!("insecure_options = [{opt:?}]"))
-                    && e.contains("allow_privileged = true"),
+                e.to_string()
+                    .contains(&format!("insecure_options = [{opt:?}]"))
+                    && e.to_string().contains("allow_privileged = true"),
                 "{opt}: {e}"
             );
             let allowed = Allowed {
@@ -751,6 +753,7 @@ mod tests {
         o.insecure_options = vec!["bogus".into()];
         assert!(launch_of(&o)
             .unwrap_err()
+            .to_string()
             .contains("unknown insecure option \"bogus\""));
     }
 
@@ -774,7 +777,7 @@ mod tests {
         o.dns_servers = vec!["8.8.8.8".into(), "nope".into()];
         assert_eq!(
             launch_of(&o).unwrap_err(),
-            "invalid ip address for container dns server \"nope\""
+            "invalid ip address for container dns server \"nope\"".into()
         );
     }
 
@@ -792,17 +795,25 @@ mod tests {
         assert_eq!(limit(0, None).unwrap(), PidsLimit::Default, "rkt's default");
         assert_eq!(limit(100, None).unwrap(), PidsLimit::Max(100));
         assert_eq!(limit(-1, None).unwrap(), PidsLimit::Unlimited);
-        assert!(limit(-5, None).unwrap_err().contains("pids_limit = -5"));
+        assert!(limit(-5, None)
+            .unwrap_err()
+            .to_string()
+            .contains("pids_limit = -5"));
         // The plugin's cap: the default when the task says nothing, and the most it may ask.
         assert_eq!(limit(0, Some(500)).unwrap(), PidsLimit::Max(500));
         assert_eq!(limit(400, Some(500)).unwrap(), PidsLimit::Max(400));
         let e = limit(600, Some(500)).unwrap_err();
         assert!(
-            e.starts_with("pids_limit = 600: 600 processes, more than this node allows"),
+            e.to_string()
+                .starts_with("pids_limit = 600: 600 processes, more than this node allows"),
             "{e}"
         );
         let e = limit(-1, Some(500)).unwrap_err();
-        assert!(e.starts_with("pids_limit = -1: no limit, more than"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("pids_limit = -1: no limit, more than"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -844,7 +855,7 @@ mod tests {
             ..Allowed::default()
         };
         let e = launch(&o, &spec(), &with(off)).unwrap_err();
-        assert!(e.starts_with("volumes_enabled is false; cannot use rkt volumes: [\"/etc/ssl:/etc/ssl:readOnly\"]"), "{e}");
+        assert!(e.to_string().starts_with("volumes_enabled is false; cannot use rkt volumes: [\"/etc/ssl:/etc/ssl:readOnly\"]"), "{e}");
         o.volumes = vec!["data:/data".into()];
         assert!(launch(&o, &spec(), &with(off)).is_ok());
         for bad in [
@@ -857,7 +868,10 @@ mod tests {
         ] {
             o.volumes = vec![bad.into()];
             let e = launch_of(&o).unwrap_err();
-            assert!(e.starts_with("invalid rkt volume:"), "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("invalid rkt volume:"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -885,6 +899,7 @@ mod tests {
         o.net = vec!["default".into()];
         assert!(launch(&o, &s, &Plugin::default())
             .unwrap_err()
+            .to_string()
             .contains("cannot be used in a group with its own network"));
         o.net.clear();
         o.dns_servers = vec!["1.1.1.1".into()];
@@ -900,17 +915,18 @@ mod tests {
         o.port_map.insert("metrics".into(), "9100-tcp".into());
         let e = launch(&o, &s, &with(allowed)).unwrap_err();
         assert!(
-            e.contains("port_map label \"metrics\" is not a port of the task's network"),
+            e.to_string()
+                .contains("port_map label \"metrics\" is not a port of the task's network"),
             "{e}"
         );
         let o = opts();
         s.task_ports = Some(vec![("http".into(), 8080), ("admin".into(), 9000)]);
         let e = launch(&o, &s, &with(allowed)).unwrap_err();
-        assert!(e.starts_with("port_map is not set."), "{e}");
+        assert!(e.to_string().starts_with("port_map is not set."), "{e}");
         s.task_ports = None;
         assert_eq!(
             launch(&o, &s, &with(allowed)).unwrap_err(),
-            "Trying to map ports but no network interface is available"
+            "Trying to map ports but no network interface is available".into()
         );
         s.group_ports = vec![("http".into(), 25000), ("other".into(), 25001)];
         let l = launch(&o, &s, &with(allowed)).unwrap();

@@ -5,6 +5,7 @@
 //! pid-walking executor, this sees every process of the pod and the kernel's own accounting:
 //! memory RSS, cache, swap, usage and max usage; CPU user, system, percent and throttling.
 
+use super::FileError;
 use std::path::Path;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ pub struct Sample {
 
 /// Reads the pod cgroup `rel` (as its plan recorded it) under `root` (normally
 /// /sys/fs/cgroup).
-pub fn read(root: &Path, rel: &str) -> Result<Counters, String> {
+pub fn read(root: &Path, rel: &str) -> Result<Counters, FileError> {
     use layout::cgroup::{self, Hierarchy};
     match Hierarchy::detect(root) {
         Hierarchy::V1 => {
@@ -58,7 +59,7 @@ pub fn read(root: &Path, rel: &str) -> Result<Counters, String> {
     }
 }
 
-fn read_v1(mem: &Path, acct: &Path, cpu: &Path) -> Result<Counters, String> {
+fn read_v1(mem: &Path, acct: &Path, cpu: &Path) -> Result<Counters, FileError> {
     let stat = keyed(&read_file(&mem.join("memory.stat"))?);
     let get = |k: &str| {
         stat.iter()
@@ -103,7 +104,7 @@ fn read_v1(mem: &Path, acct: &Path, cpu: &Path) -> Result<Counters, String> {
     })
 }
 
-fn read_v2(dir: &Path) -> Result<Counters, String> {
+fn read_v2(dir: &Path) -> Result<Counters, FileError> {
     let stat = keyed(&read_file(&dir.join("memory.stat"))?);
     let get = |k: &str| {
         stat.iter()
@@ -136,8 +137,8 @@ fn read_v2(dir: &Path) -> Result<Counters, String> {
     })
 }
 
-fn read_file(p: &Path) -> Result<String, String> {
-    std::fs::read_to_string(p).map_err(|e| format!("reading {}: {e}", p.display()))
+fn read_file(p: &Path) -> Result<String, FileError> {
+    std::fs::read_to_string(p).map_err(|e| FileError::new("reading", p, e))
 }
 
 /// `key value` lines.

@@ -117,7 +117,7 @@ impl Task {
                 return Ok(());
             }
         }
-        rkt.stop(&self.uuid, true).await.map_err(Error::fatal)?;
+        rkt.stop(&self.uuid, true).await?;
         tokio::time::timeout(Duration::from_secs(15), self.wait())
             .await
             .map_err(|_| Error::fatal(format!("pod {} did not exit after SIGKILL", self.uuid)))?;
@@ -497,14 +497,14 @@ async fn network(
     rkt: &Rkt,
     uuid: &str,
     port_map: &BTreeMap<String, String>,
-) -> Result<NetworkInfo, String> {
+) -> Result<NetworkInfo, NoNetwork> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut last = String::from("no networks found");
+    let mut last = None;
     while tokio::time::Instant::now() < deadline {
         match rkt.status(uuid).await {
             Ok(s) => {
                 if let Some(ip) = s.ip {
-                    let names = rkt.ports(uuid).await?;
+                    let names = rkt.ports(uuid).await.map_err(NoNetwork::Ports)?;
                     let ports = port_map
                         .iter()
                         .filter_map(|(label, name)| {
@@ -514,14 +514,36 @@ async fn network(
                     return Ok(NetworkInfo { ip, ports });
                 }
                 if s.state != pod::State::Running && s.state != pod::State::Prepared {
-                    return Err(format!("pod is {}", s.state.as_str()));
+                    return Err(NoNetwork::Ended(s.state));
                 }
             }
-            Err(e) => last = e,
+            Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("timed out, last error: {last}"))
+    Err(NoNetwork::TimedOut(last))
+}
+
+/// Why a contained pod's address could not be read.
+#[derive(Debug)]
+enum NoNetwork {
+    /// The pod stopped running before it had one.
+    Ended(pod::State),
+    /// A minute passed; the last error reading the pod's status, if any.
+    TimedOut(Option<stage0::Error>),
+    /// It has an address, but its manifest (for the port names) could not be read.
+    Ports(stage0::Error),
+}
+
+impl std::fmt::Display for NoNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoNetwork::Ended(state) => write!(f, "pod is {}", state.as_str()),
+            NoNetwork::TimedOut(None) => f.write_str("timed out, last error: no networks found"),
+            NoNetwork::TimedOut(Some(e)) => write!(f, "timed out, last error: {e}"),
+            NoNetwork::Ports(e) => e.fmt(f),
+        }
+    }
 }
 
 /// The exit of a pod whose supervisor is gone: waits until rkt says the pod is no longer
@@ -542,7 +564,7 @@ async fn exit_from_pod(rkt: &Rkt, uuid: &str, code: Option<i32>) -> ExitInfo {
             Err(e) => {
                 return ExitInfo {
                     exit_code: code.unwrap_or(-1),
-                    err: code.is_none().then_some(e),
+                    err: code.is_none().then(|| e.to_string()),
                     ..Default::default()
                 }
             }
@@ -558,10 +580,12 @@ pub(super) async fn recover(
     id: &str,
     s: &DriverState,
 ) -> Result<Arc<Task>, Error> {
-    let status =
-        d.rkt.status(&s.uuid).await.map_err(|e| {
-            Error::fatal(format!("pod {} of task {id} cannot be found: {e}", s.uuid))
-        })?;
+    let status = d.rkt.status(&s.uuid).await.map_err(|e| {
+        Error::from_stage0(
+            format_args!("pod {} of task {id} cannot be found", s.uuid),
+            e,
+        )
+    })?;
     let (tx, _) = watch::channel(None);
     let task = Arc::new(Task {
         id: id.to_string(),

@@ -44,6 +44,7 @@ impl b::base_plugin_server::BasePlugin for Base {
         match config::plugin_config(&r.msgpack_config) {
             Ok(c) => self.driver.configure(&c, r.nomad_config.is_some()),
             Err(e) => {
+                let e = e.to_string();
                 crate::log::error("invalid plugin configuration", &[("error", &e)]);
                 self.driver.set_config_error(e);
             }
