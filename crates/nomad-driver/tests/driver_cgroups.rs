@@ -8,7 +8,8 @@ mod common;
 use common::tasks::*;
 use common::*;
 use nomad_driver_rkt::proto::drivers as d;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use test_support::poll_async;
 
 /// The task's next statistics, asked for at a short interval.
 async fn sample(p: &mut Plugin, id: &str) -> d::TaskResourceUsage {
@@ -59,17 +60,13 @@ async fn statistics_follow_what_the_app_uses() {
     )
     .await;
     let quiet = sample(&mut p, &id).await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let busy = loop {
+    // Each sample waits for the plugin's next stats period: no pause of our own between.
+    let (limit, every) = (Duration::from_secs(120), Duration::ZERO);
+    let busy = poll_async(limit, every, "the figures to move", async || {
         let u = sample(&mut p, &id).await;
-        if rss(&u) > rss(&quiet) + (16 << 20) && percent(&u) > 20.0 {
-            break u;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the figures never moved: quiet {quiet:?}, now {u:?}"
-        );
-    };
+        (rss(&u) > rss(&quiet) + (16 << 20) && percent(&u) > 20.0).then_some(u)
+    })
+    .await;
     assert!(percent(&quiet) < 20.0, "{quiet:?}");
     eprintln!(
         "rss {} -> {}, cpu {:.0}% -> {:.0}%",
@@ -132,14 +129,17 @@ async fn a_recovered_task_is_measured_signalled_and_removed() {
     let cfg = command_config(
         &registry().image(),
         "/bin/sh",
-        &["-c", "trap 'exit 5' USR1; while true; do sleep 0.1; done"],
+        &[
+            "-c",
+            "trap 'exit 5' USR1; : >/alloc/trapped; while true; do sleep 0.1; done",
+        ],
         Some("none"),
     );
     let alloc = Alloc::new("kept");
     let task = alloc.task_config(cfg);
     let id = task.id.clone();
     let handle = start(&mut p, task).await.handle.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    alloc.until_trapped().await;
     p.kill();
 
     let mut p = configured(rkt_dir.path()).await;

@@ -11,6 +11,7 @@ use common::tasks::*;
 use common::*;
 use nomad_driver_rkt::proto::drivers as d;
 use std::time::{Duration, Instant};
+use test_support::poll_async;
 
 fn running_pods(rkt_dir: &std::path::Path) -> Vec<String> {
     pods(rkt_dir)
@@ -92,22 +93,24 @@ async fn plugin_killed_during_start_task_leaves_no_second_pod() {
         let pods_dir = rkt_dir.path().join("pods");
         let blobs = rkt_dir.path().join("cas/blobs/sha256");
         let t = Instant::now();
+        // Fine-grained polls: the moment to cut is short (a pod passes through `prepare`
+        // in milliseconds).
+        let (limit, every) = (Duration::from_secs(30), Duration::from_millis(1));
         match cut {
             Cut::After(delay) => tokio::time::sleep(delay).await,
-            Cut::Downloading => loop {
-                assert!(t.elapsed() < Duration::from_secs(30), "no download seen");
-                if has_entry(&blobs, ".partial") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            },
-            Cut::PodIn(dir) => loop {
-                assert!(t.elapsed() < Duration::from_secs(30), "no pod in {dir}");
-                if has_entry(&pods_dir.join(dir), "") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            },
+            Cut::Downloading => {
+                poll_async(limit, every, "a download", async || {
+                    has_entry(&blobs, ".partial").then_some(())
+                })
+                .await
+            }
+            Cut::PodIn(dir) => {
+                let what = format!("a pod in {dir}");
+                poll_async(limit, every, &what, async || {
+                    has_entry(&pods_dir.join(dir), "").then_some(())
+                })
+                .await
+            }
         }
         let mut p = p;
         p.kill();
@@ -170,7 +173,7 @@ async fn plugin_killed_during_stop_task_loses_nothing() {
         "/bin/sh",
         &[
             "-c",
-            "trap 'sleep 2; exit 9' TERM; : >/alloc/trapped; while true; do sleep 0.1; done",
+            "trap ': >/alloc/terminating; sleep 2; exit 9' TERM; : >/alloc/trapped; while true; do sleep 0.1; done",
         ],
         Some("none"),
     );
@@ -189,7 +192,10 @@ async fn plugin_killed_during_stop_task_loses_nothing() {
             })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The app is inside its TERM handler: the plugin is in the middle of StopTask.
+    alloc
+        .until_marked("terminating", "the app's TERM handler")
+        .await;
     p.kill();
     assert!(
         stopping.await.unwrap().is_err(),

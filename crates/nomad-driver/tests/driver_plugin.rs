@@ -124,18 +124,10 @@ async fn base_plugin_schemas_capabilities_and_fingerprint() {
         .shutdown(nomad_driver_rkt::proto::plugin::Empty {})
         .await
         .unwrap();
-    let t = Instant::now();
-    loop {
-        if let Some(s) = p.child.try_wait().unwrap() {
-            assert!(s.success());
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "plugin did not exit within 2 s of Shutdown"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let exited = p
+        .wait_exit(Duration::from_secs(2))
+        .expect("plugin did not exit within 2 s of Shutdown");
+    assert!(exited.success());
 }
 
 #[tokio::test(flavor = "multi_thread")]

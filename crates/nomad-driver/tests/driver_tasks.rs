@@ -8,6 +8,7 @@ use common::tasks::*;
 use common::*;
 use nomad_driver_rkt::proto::drivers as d;
 use std::time::{Duration, Instant};
+use test_support::poll_async;
 use tokio_stream::StreamExt;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,21 +119,17 @@ async fn a_task_runs_as_a_pod_from_start_to_destroy() {
     assert!(ev.timestamp.is_some());
 
     // The app serves on the pod address and through the forwarded host port.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let page = loop {
+    let url = format!("http://127.0.0.1:{host_port}/");
+    let (limit, every) = (Duration::from_secs(10), Duration::from_millis(100));
+    let page = test_support::poll(limit, every, "the forwarded port to answer", || {
         let out = std::process::Command::new("curl")
-            .args(["-sf", "-m", "2", &format!("http://127.0.0.1:{host_port}/")])
+            .args(["-sf", "-m", "2", &url])
             .output()
             .unwrap();
-        if out.status.success() {
-            break String::from_utf8_lossy(&out.stdout).into_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the forwarded port never answered"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
     assert!(page.contains("hello from rkt"));
     // A relative volume lands inside the allocation directory.
     assert_eq!(
@@ -464,12 +461,21 @@ async fn exec_streaming_with_a_terminal() {
     };
     // A Ctrl-C interrupts a command in the session (the plugin itself ignores SIGINT; what
     // it starts must not), then the shell reports the terminal.
-    tx.send(stdin(b"busybox sleep 100\n")).await.unwrap();
+    tx.send(stdin(b"busybox sleep 97\n")).await.unwrap();
     let keys = tx.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        // The pod's processes are the host's to see: Ctrl-C once the command runs, the
+        // next line once it has gone.
+        let (limit, every) = (Duration::from_secs(15), Duration::from_millis(20));
+        poll_async(limit, every, "the sleep to start", async || {
+            sleeping_97().then_some(())
+        })
+        .await;
         let _ = keys.send(stdin(b"\x03")).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        poll_async(limit, every, "Ctrl-C to end the sleep", async || {
+            (!sleeping_97()).then_some(())
+        })
+        .await;
         let _ = keys
             .send(stdin(
                 b"busybox stty size; echo term=$TERM; busybox tty; exit 4\n",
@@ -861,4 +867,15 @@ async fn pids_limit_reaches_the_pods_cgroup() {
         assert_eq!(got.trim(), want, "{}", max.display());
         destroy(&mut p, id).await;
     }
+}
+
+/// Whether a `sleep 97` runs anywhere on the host (the exec session's command, seen from
+/// outside its pod).
+fn sleeping_97() -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|c| c.ends_with(b"sleep\x0097\x00"))
 }

@@ -322,6 +322,7 @@ async fn a_new_connection_after_the_client_went_away() {
     p.driver = d::driver_client::DriverClient::new(connect(&socket).await);
     p.controller = gp::grpc_controller_client::GrpcControllerClient::new(connect(&socket).await);
     p.channel = connect(&socket).await;
+    // A plugin that dies of the reconnection dies at once: a moment is all it can take.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(p.child.try_wait().unwrap().is_none(), "the plugin exited");
     let info = p

@@ -8,7 +8,7 @@ mod common;
 use common::{push_big_image, Registry, Rkt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn blob_requests(log: &str, repo: &str) -> Vec<String> {
     log.lines()
@@ -98,18 +98,17 @@ fn killed_fetch_leaves_nothing_visible_and_next_fetch_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if partial_files(&rkt.cas()).iter().any(|(_, n)| *n > 4 << 20) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no partial download appeared");
+    let every = Duration::from_millis(10);
+    test_support::poll(Duration::from_secs(30), every, "a partial download", || {
         assert!(
             child.try_wait().unwrap().is_none(),
             "fetch ended before it could be killed"
         );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        partial_files(&rkt.cas())
+            .iter()
+            .any(|(_, n)| *n > 4 << 20)
+            .then_some(())
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(rkt.image_dirs().is_empty(), "a half image is visible");

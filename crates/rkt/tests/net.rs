@@ -10,7 +10,7 @@ mod common;
 use common::{Registry, Rkt};
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
@@ -104,14 +104,12 @@ impl<'a> RunningPod<'a> {
         args.push(&image);
         args.extend_from_slice(app_args);
         let mut child = rkt.cmd().args(&args).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !uuid_file.exists() {
+        test_support::eventually(Duration::from_secs(30), "the pod's UUID", || {
             if let Some(s) = child.try_wait().unwrap() {
                 panic!("rkt {args:?} exited early: {s}");
             }
-            assert!(Instant::now() < deadline, "the pod never got a UUID");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            uuid_file.exists().then_some(())
+        });
         let uuid = std::fs::read_to_string(&uuid_file).unwrap();
         rkt.ok(&["status", "--wait-ready=10s", &uuid]);
         RunningPod { rkt, child, uuid }
@@ -144,11 +142,8 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
-/// Retries `f` for a few seconds: a server in a pod needs a moment to listen.
-#[track_caller]
-fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
-    test_support::eventually(Duration::from_secs(10), what, f)
-}
+/// How long a server in a pod may take to listen.
+const LISTENING: Duration = Duration::from_secs(10);
 
 fn http_get(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
@@ -273,7 +268,7 @@ fn pod_is_reached_at_its_ip_and_forwarded_ports_and_reaches_out_through_masquera
         assert!(rkt.ok(&["list"]).contains(&format!("default:ip4={ip}")));
 
         let page = "hello from rkt";
-        let at_ip = eventually("the pod IP", || {
+        let at_ip = test_support::eventually(LISTENING, "the pod IP", || {
             http_get(&mut curl(&format!("http://{ip}:8080/")))
         });
         assert!(at_ip.contains(page));
@@ -303,7 +298,7 @@ fn pod_is_reached_at_its_ip_and_forwarded_ports_and_reaches_out_through_masquera
             &["--user=0", "--exec", "/usr/bin/python3", "--", "-c", echo],
         );
         uuids.push(pod.uuid.clone());
-        let from_host = eventually("UDP echo through 127.0.0.1", || {
+        let from_host = test_support::eventually(LISTENING, "UDP echo through 127.0.0.1", || {
             udp_echo(None, &format!("127.0.0.1:{udp}"), "ping-local")
         });
         assert_eq!(from_host, "ping-local");
@@ -458,7 +453,13 @@ fn network_goes_after_a_killed_supervisor_on_stop() {
         .unwrap();
     // SAFETY: killing the pod's supervisor, which this test started.
     unsafe { libc::kill(supervisor, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(100));
+    // Dead: gone, or a zombie until `rkt run` (this test's child) is reaped.
+    let stat = format!("/proc/{supervisor}/stat");
+    test_support::eventually(Duration::from_secs(10), "the supervisor to die", || {
+        std::fs::read_to_string(&stat)
+            .map_or(true, |s| s.contains(") Z "))
+            .then_some(())
+    });
     assert!(std::path::Path::new(&format!("/run/netns/rkt-{}", pod.uuid)).exists());
     rkt.ok(&["stop", &pod.uuid]);
     assert_eq!(
@@ -631,7 +632,7 @@ fn ports_from_prepare_are_forwarded_by_run_prepared() {
         .spawn()
         .unwrap();
     rkt.ok(&["status", "--wait-ready=10s", &uuid]);
-    let page = eventually("the forwarded port", || {
+    let page = test_support::eventually(LISTENING, "the forwarded port", || {
         http_get(&mut curl(&format!("http://127.0.0.1:{port}/")))
     });
     assert!(page.contains("hello from rkt"));

@@ -274,11 +274,9 @@ fn app_flags_and_listing_formats() {
         ])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !uuid_file.exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    test_support::eventually(Duration::from_secs(30), "the pod's UUID file", || {
+        uuid_file.exists().then_some(())
+    });
     let started = Instant::now();
     let status = rkt.ok(&[
         "status",
@@ -473,13 +471,28 @@ fn enter_on_a_terminal_echoes_early_input_once() {
         .spawn()
         .unwrap();
     let mut m = std::fs::File::from(master.0);
-    m.write_all(b"early-line\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    m.write_all(b"late-line\n").unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(1));
     rustix::fs::fcntl_setfl(m.as_fd(), rustix::fs::OFlags::NONBLOCK).unwrap();
     let mut out = Vec::new();
-    let _ = m.read_to_end(&mut out);
+    let mut seen = |m: &mut std::fs::File, line: &str| {
+        let _ = m.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).matches(line).count()
+    };
+    m.write_all(b"early-line\n").unwrap();
+    // Two copies: cat runs and has written it back, so the next line comes after `enter`
+    // set its terminal up.
+    test_support::eventually(
+        Duration::from_secs(10),
+        "cat to echo the early line",
+        || (seen(&mut m, "early-line") >= 2).then_some(()),
+    );
+    m.write_all(b"late-line\n").unwrap();
+    test_support::eventually(Duration::from_secs(10), "cat to echo the late line", || {
+        (seen(&mut m, "late-line") >= 2).then_some(())
+    });
+    // A third copy of either (echoed by both terminals) would follow within moments: what
+    // must not arrive can only be waited for.
+    std::thread::sleep(Duration::from_millis(500));
+    seen(&mut m, "");
     let out = String::from_utf8_lossy(&out);
     // Once echoed, once written back by cat.
     assert_eq!(out.matches("early-line").count(), 2, "{out:?}");

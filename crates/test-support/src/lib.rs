@@ -95,22 +95,46 @@ pub fn eventually<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) 
 
 /// [`eventually`], calling `f` every `every` (for checks that cost, such as a command).
 #[track_caller]
-pub fn poll<T>(
-    limit: Duration,
-    every: Duration,
-    what: &str,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
+pub fn poll<T>(limit: Duration, every: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    match within(limit, every, f) {
+        Some(v) => v,
+        None => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// Calls `f` every `every` until it gives a value, for up to `limit`; None if it never
+/// did (for callers that have something to do then, such as killing what they wait for).
+pub fn within<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// [`poll`] for async tests: awaits `f` every `every` until it gives a value, without
+/// blocking the runtime's thread; panics naming `what` after `limit`.
+pub async fn poll_async<T>(
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
             return v;
         }
         assert!(
             Instant::now() < deadline,
             "timed out after {limit:?} waiting for {what}"
         );
-        std::thread::sleep(every);
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -23,7 +23,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The registry address the example jobs name (`docker://127.0.0.1:5000/demo/httpd:latest`).
 pub const EXAMPLE_REGISTRY_PORT: u16 = 5000;
@@ -264,20 +264,14 @@ pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
     };
     let out = reader(Box::new(child.stdout.take().unwrap()));
     let err = reader(Box::new(child.stderr.take().unwrap()));
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not finish within {limit:?}; stderr: {}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let every = Duration::from_millis(20);
+    let Some(status) = test_support::within(limit, every, || child.try_wait().unwrap()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "{what} did not finish within {limit:?}; stderr: {}",
+            err.join().unwrap()
+        );
     };
     Run {
         code: status.code().unwrap_or(-1),
@@ -516,9 +510,9 @@ impl Agent {
     }
 
     fn wait_ready(&mut self, limit: Duration, unhealthy: bool) -> Result<String, String> {
-        let t = Instant::now();
         let mut last = String::from("no answer yet");
-        while t.elapsed() < limit {
+        let every = Duration::from_millis(250);
+        let ready = test_support::within(limit, every, || {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 let log = self.log_tail(30);
                 let why = if log.contains("address already in use") {
@@ -526,15 +520,17 @@ impl Agent {
                 } else {
                     "exited"
                 };
-                return Err(format!("the agent {why} ({status})"));
+                return Some(Err(format!("the agent {why} ({status})")));
             }
             match self.ready_node(unhealthy) {
-                Ok(id) => return Ok(id),
-                Err(e) => last = e,
+                Ok(id) => Some(Ok(id)),
+                Err(e) => {
+                    last = e;
+                    None
+                }
             }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Err(format!("not ready after {limit:?}: {last}"))
+        });
+        ready.unwrap_or_else(|| Err(format!("not ready after {limit:?}: {last}")))
     }
 
     /// The RPC address clients of this server join.
@@ -730,26 +726,22 @@ impl Agent {
                 );
             }
         }
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(30) {
-            let allocs = match self.get("/v1/allocations") {
-                Ok(Value::Array(a)) => a,
-                _ => break,
+        // Best effort, as a clean-up: an agent that never settles is stopped all the same.
+        let every = Duration::from_millis(250);
+        let _ = test_support::within(Duration::from_secs(30), every, || {
+            let Ok(Value::Array(allocs)) = self.get("/v1/allocations") else {
+                return Some(());
             };
-            if allocs
+            allocs
                 .iter()
                 .all(|a| a["ClientStatus"] != "running" && a["ClientStatus"] != "pending")
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+                .then_some(())
+        });
         let _ = http("PUT", self.http_port, "/v1/client/gc");
         // The collection is asynchronous; it unmounts each allocation's secrets directory.
-        let t = Instant::now();
-        while !self.mounts_below().is_empty() && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let _ = test_support::within(Duration::from_secs(10), every, || {
+            self.mounts_below().is_empty().then_some(())
+        });
     }
 
     /// Mount points below the agent's directory, deepest first.
@@ -772,12 +764,12 @@ impl Agent {
         };
         // SAFETY: signalling the agent we started, by its PID.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let every = Duration::from_millis(100);
+        let exited = test_support::within(Duration::from_secs(20), every, || {
+            child.try_wait().ok().flatten()
+        });
+        if exited.is_some() {
+            return;
         }
         eprintln!("the Nomad agent ignored SIGINT for 20 s; killing it");
         let _ = child.kill();

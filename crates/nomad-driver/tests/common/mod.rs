@@ -129,16 +129,8 @@ impl Plugin {
 
     /// The exit status, once the process has ended within `limit`.
     pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
-        let t = std::time::Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return Some(s);
-            }
-            if t.elapsed() > limit {
-                return None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let every = std::time::Duration::from_millis(20);
+        test_support::within(limit, every, || self.child.try_wait().unwrap())
     }
 
     /// SetConfig as the long-lived instance gets it.
@@ -322,15 +314,19 @@ impl Alloc {
     /// Waits until the task's shell has run `: >/alloc/trapped` (after its `trap`): a
     /// signal sent before the trap is set ends the shell at once.
     pub async fn until_trapped(&self) {
-        let marker = self.dir.path().join("alloc/trapped");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !marker.exists() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the task never set its trap"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.until_marked("trapped", "the task to set its trap")
+            .await
+    }
+
+    /// Waits until the task has written `/alloc/<name>`: the marker an app writes when it
+    /// reaches a point the test must not run ahead of.
+    pub async fn until_marked(&self, name: &str, what: &str) {
+        let marker = self.dir.path().join("alloc").join(name);
+        let (limit, every) = (
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_millis(20),
+        );
+        test_support::poll_async(limit, every, what, async || marker.exists().then_some(())).await
     }
 
     pub fn task_dir(&self) -> PathBuf {

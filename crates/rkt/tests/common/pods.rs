@@ -52,11 +52,9 @@ pub fn start_pod(
     args.push(&image);
     args.extend_from_slice(app_args);
     let child = rkt.cmd().args(&args).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !uuid_file.exists() {
-        assert!(Instant::now() < deadline, "the pod never got a UUID");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    test_support::eventually(Duration::from_secs(30), "the pod's UUID", || {
+        uuid_file.exists().then_some(())
+    });
     let uuid = std::fs::read_to_string(&uuid_file).unwrap();
     rkt.ok(&["status", "--wait-ready=10s", &uuid]);
     (child, uuid)
