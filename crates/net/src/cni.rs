@@ -4,7 +4,6 @@
 
 use crate::{host_err, Result};
 use serde_json::Value;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -51,11 +50,18 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// Runs `command` (ADD, DEL, CHECK) with `conf` on stdin; returns the plugin's stdout.
     pub fn run(&self, command: &str, conf: &Value) -> Result<Value> {
+        let stdin = conf_file(conf).map_err(|e| {
+            host_err(format!(
+                "network {:?}: the configuration for {}: {e}",
+                self.network,
+                self.plugin.display()
+            ))
+        })?;
         let path: Vec<String> = search_path()
             .iter()
             .map(|d| d.display().to_string())
             .collect();
-        let mut child = Command::new(self.plugin)
+        let child = Command::new(self.plugin)
             .env_clear()
             .env("PATH", host_path())
             .env("CNI_COMMAND", command)
@@ -64,7 +70,7 @@ impl Call<'_> {
             .env("CNI_IFNAME", self.ifname)
             .env("CNI_ARGS", self.args)
             .env("CNI_PATH", path.join(":"))
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -75,9 +81,6 @@ impl Call<'_> {
                     self.plugin.display()
                 ))
             })?;
-        let body = serde_json::to_vec(conf).expect("a JSON value serializes");
-        // A plugin that exits early closes its stdin; its own error is what matters then.
-        let _ = child.stdin.take().expect("piped").write_all(&body);
         let out = child
             .wait_with_output()
             .map_err(|e| host_err(format!("network {:?}: {e}", self.network)))?;
@@ -103,6 +106,19 @@ impl Call<'_> {
             self.plugin.display()
         )))
     }
+}
+
+/// The configuration as a plugin reads it on stdin: an anonymous file, not a pipe. A plugin
+/// that exits without reading (an early error, or no need) would otherwise leave rkt writing
+/// to a closed pipe, and rkt, which dies of SIGPIPE as Go's rkt did, would die with it,
+/// silently, in the middle of `rm` or `gc`. A file also cannot block on a full pipe.
+fn conf_file(conf: &Value) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{memfd_create, MemfdFlags};
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::from(memfd_create("cni-conf", MemfdFlags::CLOEXEC)?);
+    serde_json::to_writer(&mut file, conf)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 fn host_path() -> String {

@@ -685,3 +685,61 @@ fn run_prepared_joins_an_existing_namespace_and_leaves_it() {
     rkt.ok(&["gc", "--grace-period=0s", "--expire-prepared=0s"]);
     assert_eq!(leftovers(&uuids), Vec::<String>::new());
 }
+
+/// A CNI plugin that makes a network and refuses to undo it: ADD answers with an address,
+/// DEL fails as a broken plugin or a vanished host device would.
+const STICKY_PLUGIN: &str = r#"#!/bin/sh
+case "$CNI_COMMAND" in
+ADD) echo '{"cniVersion":"0.3.1","ips":[{"version":"4","address":"10.216.0.2/24"}]}' ;;
+DEL) echo '{"code":11,"msg":"sticky refuses to delete"}'; exit 1 ;;
+*) echo '{"cniVersion":"0.3.1"}' ;;
+esac
+"#;
+
+/// A network that cannot be undone does not keep a pod: `stop`, `rm` and `gc` each finish
+/// their work, succeed, and name the failed teardown on stderr (the library returns it; the
+/// command prints it).
+#[test]
+fn a_network_that_cannot_be_undone_is_reported_and_the_pod_still_goes() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(_turn) = turn() else { return };
+    let plugins = tempfile::tempdir().unwrap();
+    let plugin = plugins.path().join("sticky");
+    std::fs::write(&plugin, STICKY_PLUGIN).unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut rkt = Rkt::new();
+    rkt.env
+        .push(("CNI_PATH".into(), plugins.path().display().to_string()));
+    write_net(
+        &rkt,
+        "10-sticky.conf",
+        r#"{"cniVersion":"0.3.1","name":"sticky","type":"sticky"}"#,
+    );
+    let pod = RunningPod::start(
+        &rkt,
+        &["--net=sticky"],
+        &["--exec", "/bin/sleep", "--", "60"],
+    );
+    assert_eq!(pod.ip(0), "10.216.0.2");
+    let uuid = pod.uuid.clone();
+
+    let out = rkt.run(&["stop", "--force", &uuid]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("sticky refuses to delete"), "{err}");
+    let out = rkt.run(&["rm", &uuid]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("sticky refuses to delete"), "{err}");
+    assert!(uuids_of(&rkt).is_empty(), "rm left the pod");
+    drop(pod);
+
+    // A pod that exits by itself: its supervisor cannot undo the network either, and gc
+    // collects the pod all the same.
+    rkt.ok(&["run", "--net=sticky", &busybox(), "--exec", "/bin/true"]);
+    let out = rkt.run(&["gc", "--grace-period=0s"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("sticky refuses to delete"), "{err}");
+    assert!(uuids_of(&rkt).is_empty(), "gc left the pod");
+}
