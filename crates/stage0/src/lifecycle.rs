@@ -34,7 +34,14 @@ pub fn poll(
                 "timed out waiting for the pod to be {what}"
             )));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Short pauses while a change is likely soon (a pod is ready within milliseconds,
+        // and the driver's StartTask waits on this), then longer ones.
+        let pause = if start.elapsed() < Duration::from_millis(100) {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        std::thread::sleep(pause);
     }
     Ok(())
 }
@@ -121,7 +128,14 @@ fn stop_running(pods: &Pods, pod: &Pod, force: bool) -> Result<()> {
         if start.elapsed() > STOP_TIMEOUT {
             return Err(Error::failed("the pod did not exit after SIGKILL"));
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Short pauses while a change is likely soon (a pod is ready within milliseconds,
+        // and the driver's StartTask waits on this), then longer ones.
+        let pause = if start.elapsed() < Duration::from_millis(100) {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(10)
+        };
+        std::thread::sleep(pause);
     }
     Ok(())
 }
