@@ -158,14 +158,42 @@ EOF
 
 running() { curl -s "$addr/v1/job/$1/allocations" | jq '[.[] | select(.ClientStatus == "running")] | length'; }
 
-# pss PATTERN: the summed PSS (KiB) of processes whose command line matches PATTERN
+# pss PID…: the summed PSS (KiB) of these processes.
 pss() {
   local total=0 pid kb
-  for pid in $(pgrep -f -- "$1" || true); do
+  for pid in "$@"; do
     kb=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)
     total=$((total + ${kb:-0}))
   done
   echo "$total"
+}
+
+# matching PATTERN: PIDs whose command line matches PATTERN.
+matching() { pgrep -f -- "$1" || true; }
+
+# agent_role ROLE: PIDs of the processes the agent started as `<its binary> ROLE …` (executor,
+# logmon), found by executable and first argument: a pattern on the command line misses them
+# when the binary is not called `nomad` (NOMAD_BIN=/usr/local/bin/nomad-1.0.18, say).
+agent_role() {
+  local exe pid
+  exe=$(readlink -f "$nomad")
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$exe" ]] || continue
+    [[ $(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | sed -n 2p) == "$1" ]] && echo "$pid"
+  done
+  return 0
+}
+
+# role_pss ROLE N: the PSS of the agent's ROLE processes, per task; fails the run when there
+# are fewer than N of them (a table of zeros would read as a measurement).
+role_pss() {
+  local pids
+  pids=$(agent_role "$1")
+  if (($(wc -w <<<"$pids") < $2)); then
+    echo "bench/nomad.sh: found $(wc -w <<<"$pids") '$1' processes of $nomad for $2 tasks" >&2
+    exit 1
+  fi
+  echo $(($(pss $pids) / $2))
 }
 
 declare -A secs mem logmon
@@ -196,11 +224,10 @@ for n in $SIZES; do
       if ((r == ROUNDS)); then
         sleep 2
         case $d in
-          rkt) own=$(($(pss rkt-stage1) + $(pss nomad-driver-rkt))) ;;
-          *) own=$(pss "nomad executor") ;;
+          rkt) mem[$d-$n]=$((($(pss $(matching rkt-stage1)) + $(pss $(matching nomad-driver-rkt))) / n)) ;;
+          *) mem[$d-$n]=$(role_pss executor "$n") ;;
         esac
-        mem[$d-$n]=$((own / n))
-        logmon[$d-$n]=$(($(pss "nomad logmon") / n))
+        logmon[$d-$n]=$(role_pss logmon "$n")
       fi
       curl -s -X DELETE "$addr/v1/job/$name?purge=true" >/dev/null
       until [[ $(running "$name") == 0 ]]; do sleep 0.2; done

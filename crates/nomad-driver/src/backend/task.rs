@@ -436,13 +436,12 @@ async fn spawn_supervisor(
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(p)
-                .map_err(|e| format!("opening the task's log {}: {e}", p.display()))
+                .map_err(|e| super::FileError::new("opening the task's log", p, e))
         };
-        Ok::<_, String>((open(&out_path)?, open(&err_path)?))
+        Ok::<_, super::FileError>((open(&out_path)?, open(&err_path)?))
     })
     .await
-    .map_err(|e| Error::fatal(e.to_string()))?
-    .map_err(Error::fatal)?;
+    .map_err(|e| Error::fatal(e.to_string()))??;
     let (config, id) = (config.clone(), uuid.to_string());
     let ready = blocking("making the pod ready", move || {
         stage0::ready_prepared(&config, &id, &runtime)
